@@ -1,0 +1,1 @@
+"""Backstory: the backstory of any news story."""
