@@ -1,0 +1,126 @@
+"""Settings: one Struct, read from ``BACKSTORY_*`` environment variables by :func:`from_env`.
+
+Each field's description is the documentation: the README's settings table is generated from it
+(``python -m backstory.config``) and a test fails when the two disagree.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Annotated, Any, Mapping
+
+import msgspec
+from msgspec import Meta
+
+PREFIX = "BACKSTORY_"
+
+
+def default_archive_path() -> str:
+    from platformdirs import user_data_dir
+
+    return str(Path(user_data_dir("backstory", appauthor=False)) / "archive.sqlite3")
+
+
+def _networks(value: str | list[str]) -> list[str]:
+    items = value.split(",") if isinstance(value, str) else value
+    out = []
+    for item in items:
+        item = item.strip()
+        if item:
+            out.append(str(ipaddress.ip_network(item, strict=False)))
+    return out
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    host: Annotated[str, Meta(description="Address the server listens on.")] = "127.0.0.1"
+    port: Annotated[int, Meta(ge=0, le=65535, description="Port the server listens on.")] = 8000
+    archive_path: Annotated[
+        str, Meta(description="SQLite archive file (created on first start). Default: the user's data directory.")
+    ] = ""
+    database_url: Annotated[
+        str,
+        Meta(description="postgresql://... to use PostgreSQL + pgvector instead of the SQLite file (also read from DATABASE_URL)."),
+    ] = ""
+    max_body_bytes: Annotated[
+        int, Meta(ge=1024, description="Largest request body accepted (bytes); larger ones get 413.")
+    ] = 10 * 1024 * 1024
+    fetch_timeout: Annotated[
+        float, Meta(gt=0, description="Seconds allowed for fetching a page the client did not send.")
+    ] = 10.0
+    max_fetch_bytes: Annotated[
+        int, Meta(ge=1024, description="Largest fetched page (bytes); reading stops past it.")
+    ] = 5 * 1024 * 1024
+    max_redirects: Annotated[int, Meta(ge=0, le=20, description="Redirect hops followed when fetching.")] = 5
+    allowed_networks: Annotated[
+        list[str],
+        Meta(description="Comma-separated networks the fetcher may reach even though they are private or loopback (e.g. 127.0.0.0/8 for tests, 10.1.0.0/16 for an intranet)."),
+    ] = []
+    denied_networks: Annotated[
+        list[str], Meta(description="Comma-separated extra networks the fetcher must never reach.")
+    ] = []
+    api_token: Annotated[
+        str, Meta(description="If set, every /api request must carry 'Authorization: Bearer <token>'.")
+    ] = ""
+    cors_origins: Annotated[
+        list[str],
+        Meta(description="Comma-separated extra origins allowed by CORS (browser extensions are always allowed)."),
+    ] = []
+    workers: Annotated[
+        int, Meta(ge=1, le=64, description="Analyses run at once; further requests queue.")
+    ] = 2
+    log_level: Annotated[str, Meta(description="Logging level: DEBUG, INFO, WARNING or ERROR.")] = "INFO"
+
+    def resolved_archive_path(self) -> Path:
+        return Path(self.archive_path or default_archive_path()).expanduser()
+
+    def replace(self, **changes: Any) -> "Settings":
+        return msgspec.structs.replace(self, **changes)
+
+
+_LIST_FIELDS = {"allowed_networks", "denied_networks", "cors_origins"}
+
+
+def from_env(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build Settings from ``BACKSTORY_<FIELD>`` variables (and ``DATABASE_URL``), then overrides."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    for field in msgspec.structs.fields(Settings):
+        key = PREFIX + field.name.upper()
+        if key in env:
+            value: Any = env[key]
+            if field.name in _LIST_FIELDS:
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            raw[field.name] = value
+    if "database_url" not in raw and env.get("DATABASE_URL"):
+        raw["database_url"] = env["DATABASE_URL"]
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"invalid setting: {exc}") from None
+    for name in ("allowed_networks", "denied_networks"):
+        try:
+            _networks(getattr(settings, name))
+        except ValueError as exc:
+            raise ValueError(f"invalid setting {name}: {exc}") from None
+    return settings
+
+
+def settings_table() -> str:
+    """The Markdown table of settings shown in the README."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    defaults = Settings()
+    for field in msgspec.structs.fields(Settings):
+        meta = field.type.__metadata__[0] if hasattr(field.type, "__metadata__") else None
+        default = getattr(defaults, field.name)
+        if isinstance(default, list):
+            default = ",".join(default)
+        shown = f"`{default}`" if default not in ("", []) else "(empty)"
+        rows.append(f"| `{PREFIX}{field.name.upper()}` | {shown} | {meta.description if meta else ''} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(settings_table())

@@ -1,0 +1,71 @@
+"""One exception hierarchy for everything a client can cause; the app maps it to problem+json."""
+
+from __future__ import annotations
+
+
+class BackstoryError(Exception):
+    """Base: an error with an HTTP status, a short title and a human detail."""
+
+    status = 400
+    title = "Bad request"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidInput(BackstoryError):
+    status = 400
+    title = "Invalid request"
+
+
+class InvalidUrl(BackstoryError):
+    status = 422
+    title = "Invalid URL"
+
+
+class BlockedAddress(BackstoryError):
+    """The fetch guard refused the address (loopback, private, metadata, ...)."""
+
+    status = 422
+    title = "Address not allowed"
+
+
+class NotFound(BackstoryError):
+    status = 404
+    title = "Not found"
+
+
+class PayloadTooLarge(BackstoryError):
+    status = 413
+    title = "Payload too large"
+
+
+class UnsupportedContent(BackstoryError):
+    status = 415
+    title = "Unsupported content type"
+
+
+class NotAnArticle(BackstoryError):
+    status = 422
+    title = "No article found"
+
+
+class UpstreamError(BackstoryError):
+    status = 502
+    title = "Upstream error"
+
+
+class UpstreamTimeout(BackstoryError):
+    status = 504
+    title = "Upstream timeout"
+
+
+class Unauthorized(BackstoryError):
+    status = 401
+    title = "Unauthorized"
+
+
+class Unavailable(BackstoryError):
+    status = 503
+    title = "Service unavailable"
