@@ -1,0 +1,30 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from litestar import Request, get
+from litestar.response import Response
+
+from .deps import app_state
+
+
+def health_routes() -> list:
+    @get("/healthz", operation_id="healthz", include_in_schema=True, tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @get("/readyz", operation_id="readyz", tags=["health"])
+    async def readyz(request: Request) -> Response[dict]:
+        """Readiness: models loaded and archive open (503 until then)."""
+        state = app_state(request)
+        ready = state.pipeline is not None and state.archive is not None
+        body: dict = {"status": "ready" if ready else "loading", "archive": state.archive is not None,
+                      "models": state.pipeline is not None}
+        if state.load_error is not None:
+            body["status"], body["error"] = "failed", str(state.load_error)
+        if state.ready_after is not None:
+            body["ready_after_s"] = round(state.ready_after, 2)
+        return Response(body, status_code=200 if ready else 503)
+
+    return [healthz, readyz]

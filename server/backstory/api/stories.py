@@ -1,0 +1,65 @@
+"""/api/v1/stories: search, read, relate and delete archived stories."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, Request, delete, get
+from litestar.params import Parameter
+
+from .. import errors
+from ..schemas import RelatedList, Sidebar, StoryId, StoryList
+from .deps import app_state, require_token
+
+
+class StoriesController(Controller):
+    path = "/api/v1/stories"
+    guards = [require_token]
+    tags = ["stories"]
+
+    @get(operation_id="listStories")
+    async def list_stories(
+        self,
+        request: Request,
+        q: Annotated[str | None, Parameter(description="Full-text query; newest first without it.", max_length=500)] = None,
+        limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
+        offset: Annotated[int, Parameter(ge=0, le=1_000_000)] = 0,
+    ) -> StoryList:
+        """Search the archive (full text), or list it newest first."""
+        archive = app_state(request).archive
+        stories, total = await archive.search(q.strip() if q and q.strip() else None, limit, offset)
+        return StoryList(stories=stories, total=total, limit=limit, offset=offset)
+
+    @get("/{story_id:str}", operation_id="getStory")
+    async def get_story(self, request: Request, story_id: StoryId) -> Sidebar:
+        """The stored sidebar payload of one story, with its related stories as of now."""
+        from ..pipeline import sidebar_from_record
+
+        archive = app_state(request).archive
+        record = await _record(archive, story_id)
+        related = await archive.related(record, limit=10)
+        return sidebar_from_record(record, related, archived=True)
+
+    @get("/{story_id:str}/related", operation_id="relatedStories")
+    async def related(
+        self, request: Request, story_id: StoryId, limit: Annotated[int, Parameter(ge=1, le=50)] = 10
+    ) -> RelatedList:
+        """The stories related to an archived story, each with its reasons."""
+        archive = app_state(request).archive
+        record = await _record(archive, story_id)
+        return RelatedList(related=await archive.related(record, limit=limit))
+
+    @delete("/{story_id:str}", operation_id="deleteStory", status_code=204)
+    async def delete_story(self, request: Request, story_id: StoryId) -> None:
+        """Remove a story from the archive."""
+        state = app_state(request)
+        owner = state.pipeline.forget if state.pipeline is not None else state.archive.delete
+        if not await owner(story_id):
+            raise errors.NotFound(f"no story {story_id} in the archive")
+
+
+async def _record(archive, story_id: str):
+    record = await archive.get(story_id)
+    if record is None:
+        raise errors.NotFound(f"no story {story_id} in the archive")
+    return record

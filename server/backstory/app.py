@@ -1,0 +1,158 @@
+"""create_app(settings) -> Litestar: routes, lifespan, errors as problem+json, OpenAPI."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+from litestar import Litestar, MediaType, Request, Response
+from litestar.config.cors import CORSConfig
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
+
+from . import __version__, errors
+from .api import API_ROUTES, health_routes
+from .config import Settings
+from .schemas import Problem
+
+log = logging.getLogger("backstory")
+
+PROBLEM_JSON = "application/problem+json"
+SWAGGER_ASSETS = "/schema/assets"
+
+
+def problem(status: int, title: str, detail: str) -> Response[Problem]:
+    return Response(
+        Problem(status=status, title=title, detail=detail),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+    )
+
+
+def _backstory_error(_: Request, exc: errors.BackstoryError) -> Response[Problem]:
+    return problem(exc.status, exc.title, exc.detail)
+
+
+def _http_error(request: Request, exc: HTTPException) -> Response[Problem]:
+    status = exc.status_code
+    if status >= 500:
+        log.exception("server error on %s %s", request.method, request.url.path, exc_info=exc)
+        return problem(status, "Server error", "the server failed; the request was not stored")
+    detail = exc.detail
+    if isinstance(exc, ValidationException):
+        extra = exc.extra if isinstance(exc.extra, list) else []
+        reasons = "; ".join(
+            f"{e.get('key') or 'body'}: {e.get('message')}" for e in extra if isinstance(e, dict)
+        )
+        detail = f"{exc.detail}: {reasons}" if reasons else exc.detail
+    titles = {400: "Invalid request", 401: "Unauthorized", 404: "Not found", 405: "Method not allowed",
+              413: "Payload too large", 415: "Unsupported media type"}
+    return problem(status, titles.get(status, "Client error"), detail or titles.get(status, "error"))
+
+
+def _unexpected(request: Request, exc: Exception) -> Response[Problem]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(500, "Server error", "the server failed; the request was not stored")
+
+
+class State:
+    """What the lifespan builds: the archive, the models (loaded in the background) and the pipeline."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.archive: Any = None
+        self.pipeline: Any = None
+        self.ready = asyncio.Event()
+        self.load_error: BaseException | None = None
+        self.started = time.monotonic()
+        self.ready_after: float | None = None
+
+    async def pipeline_ready(self, timeout: float = 120.0) -> Any:
+        if not self.ready.is_set():
+            try:
+                await asyncio.wait_for(self.ready.wait(), timeout)
+            except asyncio.TimeoutError:
+                raise errors.Unavailable("models are still loading; try again in a few seconds") from None
+        if self.pipeline is None:
+            raise errors.Unavailable(f"models failed to load: {self.load_error}")
+        return self.pipeline
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or Settings()
+    from swagger_ui_bundle import swagger_ui_path
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        from .archive import open_archive
+        from .pipeline import Models, Pipeline
+
+        state = State(settings)
+        app.state.backstory = state
+        state.archive = await open_archive(settings)
+
+        async def load() -> None:
+            try:
+                models = await asyncio.to_thread(Models.load)
+                state.pipeline = Pipeline(settings, models, state.archive)
+                state.ready_after = time.monotonic() - state.started
+                log.info("models loaded in %.1f s", state.ready_after)
+            except Exception as exc:  # reported by /readyz and on every analyze
+                log.exception("loading the models failed")
+                state.load_error = exc
+            finally:
+                state.ready.set()
+
+        loader = asyncio.create_task(load())
+        try:
+            yield
+        finally:
+            loader.cancel()
+            if state.pipeline is not None:
+                state.pipeline.close()
+            await state.archive.close()
+
+    logging.basicConfig(level=getattr(logging, settings.log_level.upper(), logging.INFO))
+
+    cors = CORSConfig(
+        allow_origins=list(settings.cors_origins),
+        allow_origin_regex=r"^(chrome-extension|moz-extension|safari-web-extension)://[a-zA-Z0-9._-]+$",
+        allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type"],
+        max_age=600,
+    )
+    openapi = OpenAPIConfig(
+        title="Backstory",
+        version=__version__,
+        description="The backstory of any news story: clean text, keyphrases, entities and related stories.",
+        path="/schema",
+        render_plugins=[
+            SwaggerRenderPlugin(
+                path="/",
+                js_url=f"{SWAGGER_ASSETS}/swagger-ui-bundle.js",
+                css_url=f"{SWAGGER_ASSETS}/swagger-ui.css",
+                standalone_preset_js_url=f"{SWAGGER_ASSETS}/swagger-ui-standalone-preset.js",
+            )
+        ],
+    )
+    assets = create_static_files_router(
+        path=SWAGGER_ASSETS, directories=[str(swagger_ui_path)], include_in_schema=False
+    )
+    return Litestar(
+        route_handlers=[*API_ROUTES, *health_routes(), assets],
+        lifespan=[lifespan],
+        exception_handlers={
+            errors.BackstoryError: _backstory_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+        request_max_body_size=settings.max_body_bytes,
+        cors_config=cors,
+        openapi_config=openapi,
+        debug=False,
+    )

@@ -1,0 +1,257 @@
+"""Command line: serve, analyze, import, export."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import msgspec
+
+from . import errors
+from .config import Settings, from_env
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for name in ("host", "port", "archive_path"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    try:
+        return from_env(**overrides)
+    except ValueError as exc:
+        raise SystemExit(f"backstory: {exc}") from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import create_app
+
+    settings = _settings(args)
+    print(f"Backstory on http://{settings.host}:{settings.port}  archive: "
+          f"{settings.database_url and 'PostgreSQL' or settings.resolved_archive_path()}", file=sys.stderr)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+class ImportLine(msgspec.Struct, kw_only=True):
+    """One line of an import file: a page or a text to analyse (unknown keys are ignored)."""
+
+    url: str
+    title: str | None = None
+    text: str | None = None
+    html: str | None = None
+    published: str | None = None
+
+
+async def _pipeline(settings: Settings, archive: Any) -> Any:
+    from .pipeline import Models, Pipeline
+
+    models = await asyncio.to_thread(Models.load)
+    return Pipeline(settings, models, archive)
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from .schemas import AnalyzeRequest
+
+    target: str = args.target
+    path = Path(target)
+    if path.is_file():
+        content = path.read_text(encoding="utf-8", errors="replace")
+        url = args.url or f"https://file.invalid/{path.name}"
+        is_text = path.suffix.lower() in (".txt", ".text", ".md")
+        request = AnalyzeRequest(url=url, text=content if is_text else None, html=None if is_text else content,
+                                 archive=not args.no_archive)
+    else:
+        request = AnalyzeRequest(url=target, archive=not args.no_archive)
+    settings = _settings(args)
+
+    async def run() -> bytes:
+        from .archive import open_archive
+
+        archive = await open_archive(settings)
+        pipeline = await _pipeline(settings, archive)
+        try:
+            return msgspec.json.encode(await pipeline.analyze(request))
+        finally:
+            pipeline.close()
+            await archive.close()
+
+    try:
+        out = asyncio.run(run())
+    except errors.BackstoryError as exc:
+        print(f"backstory: {exc.title}: {exc.detail}", file=sys.stderr)
+        return 1
+    sys.stdout.buffer.write(msgspec.json.format(out, indent=2) + b"\n")
+    return 0
+
+
+class Progress:
+    """A one-line progress bar on stderr (redrawn at most 10 times a second)."""
+
+    def __init__(self, total: int, label: str) -> None:
+        self.total, self.label, self.done, self.skipped, self.failed = total, label, 0, 0, 0
+        self.started = self._last = time.monotonic()
+
+    def step(self, *, skipped: bool = False, failed: bool = False) -> None:
+        self.done += 1
+        self.skipped += skipped
+        self.failed += failed
+        now = time.monotonic()
+        if now - self._last > 0.1 or self.done == self.total:
+            self._last = now
+            self.draw()
+
+    def draw(self, end: str = "") -> None:
+        width = 30
+        filled = int(width * self.done / self.total) if self.total else width
+        rate = self.done / max(time.monotonic() - self.started, 1e-9)
+        sys.stderr.write(
+            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
+            f"({self.skipped} skipped, {self.failed} failed, {rate:.1f}/s){end}"
+        )
+        sys.stderr.flush()
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    with path.open("rb") as fh:
+        for number, line in enumerate(fh, 1):
+            if line.strip():
+                yield number, line
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .archive.base import StoryRecord
+    from .pipeline import canonicalize_url
+    from .schemas import AnalyzeRequest
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise SystemExit(f"backstory: no such file: {path}")
+    total = sum(1 for _ in _lines(path))
+    settings = _settings(args)
+    record_decoder = msgspec.json.Decoder(StoryRecord)
+    line_decoder = msgspec.json.Decoder(ImportLine)
+
+    async def run() -> Progress:
+        from .archive import open_archive
+
+        archive = await open_archive(settings)
+        pipeline = None
+        progress = Progress(total, f"import {path.name}")
+        try:
+            for number, line in _lines(path):
+                try:
+                    if b'"story_id"' in line and b'"content_hash"' in line:
+                        record = record_decoder.decode(line)  # a line of `backstory export`: lossless
+                        if await archive.get(record.story_id) is not None:
+                            progress.step(skipped=True)
+                            continue
+                        await archive.import_record(record)
+                        progress.step()
+                        continue
+                    item = line_decoder.decode(line)
+                    if await archive.has_canonical_url(canonicalize_url(item.url)):
+                        progress.step(skipped=True)
+                        continue
+                    if pipeline is None:
+                        pipeline = await _pipeline(settings, archive)
+                    request = AnalyzeRequest(url=item.url, title=item.title, text=item.text, html=item.html)
+                    if item.text is None and item.html is None:
+                        raise errors.InvalidInput("line has neither text nor html")
+                    await pipeline.ingest(request, published=item.published)
+                    progress.step()
+                except (msgspec.ValidationError, msgspec.DecodeError, errors.BackstoryError) as exc:
+                    progress.step(failed=True)
+                    print(f"\nline {number}: {exc}", file=sys.stderr)
+            progress.draw(end="\n")
+            return progress
+        finally:
+            if pipeline is not None:
+                pipeline.close()
+            await archive.close()
+
+    progress = asyncio.run(run())
+    return 1 if progress.failed else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    target = Path(args.file)
+
+    async def run() -> int:
+        from .archive import open_archive
+
+        archive = await open_archive(settings)
+        count = 0
+        tmp = target.with_name(target.name + ".partial")
+        encoder = msgspec.json.Encoder()
+        try:
+            with tmp.open("wb") as fh:
+                async for record in archive.export():
+                    fh.write(encoder.encode(record) + b"\n")
+                    count += 1
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+            await archive.close()
+        return count
+
+    count = asyncio.run(run())
+    print(f"exported {count} stories to {target}", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="backstory", description="Self-hosted reading assistant.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def archive_flag(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--archive", dest="archive_path", metavar="PATH",
+                       help="SQLite archive file (default: BACKSTORY_ARCHIVE_PATH or the user's data directory)")
+
+    serve = sub.add_parser("serve", help="run the HTTP server")
+    serve.add_argument("--host", help="listen address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (default 8000)")
+    archive_flag(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    analyze = sub.add_parser("analyze", help="analyse a URL or a local .html/.txt file and print the JSON payload")
+    analyze.add_argument("target", metavar="URL_OR_FILE")
+    analyze.add_argument("--url", help="the URL to file a local file under")
+    analyze.add_argument("--no-archive", action="store_true", help="do not keep the story")
+    archive_flag(analyze)
+    analyze.set_defaults(func=cmd_analyze)
+
+    imp = sub.add_parser("import", help="import stories from JSON lines ({url, title?, text?|html?, published?}, "
+                                        "or the lines of an export)")
+    imp.add_argument("file", metavar="FILE.jsonl")
+    archive_flag(imp)
+    imp.set_defaults(func=cmd_import)
+
+    exp = sub.add_parser("export", help="write every archived story to a JSON-lines file (lossless)")
+    exp.add_argument("file", metavar="FILE.jsonl")
+    archive_flag(exp)
+    exp.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,372 @@
+"""Turn a page into a Sidebar: pure orchestration of the stages, no HTTP.
+
+Stages: fetch (only when no HTML or text was sent) → extract → NLP (entities + keyphrases +
+document embedding) → archive → related. CPU work runs in worker threads, never on the loop;
+the models are loaded once (:meth:`Models.load`) and shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import msgspec
+
+from . import errors
+from .config import Settings
+from .schemas import AnalyzeRequest, Entity, Keyphrase, RelatedStory, Sidebar, Timings
+
+WORDS_PER_MINUTE = 230
+MAX_TEXT_CHARS = 1_000_000
+
+_TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "hsa_", "__hs", "_hs", "vero_", "oly_")
+_TRACKING_PARAMS = {
+    "fbclid", "gclid", "gclsrc", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "twclid",
+    "igshid", "mc_cid", "mc_eid", "_ga", "_gl", "ref_src", "ref_url", "cmpid", "ncid", "ocid",
+    "smid", "smtyp", "mkt_tok", "spm", "s_kwcid", "ito", "cid_source",
+}
+
+
+def canonicalize_url(url: str) -> str:
+    """Normalise a URL for identity: lower-case scheme/host, no default port, no fragment,
+    tracking parameters (utm_*, fbclid, gclid, ...) removed, remaining query kept in order."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower().rstrip(".")
+    if not host:
+        raise errors.InvalidUrl(f"URL has no host: {url!r}")
+    port = parts.port if parts.port not in (None, 80 if scheme == "http" else 443) else None
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port is None else f"{host}:{port}"
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if k.lower() not in _TRACKING_PARAMS and not k.lower().startswith(_TRACKING_PREFIXES)
+    ]
+    path = parts.path or "/"
+    return urlunsplit((scheme, netloc, path, urlencode(query, doseq=True), ""))
+
+
+def check_url(url: str) -> str:
+    """Validate a client URL (http/https with a host); returns it stripped."""
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise errors.InvalidUrl(f"invalid URL: {exc}") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise errors.InvalidUrl("only http and https URLs can be analysed")
+    if not parts.hostname:
+        raise errors.InvalidUrl("URL has no host")
+    return url.strip()
+
+
+def reading_minutes(word_count: int) -> int:
+    return max(1, math.ceil(word_count / WORDS_PER_MINUTE)) if word_count else 0
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 2)
+
+
+class Models:
+    """The heavy, shared resources: spaCy, the ONNX embedder and the keyphrase extractor."""
+
+    def __init__(self, nlp: Any, embedder: Any, keyphraser: Any) -> None:
+        self.nlp = nlp
+        self.embedder = embedder
+        self.keyphraser = keyphraser
+
+    @classmethod
+    def load(cls) -> "Models":
+        """Load spaCy and the embedder in parallel (each mostly waits on imports and file reads)."""
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="load") as pool:
+            nlp_future = pool.submit(_load_nlp)
+            embedder_future = pool.submit(_load_embedder)
+            embedder = embedder_future.result()
+            keyphraser_future = pool.submit(_load_keyphraser, embedder)
+            nlp = nlp_future.result()
+            keyphraser = keyphraser_future.result()
+        return cls(nlp, embedder, keyphraser)
+
+
+def _load_nlp() -> Any:
+    from .nlp import load_nlp
+
+    return load_nlp()
+
+
+def _load_embedder() -> Any:
+    from .embed import MiniLMEmbedder
+
+    return MiniLMEmbedder()
+
+
+def _load_keyphraser(embedder: Any) -> Any:
+    from .keyphrases import KeyphraseExtractor
+
+    return KeyphraseExtractor(embedder)
+
+
+@dataclass
+class Analysis:
+    """What the CPU stages make of one story (before the archive and related)."""
+
+    article: Any
+    keyphrases: list[Keyphrase]
+    entities: list[Entity]
+    embedding: list[float]
+    timings: dict[str, float]
+
+
+def _article_from_text(text: str, title: str | None) -> Any:
+    from .extract import Article, detect_language
+
+    return Article(
+        title=(title or "").strip() or None,
+        byline=None,
+        site_name=None,
+        published=None,
+        language=detect_language(text),
+        text=text,
+        canonical_url=None,
+    )
+
+
+class Analyzer:
+    """Runs the CPU stages; thread-safe, used from worker threads."""
+
+    def __init__(self, models: Models) -> None:
+        self.models = models
+        # A second thread per analysis: the document embedding runs beside spaCy.
+        self._side = ThreadPoolExecutor(max_workers=2, thread_name_prefix="embed-doc")
+
+    def extract(self, *, url: str, html: str | None, text: str | None, title: str | None) -> Any:
+        if text is not None:
+            if not text.strip():
+                raise errors.InvalidInput("text is empty")
+            return _article_from_text(text, title)
+        from .extract import extract_article
+
+        assert html is not None
+        article = extract_article(html, url)
+        if title and not article.title:
+            article = msgspec.structs.replace(article, title=title.strip())
+        return article
+
+    def analyze_article(self, article: Any) -> Analysis:
+        timings: dict[str, float] = {}
+        text = article.text
+        if len(text) > MAX_TEXT_CHARS:
+            raise errors.PayloadTooLarge(f"article text is longer than {MAX_TEXT_CHARS:,} characters")
+        doc_text = f"{article.title}\n\n{text}" if article.title else text
+        embedding_future = self._side.submit(self.models.embedder.embed_document, doc_text)
+        t = time.perf_counter()
+        doc = self.models.nlp(text)
+        from .entities import extract_entities
+
+        entities = extract_entities(doc)
+        timings["entities"] = _ms(t)
+        t = time.perf_counter()
+        doc_embedding = embedding_future.result()
+        keyphrases = self.models.keyphraser.extract(doc, article.title, top_n=10, doc_embedding=doc_embedding)
+        timings["keyphrases"] = _ms(t)
+        return Analysis(
+            article=article,
+            keyphrases=keyphrases,
+            entities=entities,
+            embedding=[float(x) for x in doc_embedding],
+            timings=timings,
+        )
+
+    def close(self) -> None:
+        self._side.shutdown(wait=False, cancel_futures=True)
+
+
+def word_count(text: str) -> int:
+    return len(text.split())
+
+
+def build_record(analysis: Analysis, *, url: str, canonical_url: str) -> Any:
+    from .archive.base import StoryRecord, content_hash, simhash, story_id_for
+
+    article = analysis.article
+    now = _now()
+    words = word_count(article.text)
+    return StoryRecord(
+        story_id=story_id_for(canonical_url),
+        url=url,
+        canonical_url=canonical_url,
+        title=article.title,
+        byline=article.byline,
+        site_name=article.site_name,
+        published=article.published,
+        language=article.language,
+        text=article.text,
+        word_count=words,
+        keyphrases=analysis.keyphrases,
+        entities=analysis.entities,
+        embedding=analysis.embedding,
+        simhash=simhash(article.text),
+        content_hash=content_hash(article.text),
+        first_seen=now,
+        last_seen=now,
+    )
+
+
+def sidebar_from_record(
+    record: Any,
+    related: list[RelatedStory],
+    *,
+    timings: Timings | None = None,
+    archived: bool = False,
+    cached: bool = False,
+) -> Sidebar:
+    return Sidebar(
+        story_id=record.story_id,
+        url=record.url,
+        canonical_url=record.canonical_url,
+        title=record.title,
+        byline=record.byline,
+        site_name=record.site_name,
+        published=record.published,
+        language=record.language,
+        word_count=record.word_count,
+        reading_minutes=reading_minutes(record.word_count),
+        text=record.text,
+        keyphrases=record.keyphrases,
+        entities=record.entities,
+        related=related,
+        timings_ms=timings or Timings(),
+        archived=archived,
+        cached=cached,
+    )
+
+
+class ResponseCache:
+    """A small LRU of finished analyses keyed by URL + content hash (repeat clicks are instant)."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(url: str, html: str | None, text: str | None, title: str | None) -> str:
+        h = hashlib.blake2b(digest_size=16)
+        for part in (url, "\x00h" if html is not None else "\x00t", html or text or "", "\x00", title or ""):
+            h.update(part.encode("utf-8", "surrogatepass"))
+        return h.hexdigest()
+
+    def get(self, key: str) -> Any:
+        with self._lock:
+            record = self._items.get(key)
+            if record is not None:
+                self._items.move_to_end(key)
+            return record
+
+    def put(self, key: str, record: Any) -> None:
+        with self._lock:
+            self._items[key] = record
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def discard_story(self, story_id: str) -> None:
+        with self._lock:
+            for key in [k for k, r in self._items.items() if r.story_id == story_id]:
+                del self._items[key]
+
+
+class Pipeline:
+    """The analyse use case: request in, Sidebar out; shared by the API, the CLI and the scripts."""
+
+    def __init__(self, settings: Settings, models: Models, archive: Any) -> None:
+        self.settings = settings
+        self.analyzer = Analyzer(models)
+        self.archive = archive
+        self.cache = ResponseCache()
+        self._pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="analyze")
+        self._slots = asyncio.Semaphore(settings.workers)
+
+    async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+
+    async def analyze(self, request: AnalyzeRequest) -> Sidebar:
+        """Analyse one page or text; archive it unless asked not to; add the related stories."""
+        started = time.perf_counter()
+        record, stages, cached = await self._process(request)
+        t = time.perf_counter()
+        related = await self.archive.related(record, limit=10)
+        timings = Timings(**stages, related=_ms(t), total=_ms(started))
+        return sidebar_from_record(record, related, timings=timings, archived=request.archive, cached=cached)
+
+    async def ingest(self, request: AnalyzeRequest, *, published: str | None = None) -> Any:
+        """Analyse and archive one story (bulk import): no related lookup."""
+        record, _, _ = await self._process(request, published=published)
+        return record
+
+    async def _process(
+        self, request: AnalyzeRequest, *, published: str | None = None
+    ) -> tuple[Any, dict[str, float], bool]:
+        url = check_url(request.url)
+        html, text, final_url = request.html, request.text, url
+        if html is not None and text is not None:
+            raise errors.InvalidInput("send either html or text, not both")
+        stages: dict[str, float] = {}
+        if html is None and text is None:
+            from .extract import decode_html
+            from .fetch import fetch_page
+
+            t = time.perf_counter()
+            page = await fetch_page(url, self.settings)
+            html = decode_html(page.body, page.content_type)
+            final_url = page.final_url
+            stages["fetch"] = _ms(t)
+
+        key = ResponseCache.key(final_url, html, text, request.title)
+        record = self.cache.get(key)
+        if record is not None:
+            if request.archive and await self.archive.get(record.story_id) is None:
+                record = await self.archive.upsert(record)
+            return record, stages, True
+
+        async with self._slots:
+            t = time.perf_counter()
+            article = await self._run(self.analyzer.extract, url=final_url, html=html, text=text, title=request.title)
+            stages["extract"] = _ms(t)
+            if published:
+                article = msgspec.structs.replace(article, published=published)
+            analysis = await self._run(self.analyzer.analyze_article, article)
+        stages.update(analysis.timings)
+        record = build_record(analysis, url=url, canonical_url=canonicalize_url(article.canonical_url or final_url))
+        duplicate = await self.archive.find_duplicate(record.canonical_url, record.simhash)
+        if duplicate is not None:
+            record = msgspec.structs.replace(record, story_id=duplicate)
+        if request.archive:
+            record = await self.archive.upsert(record)
+        self.cache.put(key, record)
+        return record, stages, False
+
+    async def forget(self, story_id: str) -> bool:
+        self.cache.discard_story(story_id)
+        return await self.archive.delete(story_id)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.analyzer.close()
