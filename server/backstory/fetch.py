@@ -1,0 +1,519 @@
+"""The project's only network egress: fetch one web page through an SSRF guard.
+
+``fetch_page(url, settings)`` GETs an http(s) page and returns its bytes, refusing anything a
+self-hosted server must not reach on a user's behalf:
+
+* only ``http``/``https`` URLs without credentials, with a valid host and port;
+* the host is resolved once (``getaddrinfo`` off the event loop, or an injected resolver) and the
+  fetch is refused if *any* address is loopback, private, link-local (incl. cloud metadata
+  169.254.169.254), CGNAT, multicast, reserved, unspecified, documentation/benchmark space, an
+  IPv4-mapped/compatible/NAT64/6to4/Teredo IPv6 address embedding one of those, or in
+  ``settings.denied_networks``; ``settings.allowed_networks`` re-admits a network (the deny list
+  always wins over the allow list);
+* the connection goes to the address that was checked (the URL is rewritten to the IP; the Host
+  header, TLS SNI and certificate hostname stay the original host), so DNS rebinding between
+  check and connect is impossible; no proxies from the environment, no cookies, no keep-alive;
+* redirects are followed by hand, at most ``settings.max_redirects``, each hop checked again;
+* ``settings.fetch_timeout`` bounds connect, read and the whole fetch (all hops) -> 504;
+* connection errors and upstream 4xx/5xx -> 502;
+* the body is streamed and reading stops past ``settings.max_fetch_bytes`` (counted both on the
+  wire and after gzip/deflate decoding, so a compression bomb is stopped too) -> 413;
+* only ``text/html`` and ``application/xhtml+xml`` (no Content-Type: sniffed) -> 415.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import ipaddress
+import re
+import socket
+import ssl
+import zlib
+from typing import Awaitable, Callable, Iterable, Sequence, Union
+from urllib.parse import urlsplit
+
+import httpx
+import msgspec
+
+from . import errors
+from .config import Settings
+
+USER_AGENT = "Backstory/0.1 (+self-hosted reading assistant)"
+ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_ADDRESSES_TRIED = 4
+_CHUNK = 64 * 1024
+
+IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+#: ``resolver(host, port)`` -> IP address strings; may be sync or async. Injected by tests.
+Resolver = Callable[[str, int], Union[Sequence[str], Awaitable[Sequence[str]]]]
+
+
+class FetchedPage(msgspec.Struct, kw_only=True, frozen=True):
+    """A fetched HTML page: raw bytes plus what is needed to decode them."""
+
+    url: str  #: the URL asked for
+    final_url: str  #: the URL after redirects (the page's real address)
+    status: int
+    content_type: str  #: media type, lower case, without parameters
+    charset: str | None  #: from the Content-Type header, if any
+    body: bytes  #: decoded from Content-Encoding, at most settings.max_fetch_bytes
+    address: str = ""  #: the IP address the final response came from
+    redirects: list[str] = []  #: every URL visited before final_url
+
+    @property
+    def html(self) -> str:
+        """The body as text (header charset, then BOM / <meta charset>, then UTF-8)."""
+        return decode_body(self.body, self.charset)
+
+
+# --- address policy -------------------------------------------------------------------------
+
+_V4_BLOCKED: tuple[tuple[str, str], ...] = (
+    ("0.0.0.0/8", "unspecified ('this network')"),
+    ("10.0.0.0/8", "private (RFC 1918)"),
+    ("100.64.0.0/10", "carrier-grade NAT (RFC 6598)"),
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.169.254/32", "the cloud metadata service"),
+    ("169.254.0.0/16", "link-local"),
+    ("172.16.0.0/12", "private (RFC 1918)"),
+    ("192.0.0.0/24", "reserved for IETF protocols"),
+    ("192.0.2.0/24", "documentation-only"),
+    ("192.88.99.0/24", "6to4 relay anycast"),
+    ("192.168.0.0/16", "private (RFC 1918)"),
+    ("198.18.0.0/15", "reserved for benchmarking"),
+    ("198.51.100.0/24", "documentation-only"),
+    ("203.0.113.0/24", "documentation-only"),
+    ("224.0.0.0/4", "multicast"),
+    ("255.255.255.255/32", "broadcast"),
+    ("240.0.0.0/4", "reserved"),
+)
+_V6_BLOCKED: tuple[tuple[str, str], ...] = (
+    ("::/128", "unspecified"),
+    ("::1/128", "loopback"),
+    ("100::/64", "discard-only"),
+    ("2001:db8::/32", "documentation-only"),
+    ("fc00::/7", "unique local (private)"),
+    ("fe80::/10", "link-local"),
+    ("fec0::/10", "site-local"),
+    ("ff00::/8", "multicast"),
+)
+_BLOCKED = tuple((ipaddress.ip_network(n), why) for n, why in _V4_BLOCKED + _V6_BLOCKED)
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_V4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def _networks(values: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(v.strip(), strict=False) for v in values if v.strip()]
+
+
+def _embedded_v4(ip: ipaddress.IPv6Address) -> tuple[str, ipaddress.IPv4Address] | None:
+    """The IPv4 address an IPv6 address stands for (mapped, compatible, NAT64, 6to4, Teredo)."""
+    if ip.ipv4_mapped is not None:
+        return "an IPv4-mapped", ip.ipv4_mapped
+    if ip in _V4_COMPATIBLE and int(ip) > 1:
+        return "an IPv4-compatible", ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if any(ip in net for net in _NAT64):
+        return "a NAT64", ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip.sixtofour is not None:
+        return "a 6to4", ip.sixtofour
+    if ip.teredo is not None:
+        return "a Teredo", ip.teredo[1]
+    return None
+
+
+def _builtin_reason(ip: IPAddress) -> str | None:
+    for net, why in _BLOCKED:
+        if ip.version == net.version and ip in net:
+            return why
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_v4(ip)
+        if embedded is not None:
+            kind, v4 = embedded
+            inner = _builtin_reason(v4)
+            if inner is not None:
+                return f"{kind} IPv6 address of {v4} ({inner})"
+            if kind == "a Teredo":  # Teredo is not globally routable whatever it embeds
+                return "a Teredo tunnel"
+            return None
+    if not ip.is_global:
+        return "not globally routable"
+    return None
+
+
+def blocked_reason(address: str | IPAddress, settings: Settings) -> str | None:
+    """Why the fetcher must not connect to ``address``, or None if it may.
+
+    ``settings.denied_networks`` always wins; ``settings.allowed_networks`` re-admits addresses
+    the built-in policy refuses (e.g. 127.0.0.0/8 in tests, an intranet range).
+    """
+    ip = ipaddress.ip_address(address) if isinstance(address, str) else address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id:
+        ip = ipaddress.IPv6Address(str(ip).split("%", 1)[0])
+    candidates: list[IPAddress] = [ip]
+    if isinstance(ip, ipaddress.IPv6Address) and (embedded := _embedded_v4(ip)) is not None:
+        candidates.append(embedded[1])
+    for net in _networks(settings.denied_networks):
+        for cand in candidates:
+            if cand.version == net.version and cand in net:
+                return f"in denied network {net}"
+    for net in _networks(settings.allowed_networks):
+        if ip.version == net.version and ip in net:
+            return None
+    return _builtin_reason(ip)
+
+
+# --- URL parsing ----------------------------------------------------------------------------
+
+_NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}\.?$", re.IGNORECASE)
+_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$", re.IGNORECASE)
+
+
+class _Target(msgspec.Struct, frozen=True):
+    url: httpx.URL
+    host: str  # ASCII (IDNA) host, no brackets
+    port: int
+    literal: IPAddress | None  # the host is an IP address
+
+
+def _parse(url: str | httpx.URL) -> _Target:
+    text = str(url)
+    if len(text) > 2048:
+        raise errors.InvalidUrl("URL longer than 2,048 characters")
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in text):
+        raise errors.InvalidUrl("URL contains whitespace or control characters")
+    try:
+        parsed = httpx.URL(text)
+        scheme = parsed.scheme
+        host = parsed.raw_host.decode("ascii")
+        port = parsed.port
+    except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
+        raise errors.InvalidUrl(f"not a valid URL: {exc}") from None
+    if scheme not in ("http", "https"):
+        raise errors.InvalidUrl(f"only http and https URLs can be fetched, not {scheme or 'a relative URL'!r}")
+    if parsed.userinfo or "@" in urlsplit(text).netloc:
+        raise errors.InvalidUrl("URLs with a user name or password are not fetched")
+    if not host:
+        raise errors.InvalidUrl("URL has no host")
+    if port is None:
+        port = 443 if scheme == "https" else 80
+    if not 0 < port < 65536:
+        raise errors.InvalidUrl(f"invalid port {port}")
+    literal: IPAddress | None
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is None and _NUMERIC_HOST.match(host):
+        # 2130706433, 0x7f.1, 0177.0.0.1, 127.1: the C library (and browsers) read these as IPv4.
+        try:
+            packed = socket.inet_aton(host.rstrip("."))
+        except OSError:
+            raise errors.InvalidUrl(f"invalid numeric host {host!r}") from None
+        v4 = ipaddress.IPv4Address(packed)
+        raise errors.BlockedAddress(f"numeric host {host!r} means {v4}; write it as {v4}")
+    if literal is None:
+        labels = host.rstrip(".").split(".")
+        if not all(_HOST_LABEL.match(label) for label in labels):
+            raise errors.InvalidUrl(f"invalid host name {host!r}")
+    return _Target(url=parsed.copy_with(fragment=None), host=host, port=port, literal=literal)
+
+
+# --- resolution -----------------------------------------------------------------------------
+
+
+async def _system_resolve(host: str, port: int) -> list[str]:
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    return [info[4][0] for info in infos]
+
+
+async def _resolve(target: _Target, resolver: Resolver | None) -> list[IPAddress]:
+    if target.literal is not None:
+        return [target.literal]
+    host = target.host.rstrip(".")
+    try:
+        if resolver is None:
+            answers: Sequence[str] = await _system_resolve(host, target.port)
+        else:
+            result = resolver(host, target.port)
+            answers = await result if inspect.isawaitable(result) else result
+    except (OSError, UnicodeError) as exc:
+        raise errors.UpstreamError(f"could not resolve {host!r}: {exc}") from None
+    addresses: list[IPAddress] = []
+    for answer in answers:
+        ip = ipaddress.ip_address(answer)
+        if ip not in addresses:
+            addresses.append(ip)
+    if not addresses:
+        raise errors.UpstreamError(f"{host!r} has no address")
+    return addresses
+
+
+async def _checked_addresses(target: _Target, settings: Settings, resolver: Resolver | None) -> list[IPAddress]:
+    """Resolve once and refuse if any address is blocked; the caller connects to these only."""
+    addresses = await _resolve(target, resolver)
+    for ip in addresses:
+        reason = blocked_reason(ip, settings)
+        if reason is not None:
+            where = f"{target.host}" if target.literal is not None else f"{target.host} (resolves to {ip})"
+            raise errors.BlockedAddress(f"refusing to fetch from {where}: the address is {reason}")
+    return addresses
+
+
+# --- TLS, body decoding ---------------------------------------------------------------------
+
+_ssl_context: ssl.SSLContext | None = None
+
+
+def _default_ssl_context() -> ssl.SSLContext:
+    """System trust store (so self-hosters' own CAs work), certifi when the system has none."""
+    global _ssl_context
+    if _ssl_context is None:
+        ctx = ssl.create_default_context()
+        if not ctx.cert_store_stats().get("x509_ca"):
+            import certifi
+
+            ctx.load_verify_locations(certifi.where())
+        _ssl_context = ctx
+    return _ssl_context
+
+
+class _Decoder:
+    """Content-Encoding decoder that never inflates more than ``budget + 1`` bytes per feed."""
+
+    def __init__(self, encoding: str) -> None:
+        self.encoding = encoding
+        self._raw_deflate = False
+        self._started = False
+        self._obj = self._new()
+
+    def _new(self):
+        if self.encoding == "gzip":
+            return zlib.decompressobj(zlib.MAX_WBITS | 16)
+        if self.encoding == "deflate":
+            # 'deflate' should be zlib-wrapped, but some servers send raw deflate: see feed().
+            return zlib.decompressobj(-zlib.MAX_WBITS if self._raw_deflate else zlib.MAX_WBITS)
+        return None
+
+    def feed(self, data: bytes, budget: int) -> bytes:
+        if self._obj is None:
+            return data
+        out = bytearray()
+        while data and len(out) <= budget:
+            try:
+                out += self._obj.decompress(data, budget + 1 - len(out))
+            except zlib.error:
+                if self.encoding == "deflate" and not self._started and not self._raw_deflate:
+                    self._raw_deflate = True
+                    self._obj = self._new()
+                    continue
+                raise
+            self._started = True
+            if self._obj.unconsumed_tail:
+                data = self._obj.unconsumed_tail
+            elif self._obj.eof and self._obj.unused_data.strip(b"\0"):
+                data = self._obj.unused_data  # another gzip member
+                self._obj = self._new()
+            else:
+                data = b""
+        return bytes(out)
+
+
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_.:-]+)""", re.IGNORECASE)
+_BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+
+
+def decode_body(body: bytes, charset: str | None = None) -> str:
+    """Bytes of an HTML page to text: BOM, header charset, <meta charset>, then UTF-8/cp1252."""
+    for bom, name in _BOMS:
+        if body.startswith(bom):
+            return body[len(bom):].decode(name, errors="replace")
+    candidates = [charset] if charset else []
+    match = _META_CHARSET.search(body[:4096])
+    if match:
+        candidates.append(match.group(1).decode("ascii"))
+    for name in candidates:
+        try:
+            codec = "cp1252" if name.lower() in ("iso-8859-1", "latin-1", "latin1", "us-ascii", "ascii") else name
+            return body.decode(codec, errors="replace")
+        except LookupError:
+            continue
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return body.decode("cp1252", errors="replace")
+
+
+_SNIFF_TAGS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<title", b"<script", b"<iframe",
+               b"<h1", b"<div", b"<font", b"<table", b"<a", b"<style", b"<b", b"<br", b"<p", b"<!--")
+
+
+def looks_like_html(body: bytes) -> bool:
+    """HTML sniffing for responses without Content-Type (a subset of the WHATWG rules)."""
+    head = body[:1024]
+    for bom, _ in _BOMS[:1]:
+        head = head.removeprefix(bom)
+    head = head.lstrip(b" \t\n\r\x0c").lower()
+    for tag in _SNIFF_TAGS:
+        if head.startswith(tag):
+            rest = head[len(tag):len(tag) + 1]
+            if tag == b"<!--" or rest in (b" ", b">", b"\t", b"\n", b"\r", b"\x0c", b"/"):
+                return True
+    return False
+
+
+# --- the fetch ------------------------------------------------------------------------------
+
+
+def _media_type(header: str | None) -> tuple[str | None, str | None]:
+    if not header:
+        return None, None
+    parts = header.split(";")
+    media = parts[0].strip().lower() or None
+    charset = None
+    for param in parts[1:]:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset":
+            charset = value.strip().strip("\"'").lower() or None
+    return media, charset
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) < 300 else text[:300] + "..."
+
+
+async def _send(client: httpx.AsyncClient, target: _Target, ip: IPAddress) -> httpx.Response:
+    """One GET to ``ip`` for ``target``: URL rewritten to the IP, Host and SNI the real host."""
+    headers = {
+        "Host": target.url.netloc.decode("ascii"),
+        "User-Agent": USER_AGENT,
+        "Accept": ACCEPT,
+        "Accept-Encoding": "gzip, deflate",
+    }
+    extensions = {}
+    if target.url.scheme == "https" and target.literal is None:
+        extensions["sni_hostname"] = target.host.rstrip(".")
+    request = client.build_request("GET", target.url.copy_with(host=str(ip)), headers=headers, extensions=extensions)
+    return await client.send(request, stream=True)
+
+
+async def _read_body(response: httpx.Response, limit: int) -> bytes:
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        encoding = "identity"
+    elif encoding not in ("gzip", "deflate", "x-gzip"):
+        raise errors.UnsupportedContent(f"unsupported Content-Encoding {encoding!r}")
+    decoder = _Decoder("gzip" if encoding == "x-gzip" else encoding)
+    body = bytearray()
+    wire = 0
+    too_large = errors.PayloadTooLarge(
+        f"page is larger than {limit:,} bytes (BACKSTORY_MAX_FETCH_BYTES); stopped reading")
+    async for chunk in response.aiter_raw(_CHUNK):
+        wire += len(chunk)
+        if wire > limit:
+            raise too_large
+        try:
+            body += decoder.feed(chunk, limit - len(body))
+        except zlib.error as exc:
+            raise errors.UpstreamError(f"corrupt {encoding} body: {exc}") from None
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
+async def _fetch(url: str, settings: Settings, resolver: Resolver | None, ssl_context: ssl.SSLContext) -> FetchedPage:
+    timeout = httpx.Timeout(settings.fetch_timeout)
+    limits = httpx.Limits(max_connections=4, max_keepalive_connections=0)
+    target = _parse(url)
+    visited: list[str] = []
+    addresses = await _checked_addresses(target, settings, resolver)
+    async with httpx.AsyncClient(
+        verify=ssl_context, trust_env=False, follow_redirects=False, timeout=timeout, limits=limits,
+    ) as client:
+        while True:
+            response, ip = None, None
+            last_error: Exception | None = None
+            for ip in addresses[:MAX_ADDRESSES_TRIED]:
+                try:
+                    response = await _send(client, target, ip)
+                    break
+                except httpx.ConnectError as exc:
+                    last_error = exc
+                    if isinstance(exc.__context__, ssl.SSLError) or "SSL" in str(exc) or "certificate" in str(exc):
+                        break  # a TLS failure is not fixed by another address
+            if response is None:
+                raise errors.UpstreamError(f"could not connect to {target.host} ({ip}): {_describe(last_error)}")
+            client.cookies.clear()
+            try:
+                status = response.status_code
+                current = str(target.url)
+                if status in REDIRECT_STATUSES:
+                    location = response.headers.get("location")
+                    if not location:
+                        raise errors.UpstreamError(f"{current} answered {status} without a Location")
+                    visited.append(current)
+                    if len(visited) > settings.max_redirects:
+                        raise errors.UpstreamError(f"too many redirects (more than {settings.max_redirects}) from {url}")
+                    try:
+                        next_url = target.url.join(location)
+                    except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
+                        raise errors.UpstreamError(f"{current} redirected to an invalid URL {location!r}: {exc}") from None
+                    try:
+                        target = _parse(next_url)
+                        addresses = await _checked_addresses(target, settings, resolver)
+                    except (errors.InvalidUrl, errors.BlockedAddress) as exc:
+                        raise type(exc)(f"redirect from {current} to {next_url} refused: {exc.detail}") from None
+                    continue
+                if status >= 400:
+                    raise errors.UpstreamError(f"{current} answered {status} {response.reason_phrase}".rstrip())
+                if not 200 <= status < 300 or status in (204, 205):
+                    raise errors.UpstreamError(f"{current} answered {status} {response.reason_phrase}, not a page")
+                media, charset = _media_type(response.headers.get("content-type"))
+                if media is not None and media not in HTML_TYPES:
+                    raise errors.UnsupportedContent(f"{current} is {media}, not an HTML page")
+                length = response.headers.get("content-length", "")
+                if length.isdigit() and int(length) > settings.max_fetch_bytes:
+                    raise errors.PayloadTooLarge(
+                        f"page is {int(length):,} bytes, more than {settings.max_fetch_bytes:,} "
+                        "(BACKSTORY_MAX_FETCH_BYTES); not read")
+                body = await _read_body(response, settings.max_fetch_bytes)
+                if media is None:
+                    if not looks_like_html(body):
+                        raise errors.UnsupportedContent(f"{current} has no Content-Type and does not look like HTML")
+                    media = "text/html"
+                return FetchedPage(
+                    url=url, final_url=current, status=status, content_type=media, charset=charset,
+                    body=body, address=str(ip), redirects=visited,
+                )
+            finally:
+                await response.aclose()
+
+
+async def fetch_page(
+    url: str,
+    settings: Settings,
+    *,
+    resolver: Resolver | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> FetchedPage:
+    """GET an HTML page through the SSRF guard; raises ``errors.*`` (see the module docstring).
+
+    ``resolver(host, port) -> [ip, ...]`` replaces DNS (tests); ``ssl_context`` replaces the
+    system trust store (tests with their own CA). Certificates are always verified.
+    """
+    context = ssl_context or _default_ssl_context()
+    try:
+        async with asyncio.timeout(settings.fetch_timeout):
+            return await _fetch(url, settings, resolver, context)
+    except TimeoutError:
+        raise errors.UpstreamTimeout(f"fetching {url} took longer than {settings.fetch_timeout:g} s") from None
+    except httpx.TimeoutException as exc:
+        raise errors.UpstreamTimeout(f"fetching {url} timed out ({type(exc).__name__})") from None
+    except httpx.UnsupportedProtocol as exc:
+        raise errors.InvalidUrl(f"unsupported URL: {_describe(exc)}") from None
+    except httpx.HTTPError as exc:
+        raise errors.UpstreamError(f"fetching {url} failed: {_describe(exc)}") from None

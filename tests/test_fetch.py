@@ -1,0 +1,509 @@
+"""fetch.fetch_page and its SSRF guard, against real HTTP(S) servers on 127.0.0.x.
+
+Linux routes all of 127.0.0.0/8 to lo, so a server on 127.0.0.2 is "another host" that the
+tests admit with allowed_networks=["127.0.0.2/32"], while 127.0.0.1 stays refused.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+import pytest
+
+from backstory import errors
+from backstory.config import Settings
+from backstory.fetch import FetchedPage, blocked_reason, decode_body, fetch_page, looks_like_html
+
+PAGE = b"<!doctype html><html><head><title>Tide tables</title></head><body><p>High water at noon.</p></body></html>"
+ALLOW_2 = Settings(allowed_networks=["127.0.0.2/32"], fetch_timeout=5.0)
+
+Route = Callable[[BaseHTTPRequestHandler], None]
+
+
+class Server:
+    """A threaded HTTP server on ``host``, port 0, answering from ``routes`` and recording requests."""
+
+    def __init__(self, host: str, routes: dict[str, Route], tls: ssl.SSLContext | None = None) -> None:
+        self.routes = routes
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.sent = 0  # body bytes the handlers managed to write
+        self.release = threading.Event()  # sleeping handlers wake up on close
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                server.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
+                route = server.routes.get(self.path.split("?")[0])
+                if route is None:
+                    send(self, 404, b"not here", "text/plain")
+                    return
+                try:
+                    route(self)
+                except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+                    pass
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer((host, 0), Handler)
+        self.httpd.daemon_threads = True
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
+        self.host = host
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str = "/", host: str | None = None, scheme: str = "http") -> str:
+        return f"{scheme}://{host or self.host}:{self.port}{path}"
+
+    def close(self) -> None:
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+def send(h: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str | None = "text/html; charset=utf-8",
+         headers: dict[str, str] | None = None, length: bool = True) -> None:
+    h.send_response(status)
+    if ctype is not None:
+        h.send_header("Content-Type", ctype)
+    if length:
+        h.send_header("Content-Length", str(len(body)))
+    for key, value in (headers or {}).items():
+        h.send_header(key, value)
+    h.end_headers()
+    h.wfile.write(body)
+
+
+def redirect(location: str, status: int = 302, headers: dict[str, str] | None = None) -> Route:
+    return lambda h: send(h, status, b"", None, {"Location": location, **(headers or {})})
+
+
+def page(body: bytes = PAGE, ctype: str | None = "text/html; charset=utf-8", **kw) -> Route:
+    return lambda h: send(h, 200, body, ctype, **kw)
+
+
+@pytest.fixture
+def serve():
+    servers: list[Server] = []
+
+    def start(routes: dict[str, Route], host: str = "127.0.0.2", tls: ssl.SSLContext | None = None) -> Server:
+        server = Server(host, routes, tls)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def resolver_for(mapping: dict[str, list[str]], calls: list[str] | None = None):
+    async def resolve(host: str, port: int) -> list[str]:
+        if calls is not None:
+            calls.append(host)
+        if host not in mapping:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return mapping[host]
+
+    return resolve
+
+
+# --- normal fetches -------------------------------------------------------------------------
+
+
+async def test_normal_page(serve):
+    srv = serve({"/story": page(headers={"Set-Cookie": "track=1"})})
+    got = await fetch_page(srv.url("/story"), ALLOW_2)
+    assert isinstance(got, FetchedPage)
+    assert (got.status, got.content_type, got.charset, got.body) == (200, "text/html", "utf-8", PAGE)
+    assert got.final_url == got.url == srv.url("/story")
+    assert got.address == "127.0.0.2" and got.redirects == []
+    assert "High water at noon." in got.html
+    path, headers = srv.requests[0]
+    assert path == "/story"
+    assert headers["user-agent"] == "Backstory/0.1 (+self-hosted reading assistant)"
+    assert headers["accept"].startswith("text/html")
+    assert headers["host"] == f"127.0.0.2:{srv.port}"
+    assert "cookie" not in headers
+
+
+async def test_hostname_goes_to_resolved_address_with_original_host_header(serve):
+    srv = serve({"/a": page()})
+    calls: list[str] = []
+    url = srv.url("/a", host="news.example")
+    got = await fetch_page(url, ALLOW_2, resolver=resolver_for({"news.example": ["127.0.0.2"]}, calls))
+    assert got.final_url == url and got.address == "127.0.0.2"
+    assert calls == ["news.example"]
+    assert srv.requests[0][1]["host"] == f"news.example:{srv.port}"
+
+
+async def test_missing_content_type_is_sniffed(serve):
+    srv = serve({"/html": page(ctype=None), "/bin": page(b"%PDF-1.7\n\x00\x01binary", ctype=None)})
+    got = await fetch_page(srv.url("/html"), ALLOW_2)
+    assert got.content_type == "text/html" and got.body == PAGE
+    with pytest.raises(errors.UnsupportedContent):
+        await fetch_page(srv.url("/bin"), ALLOW_2)
+
+
+async def test_gzip_and_deflate_bodies_are_decoded(serve):
+    raw = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    srv = serve({
+        "/gz": page(gzip.compress(PAGE), headers={"Content-Encoding": "gzip"}),
+        "/zlib": page(zlib.compress(PAGE), headers={"Content-Encoding": "deflate"}),
+        "/raw": page(raw.compress(PAGE) + raw.flush(), headers={"Content-Encoding": "deflate"}),
+        "/br": page(b"\x0b\x02\x80", headers={"Content-Encoding": "br"}),
+    })
+    for path in ("/gz", "/zlib", "/raw"):
+        assert (await fetch_page(srv.url(path), ALLOW_2)).body == PAGE, path
+    assert srv.requests[0][1]["accept-encoding"] == "gzip, deflate"
+    with pytest.raises(errors.UnsupportedContent, match="br"):
+        await fetch_page(srv.url("/br"), ALLOW_2)
+
+
+# --- redirects ------------------------------------------------------------------------------
+
+
+async def test_redirect_chain_relative_and_absolute_without_cookies(serve):
+    routes: dict[str, Route] = {}
+    srv = serve(routes)
+    routes.update({
+        "/a": redirect("/b", 302, {"Set-Cookie": "session=secret; Path=/"}),
+        "/b": redirect("c", 303),
+        "/c": redirect(srv.url("/d") + "#frag", 301),
+        "/d": redirect("//127.0.0.2:%d/end" % srv.port, 307),
+        "/end": page(),
+    })
+    got = await fetch_page(srv.url("/a"), ALLOW_2)
+    assert got.body == PAGE
+    assert got.final_url == srv.url("/end")
+    assert got.redirects == [srv.url(p) for p in ("/a", "/b", "/c", "/d")]
+    assert [p for p, _ in srv.requests] == ["/a", "/b", "/c", "/d", "/end"]
+    assert all("cookie" not in headers for _, headers in srv.requests)
+
+
+async def test_redirect_from_allowed_host_to_refused_host(serve):
+    inner = serve({"/": page(b"<html>secret admin page</html>")}, host="127.0.0.1")
+    outer = serve({"/go": redirect(inner.url("/"))})
+    with pytest.raises(errors.BlockedAddress, match="127.0.0.1") as info:
+        await fetch_page(outer.url("/go"), ALLOW_2)
+    assert "redirect from" in info.value.detail and info.value.status == 422
+    assert [p for p, _ in outer.requests] == ["/go"]
+    assert inner.requests == []  # never contacted
+
+
+async def test_redirect_to_private_name_is_checked_again(serve):
+    srv = serve({"/go": redirect("http://intranet.example/admin")})
+    calls: list[str] = []
+    resolve = resolver_for({"intranet.example": ["10.0.0.5"]}, calls)
+    with pytest.raises(errors.BlockedAddress, match="10.0.0.5"):
+        await fetch_page(srv.url("/go"), ALLOW_2, resolver=resolve)
+    assert calls == ["intranet.example"]
+
+
+@pytest.mark.parametrize("location", ["file:///etc/passwd", "ftp://127.0.0.2/x", "gopher://127.0.0.2:25/"])
+async def test_redirect_to_other_scheme_refused(serve, location):
+    srv = serve({"/go": redirect(location)})
+    with pytest.raises(errors.InvalidUrl, match="only http and https"):
+        await fetch_page(srv.url("/go"), ALLOW_2)
+
+
+async def test_too_many_redirects(serve):
+    routes = {f"/r{i}": redirect(f"/r{i + 1}") for i in range(10)}
+    routes["/r5"] = redirect("/done")
+    routes["/done"] = page()
+    srv = serve(routes)
+    # Exactly max_redirects hops is fine ...
+    got = await fetch_page(srv.url("/r1"), ALLOW_2.replace(max_redirects=5))
+    assert got.final_url == srv.url("/done") and len(got.redirects) == 5
+    # ... one more is not, and the extra hop is never requested.
+    srv.requests.clear()
+    with pytest.raises(errors.UpstreamError, match="too many redirects") as info:
+        await fetch_page(srv.url("/r0"), ALLOW_2.replace(max_redirects=5))
+    assert info.value.status == 502
+    assert [p for p, _ in srv.requests] == ["/r0", "/r1", "/r2", "/r3", "/r4", "/r5"]
+    with pytest.raises(errors.UpstreamError, match="more than 0"):
+        await fetch_page(srv.url("/r4"), ALLOW_2.replace(max_redirects=0))
+
+
+async def test_redirect_without_location_is_upstream_error(serve):
+    srv = serve({"/x": lambda h: send(h, 302, b"", None)})
+    with pytest.raises(errors.UpstreamError, match="without a Location"):
+        await fetch_page(srv.url("/x"), ALLOW_2)
+
+
+# --- address policy -------------------------------------------------------------------------
+
+
+async def test_localhost_refused_by_default():
+    with pytest.raises(errors.BlockedAddress, match="localhost .*loopback"):
+        await fetch_page("http://localhost:9/", Settings(fetch_timeout=2.0))
+
+
+@pytest.mark.parametrize("host", [
+    "127.0.0.1", "127.0.0.2", "169.254.169.254", "[::1]", "[::ffff:127.0.0.1]", "[::ffff:a9fe:a9fe]",
+    "0.0.0.0", "[::]", "10.1.2.3", "192.168.1.1", "172.16.0.1", "100.64.0.1", "224.0.0.1", "[fe80::1]",
+    "[fd00::1]", "[2002:a00:1::1]", "[64:ff9b::a00:1]", "[::127.0.0.1]",
+    "2130706433", "0x7f000001", "127.1", "0",
+])
+async def test_refused_hosts(host):
+    with pytest.raises(errors.BlockedAddress) as info:
+        await fetch_page(f"http://{host}/latest/meta-data/", Settings(fetch_timeout=2.0))
+    assert info.value.status == 422 and info.value.detail
+
+
+async def test_name_resolving_to_private_address_refused():
+    with pytest.raises(errors.BlockedAddress, match=r"intranet\.example \(resolves to 10\.0\.0\.5\).*private"):
+        await fetch_page("https://intranet.example/wiki", Settings(),
+                         resolver=resolver_for({"intranet.example": ["10.0.0.5"]}))
+    # One bad address among good ones is enough to refuse.
+    with pytest.raises(errors.BlockedAddress, match="169.254.169.254"):
+        await fetch_page("http://mixed.example/", Settings(),
+                         resolver=resolver_for({"mixed.example": ["93.184.216.34", "169.254.169.254"]}))
+
+
+async def test_denied_networks_beat_allowed_networks(serve):
+    srv = serve({"/": page()})
+    settings = Settings(allowed_networks=["127.0.0.0/8"], denied_networks=["127.0.0.2/32"])
+    with pytest.raises(errors.BlockedAddress, match="denied network 127.0.0.2/32"):
+        await fetch_page(srv.url("/"), settings)
+    assert srv.requests == []
+    # a public address can be denied too (also when written as IPv4-mapped IPv6)
+    deny = Settings(denied_networks=["93.184.0.0/16"])
+    assert blocked_reason("93.184.216.34", deny) and blocked_reason("::ffff:93.184.216.34", deny)
+    assert blocked_reason("93.184.216.34", Settings()) is None
+
+
+def test_blocked_reason_policy():
+    s = Settings()
+    for address in ("2001:db8::1", "ff02::1", "fec0::1", "255.255.255.255", "240.0.0.1", "198.18.0.1",
+                    "2001:0:4136:e378:8000:63bf:3fff:fdd2", "fe80::1%eth0"):
+        assert blocked_reason(address, s), address
+    for address in ("8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "2002:808:808::1", "64:ff9b::808:808"):
+        assert blocked_reason(address, s) is None, address
+    assert "metadata" in blocked_reason("169.254.169.254", s)
+    assert blocked_reason("10.9.8.7", Settings(allowed_networks=["10.0.0.0/8"])) is None
+
+
+@pytest.mark.parametrize("url", [
+    "ftp://example.com/", "file:///etc/passwd", "javascript:alert(1)", "example.com/page",
+    "http://user:pw@example.com/", "http://@example.com/", "http:///path", "http://exa mple.com/",
+    "http://example.com:99999/", "http://example.com:0/", "http://-bad-.example/", "http://a..b/",
+    "http://example.com/\r\nX-Injected: 1", "http://0177.0.0.1/", "http://" + "a" * 2100 + ".com/",
+])
+async def test_invalid_urls(url):
+    with pytest.raises(errors.InvalidUrl):
+        await fetch_page(url, Settings(fetch_timeout=2.0), resolver=resolver_for({}))
+
+
+async def test_unresolvable_name_is_upstream_error():
+    with pytest.raises(errors.UpstreamError, match="could not resolve"):
+        await fetch_page("http://nowhere.example/", Settings(), resolver=resolver_for({}))
+
+
+async def test_connection_goes_to_the_checked_address_not_a_second_lookup(serve, monkeypatch):
+    """DNS rebinding: the first answer is allowed, any later one would be loopback 127.0.0.1."""
+    srv = serve({"/": page(b"<html><body>from the checked server</body></html>")})
+    answers = iter([["127.0.0.2"], ["127.0.0.1"], ["127.0.0.1"]])
+    calls: list[str] = []
+
+    async def rebinding(host: str, port: int) -> list[str]:
+        calls.append(host)
+        return next(answers)
+
+    system_lookups: list[object] = []
+    real_getaddrinfo = socket.getaddrinfo
+
+    def spy(host, *args, **kwargs):
+        system_lookups.append(host)
+        if host == "rebind.example":
+            return real_getaddrinfo("127.0.0.1", *args, **kwargs)
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", spy)
+    got = await fetch_page(srv.url("/", host="rebind.example"), ALLOW_2, resolver=rebinding)
+    assert b"from the checked server" in got.body and got.address == "127.0.0.2"
+    assert calls == ["rebind.example"]  # one resolution ...
+    assert "rebind.example" not in system_lookups  # ... and nobody else resolved the name again
+    assert srv.requests[0][1]["host"] == f"rebind.example:{srv.port}"
+
+
+# --- upstream failures, limits --------------------------------------------------------------
+
+
+async def test_connection_refused_is_502():
+    sock = socket.socket()
+    sock.bind(("127.0.0.2", 0))  # bound, not listening: connections are refused
+    try:
+        with pytest.raises(errors.UpstreamError, match="could not connect") as info:
+            await fetch_page(f"http://127.0.0.2:{sock.getsockname()[1]}/", ALLOW_2)
+        assert info.value.status == 502
+    finally:
+        sock.close()
+
+
+@pytest.mark.parametrize("status", [404, 410, 500, 503])
+async def test_upstream_error_status_is_502(serve, status):
+    srv = serve({"/": lambda h: send(h, status, b"<html>nope</html>")})
+    with pytest.raises(errors.UpstreamError, match=f"answered {status}") as info:
+        await fetch_page(srv.url("/"), ALLOW_2)
+    assert info.value.status == 502
+
+
+async def test_slow_server_times_out(serve):
+    def sleepy(h):
+        srv.release.wait(10)
+
+    srv = serve({"/": sleepy})
+    start = time.monotonic()
+    with pytest.raises(errors.UpstreamTimeout) as info:
+        await fetch_page(srv.url("/"), ALLOW_2.replace(fetch_timeout=0.5))
+    assert info.value.status == 504
+    assert time.monotonic() - start < 2.0
+
+
+async def test_trickling_server_hits_the_total_deadline(serve):
+    """Each byte arrives well within the read timeout, but the whole fetch must still stop."""
+
+    def trickle(h):
+        h.send_response(200)
+        h.send_header("Content-Type", "text/html")
+        h.end_headers()
+        h.wfile.write(b"<html>")
+        while not srv.release.wait(0.1):
+            h.wfile.write(b"<p>x</p>")
+            h.wfile.flush()
+
+    srv = serve({"/": trickle})
+    start = time.monotonic()
+    with pytest.raises(errors.UpstreamTimeout, match="longer than 1 s"):
+        await fetch_page(srv.url("/"), ALLOW_2.replace(fetch_timeout=1.0))
+    assert time.monotonic() - start < 2.5
+
+
+def streamer(srv_box: list, total: int, declare: bool) -> Route:
+    chunk = b"<p>" + b"a" * (64 * 1024 - 7) + b"</p>\n"
+
+    def route(h):
+        srv = srv_box[0]
+        h.send_response(200)
+        h.send_header("Content-Type", "text/html")
+        if declare:
+            h.send_header("Content-Length", str(total))
+        h.end_headers()
+        while srv.sent < total:
+            h.wfile.write(chunk)
+            srv.sent += len(chunk)
+
+    return route
+
+
+@pytest.mark.parametrize("declare", [False, True])
+async def test_oversize_body_stops_reading(serve, declare):
+    total = 64 * 1024 * 1024
+    box: list[Server] = []
+    srv = serve({"/big": streamer(box, total, declare)})
+    box.append(srv)
+    start = time.monotonic()
+    with pytest.raises(errors.PayloadTooLarge, match="1,048,576") as info:
+        await fetch_page(srv.url("/big"), ALLOW_2.replace(max_fetch_bytes=1024 * 1024))
+    assert info.value.status == 413
+    assert time.monotonic() - start < 3.0
+    time.sleep(0.2)  # let the server notice the closed connection
+    assert srv.sent < total // 4  # it did not have to send everything
+    if declare:
+        assert "not read" in info.value.detail
+
+
+async def test_compression_bomb_stops_at_the_limit(serve):
+    bomb = gzip.compress(b"\0" * (64 * 1024 * 1024), 9)  # ~64 KB on the wire
+    srv = serve({"/bomb": page(bomb, headers={"Content-Encoding": "gzip"})})
+    with pytest.raises(errors.PayloadTooLarge):
+        await fetch_page(srv.url("/bomb"), ALLOW_2.replace(max_fetch_bytes=1024 * 1024))
+
+
+@pytest.mark.parametrize("ctype", ["application/pdf", "text/plain; charset=utf-8", "image/png", "application/json"])
+async def test_non_html_is_415(serve, ctype):
+    srv = serve({"/doc": page(b"%PDF-1.7 not html", ctype=ctype)})
+    with pytest.raises(errors.UnsupportedContent, match=ctype.split(";")[0]) as info:
+        await fetch_page(srv.url("/doc"), ALLOW_2)
+    assert info.value.status == 415
+
+
+async def test_xhtml_is_accepted(serve):
+    srv = serve({"/x": page(ctype="application/xhtml+xml")})
+    assert (await fetch_page(srv.url("/x"), ALLOW_2)).content_type == "application/xhtml+xml"
+
+
+# --- TLS ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl command not available")
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=secure.example",
+         "-addext", "subjectAltName=DNS:secure.example", "-addext", "basicConstraints=critical,CA:TRUE"],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.fixture
+def tls_server(serve, certificate):
+    cert, key = certificate
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    seen_sni: list[str | None] = []
+    server_ctx.sni_callback = lambda sock, name, ctx: seen_sni.append(name)
+    srv = serve({"/": page()}, tls=server_ctx)
+    client_ctx = ssl.create_default_context(cafile=str(cert))
+    return srv, client_ctx, seen_sni
+
+
+async def test_tls_uses_original_hostname_for_sni_and_certificate(tls_server):
+    srv, client_ctx, seen_sni = tls_server
+    resolve = resolver_for({"secure.example": ["127.0.0.2"], "other.example": ["127.0.0.2"]})
+    got = await fetch_page(srv.url("/", host="secure.example", scheme="https"), ALLOW_2,
+                           resolver=resolve, ssl_context=client_ctx)
+    assert got.body == PAGE and got.address == "127.0.0.2"
+    assert seen_sni == ["secure.example"]
+    # Same server and trust, wrong name: the certificate hostname check still applies.
+    with pytest.raises(errors.UpstreamError, match="(?i)certificate|hostname"):
+        await fetch_page(srv.url("/", host="other.example", scheme="https"), ALLOW_2,
+                         resolver=resolve, ssl_context=client_ctx)
+
+
+async def test_tls_is_verified_against_the_trust_store_by_default(tls_server):
+    srv, _, _ = tls_server
+    with pytest.raises(errors.UpstreamError, match="(?i)certificate"):
+        await fetch_page(srv.url("/", host="secure.example", scheme="https"), ALLOW_2,
+                         resolver=resolver_for({"secure.example": ["127.0.0.2"]}))
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def test_decode_body_and_sniffing():
+    assert decode_body("café".encode("utf-8"), "utf-8") == "café"
+    assert decode_body("café".encode("cp1252"), "iso-8859-1") == "café"
+    assert decode_body(b'<meta charset="windows-1252"><p>caf\xe9') == '<meta charset="windows-1252"><p>café'
+    assert decode_body(b"\xef\xbb\xbf<p>ok") == "<p>ok"
+    assert decode_body("naïve".encode("utf-8")) == "naïve"
+    assert decode_body(b"caf\xe9") == "café"
+    assert looks_like_html(b"\n  <!DOCTYPE html><html>") and looks_like_html(b"<HTML lang=en>")
+    assert not looks_like_html(b'{"json": true}') and not looks_like_html(b"<?xml version='1.0'?><rss>")
