@@ -83,7 +83,8 @@ class State:
         return self.pipeline
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
+def create_app(settings: Settings | None = None, *, models: Any = None) -> Litestar:
+    """Build the app. ``models`` may be passed in already loaded (tests share one set)."""
     settings = settings or Settings()
     from swagger_ui_bundle import swagger_ui_path
 
@@ -98,8 +99,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
         async def load() -> None:
             try:
-                models = await asyncio.to_thread(Models.load)
-                state.pipeline = Pipeline(settings, models, state.archive)
+                loaded = models if models is not None else await asyncio.to_thread(Models.load)
+                state.pipeline = Pipeline(settings, loaded, state.archive)
                 state.ready_after = time.monotonic() - state.started
                 log.info("models loaded in %.1f s", state.ready_after)
             except Exception as exc:  # reported by /readyz and on every analyze

@@ -1,0 +1,114 @@
+"""Shared fixtures: the models (loaded once), a settings object on a real SQLite file, the app's
+AsyncTestClient and a real HTTP page server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import AsyncIterator, Iterator
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from backstory.config import Settings
+
+
+@pytest.fixture(scope="session")
+def models():
+    from backstory.pipeline import Models
+
+    return Models.load()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(archive_path=str(tmp_path / "archive.sqlite3"), allowed_networks=["127.0.0.0/8"])
+
+
+async def wait_ready(client: AsyncTestClient, timeout: float = 120.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        response = await client.get("/readyz")
+        if response.status_code == 200:
+            return
+        assert response.json().get("status") != "failed", response.text
+        assert asyncio.get_running_loop().time() < deadline, "server never became ready"
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def client(settings: Settings, models) -> AsyncIterator[AsyncTestClient]:
+    from backstory.app import create_app
+
+    async with AsyncTestClient(app=create_app(settings, models=models)) as c:
+        await wait_ready(c)
+        yield c
+
+
+@dataclass
+class Route:
+    body: bytes
+    content_type: str = "text/html; charset=utf-8"
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+class PageServer:
+    """A real HTTP server on 127.0.0.1 serving the routes a test sets."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.hits: list[str] = []
+        routes, hits = self.routes, self.hits
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                hits.append(self.path)
+                route = routes.get(self.path)
+                if route is None:
+                    self.send_response(404)
+                    self.send_header("Content-Type", "text/plain")
+                    self.end_headers()
+                    self.wfile.write(b"not found")
+                    return
+                if route.delay:
+                    time.sleep(route.delay)
+                self.send_response(route.status)
+                self.send_header("Content-Type", route.content_type)
+                self.send_header("Content-Length", str(len(route.body)))
+                for name, value in route.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(route.body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def add(self, path: str, body: str | bytes, **kwargs) -> str:
+        self.routes[path] = Route(body.encode() if isinstance(body, str) else body, **kwargs)
+        return self.url(path)
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def page_server() -> Iterator[PageServer]:
+    server = PageServer()
+    yield server
+    server.close()
