@@ -1,0 +1,113 @@
+"""The command line: import (resumable, skipping what is archived), export (lossless), analyze, serve."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import msgspec
+import pytest
+
+from backstory.cli import main
+
+from .pages import AI_PARAGRAPHS, AI_TITLE, FIRE_A, FIRE_B, news_page
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def stories(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture
+def env_archive(tmp_path: Path, monkeypatch) -> Path:
+    path = tmp_path / "cli.sqlite3"
+    monkeypatch.setenv("BACKSTORY_ARCHIVE_PATH", str(path))
+    return path
+
+
+def test_import_export_round_trip(tmp_path: Path, env_archive: Path, capsys) -> None:
+    rows = [
+        {"url": f"https://news.example/fire/{i}", "title": title, "text": text, "published": "2026-07-0%d" % (i + 1)}
+        for i, (title, text) in enumerate(FIRE_A + FIRE_B)
+    ]
+    rows.append({"url": "https://ledger.example/ai", "html": news_page(AI_TITLE, AI_PARAGRAPHS)})
+    rows.append({"url": "https://broken.example/x"})  # neither text nor html: reported, not fatal
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    assert main(["import", str(source)]) == 1  # one bad line
+    err = capsys.readouterr().err
+    assert "6/7" in err or "7/7" in err
+    assert "line 7" in err
+
+    # Resumable: a second run skips everything already archived and analyses nothing.
+    assert main(["import", str(source)]) == 1
+    assert "6 skipped" in capsys.readouterr().err
+
+    first = tmp_path / "export1.jsonl"
+    assert main(["export", str(first)]) == 0
+    exported = stories(first)
+    assert len(exported) == 6
+    fire = next(s for s in exported if s["url"] == "https://news.example/fire/0")
+    assert fire["published"] == "2026-07-01" and fire["entities"] and fire["keyphrases"]
+    assert len(fire["embedding"]) == 384
+
+    # Import the export into a fresh archive, export again: byte-identical.
+    fresh = tmp_path / "fresh.sqlite3"
+    assert main(["import", str(first), "--archive", str(fresh)]) == 0
+    second = tmp_path / "export2.jsonl"
+    assert main(["export", str(second), "--archive", str(fresh)]) == 0
+    assert second.read_bytes() == first.read_bytes()
+
+
+def test_analyze_prints_the_payload(tmp_path: Path, env_archive: Path, capsys) -> None:
+    page = tmp_path / "story.html"
+    page.write_text(news_page(AI_TITLE, AI_PARAGRAPHS), encoding="utf-8")
+    assert main(["analyze", str(page), "--url", "https://ledger.example/ai", "--no-archive"]) == 0
+    payload = msgspec.json.decode(capsys.readouterr().out)
+    assert payload["title"] == AI_TITLE and payload["entities"] and payload["keyphrases"]
+    assert payload["archived"] is False
+    assert main(["analyze", "ftp://nowhere.example/x"]) == 1
+    assert "Invalid URL" in capsys.readouterr().err
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_answers_and_exits_cleanly_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "BACKSTORY_LOG_LEVEL": "WARNING"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backstory", "serve", "--port", str(port), "--archive", str(tmp_path / "s.sqlite3")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, proc.stdout.read().decode()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "server never became ready"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert (tmp_path / "s.sqlite3").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
