@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Measure Backstory and its peers on the evaluation sets (the dev half in ../shared/data).
+
+    .venv/bin/python scripts/evaluate.py TASK [--data DIR] [--limit N] [--out FILE.json] [--skip-peers]
+
+TASK is extraction, keyphrases, ner, related or all. The product runs through the code the API
+uses (see backstory.quality.harness); the peers run in the same process on the same documents.
+Prints one table per task and writes every figure to a JSON file (default artifacts/quality.json).
+When the data directory is absent it prints "skipped: ..." and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "server"))
+
+from backstory.quality.harness import PRODUCT, TASKS, default_data_dir, run_task  # noqa: E402
+
+# The headline figures of each task, in table order (the rest are in the JSON).
+COLUMNS = {
+    "extraction": ["f1", "precision", "recall", "empty_predictions", "seconds_per_doc"],
+    "keyphrases": ["f1@10", "precision@10", "recall@10", "f1@5", "precision@5", "recall@5", "seconds_per_doc"],
+    "ner": ["f1", "precision", "recall", "PER_f1", "ORG_f1", "LOC_f1", "MISC_f1", "seconds_per_doc"],
+    "related": ["p@5", "p@min(5,R)", "hard_share@5", "empty_results", "seconds_per_doc", "analyse_store_seconds_per_doc"],
+}
+SHORT = {"seconds_per_doc": "s/doc", "analyse_store_seconds_per_doc": "store s/doc", "empty_predictions": "empty", "empty_results": "empty"}
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "server"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() + ("+uncommitted" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+    return "-" if value is None else str(value)
+
+
+def format_table(result: dict) -> str:
+    """A fixed-width table: one row per system (the product first), one column per figure."""
+    cols = COLUMNS[result["task"]]
+    header = ["system"] + [SHORT.get(c, c) for c in cols]
+    lines = []
+    for name, figures in result["systems"].items():
+        if "error" in figures:
+            lines.append([name, f"FAILED: {figures['error']}"])
+        else:
+            lines.append([name] + [_cell(figures.get(c)) for c in cols])
+    full = [row for row in lines if len(row) == len(header)]
+    widths = [max([len(header[i])] + [len(row[i]) for row in full]) for i in range(len(header))]
+    out = [f"== {result['task']}: {result['documents']} documents, {result['wall_seconds']:.0f} s"]
+    out.append("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    for row in lines:
+        if len(row) != len(header):
+            out.append("  ".join(row))
+        else:
+            out.append("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("task", choices=[*TASKS, "all"])
+    parser.add_argument("--data", type=Path, default=None, help="data directory (default: ../shared/data from the repo)")
+    parser.add_argument("--limit", type=int, default=None, help="first N items of each set (related: whole topics)")
+    parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "quality.json", help="JSON file of all figures")
+    parser.add_argument("--skip-peers", action="store_true", help="run the product only")
+    args = parser.parse_args(argv)
+    if args.limit is not None and args.limit < 1:
+        parser.error("--limit must be at least 1")
+
+    data = args.data or default_data_dir()
+    if not data.is_dir():
+        print(f"skipped: no evaluation data at {data}")
+        return 0
+    tasks = list(TASKS) if args.task == "all" else [args.task]
+    report = {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "commit": _commit(),
+        "data": str(data),
+        "limit": args.limit,
+        "peers": not args.skip_peers,
+        "product": PRODUCT,
+        "tasks": {},
+    }
+    start = time.perf_counter()
+    for task in tasks:
+        if not (data / task).is_dir():
+            print(f"skipped {task}: no {data / task}")
+            continue
+        result = run_task(task, data, limit=args.limit, peers=not args.skip_peers)
+        report["tasks"][task] = result
+        print(format_table(result), flush=True)
+        print()
+    report["wall_seconds"] = round(time.perf_counter() - start, 1)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"figures written to {args.out}")
+    failed = [t for t, r in report["tasks"].items() if "error" in r["systems"].get(PRODUCT, {})]
+    if failed:
+        print(f"the product failed on: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

