@@ -1,0 +1,486 @@
+"""Article extraction: clean text and facts from a news page (the only trafilatura import).
+
+``extract_article(html, url)`` runs trafilatura twice on one parse (precision mode and its
+default mode), keeps the precision mode's choice of blocks but takes the default mode's fuller
+version of a paragraph when precision mode dropped inline words (a link inside a ``<span>``),
+then removes what is not the story: the headline repeated as the first paragraph, link-only
+"related" lines and lists, labels ("DON'T MISS", "[VIDEO]") and newsletter / follow-us /
+tip-line boxes. ``decode_html(body, content_type)`` turns fetched bytes into text.
+"""
+
+from __future__ import annotations
+
+import codecs
+import copy
+import json
+import re
+import unicodedata
+from urllib.parse import urljoin, urlsplit
+
+import msgspec
+
+from .errors import InvalidInput, NotAnArticle
+
+__all__ = ["Article", "decode_html", "extract_article", "MAX_HTML_CHARS"]
+
+MAX_HTML_CHARS = 12_000_000
+"""Longer input is cut here (the API body limit is 10 MB; a fetched page at most 5 MB)."""
+_MAX_TREE_DEPTH = 200
+_MIN_TEXT_CHARS = 80
+
+
+class Article(msgspec.Struct, kw_only=True, frozen=True):
+    """What the page says about itself; every field is None when the page does not say."""
+
+    title: str | None
+    byline: str | None
+    site_name: str | None
+    published: str | None  # YYYY-MM-DD
+    language: str | None  # ISO 639-1
+    text: str  # paragraphs separated by a blank line
+    canonical_url: str | None
+
+
+# --------------------------------------------------------------------------- decoding
+
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.I)
+_HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.I)
+
+
+def _codec(name: str | None) -> str | None:
+    if not name:
+        return None
+    try:
+        found = codecs.lookup(name.strip().lower()).name
+    except LookupError:
+        return None
+    # Browsers read "latin-1" and "ascii" labels as windows-1252 (WHATWG encoding standard).
+    return "cp1252" if found in ("latin-1", "iso8859-1", "ascii") else found
+
+
+def decode_html(body: bytes, content_type: str | None = None) -> str:
+    """Decode a fetched page: BOM, then the header's charset, then ``<meta charset>``, then UTF-8.
+
+    Undecodable bytes become U+FFFD; this never raises on bad input.
+    """
+    if not isinstance(body, (bytes, bytearray, memoryview)):
+        raise InvalidInput("page body must be bytes")
+    body = bytes(body)
+    for bom, name in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")):
+        if body.startswith(bom):
+            return body[len(bom):].decode(name, errors="replace")
+    candidates = []
+    if content_type:
+        m = _HEADER_CHARSET.search(content_type)
+        if m:
+            candidates.append(m.group(1))
+    m = _META_CHARSET.search(body[:4096])
+    if m:
+        candidates.append(m.group(1).decode("ascii", "replace"))
+    for name in candidates:
+        codec = _codec(name)
+        if codec and not codec.startswith("utf-16"):  # a utf-16 label on bytes without BOM is a lie
+            try:
+                return body.decode(codec)
+            except UnicodeDecodeError:
+                if codec != "utf-8":
+                    return body.decode(codec, errors="replace")
+                break
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return body.decode("utf-8", errors="replace")
+
+
+# --------------------------------------------------------------------------- page metadata
+
+
+def _http_url(value: str | None, base: str) -> str | None:
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        absolute = urljoin(base, value)
+        parts = urlsplit(absolute)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return absolute
+
+
+def _canonical(tree, url: str) -> str | None:
+    for xp in ('//link[@rel and @href]', '//meta[@property="og:url" or @name="og:url"][@content]'):
+        for el in tree.xpath(xp):
+            if el.tag == "link":
+                if "canonical" not in (el.get("rel") or "").lower().split():
+                    continue
+                found = _http_url(el.get("href"), url)
+            else:
+                found = _http_url(el.get("content"), url)
+            if found:
+                return found
+    return None
+
+
+def _html_lang(tree) -> str | None:
+    for el in tree.xpath("//html[@lang]|//html[@xml:lang]") if tree is not None else []:
+        lang = (el.get("lang") or el.get("{http://www.w3.org/XML/1998/namespace}lang") or "").strip()
+        m = re.match(r"^([a-zA-Z]{2})(?:[-_]|$)", lang)
+        if m:
+            return m.group(1).lower()
+    return None
+
+
+_langid = None
+
+
+def _language(text: str, tree) -> str | None:
+    global _langid
+    sample = text[:3000]
+    if len(re.findall(r"\w+", sample)) >= 12:
+        if _langid is None:
+            from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+            _langid = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+        lang, prob = _langid.classify(sample)
+        if prob >= 0.5:
+            return str(lang)
+    return _html_lang(tree)
+
+
+_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
+
+
+def _date(value: str | None) -> str | None:
+    m = _DATE.match(value or "")
+    if not m:
+        return None
+    y, mo, d = (int(g) for g in m.groups())
+    if 1990 <= y <= 2100 and 1 <= mo <= 12 and 1 <= d <= 31:
+        return m.group(0)
+    return None
+
+
+def _clean_meta(value: str | None, limit: int = 300) -> str | None:
+    if not value:
+        return None
+    value = re.sub(r"\s+", " ", value).strip()
+    return value[:limit] or None
+
+
+def _site_name(doc, url: str) -> str | None:
+    name = _clean_meta(doc.sitename, 120) if doc is not None else None
+    if name and not name.startswith(("http://", "https://")):
+        return name
+    host = (doc.hostname if doc is not None else None) or urlsplit(url).hostname or ""
+    host = host.lower()
+    return (host[4:] if host.startswith("www.") else host) or None
+
+
+# --------------------------------------------------------------------------- body cleanup
+
+_WORD = re.compile(r"\w+")
+_BOILER = re.compile(
+    r"""^\W*(?:
+        (?:see|read|watch|view)\s+(?:more|also|next)\b | related\b | more\s*: | also\s+read\b |
+        don'?t\s+miss\b | recommended\b | trending\b | most\s+popular\b | top\s+stories\b |
+        sign\s+up\b | subscribe\b | get\s+(?:the\s+latest|our|access)\b | have\s+a\s+tip\b |
+        tell\s+us\s+what\b | share\s+(?:this|on)\b | advertisement\b | sponsored\b |
+        follow\s+(?:us|him|her|them|newsbeat|@)\b | listen\s+to\b.*\blive\b | (?:\d+\s+)?comments?\W*$ |
+        copyright\b | ©
+    )""",
+    re.I | re.X,
+)
+_BOILER_ANYWHERE = re.compile(
+    r"""(?:newsletter|all\s+rights\s+reserved|may\s+be\s+reached\s+at|follow\s+(?:us|him|her|them)\s+on\s+(?:twitter|facebook|instagram)
+        |delivered\s+(?:through|to)\s+your\s+(?:letterbox|inbox)|\[/?button\b)""",
+    re.I | re.X,
+)
+_LABEL = re.compile(
+    r"^[\W_]*(?:video|insight|reaction|watch|photos?|gallery|listen|more|live|trending|opinion|analysis|ad|"
+    r"advertisement|related|don'?t miss|must see|exclusive|breaking)[\W_]*$",
+    re.I,
+)
+_PRUNE = (
+    "//*[contains(@class,'rollover-people-block') or contains(@class,'tooltip') or contains(@class,'popover')"
+    " or contains(@class,'hovercard')]"
+)
+_BLOCK_TAGS = {"p", "head", "quote", "item", "row", "cell", "code", "lb"}
+
+
+def _norm(text: str) -> str:
+    return " ".join(_WORD.findall(unicodedata.normalize("NFKC", text).lower()))
+
+
+def _text_of(el) -> str:
+    from lxml import etree
+
+    parts = []
+    for event, node in etree.iterwalk(el, events=("start", "end")):
+        if event == "start":
+            if node.tag == "lb":
+                parts.append("\n")
+            elif node.text:
+                parts.append(node.text)
+        elif node is not el and node.tail:
+            parts.append(node.tail)
+    text = re.sub(r"[ \t\r\f\v]+", " ", "".join(parts))
+    return re.sub(r" *\n[\s]*", "\n", text).strip()
+
+
+def _site_key(host: str) -> str:
+    parts = host.lower().rstrip(".").split(".")
+    return ".".join(parts[-3:] if len(parts) > 2 and len(parts[-1]) == 2 and len(parts[-2]) <= 3 else parts[-2:])
+
+
+def _anchor_texts(tree, url: str) -> set[str]:
+    """Texts of links to other stories of the same site (trafilatura's output no longer marks links).
+
+    A paragraph or list that is nothing but such a link is a "related story" teaser.
+    """
+    out = set()
+    try:
+        site = _site_key(urlsplit(url).hostname or "")
+    except ValueError:
+        return out
+    for a in tree.iter("a"):
+        href = a.get("href")
+        if not href:
+            continue
+        try:
+            parts = urlsplit(urljoin(url, href.strip()))
+        except ValueError:
+            continue
+        path = parts.path.rstrip("/")
+        if not parts.hostname or _site_key(parts.hostname) != site or len(path) < 12:
+            continue
+        key = _norm("".join(a.itertext()))
+        if key:
+            out.add(key)
+    return out
+
+
+class _Block:
+    __slots__ = ("text", "words", "link_only", "kind")
+
+    def __init__(self, text: str, link_only: bool, kind: str) -> None:
+        self.text = text
+        self.words = len(_WORD.findall(text))
+        self.link_only = link_only
+        self.kind = kind
+
+
+def _loose(text: str | None) -> str:
+    return re.sub(r"\s+", " ", text or "").strip()
+
+
+def _blocks(body, anchors: set[str]) -> list[_Block]:
+    out: list[_Block] = []
+    if _loose(body.text):
+        out.append(_Block(_loose(body.text), False, "p"))
+    for el in body:
+        _element_blocks(el, anchors, out)
+        if _loose(el.tail):  # text trafilatura left between blocks
+            out.append(_Block(_loose(el.tail), False, "p"))
+    return out
+
+
+def _element_blocks(el, anchors: set[str], out: list[_Block]) -> None:
+    if el.tag == "list":
+        items = [it for it in el.iter("item")]
+        texts = [_text_of(it) for it in items]
+        links = [bool(t) and _norm(t) in anchors for t in texts]
+        if len(items) >= 2 and sum(links) == len(items) and sum(len(_WORD.findall(t)) for t in texts) >= 4 * len(items):
+            return  # a list of links: "related stories", share buttons
+        for it, t, lo in zip(items, texts, links):
+            if t:
+                out.append(_Block(t, lo, "item"))
+    elif el.tag == "table":
+        for row in el.iter("row"):
+            t = " ".join(_text_of(c) for c in row if _text_of(c))
+            if t:
+                out.append(_Block(t, False, "row"))
+    else:
+        t = _text_of(el)
+        if t:
+            out.append(_Block(t, _norm(t) in anchors, el.tag))
+
+
+def _is_boilerplate(b: _Block) -> bool:
+    if b.words <= 40 and (_BOILER.search(b.text) or _BOILER_ANYWHERE.search(b.text)):
+        return True
+    if b.link_only and b.words <= 25:
+        return True
+    if b.words <= 3 and _LABEL.match(b.text):
+        return True
+    if b.words == 0:
+        return True
+    return False
+
+
+def _merge_fuller(precise: list[_Block], full: list[_Block]) -> list[_Block]:
+    """Use the default mode's version of a paragraph when it is the same one with more words."""
+    by_start: dict[str, list[_Block]] = {}
+    for b in full:
+        key = " ".join(_norm(b.text).split()[:4])
+        if key:
+            by_start.setdefault(key, []).append(b)
+    out = []
+    for b in precise:
+        words = _norm(b.text).split()
+        best = b
+        for cand in by_start.get(" ".join(words[:4]), ()):
+            cw = _norm(cand.text).split()
+            if cw[-3:] == words[-3:] and len(words) < len(cw) <= len(words) + 40 and _subsequence(words, cw):
+                best = cand
+                break
+        out.append(best)
+    return out
+
+
+def _subsequence(short: list[str], long: list[str]) -> bool:
+    it = iter(long)
+    return all(w in it for w in short)
+
+
+def _body_text(precise_body, full_body, title: str | None, anchors: set[str]) -> str:
+    blocks = _blocks(precise_body, anchors)
+    if full_body is not None:
+        blocks = _merge_fuller(blocks, _blocks(full_body, anchors))
+    title_key = _norm(title or "")
+    kept: list[_Block] = []
+    for i, b in enumerate(blocks):
+        if title_key and i < 3 and not kept and _norm(b.text) == title_key:
+            continue  # the headline repeated as the first paragraph
+        if _is_boilerplate(b):
+            continue
+        kept.append(b)
+    paragraphs = [b.text for b in kept]
+    return "\n\n".join(paragraphs)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def _json_ld_headline(tree) -> str | None:
+    for el in tree.xpath('//script[@type="application/ld+json"]')[:5]:
+        try:
+            data = json.loads(el.text_content() or "")
+        except (ValueError, RecursionError):
+            continue
+        stack = [data]
+        while stack:
+            x = stack.pop()
+            if isinstance(x, list):
+                stack.extend(x[:20])
+            elif isinstance(x, dict):
+                if isinstance(x.get("headline"), str) and x["headline"].strip():
+                    return x["headline"]
+                stack.extend(v for v in x.values() if isinstance(v, (dict, list)))
+    return None
+
+
+def _load(html: str):
+    from lxml import etree
+    from trafilatura.utils import load_html
+
+    try:
+        tree = load_html(html)
+    except (ValueError, etree.LxmlError, RecursionError):
+        return None
+    return tree
+
+
+def _too_deep(tree) -> bool:
+    # libxml2 caps nesting on its own, but a deep tree still makes recursive code crawl: refuse early.
+    for el in tree.iter():
+        depth = 0
+        node = el
+        while node is not None and depth <= _MAX_TREE_DEPTH:
+            node = node.getparent()
+            depth += 1
+        if depth > _MAX_TREE_DEPTH:
+            return True
+        break
+    return False
+
+
+def extract_article(html: str, url: str) -> Article:
+    """Extract the story on ``html`` (served at ``url``).
+
+    Raises ``InvalidInput`` for input that is not a page and ``NotAnArticle`` when the page has
+    no article text.
+    """
+    if not isinstance(html, str):
+        raise InvalidInput("html must be a string")
+    if len(html) > MAX_HTML_CHARS:
+        html = html[:MAX_HTML_CHARS]
+    html = html.replace("\x00", "")
+    if not html.strip():
+        raise NotAnArticle("the page is empty")
+    if "<" not in html[:65536] and not re.search(r"\w", html[:4096]):
+        raise NotAnArticle("the page is not HTML")
+
+    import trafilatura
+
+    tree = _load(html)
+    if tree is None or len(tree) == 0:
+        raise NotAnArticle("the page could not be parsed as HTML")
+    deepest = max((len(list(el.iterancestors())) for el in _sample(tree)), default=0)
+    if deepest > _MAX_TREE_DEPTH:
+        tree = _flatten(tree)
+
+    canonical = _canonical(tree, url)
+    anchors = _anchor_texts(tree, url)
+    common = dict(
+        url=url,
+        include_comments=False,
+        include_tables=True,
+        prune_xpath=_PRUNE,
+        date_extraction_params={"extensive_search": False, "original_date": True, "outputformat": "%Y-%m-%d"},
+    )
+    try:
+        precise = trafilatura.bare_extraction(copy.deepcopy(tree), favor_precision=True, with_metadata=True, **common)
+        full = trafilatura.bare_extraction(tree, fast=True, **common)
+    except (RecursionError, ValueError, TypeError, AttributeError) as exc:  # pragma: no cover - defensive
+        raise NotAnArticle(f"the page could not be read ({type(exc).__name__})") from None
+    if precise is None or precise.body is None:
+        raise NotAnArticle("no article text found on the page")
+
+    title = _clean_meta(precise.title) or _clean_meta(_json_ld_headline(tree))
+    text = _body_text(precise.body, full.body if full is not None else None, title, anchors)
+    if len(text) < _MIN_TEXT_CHARS or len(_WORD.findall(text)) < 15:
+        raise NotAnArticle("no article text found on the page")
+    return Article(
+        title=title,
+        byline=_clean_meta(precise.author, 200),
+        site_name=_site_name(precise, url),
+        published=_date(precise.date),
+        language=_language(text, tree),
+        text=text,
+        canonical_url=canonical,
+    )
+
+
+def _sample(tree, limit: int = 2000):
+    """A few deepest-candidate elements: the last element of each of the first subtrees walked."""
+    for i, el in enumerate(tree.iter()):
+        if i >= limit:
+            yield el
+            return
+        if len(el) == 0:
+            yield el
+
+
+def _flatten(tree):
+    """Re-root pathologically deep trees: keep text of nodes past the depth limit as one paragraph."""
+    from lxml import html as lxml_html
+
+    for el in list(tree.iter()):
+        if len(list(el.iterancestors())) == _MAX_TREE_DEPTH // 2:
+            text = " ".join(t.strip() for t in el.itertext() if t.strip())
+            for child in list(el):
+                el.remove(child)
+            el.text = text
+    return lxml_html.fromstring(lxml_html.tostring(tree)) if False else tree
