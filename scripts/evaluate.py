@@ -22,14 +22,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "server"))
 
-from backstory.quality.harness import PRODUCT, TASKS, default_data_dir, run_task  # noqa: E402
+from backstory.quality.harness import (  # noqa: E402
+    GATE_LIMITS,
+    HEADLINE,
+    PRODUCT,
+    TASKS,
+    TOLERANCE,
+    default_data_dir,
+    gated_figures,
+    run_task,
+)
 
-# The headline figures of each task, in table order (the rest are in the JSON).
-COLUMNS = {
-    "extraction": ["f1", "precision", "recall", "empty_predictions", "seconds_per_doc"],
-    "keyphrases": ["f1@10", "precision@10", "recall@10", "f1@5", "precision@5", "recall@5", "seconds_per_doc"],
-    "ner": ["f1", "precision", "recall", "PER_f1", "ORG_f1", "LOC_f1", "MISC_f1", "seconds_per_doc"],
-    "related": ["p@5", "p@min(5,R)", "hard_share@5", "empty_results", "seconds_per_doc", "analyse_store_seconds_per_doc"],
+# Table columns: the headline figures, then counts and timings (everything is in the JSON).
+EXTRA_COLUMNS = {
+    "extraction": ["empty_predictions", "seconds_per_doc"],
+    "keyphrases": ["seconds_per_doc"],
+    "ner": ["seconds_per_doc"],
+    "related": ["empty_results", "seconds_per_doc", "analyse_store_seconds_per_doc"],
 }
 SHORT = {"seconds_per_doc": "s/doc", "analyse_store_seconds_per_doc": "store s/doc", "empty_predictions": "empty", "empty_results": "empty"}
 
@@ -51,7 +60,7 @@ def _cell(value: object) -> str:
 
 def format_table(result: dict) -> str:
     """A fixed-width table: one row per system (the product first), one column per figure."""
-    cols = COLUMNS[result["task"]]
+    cols = HEADLINE[result["task"]] + EXTRA_COLUMNS[result["task"]]
     header = ["system"] + [SHORT.get(c, c) for c in cols]
     lines = []
     for name, figures in result["systems"].items():
@@ -78,9 +87,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="first N items of each set (related: whole topics)")
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "quality.json", help="JSON file of all figures")
     parser.add_argument("--skip-peers", action="store_true", help="run the product only")
+    parser.add_argument(
+        "--write-baseline",
+        type=Path,
+        metavar="FILE",
+        help="run the product on the quality gate's subsets and write its baseline (tests/quality_baseline.json)",
+    )
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be at least 1")
+    if args.write_baseline and (args.limit is not None or args.task != "all"):
+        parser.error("--write-baseline runs all tasks on the gate's own subsets: no --limit, TASK all")
 
     data = args.data or default_data_dir()
     if not data.is_dir():
@@ -101,7 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         if not (data / task).is_dir():
             print(f"skipped {task}: no {data / task}")
             continue
-        result = run_task(task, data, limit=args.limit, peers=not args.skip_peers)
+        if args.write_baseline:
+            result = run_task(task, data, limit=GATE_LIMITS[task], peers=False)
+        else:
+            result = run_task(task, data, limit=args.limit, peers=not args.skip_peers)
         report["tasks"][task] = result
         print(format_table(result), flush=True)
         print()
@@ -113,6 +133,19 @@ def main(argv: list[str] | None = None) -> int:
     if failed:
         print(f"the product failed on: {', '.join(failed)}", file=sys.stderr)
         return 1
+    if args.write_baseline:
+        baseline = {
+            "note": "quality gate baseline: written by scripts/evaluate.py all --write-baseline; see docs/quality.md",
+            "date": report["date"],
+            "commit": report["commit"],
+            "tolerance": TOLERANCE,
+            "tasks": {
+                task: {"limit": r["limit"], "documents": r["documents"], "figures": gated_figures(r)}
+                for task, r in report["tasks"].items()
+            },
+        }
+        args.write_baseline.write_text(json.dumps(baseline, indent=2) + "\n", encoding="utf-8")
+        print(f"baseline written to {args.write_baseline}")
     return 0
 
 

@@ -34,7 +34,34 @@ TASKS = ("extraction", "keyphrases", "ner", "related")
 LOWER_IS_BETTER = frozenset({"hard_share@5", "seconds_per_doc"})
 """Figures where a smaller value is better (the gate checks them the other way round)."""
 
-__all__ = ["LOWER_IS_BETTER", "PRODUCT", "TASKS", "default_data_dir", "load_jsonl", "run_task"]
+HEADLINE = {
+    "extraction": ["f1", "precision", "recall"],
+    "keyphrases": ["f1@10", "precision@10", "recall@10", "f1@5", "precision@5", "recall@5"],
+    "ner": ["f1", "precision", "recall", "PER_f1", "ORG_f1", "LOC_f1", "MISC_f1"],
+    "related": ["p@5", "p@min(5,R)", "hard_share@5"],
+}
+"""Each task's main figure and its parts: the table columns and what the gate guards."""
+
+GATE_LIMITS: dict[str, int | None] = {"extraction": None, "keyphrases": None, "ner": None, "related": None}
+"""The deterministic subset (first N items, see :func:`run_task`) each task is gated on."""
+
+TOLERANCE = 0.01
+"""How far a gated figure may fall below its baseline before the quality gate fails."""
+
+__all__ = [
+    "GATE_LIMITS",
+    "HEADLINE",
+    "LOWER_IS_BETTER",
+    "PRODUCT",
+    "TASKS",
+    "TOLERANCE",
+    "compare_to_baseline",
+    "default_data_dir",
+    "gated_figures",
+    "load_jsonl",
+    "run_task",
+    "use_models",
+]
 
 
 def default_data_dir() -> Path:
@@ -66,6 +93,12 @@ def _models():
 
         _cache["models"] = Models.load()
     return _cache["models"]
+
+
+def use_models(models: Any) -> None:
+    """Evaluate with already loaded :class:`~backstory.pipeline.Models` (e.g. a test fixture's)."""
+    _cache.clear()
+    _cache["models"] = models
 
 
 def _analyzer():
@@ -102,8 +135,30 @@ def _r(value: float) -> float:
     return round(float(value), 4)
 
 
-def _product_failed(exc: BaseException) -> dict:
-    return {"error": f"{type(exc).__name__}: {exc}"}
+def _run_systems(
+    rows: list[dict],
+    candidates: list[tuple[str, Callable[[dict], Any]]],
+    figures: Callable[[list[dict], list[Any], float], dict],
+) -> tuple[dict[str, dict], list[Any] | None]:
+    """Run each system on every row and score it; returns (figures by system, product outputs).
+
+    A failing product is reported as ``{"error": ...}`` so the peers still run; a failing peer
+    is a harness bug and raises.
+    """
+    systems: dict[str, dict] = {}
+    product_outputs = None
+    for name, fn in candidates:
+        try:
+            outputs, seconds = _timed(fn, rows)
+        except Exception as exc:
+            if name != PRODUCT:
+                raise
+            systems[name] = {"error": f"{type(exc).__name__}: {exc}"}
+            continue
+        systems[name] = figures(rows, outputs, seconds)
+        if name == PRODUCT:
+            product_outputs = outputs
+    return systems, product_outputs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,29 +205,19 @@ def _trafilatura(**options: Any) -> Callable[[dict], str]:
 
 def run_extraction(data: Path, limit: int | None, peers: bool) -> dict:
     rows = _extraction_rows(data, limit)
-    systems: dict[str, dict] = {}
     candidates: list[tuple[str, Callable[[dict], str]]] = [(PRODUCT, _product_extract)]
     if peers:
         candidates += [
             ("trafilatura default", _trafilatura()),
             ("trafilatura favor_precision", _trafilatura(favor_precision=True)),
         ]
+    systems, predictions = _run_systems(rows, candidates, _extraction_figures)
     per_page: list[dict] = []
-    for name, fn in candidates:
-        try:
-            predictions, seconds = _timed(fn, rows)
-        except Exception as exc:  # a broken product build is reported, peers still run
-            if name != PRODUCT:
-                raise
-            systems[name] = _product_failed(exc)
-            continue
-        systems[name] = _extraction_figures(rows, predictions, seconds)
-        if name == PRODUCT:
-            for row, pred in zip(rows, predictions):
-                s = metrics.page_score(row["article_body"], pred)
-                p = s.precision if s.precision is not None else 0.0
-                rec = s.recall if s.recall is not None else 0.0
-                per_page.append({"id": row["id"], "f1": _r(metrics.f1(p, rec)), "precision": _r(p), "recall": _r(rec)})
+    for row, pred in zip(rows, predictions or []):
+        s = metrics.page_score(row["article_body"], pred)
+        p = s.precision if s.precision is not None else 0.0
+        rec = s.recall if s.recall is not None else 0.0
+        per_page.append({"id": row["id"], "f1": _r(metrics.f1(p, rec)), "precision": _r(p), "recall": _r(rec)})
     return {"task": "extraction", "documents": len(rows), "systems": systems, "per_document": per_page}
 
 
@@ -227,23 +272,11 @@ def run_keyphrases(data: Path, limit: int | None, peers: bool) -> dict:
     candidates: list[tuple[str, Callable[[dict], list[str]]]] = [(PRODUCT, _product_keyphrases)]
     if peers:
         candidates += [("KeyBERT defaults", _keybert_defaults), ("YAKE", _yake)]
-    systems: dict[str, dict] = {}
+    systems, predictions = _run_systems(rows, candidates, _keyphrase_figures)
     per_doc: list[dict] = []
-    for name, fn in candidates:
-        try:
-            if name == PRODUCT:
-                _analyzer()  # load the models outside the timing
-            predictions, seconds = _timed(fn, rows)
-        except Exception as exc:
-            if name != PRODUCT:
-                raise
-            systems[name] = _product_failed(exc)
-            continue
-        systems[name] = _keyphrase_figures(rows, predictions, seconds)
-        if name == PRODUCT:
-            for row, pred in zip(rows, predictions):
-                s = metrics.keyphrase_doc_scores(pred, row["keyphrases"], 10)
-                per_doc.append({"id": row["id"], "f1@10": _r(s.f1) if s else None, "predicted": pred[:10]})
+    for row, pred in zip(rows, predictions or []):
+        s = metrics.keyphrase_doc_scores(pred, row["keyphrases"], 10)
+        per_doc.append({"id": row["id"], "f1@10": _r(s.f1) if s else None, "predicted": pred[:10]})
     return {"task": "keyphrases", "documents": len(rows), "systems": systems, "per_document": per_doc}
 
 
@@ -294,20 +327,7 @@ def run_ner(data: Path, limit: int | None, peers: bool) -> dict:
     candidates: list[tuple[str, Callable[[dict], list]]] = [(PRODUCT, _product_spans)]
     if peers:
         candidates.append(("spaCy en_core_web_sm as is", _spacy_spans))
-    systems: dict[str, dict] = {}
-    for name, fn in candidates:
-        try:
-            if name == PRODUCT:
-                _models()
-            else:
-                _spacy_as_is()
-            predictions, seconds = _timed(fn, rows)
-        except Exception as exc:
-            if name != PRODUCT:
-                raise
-            systems[name] = _product_failed(exc)
-            continue
-        systems[name] = _ner_figures(rows, predictions, seconds)
+    systems, _ = _run_systems(rows, candidates, _ner_figures)
     return {"task": "ner", "documents": len(rows), "systems": systems}
 
 
@@ -393,8 +413,8 @@ def run_related(data: Path, limit: int | None, peers: bool, k: int = 5) -> dict:
     try:
         results, extra = asyncio.run(_product_related_async(rows, k))
         systems[PRODUCT] = {**_related_figures(rows, results, k), **extra}
-    except Exception as exc:
-        systems[PRODUCT] = _product_failed(exc)
+    except Exception as exc:  # reported, so the peer still runs
+        systems[PRODUCT] = {"error": f"{type(exc).__name__}: {exc}"}
     if peers:
         start = time.perf_counter()
         results = _tfidf_related(rows, k)
@@ -426,3 +446,36 @@ def run_task(task: str, data_dir: Path, limit: int | None = None, peers: bool = 
     result["limit"] = limit
     result["wall_seconds"] = _r(time.perf_counter() - start)
     return msgspec.to_builtins(result)
+
+
+# ---------------------------------------------------------------------------------------------
+# the quality gate
+
+
+def gated_figures(result: dict) -> dict[str, float]:
+    """The product's :data:`HEADLINE` figures of one task result (timings are machine-dependent
+    and not gated). Raises when the product failed on the task."""
+    figures = result["systems"].get(PRODUCT, {})
+    if "error" in figures:
+        raise RuntimeError(f"the product failed on {result['task']}: {figures['error']}")
+    return {name: figures[name] for name in HEADLINE[result["task"]] if name in figures}
+
+
+def compare_to_baseline(
+    baseline: dict[str, float], measured: dict[str, float], tolerance: float = TOLERANCE
+) -> list[str]:
+    """Every way ``measured`` is worse than ``baseline`` by more than ``tolerance`` (empty = pass).
+
+    A figure in :data:`LOWER_IS_BETTER` fails when it rises above the baseline by more than the
+    tolerance; any other figure fails when it falls below by more; a missing figure fails.
+    """
+    problems = []
+    for name, base in sorted(baseline.items()):
+        if name not in measured:
+            problems.append(f"{name}: missing (baseline {base:.4f})")
+            continue
+        value = measured[name]
+        worse = value - base if name in LOWER_IS_BETTER else base - value
+        if worse > tolerance + 1e-9:
+            problems.append(f"{name}: {value:.4f} vs baseline {base:.4f}")
+    return problems
