@@ -1,0 +1,437 @@
+/* Backstory panel: reads the tab it was asked to read, sends it to the configured server, shows the result.
+ * Runs in Chrome's side panel and in Firefox's sidebar. Nothing is sent anywhere but the configured
+ * server, and only after the reader clicked the toolbar button (or "Analyse this tab"). */
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const ANALYZE_PATH = "/api/v1/analyze";
+const TIMEOUT_MS = 90000;
+const GROUPS = [
+  ["people", "People", ["PERSON"]],
+  ["organisations", "Organisations", ["ORG"]],
+  ["places", "Places", ["GPE", "LOC", "FAC"]],
+  ["other", "Other", null],
+];
+
+const state = {
+  windowId: null,
+  tabId: null,
+  lastRequestAt: 0,
+  run: 0,
+  result: null,
+  activeChip: null,
+};
+
+/* ---------- small DOM helpers (all server data goes in as text, never as HTML) ---------- */
+
+function el(tag, props = {}, children = []) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (value === undefined || value === null) continue;
+    if (key === "text") node.textContent = value;
+    else if (key === "className") node.className = value;
+    else if (key === "dataset") Object.assign(node.dataset, value);
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) if (child) node.append(child);
+  return node;
+}
+
+function formatDate(iso) {
+  if (!iso) return "";
+  const match = /^(\d{4})-(\d{2})-(\d{2})/.exec(iso);
+  if (!match) return iso;
+  const date = new Date(Date.UTC(+match[1], +match[2] - 1, +match[3]));
+  return new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "numeric", timeZone: "UTC" })
+    .format(date);
+}
+
+function joinParts(parts) {
+  return parts.filter((p) => p && String(p).trim()).join(" · ");
+}
+
+/* ---------- states ---------- */
+
+/** Show a message state: idle, loading, unreachable, not-article, cannot-read, error. */
+function showStatus(name, { title, detail = "", hint = "", actions = false, loading = false }) {
+  document.body.dataset.state = name;
+  $("main").setAttribute("aria-busy", loading ? "true" : "false");
+  $("status").hidden = false;
+  $("status-title").textContent = title;
+  $("status-detail").textContent = detail;
+  $("status-hint").textContent = hint;
+  $("status-actions").hidden = !actions;
+  $("skeleton").hidden = !loading;
+  $("result").hidden = true;
+}
+
+function showLoading(title, detail) {
+  showStatus("loading", { title, detail, loading: true });
+}
+
+/* ---------- reading the tab ---------- */
+
+class CannotRead extends Error {}
+
+async function captureTab(tabId) {
+  let results;
+  try {
+    results = await ext.scripting.executeScript({ target: { tabId }, func: backstoryCapturePage });
+  } catch (err) {
+    throw new CannotRead(
+      "The browser does not let extensions read this page (" + (err && err.message ? err.message : err) + "). " +
+      "Browser pages, extension stores and built-in PDF viewers are off limits.");
+  }
+  const page = results && results[0] && results[0].result;
+  if (!page) throw new CannotRead("The page did not answer; it may still be loading. Try again in a moment.");
+  if (!/^https?:/i.test(page.url)) {
+    throw new CannotRead("Only web pages (http or https) can be analysed; this is " + page.url.split(":")[0] + ":.");
+  }
+  if (!/html|xml/i.test(page.contentType || "text/html")) {
+    throw new CannotRead("This is a " + page.contentType + " document, not a web page with a story.");
+  }
+  return page;
+}
+
+/* ---------- talking to the server ---------- */
+
+class Unreachable extends Error {}
+
+class ServerProblem extends Error {
+  constructor(status, title, detail) {
+    super(detail || title);
+    this.status = status;
+    this.title = title;
+    this.detail = detail;
+  }
+}
+
+async function postAnalyze(settings, body) {
+  const endpoint = settings.server + ANALYZE_PATH;
+  const headers = { "Content-Type": "application/json", Accept: "application/json" };
+  if (settings.token) headers.Authorization = "Bearer " + settings.token;
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
+  let response;
+  try {
+    response = await fetch(endpoint, {
+      method: "POST", headers, body: JSON.stringify(body), signal: controller.signal,
+      credentials: "omit", cache: "no-store", referrerPolicy: "no-referrer",
+    });
+  } catch (err) {
+    throw new Unreachable(controller.signal.aborted
+      ? "No answer from " + endpoint + " within " + TIMEOUT_MS / 1000 + " seconds."
+      : "Tried " + endpoint + " and got no answer.");
+  } finally {
+    clearTimeout(timer);
+  }
+  let payload = null;
+  try {
+    payload = await response.json();
+  } catch {
+    payload = null;
+  }
+  if (!response.ok) {
+    const problem = payload && typeof payload === "object" ? payload : {};
+    throw new ServerProblem(response.status, problem.title || response.statusText || "Error",
+      problem.detail || "The server answered " + response.status + " without an explanation.");
+  }
+  if (!payload || typeof payload !== "object" || !Array.isArray(payload.entities)) {
+    throw new ServerProblem(response.status, "Unexpected answer",
+      "The server at " + settings.server + " did not answer like a Backstory server.");
+  }
+  return payload;
+}
+
+/* ---------- the whole analysis ---------- */
+
+async function analyse(tabId) {
+  const run = ++state.run;
+  state.tabId = tabId;
+  state.result = null;
+  state.activeChip = null;
+  const settings = await loadSettings();
+  const current = () => run === state.run;
+  showLoading("Reading this page…", "Taking the page as your browser shows it.");
+  let page;
+  try {
+    page = await captureTab(tabId);
+  } catch (err) {
+    if (!current()) return;
+    if (err instanceof CannotRead) {
+      showStatus("cannot-read", {
+        title: "Backstory can't read this page",
+        detail: err.message,
+        hint: "Open a news story and click the Backstory button again.",
+      });
+      return;
+    }
+    throw err;
+  }
+  if (!current()) return;
+  showLoading("Analysing the story…",
+    "Sending it to your Backstory server at " + settings.server + " (and nowhere else).");
+  try {
+    const result = await postAnalyze(settings, { url: page.url, html: page.html, archive: settings.archive });
+    if (!current()) return;
+    state.result = result;
+    renderResult(result, settings);
+  } catch (err) {
+    if (!current()) return;
+    showFailure(err, settings);
+  }
+}
+
+function showFailure(err, settings) {
+  if (err instanceof Unreachable) {
+    const loopback = isLoopback(settings.server);
+    showStatus("unreachable", {
+      title: "Can't reach your Backstory server",
+      detail: err.message,
+      hint: loopback
+        ? "Is it running? Start it with “backstory serve” (see the README), or set the right address in Options."
+        : "Is the server up and reachable from this computer? Check the address in Options, and that " +
+          "Backstory was allowed to contact it when you saved it.",
+      actions: true,
+    });
+  } else if (err instanceof ServerProblem && err.status === 422 && /no article/i.test(err.title)) {
+    showStatus("not-article", {
+      title: "This doesn't look like an article",
+      detail: err.detail,
+      hint: "Backstory works on news stories and blog posts. Open one and click the button again.",
+    });
+  } else if (err instanceof ServerProblem) {
+    showStatus("error", {
+      title: "The server could not analyse this page (" + err.status + " " + err.title + ")",
+      detail: err.detail,
+      hint: err.status === 401 ? "Set the server's API token in Options." : "",
+      actions: true,
+    });
+  } else {
+    showStatus("error", {
+      title: "Something went wrong in the panel",
+      detail: String(err && err.message ? err.message : err),
+      actions: true,
+    });
+  }
+}
+
+/* ---------- rendering a result ---------- */
+
+function chip(label, count, onClick, extraClass) {
+  const button = el("button", { type: "button", className: "chip " + (extraClass || ""), "aria-pressed": "false" }, [
+    el("span", { className: "chip-label", text: label }),
+    count ? el("span", { className: "count", text: String(count), "aria-label": count + " mentions" }) : null,
+  ]);
+  button.addEventListener("click", () => onClick(button));
+  return el("li", {}, [button]);
+}
+
+function renderResult(result, settings) {
+  document.body.dataset.state = "result";
+  $("main").setAttribute("aria-busy", "false");
+  $("status").hidden = true;
+  $("skeleton").hidden = true;
+  $("highlight-status").textContent = "";
+
+  $("title").textContent = result.title || result.canonical_url || result.url;
+  $("site-byline").textContent = joinParts([result.site_name || hostOf(result.url), result.byline]);
+  const minutes = result.reading_minutes ? result.reading_minutes + " min read" : "";
+  $("date-time").textContent = joinParts([formatDate(result.published), minutes]);
+
+  const keyphrases = $("keyphrases");
+  keyphrases.replaceChildren();
+  for (const kp of result.keyphrases || []) {
+    keyphrases.append(chip(kp.phrase, 0, (button) => toggleHighlight(button, kp.phrase, phraseItems(kp.phrase)),
+      "keyphrase"));
+  }
+  if (!keyphrases.children.length) keyphrases.append(el("li", { className: "empty", text: "No keyphrases found." }));
+
+  const entities = $("entities");
+  entities.replaceChildren();
+  const known = new Set(GROUPS.flatMap(([, , labels]) => labels || []));
+  for (const [key, heading, labels] of GROUPS) {
+    const members = (result.entities || [])
+      .filter((e) => (labels ? labels.includes(e.label) : !known.has(e.label)))
+      .sort((a, b) => b.count - a.count || a.name.localeCompare(b.name));
+    if (!members.length) continue;
+    const list = el("ul", { className: "chips" });
+    for (const entity of members) {
+      list.append(chip(entity.name, entity.count,
+        (button) => toggleHighlight(button, entity.name, mentionItems(entity.mentions)), "entity"));
+    }
+    entities.append(el("section", { className: "group", dataset: { group: key } }, [
+      el("h3", { text: heading + " (" + members.length + ")" }), list]));
+  }
+  if (!entities.children.length) {
+    entities.append(el("p", { className: "empty", text: "No people, organisations or places found." }));
+  }
+
+  const related = $("related");
+  related.replaceChildren();
+  for (const story of result.related || []) related.append(relatedItem(story));
+  $("related-empty").hidden = related.children.length > 0;
+
+  const kept = result.archived ? "Kept in your archive" : settings.archive ? "Not kept" : "Not kept (archiving is off)";
+  const took = result.timings_ms && result.timings_ms.total ? "analysed in " + Math.round(result.timings_ms.total) + " ms" : "";
+  $("foot").textContent = joinParts([kept, took, result.word_count ? result.word_count + " words" : ""]);
+  $("result").hidden = false;
+}
+
+function hostOf(url) {
+  try {
+    return new URL(url).hostname.replace(/^www\./, "");
+  } catch {
+    return "";
+  }
+}
+
+function safeHttpUrl(url) {
+  try {
+    const parsed = new URL(url);
+    return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
+  } catch {
+    return null;
+  }
+}
+
+function relatedItem(story) {
+  const href = safeHttpUrl(story.url);
+  const title = story.title || story.url;
+  const link = href
+    ? el("a", { href, target: "_blank", rel: "noopener noreferrer", className: "related-title", text: title })
+    : el("span", { className: "related-title", text: title });
+  const reasons = [...(story.shared_entities || []), ...(story.shared_keyphrases || [])]
+    .filter((v, i, all) => all.indexOf(v) === i)
+    .slice(0, 6);
+  return el("li", {}, [
+    link,
+    el("p", { className: "meta", text: joinParts([story.site_name || hostOf(story.url), formatDate(story.published)]) }),
+    reasons.length ? el("p", { className: "why", text: "shares: " + reasons.join(", ") }) : null,
+  ]);
+}
+
+/* ---------- highlighting mentions on the page ---------- */
+
+/** Map Python code-point offsets (the server's) to JavaScript UTF-16 offsets in the same text. */
+function codePointToUtf16(text) {
+  if (!/[\ud800-\udbff]/.test(text)) return (i) => i;
+  const table = [];
+  let unit = 0;
+  for (const ch of text) {
+    table.push(unit);
+    unit += ch.length;
+  }
+  table.push(unit);
+  return (i) => table[Math.min(i, table.length - 1)];
+}
+
+function contextItem(text, start, end) {
+  return { needle: text.slice(start, end), left: text.slice(Math.max(0, start - 40), start), right: text.slice(end, end + 40) };
+}
+
+function mentionItems(mentions) {
+  const text = state.result.text || "";
+  const toUnits = codePointToUtf16(text);
+  return (mentions || [])
+    .map((m) => [toUnits(m.start), toUnits(m.end)])
+    .filter(([s, e]) => e > s)
+    .sort((a, b) => a[0] - b[0])
+    .map(([s, e]) => contextItem(text, s, e));
+}
+
+function phraseItems(phrase) {
+  const text = state.result.text || "";
+  const words = phrase.trim().split(/\s+/).map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  if (!words.length || !words[0]) return [];
+  const pattern = new RegExp("(?<![\\p{L}\\p{N}])" + words.join("\\s+") + "(?![\\p{L}\\p{N}])", "giu");
+  const items = [];
+  for (const match of text.matchAll(pattern)) {
+    items.push(contextItem(text, match.index, match.index + match[0].length));
+  }
+  return items;
+}
+
+async function runInTab(func, args) {
+  const results = await ext.scripting.executeScript({ target: { tabId: state.tabId }, func, args });
+  return results && results[0] ? results[0].result : undefined;
+}
+
+async function toggleHighlight(button, label, items) {
+  const status = $("highlight-status");
+  const wasActive = state.activeChip === button;
+  for (const other of document.querySelectorAll(".chip[aria-pressed='true']")) other.setAttribute("aria-pressed", "false");
+  state.activeChip = null;
+  try {
+    await runInTab(backstoryClearHighlights, []);
+    if (wasActive) {
+      status.textContent = "Highlights cleared.";
+      return;
+    }
+    if (!items.length) {
+      status.textContent = "“" + label + "” does not appear word for word in the story.";
+      return;
+    }
+    const outcome = await runInTab(backstoryHighlight, [items, label]);
+    const found = outcome ? outcome.found : 0;
+    if (!found) {
+      status.textContent = "Couldn't find “" + label + "” on the page; it may have changed since it was read.";
+      return;
+    }
+    state.activeChip = button;
+    button.setAttribute("aria-pressed", "true");
+    status.textContent = "Highlighted " + found + (found === 1 ? " mention" : " mentions") + " of “" + label +
+      "” on the page" + (found < items.length ? " (" + items.length + " in the story)" : "") +
+      ". Click again to clear.";
+  } catch (err) {
+    status.textContent = "Can't highlight on this tab any more (" + (err && err.message ? err.message : err) +
+      "). Click the Backstory button on it again.";
+  }
+}
+
+/* ---------- wiring ---------- */
+
+async function activeTabId() {
+  const query = state.windowId == null ? { active: true, currentWindow: true } : { active: true, windowId: state.windowId };
+  const [tab] = await ext.tabs.query(query);
+  return tab ? tab.id : null;
+}
+
+async function analyseActiveTab() {
+  const tabId = await activeTabId();
+  if (tabId == null) {
+    showStatus("cannot-read", { title: "No tab to read", detail: "Select a tab with a news story first." });
+    return;
+  }
+  await analyse(tabId);
+}
+
+function handleRequest(request) {
+  if (!request || request.windowId !== state.windowId || request.at <= state.lastRequestAt) return;
+  state.lastRequestAt = request.at;
+  analyse(request.tabId).catch((err) => showFailure(err, { server: "" }));
+}
+
+async function init() {
+  $("analyse").addEventListener("click", () => analyseActiveTab().catch((err) => showFailure(err, { server: "" })));
+  const openOptions = () => ext.runtime.openOptionsPage();
+  $("open-options").addEventListener("click", openOptions);
+  $("status-options").addEventListener("click", openOptions);
+  $("retry").addEventListener("click", () => {
+    if (state.tabId != null) analyse(state.tabId).catch((err) => showFailure(err, { server: "" }));
+    else analyseActiveTab().catch((err) => showFailure(err, { server: "" }));
+  });
+
+  const win = await ext.windows.getCurrent();
+  state.windowId = win.id;
+  const key = requestKey(state.windowId);
+  ext.storage.onChanged.addListener((changes, area) => {
+    if (area === "session" && changes[key]) handleRequest(changes[key].newValue);
+  });
+  const stored = await ext.storage.session.get(key);
+  const request = stored[key];
+  // A click from the last few seconds opened this panel: read that tab now.
+  if (request && Date.now() - request.at < 15000) handleRequest(request);
+}
+
+init().catch((err) => showFailure(err, { server: "" }));
