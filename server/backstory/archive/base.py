@@ -1,0 +1,191 @@
+"""The archive contract: :class:`StoryRecord`, the :class:`Archive` protocol, id/dedup helpers.
+
+Every backend (SQLite now, PostgreSQL + pgvector later) stores StoryRecords, keeps one row per
+story (same canonical URL or near-identical text), and answers ``related`` through the shared
+in-memory :class:`backstory.archive.related.RelatedIndex`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime, timezone
+from typing import AsyncIterator, Protocol, runtime_checkable
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import msgspec
+
+from .. import schemas
+
+EMBEDDING_DIM = 384
+# Two texts whose 64-bit SimHashes differ in at most this many bits are one story.
+SIMHASH_MAX_DISTANCE = 3
+# Texts with fewer word shingles than this are too short for a trustworthy SimHash match.
+SIMHASH_MIN_SHINGLES = 24
+
+_TRACKING_PARAMS = re.compile(r"^(utm_[a-z]+|fbclid|gclid|dclid|mc_cid|mc_eid|ref_src|cmpid|ocid|igshid)$", re.I)
+_WORD = re.compile(r"\w+", re.UNICODE)
+_MASK64 = (1 << 64) - 1
+
+
+def utc_now() -> str:
+    """Current time as ISO 8601 UTC with seconds, e.g. ``2026-01-02T03:04:05Z``."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class StoryRecord(msgspec.Struct, kw_only=True):
+    """One archived story: the analysed text and everything derived from it."""
+
+    story_id: str = ""
+    url: str
+    canonical_url: str
+    title: str | None = None
+    byline: str | None = None
+    site_name: str | None = None
+    published: str | None = None
+    language: str | None = None
+    text: str = ""
+    word_count: int = 0
+    keyphrases: list[schemas.Keyphrase] = []
+    entities: list[schemas.Entity] = []
+    embedding: list[float] | None = None
+    simhash: int = 0
+    content_hash: str = ""
+    first_seen: str = ""
+    last_seen: str = ""
+
+
+def normalize_url(url: str) -> str:
+    """The form URLs are compared in: lower-case scheme and host, no default port, no fragment,
+    no tracking parameters (utm_*, fbclid, ...), a path of at least "/"."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return url.strip()
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    port = parts.port if parts.port and (scheme, parts.port) not in (("http", 80), ("https", 443)) else None
+    netloc = host if port is None else f"{host}:{port}"
+    if parts.username:
+        netloc = f"{parts.username}@{netloc}"
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING_PARAMS.match(k)])
+    return urlunsplit((scheme, netloc, parts.path or "/", query, ""))
+
+
+def story_id_for(canonical_url: str) -> str:
+    """Stable 16-hex-digit id of a story, from its (normalised) canonical URL."""
+    return hashlib.sha256(normalize_url(canonical_url).encode("utf-8")).hexdigest()[:16]
+
+
+def content_hash(text: str) -> str:
+    """SHA-256 of the whitespace-normalised text (exact-duplicate check)."""
+    return hashlib.sha256(" ".join(text.split()).encode("utf-8")).hexdigest()
+
+
+def to_signed64(value: int) -> int:
+    value &= _MASK64
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _shingles(text: str) -> list[str]:
+    words = _WORD.findall(text.lower())
+    if len(words) < 3:
+        return [" ".join(words)] if words else []
+    return [" ".join(words[i : i + 3]) for i in range(len(words) - 2)]
+
+
+def simhash(text: str) -> int:
+    """64-bit SimHash of word 3-shingles, as a signed int64 (fits an SQLite INTEGER)."""
+    counts = [0] * 64
+    for shingle in set(_shingles(text)):
+        h = int.from_bytes(hashlib.blake2b(shingle.encode("utf-8"), digest_size=8).digest(), "little")
+        for bit in range(64):
+            counts[bit] += 1 if (h >> bit) & 1 else -1
+    value = 0
+    for bit in range(64):
+        if counts[bit] > 0:
+            value |= 1 << bit
+    return to_signed64(value)
+
+
+def simhash_usable(text: str) -> bool:
+    """True when the text is long enough for SimHash near-duplicate matching."""
+    return len(_WORD.findall(text)) >= SIMHASH_MIN_SHINGLES + 2
+
+
+def hamming(a: int, b: int) -> int:
+    return ((a ^ b) & _MASK64).bit_count()
+
+
+def simhash_bands(value: int) -> tuple[int, int, int, int]:
+    """The four 16-bit bands: two hashes within 3 bits share at least one band exactly."""
+    v = value & _MASK64
+    return (v & 0xFFFF, (v >> 16) & 0xFFFF, (v >> 32) & 0xFFFF, (v >> 48) & 0xFFFF)
+
+
+def prepare(record: StoryRecord) -> StoryRecord:
+    """Fill the derived fields a caller may leave empty (id, hashes, word count, timestamps)."""
+    changes: dict = {}
+    canonical = normalize_url(record.canonical_url or record.url)
+    if canonical != record.canonical_url:
+        changes["canonical_url"] = canonical
+    if not record.story_id:
+        changes["story_id"] = story_id_for(canonical)
+    if not record.simhash and record.text:
+        changes["simhash"] = simhash(record.text)
+    if not record.content_hash:
+        changes["content_hash"] = content_hash(record.text)
+    if not record.word_count and record.text:
+        changes["word_count"] = len(record.text.split())
+    now = utc_now()
+    if not record.first_seen:
+        changes["first_seen"] = record.last_seen or now
+    if not record.last_seen:
+        changes["last_seen"] = now
+    if record.embedding is not None and len(record.embedding) != EMBEDDING_DIM:
+        raise ValueError(f"embedding must have {EMBEDDING_DIM} dimensions, not {len(record.embedding)}")
+    return msgspec.structs.replace(record, **changes) if changes else record
+
+
+@runtime_checkable
+class Archive(Protocol):
+    """What the app needs from an archive backend. All methods are coroutines and never block the loop."""
+
+    async def upsert(self, record: StoryRecord) -> StoryRecord:
+        """Store a story. The same canonical URL or a near-identical text is ONE story: it is updated
+        (id and first_seen kept, last_seen refreshed). Returns the stored record."""
+
+    async def find_duplicate(self, canonical_url: str, simhash: int) -> str | None:
+        """Id of the stored story with this canonical URL or a near-identical SimHash, if any."""
+
+    async def get(self, story_id: str) -> StoryRecord | None: ...
+
+    async def delete(self, story_id: str) -> bool: ...
+
+    async def search(self, q: str | None, limit: int, offset: int) -> tuple[list[schemas.StorySummary], int]:
+        """Full-text search (with snippets) when q is given, else newest first. Returns (page, total)."""
+
+    async def related(self, record: StoryRecord, limit: int = 10) -> list[schemas.RelatedStory]:
+        """Stories about the same event as ``record`` (archived or not), best first, itself and its
+        duplicates excluded; reasons are the shared entities and keyphrases."""
+
+    async def has_canonical_url(self, url: str) -> bool: ...
+
+    def export(self) -> AsyncIterator[StoryRecord]:
+        """Every stored record, losslessly (oldest first)."""
+
+    async def import_record(self, record: StoryRecord) -> StoryRecord:
+        """Store a record as it is (keeps story_id and first_seen); merges with a stored duplicate."""
+
+    async def count(self) -> int: ...
+
+    async def close(self) -> None: ...
+
+
+def open_archive(settings) -> Archive:
+    """The archive the settings ask for: PostgreSQL when ``database_url`` is set, else the SQLite file."""
+    if settings.database_url:
+        raise NotImplementedError("the PostgreSQL archive backend is not available yet; unset BACKSTORY_DATABASE_URL")
+    from .sqlite import SQLiteArchive
+
+    return SQLiteArchive(settings.resolved_archive_path())

@@ -1,0 +1,560 @@
+"""The SQLite archive: one file, WAL, FTS5, versioned schema, one writer thread, pooled readers.
+
+Every write (upsert, import, delete) is queued to a single writer thread that owns the only
+read-write connection; queued writes are committed together (one transaction, a savepoint each,
+so one bad record fails alone). Reads run in a small thread pool, each thread with its own
+read-only connection. The event loop only awaits futures. The related-story index lives in
+memory, is loaded from the ``features`` column at start-up and is updated after each commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import queue
+import re
+import sqlite3
+import threading
+from pathlib import Path
+from typing import AsyncIterator, Callable
+
+import msgspec
+import numpy as np
+
+from .. import schemas
+from .base import (
+    SIMHASH_MAX_DISTANCE,
+    StoryRecord,
+    hamming,
+    normalize_url,
+    prepare,
+    simhash,
+    simhash_bands,
+    simhash_usable,
+    utc_now,
+)
+from .related import FEATURES_VERSION, RelatedIndex, compute_features, decode_features, encode_features
+
+log = logging.getLogger(__name__)
+
+_json = msgspec.json.Encoder()
+_kp_decoder = msgspec.json.Decoder(list[schemas.Keyphrase])
+_ent_decoder = msgspec.json.Decoder(list[schemas.Entity])
+
+# Ordered schema migrations: step i brings user_version from i to i + 1. Append, never edit.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE stories (
+        id INTEGER PRIMARY KEY,
+        story_id TEXT NOT NULL UNIQUE,
+        url TEXT NOT NULL,
+        canonical_url TEXT NOT NULL,
+        title TEXT, byline TEXT, site_name TEXT, published TEXT, language TEXT,
+        text TEXT NOT NULL,
+        word_count INTEGER NOT NULL,
+        keyphrases TEXT NOT NULL,
+        entities TEXT NOT NULL,
+        embedding BLOB,
+        simhash INTEGER NOT NULL,
+        simhash_ok INTEGER NOT NULL,
+        sh0 INTEGER NOT NULL, sh1 INTEGER NOT NULL, sh2 INTEGER NOT NULL, sh3 INTEGER NOT NULL,
+        content_hash TEXT NOT NULL,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        features BLOB NOT NULL
+    );
+    CREATE INDEX stories_recent ON stories (last_seen DESC, id DESC);
+    CREATE INDEX stories_sh0 ON stories (sh0) WHERE simhash_ok;
+    CREATE INDEX stories_sh1 ON stories (sh1) WHERE simhash_ok;
+    CREATE INDEX stories_sh2 ON stories (sh2) WHERE simhash_ok;
+    CREATE INDEX stories_sh3 ON stories (sh3) WHERE simhash_ok;
+    CREATE TABLE aliases (
+        canonical_url TEXT PRIMARY KEY,
+        story_id TEXT NOT NULL REFERENCES stories (story_id) ON DELETE CASCADE
+    ) WITHOUT ROWID;
+    CREATE INDEX aliases_story ON aliases (story_id);
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+    CREATE VIRTUAL TABLE stories_fts USING fts5 (
+        title, text, site_name, content='stories', content_rowid='id',
+        tokenize='porter unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER stories_ai AFTER INSERT ON stories BEGIN
+        INSERT INTO stories_fts (rowid, title, text, site_name) VALUES (new.id, new.title, new.text, new.site_name);
+    END;
+    CREATE TRIGGER stories_ad AFTER DELETE ON stories BEGIN
+        INSERT INTO stories_fts (stories_fts, rowid, title, text, site_name)
+        VALUES ('delete', old.id, old.title, old.text, old.site_name);
+    END;
+    CREATE TRIGGER stories_au AFTER UPDATE OF title, text, site_name ON stories BEGIN
+        INSERT INTO stories_fts (stories_fts, rowid, title, text, site_name)
+        VALUES ('delete', old.id, old.title, old.text, old.site_name);
+        INSERT INTO stories_fts (rowid, title, text, site_name) VALUES (new.id, new.title, new.text, new.site_name);
+    END;
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_COLUMNS = (
+    "story_id, url, canonical_url, title, byline, site_name, published, language, text, word_count, "
+    "keyphrases, entities, embedding, simhash, content_hash, first_seen, last_seen"
+)
+_SUMMARY = "story_id, url, canonical_url, title, site_name, published, first_seen, last_seen"
+_FTS_WORD = re.compile(r"\w+", re.UNICODE)
+_BATCH = 128
+
+
+class SchemaTooNew(RuntimeError):
+    pass
+
+
+def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 30000")
+    if readonly:
+        conn.execute("PRAGMA query_only = 1")
+    else:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the file's schema to SCHEMA_VERSION, one transaction per step. Returns the version."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise SchemaTooNew(f"archive schema version {version} is newer than this Backstory ({SCHEMA_VERSION})")
+    for step in range(version, SCHEMA_VERSION):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _split_sql(MIGRATIONS[step]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {step + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        log.info("archive schema migrated to version %d", step + 1)
+    return SCHEMA_VERSION
+
+
+def _split_sql(script: str) -> list[str]:
+    out, buf = [], []
+    for line in script.strip().splitlines():
+        buf.append(line)
+        joined = "\n".join(buf).strip()
+        if joined.endswith(";") and sqlite3.complete_statement(joined) and (
+            not joined.upper().startswith("CREATE TRIGGER") or joined.upper().endswith("END;")
+        ):
+            out.append(joined)
+            buf = []
+    if "".join(buf).strip():
+        out.append("\n".join(buf))
+    return out
+
+
+def _row_to_record(row: tuple) -> StoryRecord:
+    emb = row[12]
+    return StoryRecord(
+        story_id=row[0], url=row[1], canonical_url=row[2], title=row[3], byline=row[4], site_name=row[5],
+        published=row[6], language=row[7], text=row[8], word_count=row[9],
+        keyphrases=_kp_decoder.decode(row[10]), entities=_ent_decoder.decode(row[11]),
+        embedding=np.frombuffer(emb, dtype="<f4").tolist() if emb is not None else None,
+        simhash=row[13], content_hash=row[14], first_seen=row[15], last_seen=row[16],
+    )
+
+
+def _summary(row: tuple, snippet: str | None = None) -> schemas.StorySummary:
+    return schemas.StorySummary(
+        story_id=row[0], url=row[1], canonical_url=row[2], title=row[3], site_name=row[4], published=row[5],
+        first_seen=row[6], last_seen=row[7], snippet=snippet,
+    )
+
+
+def _fts_query(q: str) -> str | None:
+    words = _FTS_WORD.findall(q)
+    if not words:
+        return None
+    quoted = [f'"{w}"' for w in words]
+    quoted[-1] += "*"  # the last word may still be being typed
+    return " ".join(quoted)
+
+
+class _Writer(threading.Thread):
+    """The one thread that writes. Jobs are ``fn(conn) -> (result, after_commit | None)``."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(name="backstory-archive-writer", daemon=True)
+        self.path = path
+        self.jobs: queue.Queue = queue.Queue()
+        self.conn: sqlite3.Connection | None = None
+        self.ready = concurrent.futures.Future()
+
+    def submit(self, fn: Callable) -> concurrent.futures.Future:
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        self.jobs.put((fn, fut))
+        return fut
+
+    def run(self) -> None:
+        try:
+            self.conn = _connect(self.path, readonly=False)
+            migrate(self.conn)
+        except BaseException as exc:  # noqa: BLE001 - reported to the opener
+            self.ready.set_exception(exc)
+            return
+        self.ready.set_result(None)
+        conn = self.conn
+        while True:
+            first = self.jobs.get()
+            if first is None:
+                break
+            batch = [first]
+            stop = False
+            while len(batch) < _BATCH:
+                try:
+                    nxt = self.jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            self._run_batch(conn, batch)
+            if stop:
+                break
+        try:
+            conn.execute("PRAGMA optimize")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error:
+            pass
+        conn.close()
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list) -> None:
+        done = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for fn, fut in batch:
+                if not fut.set_running_or_notify_cancel():
+                    continue
+                conn.execute("SAVEPOINT job")
+                try:
+                    result = fn(conn)
+                    conn.execute("RELEASE job")
+                    done.append((fut, result, None))
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    done.append((fut, None, exc))
+            conn.execute("COMMIT")
+        except BaseException as exc:  # noqa: BLE001 - the commit failed: every job fails
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for fut, _r, _e in done:
+                fut.set_exception(exc)
+            for _fn, fut in batch[len(done):]:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        for fut, result, exc in done:
+            if exc is not None:
+                fut.set_exception(exc)
+                continue
+            value, after = result
+            try:
+                if after is not None:
+                    after()
+            except BaseException as after_exc:  # noqa: BLE001
+                log.exception("archive index update failed")
+                fut.set_exception(after_exc)
+                continue
+            fut.set_result(value)
+
+
+class SQLiteArchive:
+    """The default archive backend (see :class:`backstory.archive.base.Archive`)."""
+
+    def __init__(self, path: str | Path, readers: int = 4) -> None:
+        self.path = Path(path).expanduser()
+        self.index = RelatedIndex()
+        self._readers = readers
+        self._writer: _Writer | None = None
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._start_lock = asyncio.Lock()
+        self._started = False
+        self._closed = False
+
+    # ---- plumbing -----------------------------------------------------------------------
+    async def start(self) -> None:
+        """Create/migrate the file and load the related index (done lazily by the first call)."""
+        async with self._start_lock:
+            if self._started:
+                return
+            if self._closed:
+                raise RuntimeError("archive is closed")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            writer = _Writer(self.path)
+            writer.start()
+            await asyncio.wrap_future(writer.ready)
+            self._writer = writer
+            self._pool = concurrent.futures.ThreadPoolExecutor(self._readers, thread_name_prefix="backstory-archive-read")
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._pool, lambda: self._load_index(self._reader()))
+            self._started = True
+
+    async def __aenter__(self) -> "SQLiteArchive":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = _connect(self.path, readonly=True)
+            with self._conns_lock:
+                self._conns.append(conn)
+        return conn
+
+    async def _read(self, fn: Callable, *args):
+        if not self._started:
+            await self.start()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(self._reader(), *args))
+
+    async def _write(self, fn: Callable):
+        if not self._started:
+            await self.start()
+        return await asyncio.wrap_future(self._writer.submit(fn))
+
+    def _load_index(self, conn: sqlite3.Connection) -> None:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'features_version'").fetchone()
+        stale = row is None or row[0] != str(FEATURES_VERSION)
+        cur = conn.execute(
+            "SELECT story_id, features, embedding, simhash, simhash_ok, title, text, entities, keyphrases "
+            "FROM stories ORDER BY id"
+        )
+        refreshed = []
+        for sid, feats, emb, sh, ok, title, text, ents, kps in cur:
+            if stale:
+                f = compute_features(title, text, _ent_decoder.decode(ents), _kp_decoder.decode(kps))
+                refreshed.append((encode_features(f), sid))
+            else:
+                f = decode_features(feats)
+            vec = np.frombuffer(emb, dtype="<f4") if emb is not None else None
+            self.index.add(sid, f, vec, sh, bool(ok))
+        self.index.refresh()
+        if stale:
+            def store(wconn: sqlite3.Connection):
+                wconn.executemany("UPDATE stories SET features = ? WHERE story_id = ?", refreshed)
+                wconn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('features_version', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(FEATURES_VERSION),)
+                )
+                return None, None
+            self._writer.submit(store).result()
+
+    # ---- writes -------------------------------------------------------------------------
+    async def upsert(self, record: StoryRecord) -> StoryRecord:
+        record = prepare(record)
+        features = encode_features(compute_features(record.title, record.text, record.entities, record.keyphrases))
+        return await self._write(lambda conn: self._store(conn, record, features, keep_identity=False))
+
+    async def import_record(self, record: StoryRecord) -> StoryRecord:
+        record = prepare(record)
+        features = encode_features(compute_features(record.title, record.text, record.entities, record.keyphrases))
+        return await self._write(lambda conn: self._store(conn, record, features, keep_identity=True))
+
+    async def import_many(self, records: list[StoryRecord]) -> list[StoryRecord]:
+        """Import several records at once (one transaction for the lot)."""
+        return list(await asyncio.gather(*(self.import_record(r) for r in records)))
+
+    def _find_dup(self, conn: sqlite3.Connection, canonical_url: str, sh: int, ok: bool) -> str | None:
+        row = conn.execute("SELECT story_id FROM aliases WHERE canonical_url = ?", (normalize_url(canonical_url),)).fetchone()
+        if row:
+            return row[0]
+        if not ok:
+            return None
+        bands = simhash_bands(sh)
+        best = None
+        for i, band in enumerate(bands):
+            for sid, other in conn.execute(
+                f"SELECT story_id, simhash FROM stories WHERE simhash_ok AND sh{i} = ?", (band,)
+            ):
+                d = hamming(sh, other)
+                if d <= SIMHASH_MAX_DISTANCE and (best is None or d < best[0]):
+                    best = (d, sid)
+        return best[1] if best else None
+
+    def _store(self, conn: sqlite3.Connection, rec: StoryRecord, features: bytes, keep_identity: bool):
+        ok = simhash_usable(rec.text)
+        existing = self._find_dup(conn, rec.canonical_url, rec.simhash, ok)
+        if existing is None and keep_identity:
+            row = conn.execute("SELECT story_id FROM stories WHERE story_id = ?", (rec.story_id,)).fetchone()
+            existing = row[0] if row else None
+        if existing is None:
+            row = conn.execute("SELECT story_id FROM stories WHERE story_id = ?", (rec.story_id,)).fetchone()
+            if row:  # an id taken by another canonical URL (only possible through imports)
+                existing = row[0]
+        incoming = rec.canonical_url
+        if existing is not None:
+            old = conn.execute("SELECT canonical_url, first_seen, last_seen FROM stories WHERE story_id = ?", (existing,)).fetchone()
+            first_seen = min(old[1], rec.first_seen) if keep_identity else old[1]
+            last_seen = max(old[2], rec.last_seen) if keep_identity else max(old[2], utc_now())
+            rec = msgspec.structs.replace(rec, story_id=existing, canonical_url=old[0], first_seen=first_seen, last_seen=last_seen)
+        values = self._values(rec, ok, features)
+        if existing is None:
+            conn.execute(
+                f"INSERT INTO stories ({_COLUMNS}, simhash_ok, sh0, sh1, sh2, sh3, features) "
+                f"VALUES ({', '.join('?' * len(values))})",
+                values,
+            )
+        else:
+            sets = ", ".join(f"{c.strip()} = ?" for c in (_COLUMNS + ", simhash_ok, sh0, sh1, sh2, sh3, features").split(","))
+            conn.execute(f"UPDATE stories SET {sets} WHERE story_id = ?", (*values, rec.story_id))
+        conn.execute("INSERT OR IGNORE INTO aliases (canonical_url, story_id) VALUES (?, ?)", (rec.canonical_url, rec.story_id))
+        url_alias = normalize_url(rec.url)
+        if url_alias != rec.canonical_url:
+            conn.execute("INSERT OR IGNORE INTO aliases (canonical_url, story_id) VALUES (?, ?)", (url_alias, rec.story_id))
+        conn.execute("INSERT OR IGNORE INTO aliases (canonical_url, story_id) VALUES (?, ?)", (incoming, rec.story_id))
+
+        emb = rec.embedding
+        decoded = decode_features(features)
+        stored = rec
+
+        def after() -> None:
+            self.index.add(stored.story_id, decoded, emb, stored.simhash, ok)
+
+        return stored, after
+
+    @staticmethod
+    def _values(rec: StoryRecord, ok: bool, features: bytes) -> tuple:
+        emb = np.asarray(rec.embedding, dtype="<f4").tobytes() if rec.embedding is not None else None
+        return (
+            rec.story_id, rec.url, rec.canonical_url, rec.title, rec.byline, rec.site_name, rec.published,
+            rec.language, rec.text, rec.word_count, _json.encode(rec.keyphrases).decode(),
+            _json.encode(rec.entities).decode(), emb, rec.simhash, rec.content_hash, rec.first_seen, rec.last_seen,
+            int(ok), *simhash_bands(rec.simhash), features,
+        )
+
+    async def delete(self, story_id: str) -> bool:
+        def job(conn: sqlite3.Connection):
+            gone = conn.execute("DELETE FROM stories WHERE story_id = ?", (story_id,)).rowcount > 0
+            return gone, (lambda: self.index.remove(story_id)) if gone else None
+
+        return await self._write(job)
+
+    # ---- reads --------------------------------------------------------------------------
+    async def find_duplicate(self, canonical_url: str, simhash: int) -> str | None:
+        return await self._read(lambda conn: self._find_dup(conn, canonical_url, simhash, True))
+
+    async def has_canonical_url(self, url: str) -> bool:
+        return await self._read(
+            lambda conn: conn.execute("SELECT 1 FROM aliases WHERE canonical_url = ?", (normalize_url(url),)).fetchone()
+            is not None
+        )
+
+    async def get(self, story_id: str) -> StoryRecord | None:
+        def job(conn: sqlite3.Connection):
+            row = conn.execute(f"SELECT {_COLUMNS} FROM stories WHERE story_id = ?", (story_id,)).fetchone()
+            return _row_to_record(row) if row else None
+
+        return await self._read(job)
+
+    async def count(self) -> int:
+        return await self._read(lambda conn: conn.execute("SELECT count(*) FROM stories").fetchone()[0])
+
+    async def search(self, q: str | None, limit: int = 20, offset: int = 0) -> tuple[list[schemas.StorySummary], int]:
+        limit, offset = max(0, int(limit)), max(0, int(offset))
+        match = _fts_query(q) if q else None
+
+        def job(conn: sqlite3.Connection):
+            if q and match is None:
+                return [], 0
+            if match is None:
+                total = conn.execute("SELECT count(*) FROM stories").fetchone()[0]
+                rows = conn.execute(
+                    f"SELECT {_SUMMARY} FROM stories ORDER BY last_seen DESC, id DESC LIMIT ? OFFSET ?", (limit, offset)
+                ).fetchall()
+                return [_summary(r) for r in rows], total
+            total = conn.execute("SELECT count(*) FROM stories_fts WHERE stories_fts MATCH ?", (match,)).fetchone()[0]
+            cols = ", ".join(f"s.{c.strip()}" for c in _SUMMARY.split(","))
+            rows = conn.execute(
+                f"SELECT {cols}, snippet(stories_fts, 1, '', '', '…', 24) FROM stories_fts "
+                "JOIN stories s ON s.id = stories_fts.rowid WHERE stories_fts MATCH ? "
+                "ORDER BY bm25(stories_fts, 4.0, 1.0, 0.5), s.id DESC LIMIT ? OFFSET ?",
+                (match, limit, offset),
+            ).fetchall()
+            return [_summary(r[:8], r[8]) for r in rows], total
+
+        return await self._read(job)
+
+    async def related(self, record: StoryRecord, limit: int = 10) -> list[schemas.RelatedStory]:
+        def job(conn: sqlite3.Connection):
+            exclude = record.story_id if record.story_id in self.index.slot_of else None
+            if exclude is None and record.canonical_url:
+                row = conn.execute(
+                    "SELECT story_id FROM aliases WHERE canonical_url = ?", (normalize_url(record.canonical_url),)
+                ).fetchone()
+                exclude = row[0] if row else None
+            features = compute_features(record.title, record.text, record.entities, record.keyphrases)
+            sh = record.simhash or (simhash(record.text) if record.text else 0)
+            hits = self.index.query(
+                features, record.embedding, exclude_id=exclude,
+                simhash=sh if simhash_usable(record.text) else None, limit=limit,
+            )
+            if not hits:
+                return []
+            marks = ", ".join("?" * len(hits))
+            meta = {
+                r[0]: r
+                for r in conn.execute(
+                    f"SELECT story_id, canonical_url, title, site_name, published FROM stories WHERE story_id IN ({marks})",
+                    [h.story_id for h in hits],
+                )
+            }
+            return [
+                schemas.RelatedStory(
+                    story_id=h.story_id, url=meta[h.story_id][1], title=meta[h.story_id][2],
+                    site_name=meta[h.story_id][3], published=meta[h.story_id][4], score=h.score,
+                    shared_entities=h.shared_entities, shared_keyphrases=h.shared_keyphrases,
+                )
+                for h in hits
+                if h.story_id in meta  # deleted between the index lookup and now
+            ]
+
+        return await self._read(job)
+
+    async def export(self) -> AsyncIterator[StoryRecord]:
+        last = 0
+        while True:
+            def page(conn: sqlite3.Connection, after: int):
+                return conn.execute(f"SELECT id, {_COLUMNS} FROM stories WHERE id > ? ORDER BY id LIMIT 500", (after,)).fetchall()
+
+            rows = await self._read(page, last)
+            if not rows:
+                return
+            for row in rows:
+                yield _row_to_record(row[1:])
+            last = rows[-1][0]
+
+    # ---- shutdown -----------------------------------------------------------------------
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if not self._started:
+            return
+        writer = self._writer
+        writer.jobs.put(None)
+        await asyncio.get_running_loop().run_in_executor(None, writer.join)
+        pool = self._pool
+        pool.shutdown(wait=True)
+        with self._conns_lock:
+            for conn in self._conns:
+                conn.close()
+            self._conns.clear()
