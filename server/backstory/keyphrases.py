@@ -1,0 +1,323 @@
+"""Keyphrases: noun-phrase candidates from spaCy POS tags (PatternRank), ranked with KeyBERT.
+
+1. Candidates are real phrases of the text: runs of adjectives and nouns ending in a noun
+   (hyphenated words such as ``987-foot`` count as one word), never crossing numbers, dates or
+   punctuation, so no determiners or possessives ever start one. Each run also yields its
+   shorter endings ("biggest oil spill" → "oil spill") and its proper-noun runs. Phrases are
+   lower-cased except proper nouns, and merged when they agree after case-folding, Porter
+   stemming and removing spaces ("Ad Tech" = "adtech" = "ad-tech").
+2. A cheap prior (frequency, first position, title words) keeps the ``max_candidates`` best,
+   so only those are embedded, in one batched call that mostly hits the embedder's cache.
+3. KeyBERT scores every kept candidate by cosine similarity with the document embedding.
+4. The final score adds position (news leads carry the key facts), frequency and the title to
+   that similarity; it is scaled into [0, 1]. No MMR: on news it costs far more than it gives.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Sequence
+
+import numpy as np
+
+from .schemas import Keyphrase
+
+_NON_WORD = re.compile(r"\W+")
+_NOUN_TAGS = {"NN", "NNS", "NNP", "NNPS"}
+_PROPER_TAGS = {"NNP", "NNPS"}
+_MODIFIER_TAGS = {"JJ", "JJR", "JJS"} | _NOUN_TAGS
+# Entity types that are numbers or times: "Tuesday", "last year", "$5 million" are no keyphrases.
+_SKIP_ENTS = {"DATE", "TIME", "PERCENT", "MONEY", "QUANTITY", "ORDINAL", "CARDINAL"}
+# Nouns too generic to be a keyphrase on their own (they may still end a longer phrase).
+_GENERIC = frozenset(
+    """
+    thing things lot lots kind kinds way ways part parts number numbers percent time times
+    year years day days week weeks month months today yesterday tomorrow people person persons
+    man men woman women mr mrs ms dr one ones other others something anything nothing everything
+    someone anyone everyone official officials spokesman spokeswoman statement report reports
+    """.split()
+)
+# Adjectives that only quantify or point ("many people", "other countries"): never a phrase start.
+_WEAK_ADJECTIVES = frozenset(
+    """
+    many much more most few fewer several other such same own various certain last next first
+    second third previous recent new old least less whole entire only main key
+    """.split()
+)
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Any:
+    from nltk.stem.porter import PorterStemmer  # the algorithm only, no nltk data needed
+
+    return PorterStemmer()
+
+
+@lru_cache(maxsize=65536)
+def _stem(word: str) -> str:
+    return _stemmer().stem(word)
+
+
+def phrase_key(phrase: str) -> str:
+    """The identity of a phrase: case-folded, Porter-stemmed words, spaces removed."""
+    return "".join(_stem(w) for w in _NON_WORD.split(phrase.lower()) if w)
+
+
+def _stem_words(phrase: str) -> list[str]:
+    return [_stem(w) for w in _NON_WORD.split(phrase.lower()) if w]
+
+
+@dataclass
+class Candidate:
+    """One candidate phrase with what the ranking needs to know about it."""
+
+    key: str
+    text: str
+    words: int
+    count: int = 0
+    first: float = 1.0  # relative position of the first occurrence, 0 = start of text
+    proper: bool = False
+    in_title: float = 0.0  # share of its words that are in the title
+    forms: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Weights:
+    """Ranking knobs, tuned on the DUC-2001 dev half (see the module docstring)."""
+
+    position: float = 0.15
+    frequency: float = 0.0
+    title: float = 0.0
+    single_word: float = 0.1
+    prior_position: float = 1.0
+    prior_title: float = 1.0
+
+
+class _Unit:
+    """A word for the pattern: one token, or tokens glued by hyphens ("987-foot", "ad-tech")."""
+
+    __slots__ = ("text", "tag", "start", "end", "ent", "proper", "lower")
+
+    def __init__(self, tokens: Sequence[Any]) -> None:
+        self.text = "".join(t.text for t in tokens)
+        self.start = tokens[0].idx
+        self.end = tokens[-1].idx + len(tokens[-1].text)
+        last = tokens[-1]
+        if len(tokens) > 1:
+            # A hyphenated word ending in a noun behaves like a noun ("ad-tech", "987-foot").
+            self.tag = "NN" if last.tag_ in _NOUN_TAGS else "JJ"
+        else:
+            self.tag = last.tag_
+        self.ent = any(t.ent_type_ in _SKIP_ENTS for t in tokens)
+        self.proper = all(t.tag_ in _PROPER_TAGS or t.tag_ == "HYPH" for t in tokens)
+        self.lower = self.text.lower()
+
+
+def _units(doc: Any) -> list[_Unit | None]:
+    """Tokens grouped into hyphenated words; None marks a token that breaks phrases."""
+    units: list[_Unit | None] = []
+    group: list[Any] = []
+    for tok in doc:
+        if group and (tok.tag_ == "HYPH" or group[-1].tag_ == "HYPH") and not group[-1].whitespace_:
+            group.append(tok)
+            continue
+        if group:
+            units.append(_Unit(group) if group[-1].tag_ != "HYPH" else None)
+        group = [tok]
+    if group:
+        units.append(_Unit(group) if group[-1].tag_ != "HYPH" else None)
+    return units
+
+
+def _runs(units: list[_Unit | None]) -> list[list[_Unit]]:
+    """Maximal runs of modifier/noun units that end in a noun (PatternRank's JJ* NN+)."""
+    runs: list[list[_Unit]] = []
+    current: list[_Unit] = []
+
+    def close() -> None:
+        while current and current[-1].tag not in _NOUN_TAGS:
+            current.pop()
+        while current and current[0].lower in _WEAK_ADJECTIVES:
+            current.pop(0)
+        if current:
+            runs.append(list(current))
+        current.clear()
+
+    for unit in units:
+        if unit is None or unit.ent or unit.tag not in _MODIFIER_TAGS or not any(c.isalpha() for c in unit.text):
+            close()
+            continue
+        # An adjective after a noun starts a new phrase ("oil spill" | "bigger cleanup").
+        if current and unit.tag not in _NOUN_TAGS and current[-1].tag in _NOUN_TAGS:
+            close()
+        current.append(unit)
+    close()
+    return runs
+
+
+def _surface(run: Sequence[_Unit]) -> str:
+    return " ".join(u.text if u.proper else u.lower for u in run)
+
+
+class KeyphraseExtractor:
+    """``extract(doc, title)`` → up to ``top_n`` :class:`schemas.Keyphrase`, best first.
+
+    ``embedder`` is a :class:`backstory.embed.MiniLMEmbedder` (any KeyBERT ``BaseEmbedder``
+    whose ``embed`` returns L2-normalised rows works).
+    """
+
+    def __init__(
+        self,
+        embedder: Any,
+        *,
+        max_words: int = 4,
+        max_candidates: int = 40,
+        min_phrases: int = 5,
+        weights: Weights | None = None,
+    ) -> None:
+        from keybert import KeyBERT
+
+        self.embedder = embedder
+        self.keybert = KeyBERT(model=embedder)
+        self.max_words = max_words
+        self.max_candidates = max_candidates
+        self.min_phrases = min_phrases
+        self.weights = weights or Weights()
+
+    # --- candidates -------------------------------------------------------------------------
+
+    def candidates(self, doc: Any, title: str | None = None) -> list[Candidate]:
+        """Every candidate phrase of ``doc``, merged by :func:`phrase_key`, in order of first use."""
+        length = max(1, len(doc.text))
+        title_stems = set(_stem_words(title or ""))
+        found: dict[str, Candidate] = {}
+        for run in _runs(_units(doc)):
+            for phrase in self._phrases(run):
+                text = _surface(phrase)
+                key = phrase_key(text)
+                if not key:
+                    continue
+                cand = found.get(key)
+                if cand is None:
+                    words = _stem_words(text)
+                    cand = found[key] = Candidate(
+                        key=key,
+                        text=text,
+                        words=len(phrase),
+                        first=phrase[0].start / length,
+                        proper=all(u.proper for u in phrase),
+                        in_title=sum(w in title_stems for w in words) / len(words),
+                    )
+                cand.count += 1
+                cand.forms[text] = cand.forms.get(text, 0) + 1
+        for cand in found.values():
+            # Show the most frequent spelling (first seen wins a tie).
+            cand.text = max(cand.forms.items(), key=lambda kv: kv[1])[0]
+        return list(found.values())
+
+    def _phrases(self, run: list[_Unit]) -> list[list[_Unit]]:
+        """The run itself (when short enough), its endings, and its proper-noun stretches."""
+        out: list[list[_Unit]] = []
+        n = len(run)
+        for start in range(n):
+            part = run[start:]
+            if len(part) > self.max_words:
+                continue
+            if part[0].lower in _WEAK_ADJECTIVES:
+                continue
+            if len(part) == 1 and (part[0].lower in _GENERIC or len(part[0].text) < 3):
+                continue
+            out.append(part)
+        # Proper-noun stretches inside a longer run: "tanker Exxon Valdez" → "Exxon Valdez".
+        i = 0
+        while i < n:
+            if run[i].proper:
+                j = i
+                while j < n and run[j].proper:
+                    j += 1
+                if (i > 0 or j < n) and j - i <= self.max_words and j < n:
+                    out.append(run[i:j])
+                i = j
+            else:
+                i += 1
+        return out
+
+    # --- ranking ----------------------------------------------------------------------------
+
+    def _prior(self, cand: Candidate) -> float:
+        w = self.weights
+        return (
+            math.log1p(cand.count)
+            + w.prior_position * (1.0 - cand.first)
+            + w.prior_title * cand.in_title
+            + 0.3 * min(cand.words, 3)
+        )
+
+    def extract(
+        self,
+        doc: Any,
+        title: str | None = None,
+        top_n: int = 10,
+        doc_embedding: np.ndarray | None = None,
+    ) -> list[Keyphrase]:
+        """The ``top_n`` keyphrases of the spaCy ``doc`` (its text is the article body)."""
+        cands = self.candidates(doc, title)
+        if not cands:
+            return []
+        cands.sort(key=self._prior, reverse=True)
+        cands = cands[: self.max_candidates]
+        texts = [c.text for c in cands]
+        if doc_embedding is None:
+            doc_text = f"{title}\n\n{doc.text}" if title else doc.text
+            doc_embedding = self.embedder.embed_document(doc_text)
+        word_embeddings = self.embedder.embed(texts)
+        similarity = self._similarities(doc.text, texts, np.asarray(doc_embedding, dtype=np.float32), word_embeddings)
+        return self.rank(cands, similarity, top_n)
+
+    def _similarities(
+        self, text: str, phrases: list[str], doc_embedding: np.ndarray, word_embeddings: np.ndarray
+    ) -> dict[str, float]:
+        """Cosine similarity of each phrase with the document, computed by KeyBERT."""
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        # The vocabulary is exactly our candidates, in our order, so the embeddings line up.
+        vectorizer = CountVectorizer(
+            analyzer=lambda _doc: phrases, vocabulary=phrases, lowercase=False, token_pattern=None
+        )
+        scored = self.keybert.extract_keywords(
+            text,
+            vectorizer=vectorizer,
+            top_n=len(phrases),
+            doc_embeddings=doc_embedding.reshape(1, -1),
+            word_embeddings=word_embeddings,
+        )
+        return {phrase: float(score) for phrase, score in scored}
+
+    def rank(self, cands: list[Candidate], similarity: dict[str, float], top_n: int = 10) -> list[Keyphrase]:
+        """Combine similarity with position, frequency and title; best first, scores in [0, 1]."""
+        w = self.weights
+        max_count = max(c.count for c in cands)
+        scored: list[tuple[float, Candidate]] = []
+        for c in cands:
+            s = similarity.get(c.text, 0.0)
+            s += w.position * (1.0 - c.first)
+            s += w.frequency * math.log1p(c.count) / math.log1p(max_count)
+            s += w.title * c.in_title
+            if c.words == 1:
+                s -= w.single_word
+            scored.append((s, c))
+        scored.sort(key=lambda sc: sc[0], reverse=True)
+        total = 1.0 + w.position + w.frequency + w.title
+        out: list[Keyphrase] = []
+        seen: set[str] = set()
+        for s, c in scored:
+            if c.key in seen:
+                continue
+            seen.add(c.key)
+            out.append(Keyphrase(phrase=c.text, score=round(min(1.0, max(0.0, s / total)), 4)))
+            if len(out) >= top_n:
+                break
+        return out
