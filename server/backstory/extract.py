@@ -1,17 +1,18 @@
 """Article extraction: clean text and facts from a news page (the only trafilatura import).
 
-``extract_article(html, url)`` runs trafilatura twice on one parse (precision mode and its
-default mode), keeps the precision mode's choice of blocks but takes the default mode's fuller
-version of a paragraph when precision mode dropped inline words (a link inside a ``<span>``),
-then removes what is not the story: the headline repeated as the first paragraph, link-only
-"related" lines and lists, labels ("DON'T MISS", "[VIDEO]") and newsletter / follow-us /
-tip-line boxes. ``decode_html(body, content_type)`` turns fetched bytes into text.
+``extract_article(html, url)`` runs trafilatura in precision mode (no comments) on one parse,
+then removes what is still not the story: the headline repeated as the first paragraph,
+paragraphs and lists that are nothing but links to other stories of the same site, labels
+("DON'T MISS", "[VIDEO]") and newsletter / follow-us / tip-line boxes. Text trafilatura leaves
+between its blocks is kept, ``<br>`` becomes a line break. Metadata comes from trafilatura
+(dates without its "extensive" guessing), the canonical URL from ``<link rel=canonical>`` or
+``og:url``, the language from py3langid on the text (else ``<html lang>``).
+``decode_html(body, content_type)`` turns fetched bytes into text.
 """
 
 from __future__ import annotations
 
 import codecs
-import copy
 import json
 import re
 import unicodedata
@@ -21,12 +22,13 @@ import msgspec
 
 from .errors import InvalidInput, NotAnArticle
 
-__all__ = ["Article", "decode_html", "extract_article", "MAX_HTML_CHARS"]
+__all__ = ["Article", "decode_html", "extract_article", "warm_up", "MAX_HTML_CHARS"]
 
 MAX_HTML_CHARS = 12_000_000
 """Longer input is cut here (the API body limit is 10 MB; a fetched page at most 5 MB)."""
-_MAX_TREE_DEPTH = 200
+_MAX_DEPTH = 80
 _MIN_TEXT_CHARS = 80
+_MIN_WORDS = 15
 
 
 class Article(msgspec.Struct, kw_only=True, frozen=True):
@@ -124,7 +126,7 @@ def _canonical(tree, url: str) -> str | None:
 
 
 def _html_lang(tree) -> str | None:
-    for el in tree.xpath("//html[@lang]|//html[@xml:lang]") if tree is not None else []:
+    for el in tree.xpath("/html|//html")[:1]:
         lang = (el.get("lang") or el.get("{http://www.w3.org/XML/1998/namespace}lang") or "").strip()
         m = re.match(r"^([a-zA-Z]{2})(?:[-_]|$)", lang)
         if m:
@@ -135,7 +137,7 @@ def _html_lang(tree) -> str | None:
 _langid = None
 
 
-def _language(text: str, tree) -> str | None:
+def _language(text: str) -> str | None:
     global _langid
     sample = text[:3000]
     if len(re.findall(r"\w+", sample)) >= 12:
@@ -146,7 +148,7 @@ def _language(text: str, tree) -> str | None:
         lang, prob = _langid.classify(sample)
         if prob >= 0.5:
             return str(lang)
-    return _html_lang(tree)
+    return None
 
 
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
@@ -319,35 +321,8 @@ def _is_boilerplate(b: _Block) -> bool:
     return False
 
 
-def _merge_fuller(precise: list[_Block], full: list[_Block]) -> list[_Block]:
-    """Use the default mode's version of a paragraph when it is the same one with more words."""
-    by_start: dict[str, list[_Block]] = {}
-    for b in full:
-        key = " ".join(_norm(b.text).split()[:4])
-        if key:
-            by_start.setdefault(key, []).append(b)
-    out = []
-    for b in precise:
-        words = _norm(b.text).split()
-        best = b
-        for cand in by_start.get(" ".join(words[:4]), ()):
-            cw = _norm(cand.text).split()
-            if cw[-3:] == words[-3:] and len(words) < len(cw) <= len(words) + 40 and _subsequence(words, cw):
-                best = cand
-                break
-        out.append(best)
-    return out
-
-
-def _subsequence(short: list[str], long: list[str]) -> bool:
-    it = iter(long)
-    return all(w in it for w in short)
-
-
-def _body_text(precise_body, full_body, title: str | None, anchors: set[str]) -> str:
-    blocks = _blocks(precise_body, anchors)
-    if full_body is not None:
-        blocks = _merge_fuller(blocks, _blocks(full_body, anchors))
+def _body_text(body, title: str | None, anchors: set[str]) -> str:
+    blocks = _blocks(body, anchors)
     title_key = _norm(title or "")
     kept: list[_Block] = []
     for i, b in enumerate(blocks):
@@ -386,101 +361,92 @@ def _load(html: str):
     from trafilatura.utils import load_html
 
     try:
-        tree = load_html(html)
+        return load_html(html)  # libxml2 stops nesting at 255 levels: deep pages cannot blow the stack
     except (ValueError, etree.LxmlError, RecursionError):
         return None
-    return tree
 
 
-def _too_deep(tree) -> bool:
-    # libxml2 caps nesting on its own, but a deep tree still makes recursive code crawl: refuse early.
-    for el in tree.iter():
-        depth = 0
-        node = el
-        while node is not None and depth <= _MAX_TREE_DEPTH:
-            node = node.getparent()
-            depth += 1
-        if depth > _MAX_TREE_DEPTH:
-            return True
-        break
-    return False
+def _flatten_deep(tree) -> None:
+    """Collapse anything nested deeper than ``_MAX_DEPTH`` into its ancestor's text.
+
+    Real pages stay under ~50 levels; a pathologically deep page would otherwise make every
+    later tree walk crawl (and recursive code overflow).
+    """
+    stack = [(tree, 0)]
+    while stack:
+        el, depth = stack.pop()
+        if depth >= _MAX_DEPTH and len(el):
+            text = " ".join(t.strip() for t in el.itertext() if t and t.strip())
+            for child in list(el):
+                el.remove(child)
+            el.text = text
+            continue
+        stack.extend((child, depth + 1) for child in el)
 
 
 def extract_article(html: str, url: str) -> Article:
     """Extract the story on ``html`` (served at ``url``).
 
-    Raises ``InvalidInput`` for input that is not a page and ``NotAnArticle`` when the page has
-    no article text.
+    Raises ``InvalidInput`` for input that is not text and ``NotAnArticle`` when the page has no
+    article text (empty, not HTML, or only navigation).
     """
-    if not isinstance(html, str):
-        raise InvalidInput("html must be a string")
+    if not isinstance(html, str) or not isinstance(url, str):
+        raise InvalidInput("html and url must be strings")
     if len(html) > MAX_HTML_CHARS:
         html = html[:MAX_HTML_CHARS]
     html = html.replace("\x00", "")
     if not html.strip():
         raise NotAnArticle("the page is empty")
-    if "<" not in html[:65536] and not re.search(r"\w", html[:4096]):
-        raise NotAnArticle("the page is not HTML")
 
     import trafilatura
 
     tree = _load(html)
     if tree is None or len(tree) == 0:
-        raise NotAnArticle("the page could not be parsed as HTML")
-    deepest = max((len(list(el.iterancestors())) for el in _sample(tree)), default=0)
-    if deepest > _MAX_TREE_DEPTH:
-        tree = _flatten(tree)
-
+        raise NotAnArticle("the page is not readable HTML")
+    _flatten_deep(tree)
+    # Read what trafilatura's cleaning removes (scripts, link targets) before it runs.
     canonical = _canonical(tree, url)
     anchors = _anchor_texts(tree, url)
-    common = dict(
-        url=url,
-        include_comments=False,
-        include_tables=True,
-        prune_xpath=_PRUNE,
-        date_extraction_params={"extensive_search": False, "original_date": True, "outputformat": "%Y-%m-%d"},
-    )
+    page_lang = _html_lang(tree)
+    headline = _json_ld_headline(tree)
     try:
-        precise = trafilatura.bare_extraction(copy.deepcopy(tree), favor_precision=True, with_metadata=True, **common)
-        full = trafilatura.bare_extraction(tree, fast=True, **common)
-    except (RecursionError, ValueError, TypeError, AttributeError) as exc:  # pragma: no cover - defensive
+        doc = trafilatura.bare_extraction(
+            tree,
+            url=url,
+            favor_precision=True,
+            with_metadata=True,
+            include_comments=False,
+            include_tables=True,
+            prune_xpath=_PRUNE,
+            date_extraction_params={"extensive_search": False, "original_date": True, "outputformat": "%Y-%m-%d"},
+        )
+    except (RecursionError, ValueError, TypeError, AttributeError, IndexError) as exc:  # pragma: no cover
         raise NotAnArticle(f"the page could not be read ({type(exc).__name__})") from None
-    if precise is None or precise.body is None:
+    if doc is None or doc.body is None:
         raise NotAnArticle("no article text found on the page")
 
-    title = _clean_meta(precise.title) or _clean_meta(_json_ld_headline(tree))
-    text = _body_text(precise.body, full.body if full is not None else None, title, anchors)
-    if len(text) < _MIN_TEXT_CHARS or len(_WORD.findall(text)) < 15:
+    title = _clean_meta(doc.title) or _clean_meta(headline)
+    text = _body_text(doc.body, title, anchors)
+    if len(text) < _MIN_TEXT_CHARS or len(_WORD.findall(text)) < _MIN_WORDS:
         raise NotAnArticle("no article text found on the page")
     return Article(
         title=title,
-        byline=_clean_meta(precise.author, 200),
-        site_name=_site_name(precise, url),
-        published=_date(precise.date),
-        language=_language(text, tree),
+        byline=_clean_meta(doc.author, 200),
+        site_name=_site_name(doc, url),
+        published=_date(doc.date),
+        language=_language(text) or page_lang,
         text=text,
         canonical_url=canonical,
     )
 
 
-def _sample(tree, limit: int = 2000):
-    """A few deepest-candidate elements: the last element of each of the first subtrees walked."""
-    for i, el in enumerate(tree.iter()):
-        if i >= limit:
-            yield el
-            return
-        if len(el) == 0:
-            yield el
+def warm_up() -> None:
+    """Import trafilatura and load its word lists and the language model (~1-3 s, once).
 
-
-def _flatten(tree):
-    """Re-root pathologically deep trees: keep text of nodes past the depth limit as one paragraph."""
-    from lxml import html as lxml_html
-
-    for el in list(tree.iter()):
-        if len(list(el.iterancestors())) == _MAX_TREE_DEPTH // 2:
-            text = " ".join(t.strip() for t in el.itertext() if t.strip())
-            for child in list(el):
-                el.remove(child)
-            el.text = text
-    return lxml_html.fromstring(lxml_html.tostring(tree)) if False else tree
+    Call at server start so the first reader does not wait.
+    """
+    sample = "<html><body><article>" + "<p>The committee met on Monday and agreed on a new plan for the town.</p>" * 4
+    try:
+        extract_article(sample + "</article></body></html>", "https://example.org/warm-up")
+    except NotAnArticle:  # pragma: no cover - the sample is an article
+        pass
