@@ -1,0 +1,204 @@
+"""The extension end to end: a real toolbar click in Chromium opens the side panel, which reads the rendered
+page, asks the real Backstory server and shows the story's facts, keyphrases, entities and related stories."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import PANEL_TIMEOUT, Browser, PageServer, artifact, free_port, start_server
+from e2e_pages import (
+    ALTMAN_OPEN_MODELS,
+    ALTMAN_SCRIPT_TITLE,
+    HIGHLIGHT_STORY,
+    LLAMA_PRESSURE,
+    NOT_AN_ARTICLE,
+)
+
+pytestmark = pytest.mark.e2e
+
+MARKS = "Array.from(document.querySelectorAll('mark[data-backstory-hl]'))"
+
+
+async def entity_names(panel, group: str) -> list[str]:
+    return await panel.eval(
+        f"Array.from(document.querySelectorAll('[data-group={group}] .chip-label')).map(e => e.textContent)")
+
+
+async def test_toolbar_click_shows_the_backstory(browser: Browser, backstory_server, news_server: PageServer):
+    saved = await browser.configure(backstory_server.url)
+    assert "Saved" in saved
+
+    # First story, on an empty archive.
+    first_url = news_server.add("altman-open-models.html", ALTMAN_OPEN_MODELS)
+    first = await browser.open(first_url)
+    assert await first.title() == ALTMAN_SCRIPT_TITLE  # the script ran in the browser
+    panel = await browser.click_toolbar(first)
+    assert await panel.wait_state("result", "error", "unreachable", "not-article", "cannot-read") == "result", \
+        await panel.text()
+
+    # The headline only exists after the page's script ran: the rendered HTML reached the server.
+    assert await panel.text("#title") == ALTMAN_SCRIPT_TITLE
+    assert "The Daily Ledger" in await panel.text("#site-byline")
+    assert "Priya Raman" in await panel.text("#site-byline")
+    date_time = await panel.text("#date-time")
+    assert "2026" in date_time and "min read" in date_time
+    keyphrases = await panel.eval("document.querySelectorAll('#keyphrases .chip').length")
+    assert keyphrases >= 1
+    people = await entity_names(panel, "people")
+    organisations = await entity_names(panel, "organisations")
+    assert "Sam Altman" in people
+    assert "Satya Nadella" in people  # only in the paragraph the script added
+    assert "OpenAI" in organisations
+    assert await panel.eval("document.querySelector('[data-group=places]') !== null")
+    altman_count = await panel.eval("""Array.from(document.querySelectorAll('[data-group=people] .chip'))
+        .find(c => c.querySelector('.chip-label').textContent === 'Sam Altman').querySelector('.count').textContent""")
+    assert int(altman_count) >= 2
+    # Nothing archived before this story.
+    assert await panel.eval("!document.getElementById('related-empty').hidden")
+    assert "Nothing related yet" in await panel.text("#related-empty")
+    assert "Kept in your archive" in await panel.text("#foot")
+
+    # Second, related story: the first one shows up with the reason it is related.
+    second_url = news_server.add("llama-pressure.html", LLAMA_PRESSURE)
+    second = await browser.open(second_url)
+    again = await browser.click_toolbar(second)
+    assert again is panel  # the same, already open side panel
+    await panel.wait_for(
+        f"document.body.dataset.state === 'result' && "
+        f"document.getElementById('title').textContent === {json.dumps(await second.title())}", PANEL_TIMEOUT)
+    related = await panel.eval("""Array.from(document.querySelectorAll('#related li')).map(li => ({
+        title: li.querySelector('.related-title').textContent,
+        href: li.querySelector('a') && li.querySelector('a').href,
+        target: li.querySelector('a') && li.querySelector('a').target,
+        why: (li.querySelector('.why') || {}).textContent || ''}))""")
+    mine = [r for r in related if r["href"] == first_url]
+    assert mine, related
+    assert mine[0]["title"] == ALTMAN_SCRIPT_TITLE
+    assert mine[0]["target"] == "_blank"
+    assert mine[0]["why"].startswith("shares: ")
+    assert any(name in mine[0]["why"] for name in ("Sam Altman", "OpenAI", "Meta", "Mark Zuckerberg")), mine[0]
+    assert await panel.eval("document.getElementById('related-empty').hidden")
+
+    shot = await panel.screenshot(artifact("panel-related.png"))
+    assert shot.stat().st_size > 1000
+
+    # Only the browser ever asked for the pages: the server worked from the HTML the extension sent.
+    asked = [agent for path, agent in news_server.requests if path.endswith((".html",))]
+    assert asked and all("Chrome" in agent for agent in asked), asked
+
+
+async def test_entity_click_highlights_its_mentions_and_clears_them(
+        browser: Browser, backstory_server, news_server: PageServer):
+    await browser.configure(backstory_server.url, archive=False)
+    page = await browser.open(news_server.add("smaller-models.html", HIGHLIGHT_STORY))
+    before = await page.evaluate("document.body.innerText")
+    panel = await browser.click_toolbar(page)
+    assert await panel.wait_state("result", "error", "unreachable", "not-article", "cannot-read") == "result", \
+        await panel.text()
+    assert "Not kept" in await panel.text("#foot")
+
+    chip = "[data-group=people] .chip"
+    index = await panel.eval(f"""Array.from(document.querySelectorAll('{chip}'))
+        .findIndex(c => c.querySelector('.chip-label').textContent === 'Sam Altman')""")
+    assert index >= 0, await panel.text()
+    count = int(await panel.eval(f"document.querySelectorAll('{chip}')[{index}].querySelector('.count').textContent"))
+    await panel.eval(f"document.querySelectorAll('{chip}')[{index}].id = 'altman-chip'")
+
+    await panel.click("#altman-chip")
+    await page.wait_for_function(f"{MARKS}.length > 0")
+    marks = await page.evaluate(f"""{MARKS}.map(m => ({{text: m.textContent, inNav: !!m.closest('nav'),
+        label: m.dataset.backstoryHl}}))""")
+    assert all(not m["inNav"] for m in marks), marks  # the menu's "Sam Altman profile" is not the story
+    assert all(m["label"] == "Sam Altman" for m in marks)
+    assert "".join(m["text"] for m in marks).replace(" ", "") == "SamAltman" * count
+    assert count >= 3  # the story's three (the server's text may also hold the headline's)
+    assert await page.evaluate("document.querySelector('b mark[data-backstory-hl]')?.textContent") == "Sam"
+    assert await panel.eval("document.getElementById('altman-chip').getAttribute('aria-pressed')") == "true"
+    assert f"Highlighted {count} mentions" in await panel.text("#highlight-status")
+    assert await page.evaluate("document.body.innerText") == before  # marks add no text
+
+    await panel.click("#altman-chip")
+    await page.wait_for_function(f"{MARKS}.length === 0")
+    assert await panel.eval("document.getElementById('altman-chip').getAttribute('aria-pressed')") == "false"
+    assert await page.evaluate("document.body.innerText") == before
+    assert await page.evaluate("document.querySelector('b').textContent") == "Sam"
+
+    # A keyphrase chip highlights its occurrences the same way.
+    found = await panel.eval("""(() => {
+        const chips = Array.from(document.querySelectorAll('#keyphrases .chip'));
+        const text = state.result.text.toLowerCase();
+        const chip = chips.find(c => text.includes(c.querySelector('.chip-label').textContent.toLowerCase()));
+        if (!chip) return null;
+        chip.id = 'phrase-chip';
+        return chip.querySelector('.chip-label').textContent;
+    })()""")
+    assert found, await panel.text("#keyphrases")
+    await panel.click("#phrase-chip")
+    await page.wait_for_function(f"{MARKS}.length > 0")
+    texts = await page.evaluate(f"{MARKS}.map(m => m.textContent)")
+    assert found.split()[0].lower() in " ".join(texts).lower()
+    await panel.click("#phrase-chip")
+    await page.wait_for_function(f"{MARKS}.length === 0")
+
+
+async def test_not_an_article(browser: Browser, backstory_server, news_server: PageServer):
+    await browser.configure(backstory_server.url, archive=False)
+    page = await browser.open(news_server.add("sign-in.html", NOT_AN_ARTICLE))
+    panel = await browser.click_toolbar(page)
+    assert await panel.wait_state("result", "error", "unreachable", "not-article", "cannot-read") == "not-article", \
+        await panel.text()
+    assert "doesn't look like an article" in await panel.text("#status-title")
+    assert await panel.text("#status-detail")  # the server's own explanation
+
+
+async def test_server_down_shows_the_address_it_tried(browser: Browser, news_server: PageServer):
+    nobody = f"http://127.0.0.1:{free_port()}"
+    await browser.configure(nobody)
+    page = await browser.open(news_server.add("altman.html", ALTMAN_OPEN_MODELS))
+    panel = await browser.click_toolbar(page)
+    assert await panel.wait_state("result", "error", "unreachable", "not-article", "cannot-read") == "unreachable"
+    assert "Can't reach your Backstory server" in await panel.text("#status-title")
+    assert f"{nobody}/api/v1/analyze" in await panel.text("#status-detail")
+    assert "backstory serve" in await panel.text("#status-hint")
+    assert await panel.eval("!document.getElementById('retry').closest('[hidden]')")
+    await panel.screenshot(artifact("panel-unreachable.png"))
+
+
+async def test_token_from_the_options_page_is_sent(browser: Browser, news_server: PageServer, tmp_path):
+    server = start_server(tmp_path, {"BACKSTORY_API_TOKEN": "correct horse battery"})
+    try:
+        # No token: the server refuses, and the panel shows the server's own detail.
+        await browser.configure(server.url, token="", archive=False)
+        page = await browser.open(news_server.add("altman.html", ALTMAN_OPEN_MODELS))
+        panel = await browser.click_toolbar(page)
+        assert await panel.wait_state("result", "error", "unreachable", "not-article", "cannot-read") == "error"
+        assert "401" in await panel.text("#status-title")
+        assert "Authorization: Bearer" in await panel.text("#status-detail")
+        assert "API token in Options" in await panel.text("#status-hint")
+
+        # The options page saves address and token; the next click carries the token and is accepted.
+        await browser.configure(server.url, token="correct horse battery", archive=False)
+        stored = await browser.context.service_workers[0].evaluate(
+            "Promise.all([chrome.storage.sync.get(null), chrome.storage.local.get(null)])")
+        assert stored[0]["server"] == server.url and stored[0]["archive"] is False
+        assert stored[1]["token"] == "correct horse battery"
+        await browser.click_toolbar(page)
+        assert await panel.wait_state("result", timeout=PANEL_TIMEOUT) == "result"
+        assert await panel.text("#title") == ALTMAN_SCRIPT_TITLE
+    finally:
+        server.stop()
+
+
+async def test_options_page_rejects_a_bad_address(browser: Browser):
+    page = await browser.context.new_page()
+    await page.goto(browser.origin + "/options.html")
+    assert await page.input_value("#server") == "http://127.0.0.1:8000"  # the default
+    assert await page.is_checked("#archive")
+    await page.fill("#server", "ftp://files.example.org")
+    await page.click("#save")
+    status = page.locator("#save-status")
+    await status.filter(has_text="http:// or https://").wait_for(timeout=5000)
+    assert await status.get_attribute("data-kind") == "error"
+    stored = await browser.context.service_workers[0].evaluate("chrome.storage.sync.get(null)")
+    assert "server" not in stored
