@@ -171,6 +171,30 @@ def _clean_meta(value: str | None, limit: int = 300) -> str | None:
     return value[:limit] or None
 
 
+_TITLE_SEP = re.compile(r"\s+[|\-–—:·•]\s+")
+
+
+def _title(value: str | None, site: str | None) -> str | None:
+    """The headline without a trailing " | Site Name" / " - Site Name"."""
+    title = _clean_meta(value)
+    if not title or not site:
+        return title
+    parts = _TITLE_SEP.split(title)
+    if len(parts) > 1 and _norm(parts[-1]) in (_norm(site), _norm(site.split(".")[0])):
+        cut = title[: title.rfind(parts[-1])]
+        cut = re.sub(r"\s+[|\-–—:·•]\s*$", "", cut).strip()
+        return cut or title
+    return title
+
+
+def _byline(value: str | None) -> str | None:
+    byline = _clean_meta(value, 200)
+    if byline:
+        byline = re.sub(r"^(?:by|von|par|por)\s+", "", byline, flags=re.I)
+        byline = re.sub(r"\s+(?:published|updated|posted)\b.*$", "", byline, flags=re.I).strip()
+    return byline or None
+
+
 def _site_name(doc, url: str) -> str | None:
     name = _clean_meta(doc.sitename, 120) if doc is not None else None
     if name and not name.startswith(("http://", "https://")):
@@ -425,14 +449,15 @@ def extract_article(html: str, url: str) -> Article:
     if doc is None or doc.body is None:
         raise NotAnArticle("no article text found on the page")
 
-    title = _clean_meta(doc.title) or _clean_meta(headline)
+    site = _site_name(doc, url)
+    title = _title(doc.title, site) or _clean_meta(headline)
     text = _body_text(doc.body, title, anchors)
     if len(text) < _MIN_TEXT_CHARS or len(_WORD.findall(text)) < _MIN_WORDS:
         raise NotAnArticle("no article text found on the page")
     return Article(
         title=title,
-        byline=_clean_meta(doc.author, 200),
-        site_name=_site_name(doc, url),
+        byline=_byline(doc.author),
+        site_name=site,
         published=_date(doc.date),
         language=_language(text) or page_lang,
         text=text,

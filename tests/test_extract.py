@@ -1,0 +1,222 @@
+"""extract.py: a realistic news page written here, broken charsets, garbage, deep nesting, huge pages."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import httpx
+import pytest
+
+from backstory.errors import InvalidInput, NotAnArticle
+from backstory.extract import Article, decode_html, extract_article, warm_up
+
+URL = "https://www.riverside-gazette.example/news/2024/05/14/council-approves-bridge-repairs"
+
+STORY = [
+    "The Riverside city council voted 7-2 on Tuesday night to spend $4.2 million repairing the "
+    "Old Mill Bridge, ending a two-year argument over whether the 1931 span should be replaced.",
+    "Engineers told the council that the bridge's steel deck had corroded faster than expected "
+    "and that trucks heavier than ten tonnes would have to be kept off it until the work is done.",
+    "Mayor Dolores Whitfield said the repairs would begin in July and take about eight months. "
+    "\u201cWe owe it to the people who cross this river every morning,\u201d she said.",
+    "Council member Arturo Pineda, who voted against the plan, argued that a new bridge would "
+    "cost less over thirty years and warned that repairs only postpone the decision.",
+    "Residents of the east bank, many of whom rely on the bridge to reach the hospital, packed "
+    "the chamber and applauded when the vote was announced shortly before midnight.",
+]
+
+RELATED = [
+    ("/news/2024/05/10/school-board-delays-budget-vote-again", "School board delays budget vote again"),
+    ("/news/2024/05/09/new-bus-line-to-connect-east-bank-and-downtown", "New bus line to connect east bank and downtown"),
+    ("/news/2024/05/08/library-extends-weekend-opening-hours", "Library extends weekend opening hours"),
+]
+
+
+def news_page(*, charset_meta: str = "utf-8", story: list[str] = STORY) -> str:
+    related = "".join(f'<li><a href="{href}">{text}</a></li>' for href, text in RELATED)
+    paragraphs = "".join(f"<p>{p}</p>" for p in story)
+    return f"""<!doctype html>
+<html lang="en-US"><head>
+<meta charset="{charset_meta}">
+<title>Council approves Old Mill Bridge repairs | Riverside Gazette</title>
+<link rel="canonical" href="/news/2024/05/14/council-approves-bridge-repairs">
+<meta property="og:site_name" content="Riverside Gazette">
+<meta property="og:title" content="Council approves Old Mill Bridge repairs">
+<meta name="author" content="Hannah Okafor">
+<meta property="article:published_time" content="2024-05-14T22:40:00-05:00">
+<script type="application/ld+json">{{"@type": "NewsArticle", "headline": "Council approves Old Mill Bridge repairs",
+ "datePublished": "2024-05-14T22:40:00-05:00", "author": {{"@type": "Person", "name": "Hannah Okafor"}}}}</script>
+</head><body>
+<header><nav><ul><li><a href="/">Home</a></li><li><a href="/news">News</a></li><li><a href="/sports">Sports</a></li>
+<li><a href="/opinion">Opinion</a></li></ul></nav></header>
+<main><article>
+<h1>Council approves Old Mill Bridge repairs</h1>
+<div class="byline">By <a href="/staff/hannah-okafor">Hannah Okafor</a> | May 14, 2024</div>
+<figure><img src="/img/bridge.jpg" alt=""><figcaption>The Old Mill Bridge at dawn. Photo: Riverside Gazette</figcaption></figure>
+{paragraphs}
+<div class="newsletter-signup"><h3>Get the morning briefing</h3>
+<p>Sign up for our newsletter and get the day's top Riverside stories in your inbox.</p>
+<form><input type="email"><button>Subscribe</button></form></div>
+<h3>Related</h3><ul class="related">{related}</ul>
+<p>Follow us on Twitter and Facebook for more local news.</p>
+</article></main>
+<section id="comments" class="comments"><h2>Comments</h2>
+<div class="comment"><p>This bridge has been falling apart for years, about time somebody did something about it!</p></div>
+<div class="comment"><p>Another waste of taxpayer money, they should have built a new one like Pineda said.</p></div>
+</section>
+<footer><p>Copyright 2024 Riverside Gazette. All rights reserved.</p><a href="/privacy">Privacy</a></footer>
+</body></html>"""
+
+
+def test_realistic_news_page() -> None:
+    article = extract_article(news_page(), URL)
+    assert isinstance(article, Article)
+    assert article.title == "Council approves Old Mill Bridge repairs"
+    assert article.byline == "Hannah Okafor"
+    assert article.site_name == "Riverside Gazette"
+    assert article.published == "2024-05-14"
+    assert article.language == "en"
+    assert article.canonical_url == "https://www.riverside-gazette.example/news/2024/05/14/council-approves-bridge-repairs"
+    assert article.text.split("\n\n") == STORY
+    for junk in ("Sign up", "newsletter", "School board delays", "Follow us", "taxpayer", "Privacy",
+                 "All rights reserved", "Sports", "Photo: Riverside"):
+        assert junk not in article.text
+
+
+def test_fields_are_none_when_the_page_does_not_say() -> None:
+    body = "".join(f"<p>{p}</p>" for p in STORY)
+    article = extract_article(f"<html><body><div>{body}</div></body></html>", "http://203.0.113.9/story")
+    assert article.byline is None
+    assert article.published is None
+    assert article.canonical_url is None
+    assert article.title is None
+    assert article.site_name == "203.0.113.9"
+    assert article.text.split("\n\n") == STORY
+
+
+def test_og_url_is_the_fallback_canonical_and_junk_schemes_are_ignored() -> None:
+    page = news_page().replace('<link rel="canonical" href="/news/2024/05/14/council-approves-bridge-repairs">',
+                               '<link rel="canonical" href="javascript:alert(1)">'
+                               '<meta property="og:url" content="https://riverside-gazette.example/b/1">')
+    assert extract_article(page, URL).canonical_url == "https://riverside-gazette.example/b/1"
+
+
+def test_language_of_a_german_story() -> None:
+    story = [
+        "Der Stadtrat von Flussheim hat am Dienstagabend beschlossen, die alte Mühlenbrücke für "
+        "4,2 Millionen Euro zu sanieren, statt sie durch einen Neubau zu ersetzen.",
+        "Die Ingenieure berichteten, dass die Stahlplatten der Brücke schneller gerostet seien als "
+        "erwartet, und dass schwere Lastwagen die Brücke bis zum Ende der Arbeiten meiden müssten.",
+    ]
+    page = "<html lang='en'><body><article>" + "".join(f"<p>{p}</p>" for p in story) + "</article></body></html>"
+    assert extract_article(page, "https://flussheim.example/a").language == "de"
+
+
+def test_not_an_article() -> None:
+    with pytest.raises(NotAnArticle):
+        extract_article("", URL)
+    with pytest.raises(NotAnArticle):
+        extract_article("<html><body><nav><a href='/a'>Home</a> <a href='/b'>News</a></nav></body></html>", URL)
+    with pytest.raises(InvalidInput):
+        extract_article(b"<html></html>", URL)  # type: ignore[arg-type]
+
+
+def test_binary_garbage_is_a_clear_error() -> None:
+    rng = random.Random(7)
+    garbage = bytes(rng.randrange(256) for _ in range(200_000))
+    with pytest.raises(NotAnArticle):
+        extract_article(decode_html(garbage, "text/html"), URL)
+    with pytest.raises(NotAnArticle):
+        extract_article("\x00\x01\x02" * 10_000, URL)
+
+
+def test_deeply_nested_page_does_not_crash() -> None:
+    body = "".join(f"<p>{p}</p>" for p in STORY)
+    deep = "<html><body><article>" + body + "</article>" + "<div>" * 100_000 + "x" + "</div>" * 100_000 + "</body></html>"
+    start = time.perf_counter()
+    article = extract_article(deep, URL)
+    assert article.text.split("\n\n") == STORY
+    # All content nested past any sane depth: a clear answer, quickly.
+    only_deep = "<html><body>" + "<div>" * 100_000 + body + "</div>" * 100_000 + "</body></html>"
+    try:
+        extract_article(only_deep, URL)
+    except NotAnArticle:
+        pass
+    assert time.perf_counter() - start < 20
+
+
+def test_huge_page() -> None:
+    rng = random.Random(3)
+    words = "river council budget bridge school road mayor vote street park library tax police water".split()
+    paragraphs = [" ".join(rng.choice(words) for _ in range(60)) + "." for _ in range(7000)]
+    page = "<html><body><article>" + "".join(f"<p>{p}</p>" for p in paragraphs) + "</article></body></html>"
+    assert len(page) > 2_500_000
+    article = extract_article(page, URL)
+    assert article.text.count("\n\n") > 1000
+    assert article.text.startswith(paragraphs[0])
+
+
+def test_headline_repeated_in_body_and_labels_are_dropped() -> None:
+    page = news_page().replace(
+        "<p>Engineers told", "<p><strong>DON'T MISS</strong></p><p>[VIDEO]</p><p>Engineers told"
+    )
+    text = extract_article(page, URL).text
+    assert "DON'T MISS" not in text and "[VIDEO]" not in text
+    assert not text.startswith("Council approves")
+
+
+def test_line_breaks_inside_a_paragraph_keep_words_apart() -> None:
+    story = STORY[:3] + ["Tour dates:<br>June 9 Riverside Arena<br>June 10 Lakeside Hall"]
+    text = extract_article(news_page(story=story), URL).text
+    assert "Arena\nJune 10" in text
+    assert "ArenaJune" not in text
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def test_decode_html_charsets() -> None:
+    page = news_page(charset_meta="windows-1252")
+    body = page.encode("cp1252")
+    assert decode_html(body, "text/html; charset=windows-1252") == page
+    assert decode_html(body, "text/html") == page  # from <meta charset>
+    assert decode_html(body, None) == page
+    assert decode_html(body, "text/html; charset=iso-8859-1") == page  # browsers read latin-1 as cp1252
+
+
+def test_decode_html_broken_and_lying_charsets() -> None:
+    text = "Caf\u00e9 \u201cbridge\u201d"
+    assert decode_html(("<p>" + text).encode("utf-8"), "text/html; charset=no-such-charset") == "<p>" + text
+    assert decode_html(codecs_bom() + text.encode("utf-8"), "text/html; charset=iso-8859-1") == text
+    broken = "<p>caf\u00e9</p>".encode("utf-8")[:-6] + b"\xff\xfe\xfa</p>"
+    decoded = decode_html(broken, "text/html; charset=utf-8")
+    assert decoded.startswith("<p>caf") and "\ufffd" in decoded
+    assert decode_html(b"", None) == ""
+    with pytest.raises(InvalidInput):
+        decode_html("already text", None)  # type: ignore[arg-type]
+
+
+def codecs_bom() -> bytes:
+    import codecs
+
+    return codecs.BOM_UTF8
+
+
+def test_fetched_bytes_from_a_real_server(page_server) -> None:
+    page = news_page(charset_meta="iso-8859-1").replace("argued", "argu\u00e9d")
+    url = page_server.add("/story", page.encode("cp1252"), content_type="text/html; charset=ISO-8859-1")
+    response = httpx.get(url)
+    html = decode_html(response.content, response.headers.get("content-type"))
+    article = extract_article(html, url)
+    assert "argu\u00e9d" in article.text
+    assert article.canonical_url == page_server.url("/news/2024/05/14/council-approves-bridge-repairs")
+
+
+def test_warm_up_then_a_typical_page_is_fast() -> None:
+    warm_up()
+    page = news_page()
+    start = time.perf_counter()
+    for _ in range(5):
+        extract_article(page, URL)
+    assert (time.perf_counter() - start) / 5 < 0.5
