@@ -220,3 +220,10 @@ def test_warm_up_then_a_typical_page_is_fast() -> None:
     for _ in range(5):
         extract_article(page, URL)
     assert (time.perf_counter() - start) / 5 < 0.5
+
+
+def test_detect_language() -> None:
+    from backstory.extract import detect_language
+
+    assert detect_language(" ".join(STORY)) == "en"
+    assert detect_language("Bridge.") is None

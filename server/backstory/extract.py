@@ -22,7 +22,7 @@ import msgspec
 
 from .errors import InvalidInput, NotAnArticle
 
-__all__ = ["Article", "decode_html", "extract_article", "warm_up", "MAX_HTML_CHARS"]
+__all__ = ["Article", "decode_html", "detect_language", "extract_article", "warm_up", "MAX_HTML_CHARS"]
 
 MAX_HTML_CHARS = 12_000_000
 """Longer input is cut here (the API body limit is 10 MB; a fetched page at most 5 MB)."""
@@ -137,7 +137,8 @@ def _html_lang(tree) -> str | None:
 _langid = None
 
 
-def _language(text: str) -> str | None:
+def detect_language(text: str) -> str | None:
+    """ISO 639-1 code of ``text`` (py3langid), or None when the text is too short to tell."""
     global _langid
     sample = text[:3000]
     if len(re.findall(r"\w+", sample)) >= 12:
@@ -459,7 +460,7 @@ def extract_article(html: str, url: str) -> Article:
         byline=_byline(doc.author),
         site_name=site,
         published=_date(doc.date),
-        language=_language(text) or page_lang,
+        language=detect_language(text) or page_lang,
         text=text,
         canonical_url=canonical,
     )
