@@ -80,8 +80,15 @@ async def test_toolbar_click_shows_the_backstory(browser: Browser, backstory_ser
     assert any(name in mine[0]["why"] for name in ("Sam Altman", "OpenAI", "Meta", "Mark Zuckerberg")), mine[0]
     assert await panel.eval("document.getElementById('related-empty').hidden")
 
+    # Readable in a narrow panel: nothing wider than the panel itself.
+    assert await panel.eval("document.documentElement.clientWidth") <= 400
+    assert await panel.eval("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
     shot = await panel.screenshot(artifact("panel-related.png"))
     assert shot.stat().st_size > 1000
+    await panel.send("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+    assert await panel.eval("getComputedStyle(document.body).backgroundColor") != "rgb(255, 255, 255)"
+    await panel.screenshot(artifact("panel-related-dark.png"))
+    await panel.send("Emulation.setEmulatedMedia", {"features": []})
 
     # Only the browser ever asked for the pages: the server worked from the HTML the extension sent.
     asked = [agent for path, agent in news_server.requests if path.endswith((".html",))]
@@ -202,3 +209,12 @@ async def test_options_page_rejects_a_bad_address(browser: Browser):
     assert await status.get_attribute("data-kind") == "error"
     stored = await browser.context.service_workers[0].evaluate("chrome.storage.sync.get(null)")
     assert "server" not in stored
+
+
+async def test_browser_pages_are_declined_plainly(browser: Browser, news_server: PageServer):
+    await browser.configure(f"http://127.0.0.1:{free_port()}")
+    page = await browser.open("chrome://version/")
+    panel = await browser.click_toolbar(page)
+    assert await panel.wait_state("result", "error", "unreachable", "not-article", "cannot-read") == "cannot-read"
+    assert "can't read this page" in await panel.text("#status-title")
+    assert "Browser pages" in await panel.text("#status-detail")
