@@ -127,9 +127,13 @@ def start_server(workdir: Path, env: dict[str, str] | None = None) -> BackstoryS
     return server
 
 
+API_TOKEN = "correct horse battery staple"
+
+
 @pytest.fixture(scope="module")
 def backstory_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackstoryServer]:
-    server = start_server(tmp_path_factory.mktemp("backstory"))
+    """One server per test module, token required (so every request must carry the options' token)."""
+    server = start_server(tmp_path_factory.mktemp("backstory"), {"BACKSTORY_API_TOKEN": API_TOKEN})
     yield server
     server.stop()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import PANEL_TIMEOUT, Browser, PageServer, artifact, free_port, start_server
+from conftest import API_TOKEN, PANEL_TIMEOUT, Browser, PageServer, artifact, free_port
 from e2e_pages import (
     ALTMAN_OPEN_MODELS,
     ALTMAN_SCRIPT_TITLE,
@@ -26,7 +26,7 @@ async def entity_names(panel, group: str) -> list[str]:
 
 
 async def test_toolbar_click_shows_the_backstory(browser: Browser, backstory_server, news_server: PageServer):
-    saved = await browser.configure(backstory_server.url)
+    saved = await browser.configure(backstory_server.url, token=API_TOKEN)
     assert "Saved" in saved
 
     # First story, on an empty archive.
@@ -97,7 +97,7 @@ async def test_toolbar_click_shows_the_backstory(browser: Browser, backstory_ser
 
 async def test_entity_click_highlights_its_mentions_and_clears_them(
         browser: Browser, backstory_server, news_server: PageServer):
-    await browser.configure(backstory_server.url, archive=False)
+    await browser.configure(backstory_server.url, token=API_TOKEN, archive=False)
     page = await browser.open(news_server.add("smaller-models.html", HIGHLIGHT_STORY))
     before = await page.evaluate("document.body.innerText")
     panel = await browser.click_toolbar(page)
@@ -150,7 +150,7 @@ async def test_entity_click_highlights_its_mentions_and_clears_them(
 
 
 async def test_not_an_article(browser: Browser, backstory_server, news_server: PageServer):
-    await browser.configure(backstory_server.url, archive=False)
+    await browser.configure(backstory_server.url, token=API_TOKEN, archive=False)
     page = await browser.open(news_server.add("sign-in.html", NOT_AN_ARTICLE))
     panel = await browser.click_toolbar(page)
     assert await panel.wait_state("result", "error", "unreachable", "not-article", "cannot-read") == "not-article", \
@@ -172,29 +172,25 @@ async def test_server_down_shows_the_address_it_tried(browser: Browser, news_ser
     await panel.screenshot(artifact("panel-unreachable.png"))
 
 
-async def test_token_from_the_options_page_is_sent(browser: Browser, news_server: PageServer, tmp_path):
-    server = start_server(tmp_path, {"BACKSTORY_API_TOKEN": "correct horse battery"})
-    try:
-        # No token: the server refuses, and the panel shows the server's own detail.
-        await browser.configure(server.url, token="", archive=False)
-        page = await browser.open(news_server.add("altman.html", ALTMAN_OPEN_MODELS))
-        panel = await browser.click_toolbar(page)
-        assert await panel.wait_state("result", "error", "unreachable", "not-article", "cannot-read") == "error"
-        assert "401" in await panel.text("#status-title")
-        assert "Authorization: Bearer" in await panel.text("#status-detail")
-        assert "API token in Options" in await panel.text("#status-hint")
+async def test_token_from_the_options_page_is_sent(browser: Browser, backstory_server, news_server: PageServer):
+    # No token: the server refuses, and the panel shows the server's own detail.
+    await browser.configure(backstory_server.url, token="", archive=False)
+    page = await browser.open(news_server.add("altman.html", ALTMAN_OPEN_MODELS))
+    panel = await browser.click_toolbar(page)
+    assert await panel.wait_state("result", "error", "unreachable", "not-article", "cannot-read") == "error"
+    assert "401" in await panel.text("#status-title")
+    assert "Authorization: Bearer" in await panel.text("#status-detail")
+    assert "API token in Options" in await panel.text("#status-hint")
 
-        # The options page saves address and token; the next click carries the token and is accepted.
-        await browser.configure(server.url, token="correct horse battery", archive=False)
-        stored = await browser.context.service_workers[0].evaluate(
-            "Promise.all([chrome.storage.sync.get(null), chrome.storage.local.get(null)])")
-        assert stored[0]["server"] == server.url and stored[0]["archive"] is False
-        assert stored[1]["token"] == "correct horse battery"
-        await browser.click_toolbar(page)
-        assert await panel.wait_state("result", timeout=PANEL_TIMEOUT) == "result"
-        assert await panel.text("#title") == ALTMAN_SCRIPT_TITLE
-    finally:
-        server.stop()
+    # The options page saves address and token; the next click carries the token and is accepted.
+    await browser.configure(backstory_server.url, token=API_TOKEN, archive=False)
+    stored = await browser.context.service_workers[0].evaluate(
+        "Promise.all([chrome.storage.sync.get(null), chrome.storage.local.get(null)])")
+    assert stored[0] == {"server": backstory_server.url, "archive": False}
+    assert stored[1] == {"token": API_TOKEN}
+    await browser.click_toolbar(page)
+    assert await panel.wait_state("result") == "result", await panel.text()
+    assert await panel.text("#title") == ALTMAN_SCRIPT_TITLE
 
 
 async def test_options_page_rejects_a_bad_address(browser: Browser):
