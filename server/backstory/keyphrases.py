@@ -81,6 +81,7 @@ class Candidate:
     first: float = 1.0  # relative position of the first occurrence, 0 = start of text
     proper: bool = False
     in_title: float = 0.0  # share of its words that are in the title
+    centrality: float = 0.0  # mean log-frequency of its words among all candidate words
     forms: dict[str, int] = field(default_factory=dict)
 
 
@@ -88,12 +89,17 @@ class Candidate:
 class Weights:
     """Ranking knobs, tuned on the DUC-2001 dev half (see the module docstring)."""
 
-    position: float = 0.15
-    frequency: float = 0.0
+    position: float = 0.3
+    frequency: float = 0.1
     title: float = 0.0
     single_word: float = 0.1
-    prior_position: float = 1.0
+    centrality: float = 0.0
+    overlap: float = 0.2
+    position_power: float = 4.0
+    prior_position: float = 2.0
     prior_title: float = 1.0
+    prior_words: float = 0.3
+    prior_centrality: float = 1.0
 
 
 class _Unit:
@@ -213,9 +219,15 @@ class KeyphraseExtractor:
                     )
                 cand.count += 1
                 cand.forms[text] = cand.forms.get(text, 0) + 1
+        stem_counts: dict[str, int] = {}
+        for cand in found.values():
+            for stem in _stem_words(cand.text):
+                stem_counts[stem] = stem_counts.get(stem, 0) + cand.count
         for cand in found.values():
             # Show the most frequent spelling (first seen wins a tie).
             cand.text = max(cand.forms.items(), key=lambda kv: kv[1])[0]
+            stems = _stem_words(cand.text)
+            cand.centrality = sum(math.log1p(stem_counts.get(w, 0)) for w in stems) / max(1, len(stems))
         return list(found.values())
 
     def _phrases(self, run: list[_Unit]) -> list[list[_Unit]]:
@@ -253,7 +265,8 @@ class KeyphraseExtractor:
             math.log1p(cand.count)
             + w.prior_position * (1.0 - cand.first)
             + w.prior_title * cand.in_title
-            + 0.3 * min(cand.words, 3)
+            + w.prior_words * min(cand.words, 3)
+            + w.prior_centrality * cand.centrality
         )
 
     def extract(
@@ -297,27 +310,38 @@ class KeyphraseExtractor:
         return {phrase: float(score) for phrase, score in scored}
 
     def rank(self, cands: list[Candidate], similarity: dict[str, float], top_n: int = 10) -> list[Keyphrase]:
-        """Combine similarity with position, frequency and title; best first, scores in [0, 1]."""
+        """Combine similarity with position, frequency and title; best first, scores in [0, 1].
+
+        Picking is greedy: a phrase whose words mostly repeat an already picked phrase loses
+        ``weights.overlap`` times that share ("oil spill" after "biggest oil spill").
+        """
         w = self.weights
         max_count = max(c.count for c in cands)
-        scored: list[tuple[float, Candidate]] = []
+        base: list[tuple[float, Candidate, frozenset[str]]] = []
         for c in cands:
             s = similarity.get(c.text, 0.0)
-            s += w.position * (1.0 - c.first)
+            s += w.position * (1.0 - c.first) ** w.position_power
             s += w.frequency * math.log1p(c.count) / math.log1p(max_count)
             s += w.title * c.in_title
+            s += w.centrality * c.centrality
             if c.words == 1:
                 s -= w.single_word
-            scored.append((s, c))
-        scored.sort(key=lambda sc: sc[0], reverse=True)
+            base.append((s, c, frozenset(_stem_words(c.text))))
+        base.sort(key=lambda item: item[0], reverse=True)
         total = 1.0 + w.position + w.frequency + w.title
-        out: list[Keyphrase] = []
-        seen: set[str] = set()
-        for s, c in scored:
-            if c.key in seen:
-                continue
-            seen.add(c.key)
-            out.append(Keyphrase(phrase=c.text, score=round(min(1.0, max(0.0, s / total)), 4)))
-            if len(out) >= top_n:
-                break
-        return out
+        picked: list[tuple[float, Candidate, frozenset[str]]] = []
+        pool = base
+        while pool and len(picked) < top_n:
+            best_i, best_s = 0, -math.inf
+            for i, (s, c, stems) in enumerate(pool):
+                if s <= best_s:
+                    break  # sorted by base score: nothing further can win
+                if w.overlap and picked:
+                    s -= w.overlap * max(len(stems & p[2]) / len(stems) for p in picked)
+                if s > best_s:
+                    best_i, best_s = i, s
+            picked.append((best_s, pool[best_i][1], pool[best_i][2]))
+            pool = pool[:best_i] + pool[best_i + 1 :]
+        return [
+            Keyphrase(phrase=c.text, score=round(min(1.0, max(0.0, s / total)), 4)) for s, c, _ in picked
+        ]
