@@ -78,8 +78,12 @@ async function captureTab(tabId) {
   try {
     results = await ext.scripting.executeScript({ target: { tabId }, func: backstoryCapturePage });
   } catch (err) {
-    throw new CannotRead(
-      "The browser does not let extensions read this page (" + (err && err.message ? err.message : err) + "). " +
+    const reason = String(err && err.message ? err.message : err);
+    if (/permission/i.test(reason)) {
+      throw new CannotRead("The browser lets Backstory read a tab only after you click the Backstory button " +
+        "(or press Alt+Shift+B) on that tab.");
+    }
+    throw new CannotRead("The browser does not let extensions read this page (" + reason + "). " +
       "Browser pages, extension stores and built-in PDF viewers are off limits.");
   }
   const page = results && results[0] && results[0].result;
@@ -147,6 +151,7 @@ async function postAnalyze(settings, body) {
 
 async function analyse(tabId) {
   const run = ++state.run;
+  if (state.activeChip && state.tabId != null) runInTab(backstoryClearHighlights, []).catch(() => {});
   state.tabId = tabId;
   state.result = null;
   state.activeChip = null;

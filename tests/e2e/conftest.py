@@ -274,6 +274,15 @@ class Panel:
             await self.send("Input.dispatchMouseEvent", {
                 "type": kind, "x": box["x"], "y": box["y"], "button": "left", "clickCount": 1})
 
+    async def press_enter_on(self, selector: str) -> None:
+        """Keyboard use: focus the element, then a real Enter key press (CDP key events)."""
+        assert await self.eval(f"(() => {{ const el = document.querySelector({json.dumps(selector)});"
+                               f" if (!el) return false; el.focus(); return document.activeElement === el; }})()")
+        for kind in ("keyDown", "keyUp"):
+            await self.send("Input.dispatchKeyEvent", {
+                "type": kind, "key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13,
+                **({"text": "\r"} if kind == "keyDown" else {})})
+
     async def screenshot(self, path: Path) -> Path:
         size = await self.eval("({w: document.documentElement.clientWidth, h: document.documentElement.scrollHeight})")
         shot = await self.send("Page.captureScreenshot", {

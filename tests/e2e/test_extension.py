@@ -131,7 +131,7 @@ async def test_entity_click_highlights_its_mentions_and_clears_them(
     assert await page.evaluate("document.body.innerText") == before
     assert await page.evaluate("document.querySelector('b').textContent") == "Sam"
 
-    # A keyphrase chip highlights its occurrences the same way.
+    # A keyphrase chip highlights its occurrences the same way, here from the keyboard.
     found = await panel.eval("""(() => {
         const chips = Array.from(document.querySelectorAll('#keyphrases .chip'));
         const text = state.result.text.toLowerCase();
@@ -141,12 +141,14 @@ async def test_entity_click_highlights_its_mentions_and_clears_them(
         return chip.querySelector('.chip-label').textContent;
     })()""")
     assert found, await panel.text("#keyphrases")
-    await panel.click("#phrase-chip")
+    await panel.press_enter_on("#phrase-chip")
     await page.wait_for_function(f"{MARKS}.length > 0")
     texts = await page.evaluate(f"{MARKS}.map(m => m.textContent)")
     assert found.split()[0].lower() in " ".join(texts).lower()
-    await panel.click("#phrase-chip")
+    assert await panel.eval("document.getElementById('altman-chip').getAttribute('aria-pressed')") == "false"
+    await panel.press_enter_on("#phrase-chip")
     await page.wait_for_function(f"{MARKS}.length === 0")
+    assert await page.evaluate("document.body.innerText") == before
 
 
 async def test_not_an_article(browser: Browser, backstory_server, news_server: PageServer):
@@ -191,6 +193,15 @@ async def test_token_from_the_options_page_is_sent(browser: Browser, backstory_s
     await browser.click_toolbar(page)
     assert await panel.wait_state("result") == "result", await panel.text()
     assert await panel.text("#title") == ALTMAN_SCRIPT_TITLE
+
+    # "Check server" on the options page confirms the server is up and takes the token.
+    options = await browser.context.new_page()
+    await options.goto(browser.origin + "/options.html")
+    await options.click("#check")
+    await options.locator("#save-status").filter(has_text="The server is ready").wait_for(timeout=15000)
+    await options.fill("#token", "wrong")
+    await options.click("#check")
+    await options.locator("#save-status").filter(has_text="different API token").wait_for(timeout=15000)
 
 
 async def test_options_page_rejects_a_bad_address(browser: Browser):
