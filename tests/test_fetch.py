@@ -6,6 +6,7 @@ tests admit with allowed_networks=["127.0.0.2/32"], while 127.0.0.1 stays refuse
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import shutil
 import socket
@@ -21,7 +22,7 @@ import pytest
 
 from backstory import errors
 from backstory.config import Settings
-from backstory.fetch import FetchedPage, blocked_reason, decode_body, fetch_page, looks_like_html
+from backstory.fetch import FetchedPage, blocked_reason, fetch_page, looks_like_html
 
 PAGE = b"<!doctype html><html><head><title>Tide tables</title></head><body><p>High water at noon.</p></body></html>"
 ALLOW_2 = Settings(allowed_networks=["127.0.0.2/32"], fetch_timeout=5.0)
@@ -126,7 +127,8 @@ async def test_normal_page(serve):
     srv = serve({"/story": page(headers={"Set-Cookie": "track=1"})})
     got = await fetch_page(srv.url("/story"), ALLOW_2)
     assert isinstance(got, FetchedPage)
-    assert (got.status, got.content_type, got.charset, got.body) == (200, "text/html", "utf-8", PAGE)
+    assert (got.status, got.media_type, got.charset, got.body) == (200, "text/html", "utf-8", PAGE)
+    assert got.content_type == "text/html; charset=utf-8"
     assert got.final_url == got.url == srv.url("/story")
     assert got.address == "127.0.0.2" and got.redirects == []
     assert "High water at noon." in got.html
@@ -151,7 +153,7 @@ async def test_hostname_goes_to_resolved_address_with_original_host_header(serve
 async def test_missing_content_type_is_sniffed(serve):
     srv = serve({"/html": page(ctype=None), "/bin": page(b"%PDF-1.7\n\x00\x01binary", ctype=None)})
     got = await fetch_page(srv.url("/html"), ALLOW_2)
-    assert got.content_type == "text/html" and got.body == PAGE
+    assert got.content_type == "text/html" and got.charset is None and got.body == PAGE
     with pytest.raises(errors.UnsupportedContent):
         await fetch_page(srv.url("/bin"), ALLOW_2)
 
@@ -387,7 +389,8 @@ async def test_trickling_server_hits_the_total_deadline(serve):
     srv = serve({"/": trickle})
     start = time.monotonic()
     with pytest.raises(errors.UpstreamTimeout, match="longer than 1 s"):
-        await fetch_page(srv.url("/"), ALLOW_2.replace(fetch_timeout=1.0))
+        # wait_for only turns a missing deadline into a failure instead of a hang
+        await asyncio.wait_for(fetch_page(srv.url("/"), ALLOW_2.replace(fetch_timeout=1.0)), 10)
     assert time.monotonic() - start < 2.5
 
 
@@ -432,6 +435,14 @@ async def test_compression_bomb_stops_at_the_limit(serve):
         await fetch_page(srv.url("/bomb"), ALLOW_2.replace(max_fetch_bytes=1024 * 1024))
 
 
+async def test_endless_empty_gzip_members_stop_at_the_wire_limit(serve):
+    """Input that decodes to nothing still counts: the wire bytes are limited too."""
+    empty = gzip.compress(b"")
+    srv = serve({"/z": page(empty * (2 * 1024 * 1024 // len(empty)), headers={"Content-Encoding": "gzip"}, length=False)})
+    with pytest.raises(errors.PayloadTooLarge):
+        await fetch_page(srv.url("/z"), ALLOW_2.replace(max_fetch_bytes=1024 * 1024))
+
+
 @pytest.mark.parametrize("ctype", ["application/pdf", "text/plain; charset=utf-8", "image/png", "application/json"])
 async def test_non_html_is_415(serve, ctype):
     srv = serve({"/doc": page(b"%PDF-1.7 not html", ctype=ctype)})
@@ -442,7 +453,7 @@ async def test_non_html_is_415(serve, ctype):
 
 async def test_xhtml_is_accepted(serve):
     srv = serve({"/x": page(ctype="application/xhtml+xml")})
-    assert (await fetch_page(srv.url("/x"), ALLOW_2)).content_type == "application/xhtml+xml"
+    assert (await fetch_page(srv.url("/x"), ALLOW_2)).media_type == "application/xhtml+xml"
 
 
 # --- TLS ------------------------------------------------------------------------------------
@@ -498,12 +509,16 @@ async def test_tls_is_verified_against_the_trust_store_by_default(tls_server):
 # --- helpers --------------------------------------------------------------------------------
 
 
-def test_decode_body_and_sniffing():
-    assert decode_body("café".encode("utf-8"), "utf-8") == "café"
-    assert decode_body("café".encode("cp1252"), "iso-8859-1") == "café"
-    assert decode_body(b'<meta charset="windows-1252"><p>caf\xe9') == '<meta charset="windows-1252"><p>café'
-    assert decode_body(b"\xef\xbb\xbf<p>ok") == "<p>ok"
-    assert decode_body("naïve".encode("utf-8")) == "naïve"
-    assert decode_body(b"caf\xe9") == "café"
+async def test_header_charset_reaches_the_decoder(serve):
+    body = "<html><body><p>Caf\u00e9 na\u00efve \u2013 \u20ac5</p></body></html>".encode("cp1252")
+    srv = serve({"/": page(body, ctype="text/html; charset=Windows-1252")})
+    got = await fetch_page(srv.url("/"), ALLOW_2)
+    assert got.charset == "windows-1252" and got.content_type == "text/html; charset=windows-1252"
+    assert "Caf\u00e9 na\u00efve \u2013 \u20ac5" in got.html
+
+
+def test_html_sniffing():
     assert looks_like_html(b"\n  <!DOCTYPE html><html>") and looks_like_html(b"<HTML lang=en>")
+    assert looks_like_html(b"\xef\xbb\xbf<p>hello") and looks_like_html(b"<!-- generated -->")
     assert not looks_like_html(b'{"json": true}') and not looks_like_html(b"<?xml version='1.0'?><rss>")
+    assert not looks_like_html(b"<pre>") and not looks_like_html(b"")

@@ -57,16 +57,24 @@ class FetchedPage(msgspec.Struct, kw_only=True, frozen=True):
     url: str  #: the URL asked for
     final_url: str  #: the URL after redirects (the page's real address)
     status: int
-    content_type: str  #: media type, lower case, without parameters
+    #: normalised Content-Type: "text/html" or "application/xhtml+xml", plus "; charset=X" when the
+    #: server named one, so ``extract.decode_html(page.body, page.content_type)`` sees the charset
+    content_type: str
     charset: str | None  #: from the Content-Type header, if any
     body: bytes  #: decoded from Content-Encoding, at most settings.max_fetch_bytes
     address: str = ""  #: the IP address the final response came from
     redirects: list[str] = []  #: every URL visited before final_url
 
     @property
+    def media_type(self) -> str:
+        return self.content_type.split(";", 1)[0]
+
+    @property
     def html(self) -> str:
-        """The body as text (header charset, then BOM / <meta charset>, then UTF-8)."""
-        return decode_body(self.body, self.charset)
+        """The body as text, decoded by ``extract.decode_html`` (BOM, charset, <meta>, UTF-8)."""
+        from .extract import decode_html
+
+        return decode_html(self.body, self.content_type)
 
 
 # --- address policy -------------------------------------------------------------------------
@@ -322,29 +330,7 @@ class _Decoder:
         return bytes(out)
 
 
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_.:-]+)""", re.IGNORECASE)
-_BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
-
-
-def decode_body(body: bytes, charset: str | None = None) -> str:
-    """Bytes of an HTML page to text: BOM, header charset, <meta charset>, then UTF-8/cp1252."""
-    for bom, name in _BOMS:
-        if body.startswith(bom):
-            return body[len(bom):].decode(name, errors="replace")
-    candidates = [charset] if charset else []
-    match = _META_CHARSET.search(body[:4096])
-    if match:
-        candidates.append(match.group(1).decode("ascii"))
-    for name in candidates:
-        try:
-            codec = "cp1252" if name.lower() in ("iso-8859-1", "latin-1", "latin1", "us-ascii", "ascii") else name
-            return body.decode(codec, errors="replace")
-        except LookupError:
-            continue
-    try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError:
-        return body.decode("cp1252", errors="replace")
+_UTF8_BOM = b"\xef\xbb\xbf"
 
 
 _SNIFF_TAGS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<title", b"<script", b"<iframe",
@@ -353,10 +339,7 @@ _SNIFF_TAGS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<title", b"<sc
 
 def looks_like_html(body: bytes) -> bool:
     """HTML sniffing for responses without Content-Type (a subset of the WHATWG rules)."""
-    head = body[:1024]
-    for bom, _ in _BOMS[:1]:
-        head = head.removeprefix(bom)
-    head = head.lstrip(b" \t\n\r\x0c").lower()
+    head = body[:1024].removeprefix(_UTF8_BOM).lstrip(b" \t\n\r\x0c").lower()
     for tag in _SNIFF_TAGS:
         if head.startswith(tag):
             rest = head[len(tag):len(tag) + 1]
@@ -486,7 +469,8 @@ async def _fetch(url: str, settings: Settings, resolver: Resolver | None, ssl_co
                         raise errors.UnsupportedContent(f"{current} has no Content-Type and does not look like HTML")
                     media = "text/html"
                 return FetchedPage(
-                    url=url, final_url=current, status=status, content_type=media, charset=charset,
+                    url=url, final_url=current, status=status, charset=charset,
+                    content_type=f"{media}; charset={charset}" if charset else media,
                     body=body, address=str(ip), redirects=visited,
                 )
             finally:
