@@ -24,6 +24,7 @@ self-hosted server must not reach on a user's behalf:
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import ipaddress
 import re
@@ -113,8 +114,13 @@ _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1:
 _V4_COMPATIBLE = ipaddress.ip_network("::/96")
 
 
-def _networks(values: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    return [ipaddress.ip_network(v.strip(), strict=False) for v in values if v.strip()]
+@functools.lru_cache(maxsize=64)
+def _parsed_networks(values: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(v.strip(), strict=False) for v in values if v.strip())
+
+
+def _networks(values: Iterable[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return _parsed_networks(tuple(values))
 
 
 def _embedded_v4(ip: ipaddress.IPv6Address) -> tuple[str, ipaddress.IPv4Address] | None:
@@ -252,7 +258,10 @@ async def _resolve(target: _Target, resolver: Resolver | None) -> list[IPAddress
         raise errors.UpstreamError(f"could not resolve {host!r}: {exc}") from None
     addresses: list[IPAddress] = []
     for answer in answers:
-        ip = ipaddress.ip_address(answer)
+        try:
+            ip = ipaddress.ip_address(answer)
+        except ValueError:
+            raise errors.UpstreamError(f"resolver gave {answer!r} for {host!r}, not an IP address") from None
         if ip not in addresses:
             addresses.append(ip)
     if not addresses:
