@@ -30,7 +30,8 @@ def ecb_eval(features_path: str, weights: dict | None = None, data: Path = DATA)
     feats = {f["id"]: f for f in json.load(open(features_path))}
     index = rel.RelatedIndex(weights)
     prepared = []
-    for r in rows:
+    with index.bulk():
+      for r in rows:
         f = feats.get(r["id"], {})
         ents = msgspec.convert(f.get("entities", []), list[schemas.Entity])
         kps = msgspec.convert(f.get("keyphrases", []), list[schemas.Keyphrase])
@@ -38,14 +39,14 @@ def ecb_eval(features_path: str, weights: dict | None = None, data: Path = DATA)
         emb = f.get("embedding")
         index.add(r["id"], feat, emb, None)
         prepared.append((r, feat, emb))
-    index.refresh()
+    fmap = {r["id"]: feat for r, feat, _ in prepared}
     by_event: dict[str, int] = {}
     for r in rows:
         by_event[r["event"]] = by_event.get(r["event"], 0) + 1
     meta = {r["id"]: r for r in rows}
     p5, pr, hard = [], [], []
     for r, feat, emb in prepared:
-        hits = index.query(feat, emb, exclude_id=r["id"], limit=5)
+        hits = index.query(feat, emb, exclude_id=r["id"], limit=5, features_of=lambda ids: [fmap[i] for i in ids])
         rel_n = by_event[r["event"]] - 1
         if rel_n == 0:
             continue
@@ -72,7 +73,10 @@ def speed(n: int, queries: int = 200, seed: int = 0) -> dict:
     ep = 1.0 / np.arange(1, n_ents + 1) ** 1.1
     ep /= ep.sum()
     samples = []
+    store = {}
     batch = 10_000
+    bulk = index.bulk()
+    bulk.__enter__()
     for start in range(0, n, batch):
         m = min(batch, n - start)
         words = rng.choice(vocab, size=(m, 120), p=p)
@@ -85,15 +89,17 @@ def speed(n: int, queries: int = 200, seed: int = 0) -> dict:
             f = rel.Features(terms=[(f"w{c[0][j]}", 1.0 + float(np.log(c[1][j]))) for j in order],
                              ents=[(f"e{e}", 1.0, f"E{e}") for e in set(ents[i].tolist())],
                              kps=[(f"w{c[0][j]} w{c[0][order[0]]}", 0.5, "kp") for j in order[1:6]])
-            index.add(f"{start + i:016x}", f, embs[i], None)
+            sid = f"{start + i:016x}"
+            index.add(sid, f, embs[i], None)
+            store[sid] = f
             if len(samples) < queries and rng.random() < queries / n * 2:
-                samples.append((f, embs[i], f"{start + i:016x}"))
-    index.refresh()
+                samples.append((f, embs[i], sid))
+    bulk.__exit__(None, None, None)
     build = time.perf_counter() - t0
     times = []
     for f, e, sid in samples[:queries]:
         t = time.perf_counter()
-        index.query(f, e, exclude_id=sid, limit=10)
+        index.query(f, e, exclude_id=sid, limit=10, features_of=lambda ids: [store[i] for i in ids])
         times.append((time.perf_counter() - t) * 1000)
     times.sort()
     return {"n": n, "build_s": round(build, 1), "p50_ms": round(times[len(times) // 2], 2),

@@ -20,8 +20,10 @@ import math
 import re
 import threading
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from itertools import chain
+from typing import Callable, Iterable, Sequence
 
 import msgspec
 import numpy as np
@@ -30,10 +32,13 @@ from .base import EMBEDDING_DIM, SIMHASH_MAX_DISTANCE, simhash_usable
 
 FEATURES_VERSION = 1  # bump when compute_features changes: stored features are then recomputed
 # Fusion weights, tuned on ECB+ (see backstory.archive.bench).
-WEIGHTS = {"terms": 0.45, "ents": 0.35, "kps": 0.10, "emb": 0.10}
+WEIGHTS = {"terms": 0.65, "ents": 0.10, "kps": 0.05, "emb": 0.20}
+PRF_DOCS = 2            # pseudo-relevance feedback: the best first-pass hits ...
+PRF_WEIGHT = 1.0        # ... are added to the query with this weight (ranking only)
 MAX_TERMS = 128         # content words kept per story (most frequent first)
-QUERY_TERMS = 100       # query words whose postings are read
+QUERY_TERMS = 128       # query words whose postings are read
 CANDIDATES = 300        # stories rescored per lookup
+MAX_DF_FRACTION = 0.05  # words in more stories than this are skipped when the archive is big
 MIN_SCORE = 0.04        # weaker matches are not shown
 
 ENTITY_LABEL_WEIGHT = {
@@ -41,31 +46,39 @@ ENTITY_LABEL_WEIGHT = {
     "NORP": 0.4, "EVENT": 0.8, "PRODUCT": 0.6, "WORK_OF_ART": 0.6, "LAW": 0.6, "MISC": 0.5,
 }
 
-STOPWORDS = frozenset(
-    """a about above after again against all also am an and any are aren as at be because been before being
-    below between both but by can could did didn do does doesn doing don down during each else even ever few for
-    from further get gets got had has hasn have haven having he her here hers herself him himself his how however
-    i if in into is isn it its itself just let like ll made make many may me might more most much must my myself
-    no nor not now of off on once one only or other our ours ourselves out over own per re said same say says she
-    should so some such than that the their theirs them themselves then there these they this those though
-    through to too under until up upon us ve very via was wasn we were weren what when where which while who whom
-    whose why will with within without would yet you your yours yourself yourselves told according also
-    since around among new two three four five six seven eight nine ten first last year years time week day""".split()
+_OWN_STOPWORDS = frozenset(
+    """also according said says told new year years time week day mr mrs ms just like get gets got""".split()
 )
-_TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
+
+
+def _stopwords() -> frozenset[str]:
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS  # scikit-learn comes with KeyBERT
+
+    return frozenset(ENGLISH_STOP_WORDS) | _OWN_STOPWORDS
+
+
+STOPWORDS = _stopwords()
+CAPS_WEIGHT = 1.0  # weight of words written capitalised mid-sentence (1.3 measured worse on ECB+ with PRF)
+_TOKEN = re.compile(r"[^\W_][^\W_]+", re.UNICODE)
+_SENTENCE_START = re.compile(r"(^|[.!?:;\"“”'‘’(\[\n]\s*|^\s*)$")
 _LEADING_THE = re.compile(r"^(the|a|an)\s+", re.I)
 _POSSESSIVE = re.compile(r"['’]s$")
 
 
 def tokenize(text: str) -> list[str]:
+    """Lower-case content words (2+ letters or digits, stop words dropped)."""
+    return [t for t, _cap in _tokens(text)]
+
+
+def _tokens(text: str) -> list[tuple[str, bool]]:
     out = []
-    for tok in _TOKEN.findall(text.lower()):
-        tok = _POSSESSIVE.sub("", tok)
-        if len(tok) < 2 or tok in STOPWORDS:
+    for m in _TOKEN.finditer(text):
+        word = m.group(0)
+        low = word.lower()
+        if low in STOPWORDS:
             continue
-        if len(tok) > 4 and tok.endswith("s") and not tok.endswith(("ss", "us", "is")):
-            tok = tok[:-1]
-        out.append(tok)
+        cap = word[0].isupper() and not _SENTENCE_START.search(text[max(0, m.start() - 3) : m.start()])
+        out.append((low, cap))
     return out
 
 
@@ -96,10 +109,13 @@ def decode_features(data: bytes) -> Features:
 
 def compute_features(title: str | None, text: str, entities: Sequence, keyphrases: Sequence) -> Features:
     """Channel features of a story from its title, text, entities and keyphrases."""
-    counts = Counter(tokenize(text))
-    for tok in tokenize(title or ""):
-        counts[tok] += 2
-    terms = [(t, 1.0 + math.log(c)) for t, c in counts.most_common(MAX_TERMS)]
+    toks = _tokens(text) + _tokens(title or "")
+    counts = Counter(t for t, _ in toks)
+    caps = Counter(t for t, cap in toks if cap)
+    weighted = [
+        (t, (1.0 + math.log(c)) * (CAPS_WEIGHT if 2 * caps[t] >= c else 1.0)) for t, c in counts.most_common(MAX_TERMS)
+    ]
+    terms = weighted
 
     ents: dict[str, list] = {}
     for e in entities:
@@ -131,74 +147,91 @@ def compute_features(title: str | None, text: str, entities: Sequence, keyphrase
 
 
 class _Channel:
-    """Inverted lists for one sparse channel: CSR arrays + an append-only delta."""
+    """Inverted lists for one sparse channel: CSR arrays + an append-only delta.
+
+    Each posting keeps the raw weight (log tf x label/keyphrase weight) and its *impact*: the raw
+    weight times the term's idf divided by the story's vector norm, so a query's cosine is one
+    weighted sum over postings. Impacts are recomputed with the current idf on ``refresh``.
+    """
 
     def __init__(self) -> None:
         self.vocab: dict[str, int] = {}
-        self.df = np.zeros(0, dtype=np.int32)
+        self.df = np.zeros(1024, dtype=np.int32)
         self.offsets = np.zeros(1, dtype=np.int64)
         self.docs = np.zeros(0, dtype=np.int32)
-        self.vals = np.zeros(0, dtype=np.float32)
-        self.delta: dict[int, tuple[list[int], list[float]]] = {}
+        self.raw = np.zeros(0, dtype=np.float16)
+        self.imp = np.zeros(0, dtype=np.float32)
+        self.delta: dict[int, tuple[list[int], list[float], list[float]]] = {}
         self.delta_size = 0
 
     def term_ids(self, keys: Iterable[str], create: bool) -> list[int]:
+        vocab = self.vocab
+        if not create:
+            return [vocab.get(k, -1) for k in keys]
         out = []
         for k in keys:
-            tid = self.vocab.get(k)
+            tid = vocab.get(k)
             if tid is None:
-                if not create:
-                    out.append(-1)
-                    continue
-                tid = self.vocab[k] = len(self.vocab)
+                tid = vocab[k] = len(vocab)
             out.append(tid)
-        if create and len(self.vocab) > len(self.df):
-            grown = np.zeros(max(len(self.vocab), 2 * len(self.df), 1024), dtype=np.int32)
+        if len(vocab) > len(self.df):
+            grown = np.zeros(max(len(vocab), 2 * len(self.df)), dtype=np.int32)
             grown[: len(self.df)] = self.df
             self.df = grown
         return out
 
-    def add(self, slot: int, tids: list[int], vals: list[float]) -> None:
-        for tid, v in zip(tids, vals):
-            lists = self.delta.get(tid)
+    def add(self, slot: int, tids: list[int], raw: list[float], imp: list[float]) -> None:
+        delta = self.delta
+        for tid, r, i in zip(tids, raw, imp):
+            lists = delta.get(tid)
             if lists is None:
-                lists = self.delta[tid] = ([], [])
-            lists[0].append(slot)
-            lists[1].append(v)
-            self.df[tid] += 1
+                delta[tid] = ([slot], [r], [i])
+            else:
+                lists[0].append(slot)
+                lists[1].append(r)
+                lists[2].append(i)
+        if tids:
+            np.add.at(self.df, np.asarray(tids, dtype=np.int64), 1)
         self.delta_size += len(tids)
 
     def postings(self, tid: int) -> tuple[np.ndarray, np.ndarray]:
-        lo, hi = (self.offsets[tid], self.offsets[tid + 1]) if tid + 1 < len(self.offsets) else (0, 0)
-        docs, vals = self.docs[lo:hi], self.vals[lo:hi]
+        if tid + 1 < len(self.offsets):
+            lo, hi = self.offsets[tid], self.offsets[tid + 1]
+            docs, imp = self.docs[lo:hi], self.imp[lo:hi]
+        else:
+            docs, imp = self.docs[:0], self.imp[:0]
         extra = self.delta.get(tid)
         if extra:
             docs = np.concatenate([docs, np.asarray(extra[0], dtype=np.int32)])
-            vals = np.concatenate([vals, np.asarray(extra[1], dtype=np.float32)])
-        return docs, vals
+            imp = np.concatenate([imp, np.asarray(extra[2], dtype=np.float32)])
+        return docs, imp
 
     def merge(self, alive: np.ndarray) -> None:
         """Fold the delta into the CSR arrays and drop postings of deleted stories."""
         n_terms = len(self.vocab)
         old_counts = np.diff(self.offsets)
         old_terms = np.repeat(np.arange(len(old_counts), dtype=np.int32), old_counts)
-        d_terms, d_docs, d_vals = [], [], []
-        for tid, (ds, vs) in self.delta.items():
-            d_terms.append(np.full(len(ds), tid, dtype=np.int32))
-            d_docs.append(np.asarray(ds, dtype=np.int32))
-            d_vals.append(np.asarray(vs, dtype=np.float32))
-        terms = np.concatenate([old_terms, *d_terms]) if d_terms else old_terms
-        docs = np.concatenate([self.docs, *d_docs]) if d_docs else self.docs
-        vals = np.concatenate([self.vals, *d_vals]) if d_vals else self.vals
+        if self.delta:
+            keys = np.fromiter(self.delta.keys(), dtype=np.int32, count=len(self.delta))
+            lens = np.fromiter((len(v[0]) for v in self.delta.values()), dtype=np.int64, count=len(self.delta))
+            d_terms = np.repeat(keys, lens)
+            d_docs = np.fromiter(chain.from_iterable(v[0] for v in self.delta.values()), dtype=np.int32)
+            d_raw = np.fromiter(chain.from_iterable(v[1] for v in self.delta.values()), dtype=np.float32)
+            terms = np.concatenate([old_terms, d_terms])
+            docs = np.concatenate([self.docs, d_docs])
+            raw = np.concatenate([self.raw.astype(np.float32), d_raw])
+        else:
+            terms, docs, raw = old_terms, self.docs, self.raw.astype(np.float32)
         keep = alive[docs] if len(docs) else np.zeros(0, dtype=bool)
-        terms, docs, vals = terms[keep], docs[keep], vals[keep]
+        terms, docs, raw = terms[keep], docs[keep], raw[keep]
         order = np.lexsort((docs, terms))
-        self.docs, self.vals = docs[order], vals[order]
+        self.docs, self.raw = docs[order], raw[order].astype(np.float16)
         counts = np.bincount(terms, minlength=n_terms)
         self.offsets = np.zeros(n_terms + 1, dtype=np.int64)
         np.cumsum(counts, out=self.offsets[1:])
         self.df = np.zeros(max(n_terms, 1024), dtype=np.int32)
         self.df[:n_terms] = counts
+        self.imp = np.zeros(len(self.docs), dtype=np.float32)
         self.delta = {}
         self.delta_size = 0
 
@@ -227,15 +260,27 @@ class RelatedIndex:
         self.alive = np.zeros(cap, dtype=bool)
         self.simhash = np.zeros(cap, dtype=np.int64)
         self.has_simhash = np.zeros(cap, dtype=bool)
-        self.norms = {name: np.zeros(cap, dtype=np.float32) for name in _SPARSE}
         self.emb = np.zeros((cap, EMBEDDING_DIM), dtype=np.int8)
         self.has_emb = np.zeros(cap, dtype=bool)
         self.n_alive = 0
         self._merged_at = 0
+        self._bulk = 0
 
     # ---- writes -------------------------------------------------------------------------
     def __len__(self) -> int:
         return self.n_alive
+
+    @contextmanager
+    def bulk(self):
+        """Add many stories without intermediate merges; one refresh at the end."""
+        with self.lock:
+            self._bulk += 1
+            try:
+                yield self
+            finally:
+                self._bulk -= 1
+                if not self._bulk:
+                    self.refresh()
 
     def _grow(self, need: int) -> None:
         cap = len(self.alive)
@@ -249,7 +294,6 @@ class RelatedIndex:
             return b
 
         self.alive, self.simhash, self.has_simhash = grow(self.alive), grow(self.simhash), grow(self.has_simhash)
-        self.norms = {k: grow(v) for k, v in self.norms.items()}
         self.emb, self.has_emb = grow(self.emb), grow(self.has_emb)
 
     def add(self, story_id: str, features: Features, embedding: Sequence[float] | np.ndarray | None,
@@ -271,15 +315,19 @@ class RelatedIndex:
                 ch = self.channels[name]
                 items = getattr(features, name)
                 tids = ch.term_ids([it[0] for it in items], create=True)
-                vals = [float(it[1]) for it in items]
-                ch.add(slot, tids, vals)
-                idf = self._idf(ch, np.asarray(tids, dtype=np.int64))
-                v = np.asarray(vals, dtype=np.float32) * idf
-                self.norms[name][slot] = float(np.sqrt((v * v).sum())) if len(v) else 0.0
+                raw = [float(it[1]) for it in items]
+                if self._bulk:
+                    imp = raw  # recomputed by the refresh that ends the bulk load
+                else:
+                    w = np.asarray(raw, dtype=np.float32) * self._idf(ch, np.asarray(tids, dtype=np.int64) if tids else np.zeros(0, np.int64))
+                    norm = float(np.sqrt((w * w).sum())) if len(w) else 0.0
+                    imp = (w / norm).tolist() if norm > 0 else raw
+                ch.add(slot, tids, raw, imp)
             if embedding is not None:
                 self.emb[slot] = quantize(np.asarray(embedding, dtype=np.float32))
                 self.has_emb[slot] = True
-            self._maybe_merge()
+            if not self._bulk:
+                self._maybe_merge()
 
     def remove(self, story_id: str) -> bool:
         with self.lock:
@@ -296,22 +344,24 @@ class RelatedIndex:
 
     def _maybe_merge(self) -> None:
         delta = sum(ch.delta_size for ch in self.channels.values())
-        if delta > 20000 and delta > 0.1 * sum(len(ch.docs) for ch in self.channels.values()):
-            self.refresh()
-        elif self.n_alive >= 2 * max(self._merged_at, 64):
+        stored = sum(len(ch.docs) for ch in self.channels.values())
+        # Merge when the delta is a fifth of the CSR (amortised O(1) per posting), and while the
+        # archive is small, whenever it doubled (idf still moves a lot then).
+        if delta > max(50_000, 0.2 * stored) or self.n_alive >= 2 * max(self._merged_at, 32):
             self.refresh()
 
     def refresh(self) -> None:
-        """Merge pending postings, forget deleted stories, recompute norms with current idf."""
+        """Merge pending postings, forget deleted stories, recompute impacts with the current idf."""
         with self.lock:
             n = len(self.ids)
-            for name, ch in self.channels.items():
+            for ch in self.channels.values():
                 ch.merge(self.alive[:n] if n else np.zeros(0, dtype=bool))
                 counts = np.diff(ch.offsets)
                 terms = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-                w = ch.vals * self._idf(ch, terms)
-                norm2 = np.bincount(ch.docs, weights=(w * w).astype(np.float64), minlength=n)
-                self.norms[name][:n] = np.sqrt(norm2[:n]).astype(np.float32)
+                w = ch.raw.astype(np.float32) * self._idf(ch, terms)
+                norm = np.sqrt(np.bincount(ch.docs, weights=(w * w).astype(np.float64), minlength=n))
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ch.imp = np.where(norm[ch.docs] > 0, w / norm[ch.docs], 0.0).astype(np.float32)
             self._merged_at = self.n_alive
 
     def _idf(self, ch: _Channel, tids: np.ndarray) -> np.ndarray:
@@ -320,83 +370,119 @@ class RelatedIndex:
         return (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
 
     # ---- reads --------------------------------------------------------------------------
+    def _channel_query(self, name: str, items: list) -> tuple[np.ndarray, np.ndarray]:
+        """Unit-length idf-weighted query vector of one channel: (term ids, weights); unseen ids are -1."""
+        ch = self.channels[name]
+        if name == "terms" and len(items) > QUERY_TERMS:
+            items = self._top_terms(ch, items)
+        tids = np.asarray(ch.term_ids([it[0] for it in items], create=False), dtype=np.int64)
+        qv = np.asarray([float(it[1]) for it in items], dtype=np.float32)
+        idf = self._idf(ch, np.where(tids >= 0, tids, 0))
+        idf[tids < 0] = math.log(1.0 + max(self.n_alive, 1)) + 1.0  # unseen key: rarest
+        qw = qv * idf
+        norm = float(np.sqrt((qw * qw).sum()))
+        return tids, (qw / norm if norm > 0 else qw)
+
+    def _score(self, queries: dict, qe: np.ndarray | None, n: int, limit: int,
+               exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates and their fused scores for per-channel query vectors."""
+        acc_docs, acc_vals = [], []
+        common = max(MAX_DF_FRACTION * self.n_alive, 2000)
+        for name, (tids, qw) in queries.items():
+            ch, wc = self.channels[name], self.weights.get(name, 0.0)
+            if not wc:
+                continue
+            for i in np.nonzero((tids >= 0) & (qw != 0))[0]:
+                tid = int(tids[i])
+                if ch.df[tid] > common:  # a very common word says little and costs much
+                    continue
+                docs, imp = ch.postings(tid)
+                if len(docs):
+                    acc_docs.append(docs)
+                    acc_vals.append(imp * (wc * qw[i]))
+        if acc_docs:
+            docs = np.concatenate(acc_docs)
+            acc = np.bincount(docs, weights=np.concatenate(acc_vals).astype(np.float64), minlength=n)
+            touched = np.flatnonzero(acc)
+            touched = touched[self.alive[touched] & ~exclude[touched]]
+            k = min(CANDIDATES, len(touched))
+            cand = touched[np.argpartition(-acc[touched], k - 1)[:k]] if 0 < k < len(touched) else touched
+        else:
+            acc = None
+            cand = np.zeros(0, dtype=np.int64)
+        if qe is not None and len(cand) < limit and n <= 200_000:  # few shared words: meaning alone
+            sims = self.emb[:n].astype(np.float32) @ qe / 127.0
+            sims = np.where(self.alive[:n] & self.has_emb[:n] & ~exclude, sims, -1.0)
+            extra = np.argsort(-sims)[: limit * 3]
+            cand = np.unique(np.concatenate([cand, extra[sims[extra] > 0.3]]))
+        total = acc[cand] if acc is not None else np.zeros(len(cand), dtype=np.float64)
+        if qe is not None and self.weights.get("emb", 0) and len(cand):
+            e = self.emb[cand].astype(np.float32) @ qe / 127.0
+            total = total + self.weights["emb"] * np.clip(e, 0, None) * self.has_emb[cand]
+        return cand, total
+
     def query(self, features: Features, embedding: Sequence[float] | np.ndarray | None, *,
-              exclude_id: str | None = None, simhash: int | None = None, limit: int = 10) -> list[Hit]:
+              exclude_id: str | None = None, simhash: int | None = None, limit: int = 10,
+              features_of: Callable[[list[str]], list[Features]] | None = None) -> list[Hit]:
+        """The ``limit`` best related stories. ``features_of`` (story ids -> stored Features) enables
+        pseudo-relevance feedback: the best first-pass hits join the query, which keeps the
+        ranking on the query's event. Shown scores stay the plain similarity to the query."""
         with self.lock:
             n = len(self.ids)
             if self.n_alive == 0 or n == 0:
                 return []
-            scores: dict[str, np.ndarray] = {}
-            cand_parts = []
-            used: dict[str, tuple[list[int], np.ndarray]] = {}
-            for name in _SPARSE:
-                ch = self.channels[name]
-                items = getattr(features, name)
-                if name == "terms":
-                    items = items[:QUERY_TERMS] if len(items) <= QUERY_TERMS else self._top_terms(ch, items)
-                tids = np.asarray(ch.term_ids([it[0] for it in items], create=False), dtype=np.int64)
-                qv = np.asarray([float(it[1]) for it in items], dtype=np.float32)
-                known = tids >= 0
-                idf_all = self._idf(ch, np.where(known, tids, 0))
-                idf_all[~known] = math.log(1.0 + max(self.n_alive, 1)) + 1.0  # unseen key: rarest
-                qw = qv * idf_all
-                qnorm = float(np.sqrt((qw * qw).sum()))
-                acc_docs, acc_vals = [], []
-                for i in np.nonzero(known)[0]:
-                    docs, vals = ch.postings(int(tids[i]))
-                    if len(docs):
-                        acc_docs.append(docs)
-                        acc_vals.append(vals * (qw[i] * idf_all[i]))
-                if not acc_docs or qnorm == 0:
-                    continue
-                docs = np.concatenate(acc_docs)
-                dots = np.bincount(docs, weights=np.concatenate(acc_vals).astype(np.float64), minlength=n)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    cos = np.where(self.norms[name][:n] > 0, dots / (self.norms[name][:n] * qnorm), 0.0)
-                scores[name] = cos
-                cand_parts.append(cos)
-                used[name] = ([int(t) for t in tids], qw)
-            if cand_parts:
-                pre = sum(self.weights.get(name, 0) * scores[name] for name in scores)
-                pre = np.where(self.alive[:n], pre, -1.0)
-                k = min(CANDIDATES, n)
-                cand = np.argpartition(-pre, k - 1)[:k] if k < n else np.arange(n)
-                cand = cand[pre[cand] > 0]
-            else:
-                cand = np.zeros(0, dtype=np.int64)
+            exclude = np.zeros(n, dtype=bool)
+            if exclude_id is not None and exclude_id in self.slot_of:
+                exclude[self.slot_of[exclude_id]] = True
+            if simhash is not None:
+                x = np.bitwise_xor(self.simhash[:n], np.int64(simhash)).view(np.uint64)
+                exclude |= self.has_simhash[:n] & (_popcount64(x) <= SIMHASH_MAX_DISTANCE)
+            queries = {name: self._channel_query(name, getattr(features, name)) for name in _SPARSE}
             qe = None
             if embedding is not None:
                 qe = np.asarray(embedding, dtype=np.float32)
-                if len(cand) < limit and n <= 200_000:  # few shared words: fall back to meaning alone
-                    sims = self.emb[:n].astype(np.float32) @ (qe * 127.0) / (127.0 * 127.0)
-                    sims = np.where(self.alive[:n] & self.has_emb[:n], sims, -1.0)
-                    extra = np.argsort(-sims)[: limit * 3]
-                    cand = np.unique(np.concatenate([cand, extra[sims[extra] > 0.3]]))
+                qn = float(np.linalg.norm(qe))
+                qe = qe / qn if qn > 0 else None
+            cand, total = self._score(queries, qe, n, limit, exclude)
             if len(cand) == 0:
                 return []
-            cand = cand[self.alive[cand]]
-            total = np.zeros(len(cand), dtype=np.float64)
-            for name, cos in scores.items():
-                total += self.weights.get(name, 0) * cos[cand]
-            if qe is not None and self.weights.get("emb", 0):
-                e = self.emb[cand].astype(np.float32) @ qe / 127.0
-                total += self.weights["emb"] * np.clip(e, 0, 1) * self.has_emb[cand]
-            if exclude_id is not None and exclude_id in self.slot_of:
-                total[cand == self.slot_of[exclude_id]] = -1.0
-            if simhash is not None:
-                x = np.bitwise_xor(self.simhash[cand], np.int64(simhash)).view(np.uint64)
-                dup = _popcount64(x) <= SIMHASH_MAX_DISTANCE
-                total[dup & self.has_simhash[cand]] = -1.0
+            first = dict(zip(cand.tolist(), total.tolist()))
+            if features_of is not None and PRF_DOCS and PRF_WEIGHT:
+                top = cand[np.argsort(-total)[:PRF_DOCS]]
+                top = [int(t) for t in top if first[int(t)] >= MIN_SCORE]
+                if top:
+                    fb = features_of([self.ids[t] for t in top])
+                    queries = {name: self._expand(name, queries[name], [getattr(f, name) for f in fb]) for name in _SPARSE}
+                    if qe is not None:
+                        qe = qe + PRF_WEIGHT * np.mean([self.emb[t].astype(np.float32) / 127.0 for t in top], axis=0)
+                    cand, total = self._score(queries, qe, n, limit, exclude)
             order = np.argsort(-total)
             hits = []
             for j in order:
-                if total[j] < MIN_SCORE or len(hits) >= limit:
-                    break
                 slot = int(cand[j])
-                hits.append(Hit(story_id=self.ids[slot], score=round(float(total[j]), 4)))
+                shown = first.get(slot)
+                if shown is None or shown < MIN_SCORE:
+                    continue
+                hits.append(Hit(story_id=self.ids[slot], score=round(float(shown), 4)))
+                if len(hits) >= limit:
+                    break
             if hits:
-                self._explain(hits, features, used)
+                self._explain(hits, features, features_of)
             return hits
+
+    def _expand(self, name: str, query: tuple[np.ndarray, np.ndarray], docs: list[list]) -> tuple[np.ndarray, np.ndarray]:
+        weights: dict[int, float] = {}
+        for tid, w in zip(query[0].tolist(), query[1].tolist()):
+            if tid >= 0:
+                weights[tid] = weights.get(tid, 0.0) + w
+        for items in docs:
+            tids, dw = self._channel_query(name, items)
+            for tid, w in zip(tids.tolist(), dw.tolist()):
+                if tid >= 0:
+                    weights[tid] = weights.get(tid, 0.0) + PRF_WEIGHT * w / len(docs)
+        if not weights:
+            return query
+        return np.fromiter(weights.keys(), dtype=np.int64), np.fromiter(weights.values(), dtype=np.float32)
 
     def _top_terms(self, ch: _Channel, items: list) -> list:
         tids = np.asarray(ch.term_ids([it[0] for it in items], create=False), dtype=np.int64)
@@ -405,27 +491,32 @@ class RelatedIndex:
         w = np.asarray([it[1] for it in items], dtype=np.float32) * idf
         return [items[i] for i in np.argsort(-w)[:QUERY_TERMS]]
 
-    def _explain(self, hits: list[Hit], features: Features, used: dict) -> None:
+    def _explain(self, hits: list[Hit], features: Features, features_of: Callable | None) -> None:
+        """Reasons: the query's entities and keyphrases the hit shares, most telling first."""
+        if features_of is not None:
+            stored = features_of([h.story_id for h in hits])
+            keysets = [({k for k, *_ in f.ents}, {k for k, *_ in f.kps}) for f in stored]
+        else:
+            keysets = None
         slots = np.asarray([self.slot_of[h.story_id] for h in hits], dtype=np.int32)
-        for name, attr, src in (("ents", "shared_entities", features.ents), ("kps", "shared_keyphrases", features.kps)):
-            if name not in used:
+        for name, attr, src, pos in (("ents", "shared_entities", features.ents, 0), ("kps", "shared_keyphrases", features.kps, 1)):
+            if not src:
                 continue
+            tids, qw = self._channel_query(name, src)
             ch = self.channels[name]
-            tids, qw = used[name]
-            by_weight = np.argsort(-qw)
-            seen_names: list[set] = [set() for _ in hits]
-            for i in by_weight:
-                if tids[i] < 0:
+            for i in np.argsort(-qw):
+                key, display = src[i][0], src[i][2]
+                if keysets is not None:
+                    present = np.asarray([key in ks[pos] for ks in keysets])
+                elif tids[i] >= 0:
+                    present = np.isin(slots, ch.postings(int(tids[i]))[0])
+                else:
                     continue
-                docs, _ = ch.postings(tids[i])
-                present = np.isin(slots, docs)
-                display = src[i][2]
                 for h_i in np.nonzero(present)[0]:
                     lst = getattr(hits[h_i], attr)
                     low = display.lower()
-                    if low in seen_names[h_i] or any(low in s.lower() for s in lst) or len(lst) >= 8:
+                    if len(lst) >= 8 or any(low == s.lower() for s in lst):
                         continue
-                    seen_names[h_i].add(low)
                     lst.append(display)
 
 

@@ -339,7 +339,8 @@ class SQLiteArchive:
             "FROM stories ORDER BY id"
         )
         refreshed = []
-        for sid, feats, emb, sh, ok, title, text, ents, kps in cur:
+        with self.index.bulk():
+          for sid, feats, emb, sh, ok, title, text, ents, kps in cur:
             if stale:
                 f = compute_features(title, text, _ent_decoder.decode(ents), _kp_decoder.decode(kps))
                 refreshed.append((encode_features(f), sid))
@@ -347,7 +348,6 @@ class SQLiteArchive:
                 f = decode_features(feats)
             vec = np.frombuffer(emb, dtype="<f4") if emb is not None else None
             self.index.add(sid, f, vec, sh, bool(ok))
-        self.index.refresh()
         if stale:
             def store(wconn: sqlite3.Connection):
                 wconn.executemany("UPDATE stories SET features = ? WHERE story_id = ?", refreshed)
@@ -503,9 +503,15 @@ class SQLiteArchive:
                 exclude = row[0] if row else None
             features = compute_features(record.title, record.text, record.entities, record.keyphrases)
             sh = record.simhash or (simhash(record.text) if record.text else 0)
+            def features_of(ids: list[str]) -> list:
+                marks = ", ".join("?" * len(ids))
+                rows = dict(conn.execute(f"SELECT story_id, features FROM stories WHERE story_id IN ({marks})", ids))
+                empty = encode_features(compute_features(None, "", [], []))
+                return [decode_features(rows.get(i, empty)) for i in ids]
+
             hits = self.index.query(
                 features, record.embedding, exclude_id=exclude,
-                simhash=sh if simhash_usable(record.text) else None, limit=limit,
+                simhash=sh if simhash_usable(record.text) else None, limit=limit, features_of=features_of,
             )
             if not hits:
                 return []
