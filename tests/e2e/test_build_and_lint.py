@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, build_extension, node_tool
+from e2e_harness import ROOT, build_extension, node_tool
 
 SOURCE_MANIFEST = json.loads((ROOT / "extension" / "manifest.json").read_text(encoding="utf-8"))
 WEB_EXT = ROOT / "node_modules" / ".bin" / "web-ext"

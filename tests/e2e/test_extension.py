@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import API_TOKEN, PANEL_TIMEOUT, Browser, PageServer, artifact, free_port
+from e2e_harness import API_TOKEN, PANEL_TIMEOUT, Browser, PageServer, artifact, free_port
 from e2e_pages import (
     ALTMAN_OPEN_MODELS,
     ALTMAN_SCRIPT_TITLE,
