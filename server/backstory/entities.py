@@ -224,6 +224,30 @@ def _is_sports(text: str) -> bool:
     return len(set(m.group(0).lower() for m in _SPORT_WORDS.finditer(sample))) >= 3
 
 
+def _demonym(word: str, gaz: _Gazetteer) -> bool:
+    """"Rwandan", "Tajik", "Briton": a people named after a country (spaCy often says PERSON)."""
+    if word in gaz.countries or not re.search(r"(?:an|ans|ese|ish|is|ic|ik|iks|on|ons|s|i)$", word):
+        return False
+    stem = word[: max(4, len(word) - 3)]
+    return any(c.startswith(stem) for c in gaz.countries)
+
+
+def _split_dashed(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """"Romania - Cosmin Contra" is two entities (results lists put a country before a player)."""
+    gaz = _gaz()
+    out = []
+    for start, end, label in spans:
+        m = re.search(r"\s+[-–—]\s+", text[start:end])
+        if m and text[start + m.end(): end][:1].isupper():
+            left, right = (start, start + m.start()), (start + m.end(), end)
+            for s, e in (left, right):
+                label_part = "GPE" if text[s:e] in gaz.countries else label
+                out.append((s, e, label_part))
+        else:
+            out.append((start, end, label))
+    return out
+
+
 def _relabel(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
     gaz = _gaz()
     sports = _is_sports(text)
@@ -232,19 +256,26 @@ def _relabel(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, in
         name = text[start:end]
         proper = name if not name.isupper() else gaz.places.get(name.lower(), name)
         is_country = proper in gaz.countries or ("the " + proper) in gaz.countries
+        single = " " not in proper
         if is_country and label in {"ORG", "PERSON", "NORP", "FAC"} and not (
             label == "PERSON" and proper in _COUNTRY_PERSON_NAMES
         ):
             label = "GPE"
-        elif sports and label in _PLACE and not is_country:
+        elif label == "PERSON" and single and _demonym(proper, gaz):
+            label = "NORP"
+        elif sports and not is_country and (
+            label in _PLACE or (label == "PERSON" and single and (proper.lower() in gaz.places or proper.endswith("shire")))
+        ):
             line_start = text.rfind("\n", 0, start) + 1
             after = text[end:end + 12]
             before = text[max(line_start, start - 12):start]
             at_line_start = not text[line_start:start].strip()
             if _DATELINE.match(after) and at_line_start:
-                pass  # "LONDON 1996-08-30": a dateline
-            elif (at_line_start and re.match(r"^\s+\d", after)) or _TEAM_AFTER.match(after) or _TEAM_BEFORE.search(before):
+                label = "GPE"  # "LONDON 1996-08-30": a dateline
+            elif label == "PERSON" or (at_line_start and re.match(r"^\s+\d", after)) or _TEAM_AFTER.match(after) or _TEAM_BEFORE.search(before):
                 label = "ORG"
+        elif label in {"PERSON", "ORG"} and single and proper.endswith("shire"):
+            label = "GPE"
         out.append((start, end, label))
     return out
 
@@ -323,7 +354,7 @@ def entity_spans(doc: Any) -> list[tuple[int, int, str]]:
         start, end = _trim(text, start, end)
         if end > start and re.search(r"[A-Za-z]", text[start:end]) and text[start:end][0].isalnum():
             trimmed.append((start, end, label))
-    spans = _relabel(text, _consistent(text, trimmed))
+    spans = _relabel(text, _consistent(text, _split_dashed(text, trimmed)))
     spans.sort()
     final: list[tuple[int, int, str]] = []
     for sp in spans:
