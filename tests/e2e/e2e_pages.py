@@ -81,13 +81,14 @@ language models across the industry, and that Google and Microsoft would have to
 """ + FOOT
 
 # Sam Altman appears in the menu (not part of the story) and once split across a <b> element in the story:
-# highlighting must mark the story's three mentions, not the menu's.
+# highlighting must mark the story's three mentions, not the menu's. The 𝕏 before them is outside the
+# Basic Multilingual Plane: the server counts it as one character, JavaScript as two.
 HIGHLIGHT_STORY = HEAD.format(
     title="Sam Altman sets out OpenAI's plan for smaller models", author="Priya Raman", published="2026-03-22"
 ).replace("<a href=\"/opinion\">Opinion</a>", "<a href=\"/opinion\">Opinion</a> · <a href=\"/p\">Sam Altman profile</a>") + """
 <article>
 <h1>Sam Altman sets out OpenAI's plan for smaller models</h1>
-<p>OpenAI chief executive Sam Altman said on Monday that the company would release a family of smaller
+<p>In a post on 𝕏 on Monday, OpenAI chief executive Sam Altman said that the company would release a family of smaller
 models that businesses can run on their own computers, a plan that puts it in direct competition with
 the open models published by Meta.</p>
 <p>Speaking at a developer conference in San Francisco, <b>Sam</b> Altman said the smaller models would
