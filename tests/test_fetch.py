@@ -55,7 +55,9 @@ class Server:
             def log_message(self, *args) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer((host, 0), Handler)
+        server_class = type("Server6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6}) \
+            if ":" in host else ThreadingHTTPServer
+        self.httpd = server_class((host, 0), Handler)
         self.httpd.daemon_threads = True
         if tls is not None:
             self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
@@ -65,7 +67,8 @@ class Server:
         self.thread.start()
 
     def url(self, path: str = "/", host: str | None = None, scheme: str = "http") -> str:
-        return f"{scheme}://{host or self.host}:{self.port}{path}"
+        host = host or (f"[{self.host}]" if ":" in self.host else self.host)
+        return f"{scheme}://{host}:{self.port}{path}"
 
     def close(self) -> None:
         self.release.set()
@@ -148,6 +151,28 @@ async def test_hostname_goes_to_resolved_address_with_original_host_header(serve
     assert got.final_url == url and got.address == "127.0.0.2"
     assert calls == ["news.example"]
     assert srv.requests[0][1]["host"] == f"news.example:{srv.port}"
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no ::1 on this machine")
+async def test_ipv6_address_when_allowed(serve):
+    srv = serve({"/": page()}, host="::1")
+    url = f"http://v6.example:{srv.port}/"
+    resolve = resolver_for({"v6.example": ["::1"]})
+    with pytest.raises(errors.BlockedAddress, match="loopback"):
+        await fetch_page(url, Settings(), resolver=resolve)
+    got = await fetch_page(url, Settings(allowed_networks=["::1/128"]), resolver=resolve)
+    assert got.address == "::1" and got.body == PAGE
+    assert srv.requests[0][1]["host"] == f"v6.example:{srv.port}"
+    assert (await fetch_page(srv.url("/"), Settings(allowed_networks=["::1/128"]))).body == PAGE
 
 
 async def test_missing_content_type_is_sniffed(serve):
