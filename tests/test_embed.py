@@ -1,0 +1,193 @@
+"""MiniLMEmbedder on the real int8 ONNX model and the real tokenizer (both installed locally)."""
+
+from __future__ import annotations
+
+import json
+import struct
+import threading
+
+import numpy as np
+import pytest
+
+from backstory.embed import DIM, MiniLMEmbedder, default_tokenizer_path
+
+SENTENCES = [
+    "The city council approved the new light rail line after a long debate.",
+    "Councillors voted to build a tram route across the city.",
+    "The striker scored twice as the home team won the cup final.",
+    "Heavy rain flooded farms along the river valley overnight.",
+    "crude oil",
+    "",
+]
+
+
+@pytest.fixture(scope="module")
+def embedder() -> MiniLMEmbedder:
+    return MiniLMEmbedder()
+
+
+def cos(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_shape_dtype_and_unit_norms(embedder: MiniLMEmbedder) -> None:
+    vectors = embedder.embed(SENTENCES)
+    assert vectors.shape == (len(SENTENCES), DIM)
+    assert vectors.dtype == np.float32
+    norms = np.linalg.norm(vectors[:-1], axis=1)
+    assert np.allclose(norms, 1.0, atol=1e-5)
+    # An empty text has no content: a zero vector rather than the embedding of [CLS] [SEP].
+    assert not vectors[-1].any()
+    assert embedder.embed([]).shape == (0, DIM)
+
+
+def test_similar_sentences_are_closer_than_unrelated(embedder: MiniLMEmbedder) -> None:
+    rail, tram, football, flood = embedder.embed(SENTENCES[:4])
+    assert cos(rail, tram) > 0.4
+    assert cos(rail, tram) > cos(rail, football) + 0.2
+    assert cos(rail, tram) > cos(rail, flood) + 0.2
+    oil, petroleum, cake = embedder.embed(["crude oil", "petroleum", "birthday cake"])
+    assert cos(oil, petroleum) > cos(oil, cake)
+
+
+def test_deterministic_and_batch_equals_single(embedder: MiniLMEmbedder) -> None:
+    embedder.clear_cache()
+    batch = embedder.embed(SENTENCES)
+    embedder.clear_cache()
+    again = embedder.embed(SENTENCES)
+    assert np.array_equal(batch, again)
+    # One at a time (no padding at all) gives the same vectors as the padded, sorted batch.
+    single = np.stack([MiniLMEmbedder(cache_size=0).embed([s])[0] for s in SENTENCES[:3]])
+    assert np.allclose(batch[:3], single, atol=1e-4)
+
+
+def test_small_batches_give_the_same_vectors() -> None:
+    texts = [f"story number {i} about the harbour bridge repairs" for i in range(7)] + SENTENCES[:4]
+    big = MiniLMEmbedder(batch_size=64, cache_size=0).embed(texts)
+    small = MiniLMEmbedder(batch_size=2, cache_size=0).embed(texts)
+    assert np.allclose(big, small, atol=1e-4)
+
+
+def test_embed_document_reads_only_the_first_256_tokens(embedder: MiniLMEmbedder) -> None:
+    head = " ".join(f"word{i % 50} river bridge" for i in range(200))  # far more than 256 tokens
+    assert len(embedder._tokenizer.encode(head).ids) == 256
+    doc = embedder.embed_document(head)
+    assert doc.shape == (DIM,)
+    assert np.allclose(doc, embedder.embed_document(head + " the election results came in late"), atol=1e-6)
+    short = embedder.embed_document("The harbour bridge reopened on Monday.")
+    assert np.allclose(short, embedder.embed(["The harbour bridge reopened on Monday."])[0])
+
+
+def test_phrase_cache_hits_and_lru_eviction() -> None:
+    emb = MiniLMEmbedder(cache_size=3)
+    first = emb.embed(["oil spill", "tanker", "coast guard"])
+    assert (emb.cache_hits, emb.cache_misses) == (0, 3)
+    second = emb.embed(["coast guard", "oil spill"])
+    assert emb.cache_hits == 2
+    assert np.array_equal(second, first[[2, 0]])
+    second[:] = 0  # the caller's array is a copy: the cache is unharmed
+    assert np.array_equal(emb.embed(["oil spill"])[0], first[0])
+    emb.embed(["wildlife"])  # evicts the least recently used entry: "tanker"
+    assert list(emb._cache) == ["coast guard", "oil spill", "wildlife"]
+    # Repeated texts in one call are computed once.
+    misses = emb.cache_misses
+    out = emb.embed(["salmon", "salmon"])
+    assert emb.cache_misses == misses + 1
+    assert np.array_equal(out[0], out[1])
+    # Long texts are not cached.
+    emb.embed(["x" * 500])
+    assert "x" * 500 not in emb._cache
+
+
+def test_thread_safe(embedder: MiniLMEmbedder) -> None:
+    texts = [f"{s} ({i})" for i in range(6) for s in SENTENCES[:4]]
+    expected = MiniLMEmbedder(cache_size=0).embed(texts)
+    results: dict[int, np.ndarray] = {}
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            order = texts[k:] + texts[:k]
+            out = embedder.embed(order)
+            results[k] = np.concatenate([out[len(texts) - k :], out[: len(texts) - k]])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for out in results.values():
+        assert np.allclose(out, expected, atol=1e-4)
+
+
+def test_session_options(embedder: MiniLMEmbedder) -> None:
+    options = embedder._session.get_session_options()
+    assert options.enable_cpu_mem_arena is False
+    assert options.intra_op_num_threads == 1
+    assert embedder._session.get_providers() == ["CPUExecutionProvider"]
+
+
+# --- the int8 ONNX vectors against the original fp32 weights --------------------------------
+
+
+def _load_safetensors(path) -> dict[str, np.ndarray]:
+    raw = path.read_bytes()
+    size = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8 : 8 + size])
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__" or info["dtype"] != "F32":
+            continue
+        start, end = info["data_offsets"]
+        out[name] = np.frombuffer(raw[8 + size + start : 8 + size + end], dtype=np.float32).reshape(info["shape"])
+    return out
+
+
+def _layer_norm(x: np.ndarray, gain: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + 1e-12) * gain + bias
+
+
+def _reference_embedding(w: dict[str, np.ndarray], ids: list[int]) -> np.ndarray:
+    """BERT (6 layers, 12 heads, 384 wide) in plain numpy, mean-pooled and normalised."""
+    from scipy.special import erf
+
+    n = len(ids)
+    x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:n]
+    x = _layer_norm(x + w["embeddings.token_type_embeddings.weight"][0], w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
+    for layer in range(6):
+        p = f"encoder.layer.{layer}."
+
+        def dense(t: np.ndarray, name: str) -> np.ndarray:
+            return t @ w[p + name + ".weight"].T + w[p + name + ".bias"]
+
+        q, k, v = (dense(x, f"attention.self.{m}").reshape(n, 12, 32).transpose(1, 0, 2) for m in ("query", "key", "value"))
+        att = q @ k.transpose(0, 2, 1) / np.sqrt(32)
+        att = np.exp(att - att.max(-1, keepdims=True))
+        att /= att.sum(-1, keepdims=True)
+        ctx = (att @ v).transpose(1, 0, 2).reshape(n, 384)
+        x = _layer_norm(x + dense(ctx, "attention.output.dense"), w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"])
+        h = dense(x, "intermediate.dense")
+        h = 0.5 * h * (1 + erf(h / np.sqrt(2)))
+        x = _layer_norm(x + dense(h, "output.dense"), w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"])
+    mean = x.mean(0)
+    return mean / np.linalg.norm(mean)
+
+
+def test_int8_vectors_match_the_fp32_model(embedder: MiniLMEmbedder) -> None:
+    from tokenizers import Tokenizer
+
+    weights_path = default_tokenizer_path().parent / "model.safetensors"
+    weights = _load_safetensors(weights_path)
+    tokenizer = Tokenizer.from_file(str(default_tokenizer_path()))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=256)
+    texts = SENTENCES[:5] + [" ".join(SENTENCES[:4] * 12)]  # the last one is cut at 256 tokens
+    ours = embedder.embed(texts)
+    for text, vector in zip(texts, ours):
+        reference = _reference_embedding(weights, tokenizer.encode(text).ids)
+        assert cos(reference, vector) > 0.995, text
