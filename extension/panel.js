@@ -92,7 +92,8 @@ async function captureTab(tabId) {
     throw new CannotRead("Only web pages (http or https) can be analysed; this is " + page.url.split(":")[0] + ":.");
   }
   if (!/html|xml/i.test(page.contentType || "text/html")) {
-    throw new CannotRead("This is a " + page.contentType + " document, not a web page with a story.");
+    const kind = /pdf/i.test(page.contentType) ? "a PDF" : "a " + page.contentType + " document";
+    throw new CannotRead("This is " + kind + ", not a web page with a story.");
   }
   return page;
 }

@@ -225,3 +225,20 @@ async def test_browser_pages_are_declined_plainly(browser: Browser, news_server:
     assert await panel.wait_state("result", "error", "unreachable", "not-article", "cannot-read") == "cannot-read"
     assert "can't read this page" in await panel.text("#status-title")
     assert "Browser pages" in await panel.text("#status-detail")
+
+
+MINIMAL_PDF = """%PDF-1.4
+1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj
+2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj
+3 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >> endobj
+trailer << /Root 1 0 R >>
+%%EOF
+"""
+
+
+async def test_pdfs_are_declined_plainly(browser: Browser, news_server: PageServer):
+    await browser.configure(f"http://127.0.0.1:{free_port()}")
+    page = await browser.open(news_server.add("report.pdf", MINIMAL_PDF, "application/pdf"))
+    panel = await browser.click_toolbar(page)
+    assert await panel.wait_state("result", "error", "unreachable", "not-article", "cannot-read") == "cannot-read"
+    assert "PDF" in await panel.text("#status-detail")
