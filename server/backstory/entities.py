@@ -198,10 +198,9 @@ def _recased_spans(doc: Any, lines: list[tuple[int, int]]) -> list[tuple[int, in
     gaz = _gaz()
     evidence = _casing_evidence(text, lines)
     ner = nlp.get_pipe("ner")
+    docs = (nlp.make_doc(_recase(text[start:end], evidence, gaz)) for start, end in lines)
     out = []
-    for start, end in lines:
-        recased = _recase(text[start:end], evidence, gaz)
-        sub = ner(nlp.make_doc(recased))
+    for (start, _), sub in zip(lines, ner.pipe(docs, batch_size=64)):
         out.extend((start + e.start_char, start + e.end_char, e.label_) for e in sub.ents)
     return out
 
@@ -305,6 +304,8 @@ def _consistent(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int,
             label = "PERSON"
         elif len(top) > 1 and top[0][1] == top[1][1]:
             label = _tie_break([lab for lab, n in top if n == top[0][1]])
+        if len(top) > 2 and top[0][1] * 2 <= sum(n for _, n in top) and "ORG" in counter:
+            label = "ORG"  # spaCy cannot decide between three readings: usually an organisation
         best[key] = label
     out = [(s, e, best[_name_key(text[s:e])]) for s, e, _ in spans]
     # Mentions spaCy missed: the same capitalised string elsewhere, not inside another entity.
