@@ -369,6 +369,16 @@ class RelatedIndex:
         df = ch.df[tids] if len(tids) else np.zeros(0, dtype=np.int32)
         return (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
 
+    def near_simhash(self, value: int, max_distance: int) -> list[tuple[str, int]]:
+        """Stored stories whose SimHash is within ``max_distance`` bits, nearest first."""
+        with self.lock:
+            n = len(self.ids)
+            if not n:
+                return []
+            d = _popcount64(np.bitwise_xor(self.simhash[:n], np.int64(value)).view(np.uint64))
+            hits = np.flatnonzero((d <= max_distance) & self.has_simhash[:n] & self.alive[:n])
+            return sorted(((self.ids[i], int(d[i])) for i in hits), key=lambda x: x[1])
+
     # ---- reads --------------------------------------------------------------------------
     def _channel_query(self, name: str, items: list) -> tuple[np.ndarray, np.ndarray]:
         """Unit-length idf-weighted query vector of one channel: (term ids, weights); unseen ids are -1."""
@@ -531,4 +541,6 @@ _POP8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
 def _popcount64(x: np.ndarray) -> np.ndarray:
+    if hasattr(np, "bitwise_count"):  # numpy >= 2.0
+        return np.bitwise_count(x)
     return _POP8[x.view(np.uint8).reshape(-1, 8)].sum(axis=1)

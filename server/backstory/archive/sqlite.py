@@ -24,13 +24,15 @@ import numpy as np
 
 from .. import schemas
 from .base import (
+    DUPLICATE_JACCARD,
+    SIMHASH_CANDIDATE_DISTANCE,
     SIMHASH_MAX_DISTANCE,
     StoryRecord,
-    hamming,
     normalize_url,
     prepare,
     simhash,
     simhash_bands,
+    shingle_jaccard,
     simhash_usable,
     utc_now,
 )
@@ -373,26 +375,27 @@ class SQLiteArchive:
         """Import several records at once (one transaction for the lot)."""
         return list(await asyncio.gather(*(self.import_record(r) for r in records)))
 
-    def _find_dup(self, conn: sqlite3.Connection, canonical_url: str, sh: int, ok: bool) -> str | None:
+    def _find_dup(self, conn: sqlite3.Connection, canonical_url: str, sh: int, ok: bool, text: str | None = None) -> str | None:
+        """The stored story with this canonical URL, else one with near-identical text: SimHash within
+        SIMHASH_MAX_DISTANCE bits, or, when the text is known, within SIMHASH_CANDIDATE_DISTANCE bits
+        and DUPLICATE_JACCARD shingle overlap."""
         row = conn.execute("SELECT story_id FROM aliases WHERE canonical_url = ?", (normalize_url(canonical_url),)).fetchone()
         if row:
             return row[0]
         if not ok:
             return None
-        bands = simhash_bands(sh)
-        best = None
-        for i, band in enumerate(bands):
-            for sid, other in conn.execute(
-                f"SELECT story_id, simhash FROM stories WHERE simhash_ok AND sh{i} = ?", (band,)
-            ):
-                d = hamming(sh, other)
-                if d <= SIMHASH_MAX_DISTANCE and (best is None or d < best[0]):
-                    best = (d, sid)
-        return best[1] if best else None
+        near = self.index.near_simhash(sh, SIMHASH_CANDIDATE_DISTANCE if text is not None else SIMHASH_MAX_DISTANCE)
+        if text is None:
+            return near[0][0] if near else None
+        for sid, _d in near[:20]:
+            other = conn.execute("SELECT text FROM stories WHERE story_id = ?", (sid,)).fetchone()
+            if other and shingle_jaccard(text, other[0]) >= DUPLICATE_JACCARD:
+                return sid
+        return None
 
     def _store(self, conn: sqlite3.Connection, rec: StoryRecord, features: bytes, keep_identity: bool):
         ok = simhash_usable(rec.text)
-        existing = self._find_dup(conn, rec.canonical_url, rec.simhash, ok)
+        existing = self._find_dup(conn, rec.canonical_url, rec.simhash, ok, rec.text)
         if existing is None and keep_identity:
             row = conn.execute("SELECT story_id FROM stories WHERE story_id = ?", (rec.story_id,)).fetchone()
             existing = row[0] if row else None

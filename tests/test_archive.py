@@ -1,0 +1,219 @@
+"""The SQLite archive on real files: schema, dedup, persistence, search, delete, export/import, concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from backstory import schemas
+from backstory.archive import StoryRecord, open_archive, story_id_for
+from backstory.archive.base import hamming, normalize_url, simhash
+from backstory.archive.sqlite import SCHEMA_VERSION, SchemaTooNew, SQLiteArchive
+from backstory.config import Settings
+
+RIVER = (
+    "The river Vell burst its banks in Lorrington on Tuesday night after three days of rain, "
+    "flooding the old market square and forcing two hundred families from their homes. Mayor Ada "
+    "Quenby opened the town hall as a shelter and said the pumps of the Lorrington fire brigade "
+    "worked until dawn. The county engineer, Tomas Reyvik, warned that the embankment near the "
+    "mill could fail again if the rain returned at the weekend. Shops on Bridge Street stayed shut "
+    "on Wednesday while volunteers carried sandbags from the depot to the square. Insurers expect "
+    "claims to run into millions, and the council asked residents to boil tap water until tests "
+    "of the treatment works are complete."
+)
+CHESS = (
+    "Grandmaster Ilse Varnholt won the Corvin Open chess tournament in Tesbury on Sunday, beating "
+    "the defending champion Pavel Orsk in a tense final game that lasted six hours. Varnholt, who "
+    "is nineteen, sacrificed a rook on move thirty and converted the endgame with two connected "
+    "pawns. The organisers said a record four hundred players entered this year, and the prize "
+    "fund was raised by a local software company. Orsk congratulated his opponent and said he "
+    "would return next spring to win the title back."
+)
+
+
+def distinct(i: int, extra: str = "") -> str:
+    """A text of its own (no near-duplicate of any other i)."""
+    return f"Bulletin {i}. {extra} " + " ".join(f"word{i}n{j}" for j in range(60)) + "."
+
+
+def entity(name: str, label: str, count: int = 1) -> schemas.Entity:
+    return schemas.Entity(name=name, label=label, count=count, mentions=[])
+
+
+def record(url: str, text: str, title: str = "A story", **kw) -> StoryRecord:
+    return StoryRecord(url=url, canonical_url=kw.pop("canonical_url", url), title=title, text=text, **kw)
+
+
+@pytest.fixture
+async def archive(tmp_path: Path):
+    a = SQLiteArchive(tmp_path / "nested" / "dir" / "archive.sqlite3")
+    await a.start()
+    yield a
+    await a.close()
+
+
+async def test_create_and_migrate(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "archive.sqlite3"
+    a = await open_archive(Settings(archive_path=str(path)))
+    assert await a.count() == 0
+    await a.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert {"stories", "aliases", "stories_fts"} <= names
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    newer = SQLiteArchive(path)
+    with pytest.raises(SchemaTooNew):
+        await newer.start()
+    await newer.close()
+
+
+async def test_upsert_same_canonical_url_is_one_story(archive: SQLiteArchive) -> None:
+    first = await archive.upsert(record("https://news.example/flood?utm_source=feed", RIVER, canonical_url="https://news.example/flood"))
+    assert first.story_id == story_id_for("https://news.example/flood")
+    await asyncio.sleep(1.1)
+    again = await archive.upsert(record("https://NEWS.example/flood#top", RIVER + " Updated: the water is falling.",
+                                        title="Flood update"))
+    assert again.story_id == first.story_id
+    assert again.first_seen == first.first_seen
+    assert again.last_seen > first.last_seen
+    assert await archive.count() == 1
+    stored = await archive.get(first.story_id)
+    assert stored is not None and stored.title == "Flood update" and stored.text.endswith("falling.")
+    assert await archive.has_canonical_url("https://news.example/flood")
+    assert not await archive.has_canonical_url("https://news.example/other")
+
+
+async def test_near_identical_text_is_one_story(archive: SQLiteArchive) -> None:
+    syndicated = RIVER.replace("on Tuesday night", "late on Tuesday night")
+    assert 3 < hamming(simhash(RIVER), simhash(syndicated)) <= 10  # too far for the hash alone
+    a = await archive.upsert(record("https://one.example/vell-flood", RIVER))
+    b = await archive.upsert(record("https://two.example/news/123", syndicated))
+    assert b.story_id == a.story_id and await archive.count() == 1
+    assert await archive.has_canonical_url("https://two.example/news/123")
+    assert await archive.find_duplicate("https://three.example/x", simhash(syndicated)) == a.story_id  # text now stored
+    assert await archive.find_duplicate("https://two.example/news/123", 0) == a.story_id
+    assert await archive.find_duplicate("https://three.example/x", simhash(CHESS)) is None
+    c = await archive.upsert(record("https://three.example/chess", CHESS))
+    assert c.story_id != a.story_id and await archive.count() == 2
+
+
+async def test_short_texts_are_not_merged_by_simhash(archive: SQLiteArchive) -> None:
+    await archive.upsert(record("https://a.example/1", "Subscribe to continue reading."))
+    await archive.upsert(record("https://a.example/2", "Subscribe to continue reading."))
+    assert await archive.count() == 2
+
+
+async def test_survives_close_and_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "archive.sqlite3"
+    emb = [0.0] * 384
+    emb[3] = 1.0
+    original = record("https://news.example/flood", RIVER, byline="J. Doe", site_name="Example News",
+                      published="2026-03-01", language="en", embedding=emb,
+                      entities=[entity("Lorrington", "GPE", 2), entity("Ada Quenby", "PERSON")],
+                      keyphrases=[schemas.Keyphrase(phrase="river flood", score=0.61)])
+    async with SQLiteArchive(path) as a:
+        stored = await a.upsert(original)
+        await a.upsert(record("https://news.example/chess", CHESS))
+    async with SQLiteArchive(path) as b:
+        again = await b.get(stored.story_id)
+        assert again == stored
+        assert again.embedding == emb and again.entities[0].name == "Lorrington"
+        assert await b.count() == 2
+        # the related index is rebuilt from the file
+        query = record("https://elsewhere.example/q", "Flood waters in Lorrington rose again, Mayor Ada Quenby said.",
+                       entities=[entity("Lorrington", "GPE")])
+        hits = await b.related(query)
+        assert [h.story_id for h in hits][:1] == [stored.story_id]
+
+
+async def test_search_full_text_newest_first_and_paging(archive: SQLiteArchive) -> None:
+    ids = []
+    for i in range(5):
+        text = distinct(i, "The embankment held." if i % 2 == 0 else "The grandmaster resigned.")
+        r = await archive.upsert(record(f"https://news.example/{i}", text, title=f"Story {i}",
+                                        last_seen=f"2026-01-0{i + 1}T00:00:00Z"))
+        ids.append(r.story_id)
+    page, total = await archive.search(None, limit=2, offset=0)
+    assert total == 5 and [s.story_id for s in page] == [ids[4], ids[3]]
+    page, _ = await archive.search(None, limit=2, offset=4)
+    assert [s.story_id for s in page] == [ids[0]]
+    hits, total = await archive.search("embankment", limit=10, offset=0)
+    assert total == 3 and {h.story_id for h in hits} == {ids[0], ids[2], ids[4]}
+    assert all(h.snippet and "embankment" in h.snippet for h in hits)
+    hits, total = await archive.search("word3n5", limit=10, offset=0)
+    assert total == 1 and hits[0].story_id == ids[3] and hits[0].title == "Story 3"
+    hits, total = await archive.search("grandmast", limit=1, offset=1)  # prefix of the last word
+    assert total == 2 and len(hits) == 1
+    hits, total = await archive.search('chess AND ("unbalanced', limit=5, offset=0)
+    assert total == 0 and hits == []
+    assert await archive.search("   ", limit=5, offset=0) == ([], 0)
+
+
+async def test_delete_removes_row_search_and_related(archive: SQLiteArchive) -> None:
+    a = await archive.upsert(record("https://news.example/flood", RIVER, entities=[entity("Lorrington", "GPE")]))
+    probe = record("https://q.example/", "More rain is due in Lorrington, where the river Vell flooded the market "
+                   "square and the embankment near the mill is weak.", entities=[entity("Lorrington", "GPE")])
+    assert [h.story_id for h in await archive.related(probe)] == [a.story_id]
+    assert await archive.delete(a.story_id)
+    assert not await archive.delete(a.story_id)
+    assert await archive.get(a.story_id) is None
+    assert await archive.search("embankment", 10, 0) == ([], 0)
+    assert not await archive.has_canonical_url("https://news.example/flood")
+    assert await archive.related(probe) == []
+    assert await archive.count() == 0
+
+
+async def test_export_import_round_trip(tmp_path: Path) -> None:
+    async with SQLiteArchive(tmp_path / "a.sqlite3") as a:
+        for i in range(7):
+            await a.upsert(record(f"https://news.example/{i}", distinct(i),
+                                  entities=[entity(f"Person {i}", "PERSON")],
+                                  keyphrases=[schemas.Keyphrase(phrase=f"topic {i}", score=0.5)],
+                                  first_seen="2025-01-01T00:00:00Z", last_seen=f"2025-02-0{i + 1}T00:00:00Z"))
+        exported = [r async for r in a.export()]
+        await a.upsert(record("https://news.example/copy", distinct(3) + " Syndicated."))  # merged into 3
+        exported = [r async for r in a.export()]
+    assert len(exported) == 7
+    async with SQLiteArchive(tmp_path / "b.sqlite3") as b:
+        for r in exported:
+            await b.import_record(r)
+        await b.import_record(exported[0])  # importing twice changes nothing
+        again = [r async for r in b.export()]
+        assert await b.count() == len(exported)
+    assert msgspec.json.encode(again) == msgspec.json.encode(exported)
+
+
+async def test_concurrent_reads_while_writing(archive: SQLiteArchive) -> None:
+    n = 60
+
+    async def write(i: int):
+        text = f"Dispatch {i}: " + " ".join(f"w{i}x{j}" for j in range(40))
+        return await archive.upsert(record(f"https://news.example/d/{i}", text, entities=[entity(f"Town{i}", "GPE")]))
+
+    async def read(i: int):
+        await archive.search(None, 5, 0)
+        await archive.search(f"w{i}x1", 5, 0)
+        await archive.related(record("https://q.example/", f"w{i}x1 w{i}x2 w{i}x3"))
+        return await archive.count()
+
+    results = await asyncio.gather(*(write(i) for i in range(n)), *(read(i) for i in range(n)))
+    written = results[:n]
+    assert len({r.story_id for r in written}) == n
+    assert await archive.count() == n
+    for i in (0, n // 2, n - 1):
+        hits, total = await archive.search(f"w{i}x7", 5, 0)
+        assert total == 1 and hits[0].story_id == written[i].story_id
+    assert len(archive.index) == n
+
+
+async def test_url_normalisation() -> None:
+    assert normalize_url("HTTPS://Example.COM:443/a?utm_source=x&id=3#frag") == "https://example.com/a?id=3"
+    assert story_id_for("https://example.com/a?fbclid=1") == story_id_for("https://example.com/a")
