@@ -196,7 +196,7 @@ async def test_fetch_path_and_stories_endpoints(client: AsyncTestClient, page_se
     assert_problem(await client.get(f"/api/v1/stories/{story_id}"), 404)
     assert_problem(await client.delete(f"/api/v1/stories/{story_id}"), 404)
     assert (await client.get("/api/v1/stories", params={"q": "Zuckerberg"})).json()["total"] == 0
-    assert_problem(await client.get("/api/v1/stories/not-an-id"), 400)
+    assert_problem(await client.get("/api/v1/stories/not-an-id"), 404)
 
 
 async def test_related_story_between_two_pages(client: AsyncTestClient) -> None:
@@ -241,7 +241,7 @@ async def test_no_article_and_both_inputs(client: AsyncTestClient) -> None:
 HOSTILE = [
     "\x00\x01\x02\xff\xfe binary \x89PNG\r\n\x1a\n" * 500,
     "<div>" * 50_000 + "deep" + "</div>" * 50_000,
-    "<html><head><meta charset='klingon-42'></head><body><p>" + "Caf\u00e9 \udcff ok. " * 50 + "</p></body></html>",
+    "<html><head><meta charset='klingon-42'></head><body><p>" + "Caf\u00e9 \ufffd ok. " * 50 + "</p></body></html>",
     "<html><body><article>" + "<p>" + ("A long page about nothing in particular. " * 40) + "</p>" * 1 + "</article>"
     * 400 + "</body></html>",
     "<<<>>>&&&;;;<!-- unterminated",
@@ -255,6 +255,12 @@ async def test_hostile_html_never_500(client: AsyncTestClient, html: str) -> Non
     assert response.status_code in (200, 400, 413, 422), response.text
     if response.status_code != 200:
         assert_problem(response, response.status_code)
+
+
+async def test_lone_surrogate_escapes_are_handled(client: AsyncTestClient) -> None:
+    body = b'{"url": "https://a.example/x", "html": "<p>' + b"Caf\\u00e9 \\udcff broken escape. " * 40 + b'</p>"}'
+    response = await client.post("/api/v1/analyze", content=body, headers={"content-type": "application/json"})
+    assert response.status_code in (200, 400, 422), response.text
 
 
 async def test_body_over_limit_is_413(tmp_path, models) -> None:
