@@ -399,7 +399,7 @@ def extract_entities(doc: Any, spans: Iterable[tuple[int, int, str]] | None = No
         words = key[0].split()
         if len(words) != 1:
             continue
-        fulls = [k for k in persons if k != key and k in groups and words[0] in k[0].split()[1:]]
+        fulls = [k for k in persons if k != key and k in groups and words[0] in k[0].split()]
         if len(fulls) == 1:
             groups[fulls[0]].extend(groups.pop(key))
             names[fulls[0]].update(names.pop(key))

@@ -21,14 +21,17 @@ _nlp: Any = None
 
 
 def load_nlp() -> Any:
-    """The shared spaCy ``Language`` (loaded once per process, thread-safe)."""
+    """The shared spaCy ``Language`` (loaded once per process, thread-safe; ~3 s)."""
     global _nlp
     if _nlp is None:
         with _lock:
             if _nlp is None:
                 import spacy
 
+                from .entities import load_gazetteer
+
                 nlp = spacy.load(MODEL, exclude=list(EXCLUDED))
                 nlp.max_length = MAX_LENGTH
+                load_gazetteer()  # the entity corrections' place names, so no reader waits for them
                 _nlp = nlp
     return _nlp
