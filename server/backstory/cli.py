@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -36,6 +37,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     print(f"Backstory on http://{settings.host}:{settings.port}  archive: "
           f"{settings.database_url and 'PostgreSQL' or settings.resolved_archive_path()}", file=sys.stderr)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal with the handler
+    # that was there before it started: make that a normal exit, so supervisors see status 0.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(
         create_app(settings),
         host=settings.host,
