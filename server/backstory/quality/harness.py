@@ -368,7 +368,7 @@ async def _product_related_async(rows: list[dict], k: int) -> tuple[list[tuple[s
 
     with tempfile.TemporaryDirectory(prefix="backstory-eval-") as tmp:
         settings = Settings(archive_path=str(Path(tmp) / "archive.sqlite3"), workers=1)
-        archive = open_archive(settings)
+        archive = await open_archive(settings)
         pipeline = Pipeline(settings, _models(), archive)
         try:
             story_to_doc: dict[str, str] = {}
