@@ -29,8 +29,10 @@ _NON_WORD = re.compile(r"\W+")
 _NOUN_TAGS = {"NN", "NNS", "NNP", "NNPS"}
 _PROPER_TAGS = {"NNP", "NNPS"}
 _MODIFIER_TAGS = {"JJ", "JJR", "JJS"} | _NOUN_TAGS
-# Entity types that are numbers or times: "Tuesday", "last year", "$5 million" are no keyphrases.
-_SKIP_ENTS = {"DATE", "TIME", "PERCENT", "MONEY", "QUANTITY", "ORDINAL", "CARDINAL"}
+# Dates and times named by a proper noun or a generic word ("Tuesday", "last year") are no
+# keyphrases; other words the tagger puts in a DATE ("the salmon season") stay. Numbers never
+# enter a phrase (CD is no modifier) except inside a hyphenated word ("987-foot").
+_TIME_ENTS = {"DATE", "TIME"}
 # Nouns too generic to be a keyphrase on their own (they may still end a longer phrase).
 _GENERIC = frozenset(
     """
@@ -117,7 +119,9 @@ class _Unit:
             self.tag = "NN" if last.tag_ in _NOUN_TAGS else "JJ"
         else:
             self.tag = last.tag_
-        self.ent = any(t.ent_type_ in _SKIP_ENTS for t in tokens)
+        self.ent = any(
+            t.ent_type_ in _TIME_ENTS and (t.tag_ in _PROPER_TAGS or t.lower_ in _GENERIC) for t in tokens
+        )
         self.proper = all(t.tag_ in _PROPER_TAGS or t.tag_ == "HYPH" for t in tokens)
         self.lower = self.text.lower()
 
@@ -181,7 +185,6 @@ class KeyphraseExtractor:
         *,
         max_words: int = 4,
         max_candidates: int = 40,
-        min_phrases: int = 5,
         weights: Weights | None = None,
     ) -> None:
         from keybert import KeyBERT
@@ -190,7 +193,6 @@ class KeyphraseExtractor:
         self.keybert = KeyBERT(model=embedder)
         self.max_words = max_words
         self.max_candidates = max_candidates
-        self.min_phrases = min_phrases
         self.weights = weights or Weights()
 
     # --- candidates -------------------------------------------------------------------------
