@@ -247,6 +247,23 @@ def _split_dashed(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[in
     return out
 
 
+_RESULT_LINE = re.compile(
+    r"^([A-Z][\w.'&-]*(?: [A-Z][\w.'&-]*){0,3}) (\d{1,3}) ([A-Z][\w.'&-]*(?: [A-Z][\w.'&-]*){0,3}) (\d{1,3})\s*$",
+    re.M,
+)
+
+
+def _result_teams(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """"Lotte 6 Hyundai 2": both sides of a results line are teams, tagged or not."""
+    teams = []
+    for m in _RESULT_LINE.finditer(text):
+        teams += [(m.start(1), m.end(1)), (m.start(3), m.end(3))]
+    if not teams:
+        return spans
+    kept = [sp for sp in spans if not any(s < sp[1] and sp[0] < e for s, e in teams)]
+    return kept + [(s, e, "ORG") for s, e in teams]
+
+
 def _relabel(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
     gaz = _gaz()
     sports = _is_sports(text)
@@ -283,10 +300,29 @@ def _name_key(name: str) -> str:
     return re.sub(r"\s+", " ", name).strip().lower()
 
 
+_ORG_BEFORE = re.compile(
+    r"\b(?:company|companies|firm|group|giant|maker|makers|manufacturer|bank|insurer|carrier|airline|"
+    r"agency|newspaper|daily|broadcaster|operator|retailer|club|side|team|subsidiary|unit|rival|partner)\s+$",
+    re.I,
+)
+_ORG_AFTER = re.compile(
+    r"^\s*(?:S\.A\.|SA\b|AG\b|Inc\b|Corp\b|Co\b|Ltd\b|plc\b|PLC\b|N\.V\.|Bhd\b|GmbH\b|SpA\b|"
+    r"shares\b|stock\b|'s\s+shares\b|['’]s\s+(?:chairman|chief executive|shareholders|board)\b)"
+)
+
+
+def _org_cue(text: str, start: int, end: int) -> bool:
+    """Words around a mention that only fit an organisation ("cables giant Pirelli", "Cofinec S.A.")."""
+    return bool(_ORG_BEFORE.search(text[max(0, start - 30):start]) or _ORG_AFTER.match(text[end:end + 30]))
+
+
 def _consistent(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
     """One label per name; surnames follow full names; add missed mentions of found names."""
     votes: dict[str, Counter[str]] = defaultdict(Counter)
     for start, end, label in spans:
+        if label in {"PERSON", "GPE", "LOC", "PRODUCT", "WORK_OF_ART", "FAC"} and _org_cue(text, start, end):
+            votes[_name_key(text[start:end])]["ORG"] += 3
+            continue
         votes[_name_key(text[start:end])][label] += 1
     # A single word that ends a multi-word PERSON name is that person.
     surnames = set()
@@ -355,7 +391,10 @@ def entity_spans(doc: Any) -> list[tuple[int, int, str]]:
         start, end = _trim(text, start, end)
         if end > start and re.search(r"[A-Za-z]", text[start:end]) and text[start:end][0].isalnum():
             trimmed.append((start, end, label))
-    spans = _relabel(text, _consistent(text, _split_dashed(text, trimmed)))
+    spans = _split_dashed(text, trimmed)
+    if _is_sports(text):
+        spans = _result_teams(text, spans)
+    spans = _relabel(text, _consistent(text, spans))
     spans.sort()
     final: list[tuple[int, int, str]] = []
     for sp in spans:
