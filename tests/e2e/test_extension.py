@@ -62,11 +62,25 @@ async def test_toolbar_click_shows_the_backstory(browser: Browser, backstory_ser
     # Second, related story: the first one shows up with the reason it is related.
     second_url = news_server.add("llama-pressure.html", LLAMA_PRESSURE)
     second = await browser.open(second_url)
+    await panel.eval("""(() => {
+        window.seen = [];
+        const note = () => window.seen.push({state: document.body.dataset.state,
+            title: document.getElementById('status-title').textContent,
+            detail: document.getElementById('status-detail').textContent,
+            skeletonTop: document.getElementById('skeleton').getBoundingClientRect().top});
+        new MutationObserver(note).observe(document.body, {attributes: true, childList: true, subtree: true,
+                                                          characterData: true});
+    })()""")
     again = await browser.click_toolbar(second)
     assert again is panel  # the same, already open side panel
     await panel.wait_for(
         f"document.body.dataset.state === 'result' && "
         f"document.getElementById('title').textContent === {json.dumps(await second.title())}", PANEL_TIMEOUT)
+    # While it worked, the panel said what it was doing, and the placeholder did not move.
+    loading = [step for step in await panel.eval("window.seen") if step["state"] == "loading"]
+    assert any(step["title"] == "Reading this page…" for step in loading), loading
+    assert any(step["title"] == "Analysing the story…" and backstory_server.url in step["detail"] for step in loading)
+    assert len({step["skeletonTop"] for step in loading}) == 1, loading
     related = await panel.eval("""Array.from(document.querySelectorAll('#related li')).map(li => ({
         title: li.querySelector('.related-title').textContent,
         href: li.querySelector('a') && li.querySelector('a').href,
@@ -83,6 +97,8 @@ async def test_toolbar_click_shows_the_backstory(browser: Browser, backstory_ser
     # Readable in a narrow panel: nothing wider than the panel itself.
     assert await panel.eval("document.documentElement.clientWidth") <= 400
     assert await panel.eval("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+    assert await panel.eval("document.querySelector('.bar').getBoundingClientRect().height") < 50  # one line
+    assert await panel.eval("parseFloat(getComputedStyle(document.body).fontSize)") >= 13
     shot = await panel.screenshot(artifact("panel-related.png"))
     assert shot.stat().st_size > 1000
     await panel.send("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
