@@ -39,6 +39,7 @@ MAX_TERMS = 128         # content words kept per story (most frequent first)
 QUERY_TERMS = 128       # query words whose postings are read
 CANDIDATES = 300        # stories rescored per lookup
 MAX_DF_FRACTION = 0.05  # words in more stories than this are skipped when the archive is big
+POSTINGS_BUDGET = 20_000  # postings read per lookup pass at most
 MIN_SCORE = 0.04        # weaker matches are not shown
 
 ENTITY_LABEL_WEIGHT = {
@@ -163,6 +164,11 @@ class _Channel:
         self.imp = np.zeros(0, dtype=np.float32)
         self.delta: dict[int, tuple[list[int], list[float], list[float]]] = {}
         self.delta_size = 0
+        # bulk loads: flat keys / slots / raw weights, turned into postings by the next merge
+        self.pending_keys: list[str] = []
+        self.pending_slots: list[int] = []
+        self.pending_raw: list[float] = []
+        self.pending_arrays: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     def term_ids(self, keys: Iterable[str], create: bool) -> list[int]:
         vocab = self.vocab
@@ -206,8 +212,20 @@ class _Channel:
             imp = np.concatenate([imp, np.asarray(extra[2], dtype=np.float32)])
         return docs, imp
 
+    def _take_pending(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        parts = self.pending_arrays
+        if self.pending_keys:
+            vocab = self.vocab
+            setdefault = vocab.setdefault
+            tids = np.fromiter((setdefault(k, len(vocab)) for k in self.pending_keys), dtype=np.int32,
+                               count=len(self.pending_keys))
+            parts.append((tids, np.asarray(self.pending_slots, dtype=np.int32), np.asarray(self.pending_raw, dtype=np.float32)))
+        self.pending_keys, self.pending_slots, self.pending_raw, self.pending_arrays = [], [], [], []
+        return parts
+
     def merge(self, alive: np.ndarray) -> None:
-        """Fold the delta into the CSR arrays and drop postings of deleted stories."""
+        """Fold the delta and bulk-loaded postings into the CSR arrays; drop deleted stories."""
+        pending = self._take_pending()
         n_terms = len(self.vocab)
         old_counts = np.diff(self.offsets)
         old_terms = np.repeat(np.arange(len(old_counts), dtype=np.int32), old_counts)
@@ -222,6 +240,10 @@ class _Channel:
             raw = np.concatenate([self.raw.astype(np.float32), d_raw])
         else:
             terms, docs, raw = old_terms, self.docs, self.raw.astype(np.float32)
+        if pending:
+            terms = np.concatenate([terms, *(p[0] for p in pending)])
+            docs = np.concatenate([docs, *(p[1] for p in pending)])
+            raw = np.concatenate([raw, *(p[2] for p in pending)])
         keep = alive[docs] if len(docs) else np.zeros(0, dtype=bool)
         terms, docs, raw = terms[keep], docs[keep], raw[keep]
         order = np.lexsort((docs, terms))
@@ -265,6 +287,7 @@ class RelatedIndex:
         self.n_alive = 0
         self._merged_at = 0
         self._bulk = 0
+        self._dup_of: int | None = None  # SimHash of the query being answered (under the lock)
 
     # ---- writes -------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -281,6 +304,29 @@ class RelatedIndex:
                 self._bulk -= 1
                 if not self._bulk:
                     self.refresh()
+
+    def add_postings(self, name: str, term_ids: np.ndarray, slots: np.ndarray, raw: np.ndarray) -> None:
+        """Bulk-add ready postings (term ids already in the channel's vocabulary); inside ``bulk()``."""
+        assert self._bulk, "add_postings belongs inside bulk()"
+        self.channels[name].pending_arrays.append(
+            (np.asarray(term_ids, dtype=np.int32), np.asarray(slots, dtype=np.int32), np.asarray(raw, dtype=np.float32))
+        )
+
+    def add_slots(self, story_ids: list[str], embeddings: np.ndarray | None) -> np.ndarray:
+        """Bulk-register stories without features (see add_postings); returns their slots."""
+        with self.lock:
+            start = len(self.ids)
+            self._grow(start + len(story_ids))
+            for i, sid in enumerate(story_ids):
+                self.slot_of[sid] = start + i
+            self.ids.extend(story_ids)
+            self.alive[start : start + len(story_ids)] = True
+            self.n_alive += len(story_ids)
+            if embeddings is not None:
+                norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
+                self.emb[start : start + len(story_ids)] = np.clip(np.rint(embeddings / np.maximum(norms, 1e-12) * 127), -127, 127)
+                self.has_emb[start : start + len(story_ids)] = True
+            return np.arange(start, start + len(story_ids), dtype=np.int32)
 
     def _grow(self, need: int) -> None:
         cap = len(self.alive)
@@ -314,14 +360,16 @@ class RelatedIndex:
             for name in _SPARSE:
                 ch = self.channels[name]
                 items = getattr(features, name)
+                if self._bulk:  # postings are built, and impacts computed, by the refresh ending the bulk load
+                    ch.pending_keys.extend(it[0] for it in items)
+                    ch.pending_raw.extend(it[1] for it in items)
+                    ch.pending_slots.extend([slot] * len(items))
+                    continue
                 tids = ch.term_ids([it[0] for it in items], create=True)
                 raw = [float(it[1]) for it in items]
-                if self._bulk:
-                    imp = raw  # recomputed by the refresh that ends the bulk load
-                else:
-                    w = np.asarray(raw, dtype=np.float32) * self._idf(ch, np.asarray(tids, dtype=np.int64) if tids else np.zeros(0, np.int64))
-                    norm = float(np.sqrt((w * w).sum())) if len(w) else 0.0
-                    imp = (w / norm).tolist() if norm > 0 else raw
+                w = np.asarray(raw, dtype=np.float32) * self._idf(ch, np.asarray(tids, dtype=np.int64))
+                norm = float(np.sqrt((w * w).sum())) if len(w) else 0.0
+                imp = (w / norm).tolist() if norm > 0 else raw
                 ch.add(slot, tids, raw, imp)
             if embedding is not None:
                 self.emb[slot] = quantize(np.asarray(embedding, dtype=np.float32))
@@ -398,18 +446,43 @@ class RelatedIndex:
         """Candidates and their fused scores for per-channel query vectors."""
         acc_docs, acc_vals = [], []
         common = max(MAX_DF_FRACTION * self.n_alive, 2000)
+        # Read postings in order of what they can add to a score (query weight x channel weight),
+        # until the budget is spent: rare names and words come first, common words last or never.
         for name, (tids, qw) in queries.items():
-            ch, wc = self.channels[name], self.weights.get(name, 0.0)
-            if not wc:
+            wc = self.weights.get(name, 0.0)
+            ch = self.channels[name]
+            ok = (tids >= 0) & (qw != 0)
+            if not wc or not ok.any():
                 continue
-            for i in np.nonzero((tids >= 0) & (qw != 0))[0]:
-                tid = int(tids[i])
-                if ch.df[tid] > common:  # a very common word says little and costs much
-                    continue
-                docs, imp = ch.postings(tid)
-                if len(docs):
-                    acc_docs.append(docs)
-                    acc_vals.append(imp * (wc * qw[i]))
+            t, w = tids[ok], qw[ok] * wc
+            df = ch.df[t]
+            keep = df <= common
+            t, w, df = t[keep], w[keep], df[keep]
+            order = np.argsort(-w, kind="stable")
+            t, w, df = t[order], w[order], df[order]
+            share = POSTINGS_BUDGET * (wc / sum(self.weights.get(c, 0.0) for c in queries))
+            within = np.cumsum(df) <= max(share, df[0] if len(df) else 0)
+            t, w = t[within], w[within]
+            if not len(t):
+                continue
+            # gather the CSR slices of all chosen terms at once
+            n_csr = len(ch.offsets) - 1
+            in_csr = t < n_csr
+            tc, wcsr = t[in_csr], w[in_csr]
+            lo, hi = ch.offsets[tc], ch.offsets[tc + 1]
+            lens = hi - lo
+            total_len = int(lens.sum())
+            if total_len:
+                starts = np.repeat(lo - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
+                idx = starts + np.arange(total_len)
+                acc_docs.append(ch.docs[idx])
+                acc_vals.append(ch.imp[idx] * np.repeat(wcsr, lens))
+            if ch.delta:
+                for tid, weight in zip(t.tolist(), w.tolist()):
+                    extra = ch.delta.get(tid)
+                    if extra:
+                        acc_docs.append(np.asarray(extra[0], dtype=np.int32))
+                        acc_vals.append(np.asarray(extra[2], dtype=np.float32) * weight)
         if acc_docs:
             docs = np.concatenate(acc_docs)
             acc = np.bincount(docs, weights=np.concatenate(acc_vals).astype(np.float64), minlength=n)
@@ -425,6 +498,9 @@ class RelatedIndex:
             sims = np.where(self.alive[:n] & self.has_emb[:n] & ~exclude, sims, -1.0)
             extra = np.argsort(-sims)[: limit * 3]
             cand = np.unique(np.concatenate([cand, extra[sims[extra] > 0.3]]))
+        if self._dup_of is not None and len(cand):  # near-identical copies of the query are not "related"
+            x = np.bitwise_xor(self.simhash[cand], np.int64(self._dup_of)).view(np.uint64)
+            cand = cand[~(self.has_simhash[cand] & (_popcount64(x) <= SIMHASH_MAX_DISTANCE))]
         total = acc[cand] if acc is not None else np.zeros(len(cand), dtype=np.float64)
         if qe is not None and self.weights.get("emb", 0) and len(cand):
             e = self.emb[cand].astype(np.float32) @ qe / 127.0
@@ -444,9 +520,7 @@ class RelatedIndex:
             exclude = np.zeros(n, dtype=bool)
             if exclude_id is not None and exclude_id in self.slot_of:
                 exclude[self.slot_of[exclude_id]] = True
-            if simhash is not None:
-                x = np.bitwise_xor(self.simhash[:n], np.int64(simhash)).view(np.uint64)
-                exclude |= self.has_simhash[:n] & (_popcount64(x) <= SIMHASH_MAX_DISTANCE)
+            self._dup_of = simhash
             queries = {name: self._channel_query(name, getattr(features, name)) for name in _SPARSE}
             qe = None
             if embedding is not None:
