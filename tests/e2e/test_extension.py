@@ -4,6 +4,7 @@ page, asks the real Backstory server and shows the story's facts, keyphrases, en
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from e2e_harness import API_TOKEN, PANEL_TIMEOUT, Browser, PageServer, artifact, free_port
@@ -71,11 +72,15 @@ async def test_toolbar_click_shows_the_backstory(browser: Browser, backstory_ser
         new MutationObserver(note).observe(document.body, {attributes: true, childList: true, subtree: true,
                                                           characterData: true});
     })()""")
+    clicked = time.monotonic()
     again = await browser.click_toolbar(second)
     assert again is panel  # the same, already open side panel
     await panel.wait_for(
         f"document.body.dataset.state === 'result' && "
         f"document.getElementById('title').textContent === {json.dumps(await second.title())}", PANEL_TIMEOUT)
+    took = time.monotonic() - clicked
+    server_ms = await panel.eval("state.result.timings_ms.total")
+    artifact("timings.json").write_text(json.dumps({"click_to_result_s": round(took, 3), "server_ms": server_ms}))
     # While it worked, the panel said what it was doing, and the placeholder did not move.
     loading = [step for step in await panel.eval("window.seen") if step["state"] == "loading"]
     assert any(step["title"] == "Reading this page…" for step in loading), loading
