@@ -18,8 +18,16 @@ from e2e_harness import (
 )
 
 
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Debian's Chromium; the browser tests skip (saying why) only when it is not installed."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)")
+    return CHROMIUM
+
+
 @pytest.fixture(scope="module")
-def backstory_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackstoryServer]:
+def backstory_server(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackstoryServer]:
     """One server per test module, token required (so every request must carry the options' token)."""
     server = start_server(tmp_path_factory.mktemp("backstory"), {"BACKSTORY_API_TOKEN": API_TOKEN})
     yield server
@@ -40,15 +48,13 @@ def extension_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-async def browser(extension_dir: Path, tmp_path: Path) -> Any:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)")
+async def browser(chromium: Path, extension_dir: Path, tmp_path: Path) -> Any:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
         context = await playwright.chromium.launch_persistent_context(
             str(tmp_path / "profile"),
-            executable_path=str(CHROMIUM),
+            executable_path=str(chromium),
             headless=False,  # the --headless=new flag below: new headless runs extensions and side panels
             ignore_default_args=["--disable-extensions"],
             args=[*CHROMIUM_FLAGS, f"--disable-extensions-except={extension_dir}",
