@@ -155,3 +155,30 @@ def test_embedding_breaks_ties_without_dominating() -> None:
     hits = index.query(f_a, e_same, limit=2)
     assert [h.story_id for h in hits] == ["c", "b"]
     assert hits[0].score - hits[1].score < 0.25  # words still carry most of the score
+
+
+async def test_related_through_the_real_pipeline(models, tmp_path: Path) -> None:
+    """spaCy entities, KeyBERT keyphrases and MiniLM embeddings from the product feed the ranking."""
+    from backstory.archive import open_archive
+    from backstory.config import Settings
+    from backstory.pipeline import Pipeline
+    from backstory.schemas import AnalyzeRequest
+
+    settings = Settings(archive_path=str(tmp_path / "archive.sqlite3"), workers=1)
+    archive = await open_archive(settings)
+    pipeline = Pipeline(settings, models, archive)
+    try:
+        ids = []
+        for i, (title, text, _ents) in enumerate(A + B + [OTHER]):
+            sidebar = await pipeline.analyze(AnalyzeRequest(url=f"https://news.example/{i}", text=text, title=title))
+            ids.append(sidebar.story_id)
+        assert await archive.count() == 6
+        record = await archive.get(ids[0])
+        assert record.entities and record.embedding is not None and record.keyphrases
+        hits = await archive.related(record, limit=5)
+        assert {h.story_id for h in hits[:2]} == {ids[1], ids[2]}, [h.title for h in hits]
+        assert "Kelmarsh" in hits[0].shared_entities
+        assert ids[5] not in [h.story_id for h in hits[:4]]
+    finally:
+        pipeline.close()
+        await archive.close()
