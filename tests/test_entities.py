@@ -164,10 +164,27 @@ def test_trimming_and_dashed_pairs(nlp) -> None:
         nlp, text, [("Romania - Cosmin Contra", "ORG", 0), ("the United States'", "GPE", 0), ("J. Ratcliffe 63", "PERSON", 0)]
     )
     got = [(text[s:e], label) for s, e, label in entity_spans(doc)]
-    assert got == [("Romania", "GPE"), ("Cosmin Contra", "ORG"), ("United States", "GPE"), ("J. Ratcliffe", "PERSON")]
+    assert got == [("Romania", "GPE"), ("Cosmin Contra", "PERSON"), ("United States", "GPE"), ("J. Ratcliffe", "PERSON")]
 
 
 def test_empty_and_entity_free_texts(nlp) -> None:
     assert extract_entities(nlp("")) == []
     assert extract_entities(nlp("it rained all day and nobody went out.")) == []
     assert entity_spans(nlp("THE END")) == []
+
+
+def test_organisation_cue_and_common_words(nlp) -> None:
+    text = (
+        "Italian tyre giant Pirelli said on Friday it would build a plant in Brazil. "
+        "Pirelli expects sales to rise. The plant will be next to the stadium, and Stadium traffic "
+        "will be diverted, a stadium official said."
+    )
+    doc = _doc_with(nlp, text, [("Pirelli", "PERSON", 0), ("Pirelli", "PERSON", 1), ("Stadium", "PERSON", 0)])
+    got = [(text[s:e], label) for s, e, label in entity_spans(doc)]
+    assert got == [("Pirelli", "ORG"), ("Pirelli", "ORG")]
+
+
+def test_dateline_place_alone_on_its_line(nlp) -> None:
+    text = "BUCHAREST 2024-05-14\nThe government said on Tuesday that it would raise pensions."
+    spans = entity_spans(nlp(text))
+    assert (0, 9, "GPE") in spans

@@ -190,18 +190,24 @@ def _spacy_spans(doc: Any) -> list[tuple[int, int, str]]:
     return [(e.start_char, e.end_char, e.label_) for e in doc.ents]
 
 
-def _recased_spans(doc: Any, lines: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
+_DATELINE_PLACE = re.compile(r"^([A-Za-z][A-Za-z.' -]*?)(?:\s*,\s*[A-Za-z][A-Za-z. ]*)?\s+(?:\d{4}-\d{2}-\d{2}|\d{1,2} [A-Z][a-z]+)\b")
+
+
+def _recased_spans(doc: Any, lines: list[tuple[int, int]], evidence: dict[str, str]) -> list[tuple[int, int, str]]:
     from .nlp import load_nlp
 
     nlp = load_nlp()
     text = doc.text
     gaz = _gaz()
-    evidence = _casing_evidence(text, lines)
     ner = nlp.get_pipe("ner")
-    docs = (nlp.make_doc(_recase(text[start:end], evidence, gaz)) for start, end in lines)
+    recased = [_recase(text[start:end], evidence, gaz) for start, end in lines]
     out = []
-    for (start, _), sub in zip(lines, ner.pipe(docs, batch_size=64)):
-        out.extend((start + e.start_char, start + e.end_char, e.label_) for e in sub.ents)
+    for (start, _), line, sub in zip(lines, recased, ner.pipe((nlp.make_doc(r) for r in recased), batch_size=64)):
+        found = [(start + e.start_char, start + e.end_char, e.label_) for e in sub.ents]
+        m = _DATELINE_PLACE.match(line)
+        if m and m.group(1).lower() in gaz.places:  # "BUCHAREST 1996-08-30": alone, NER misses it
+            found = [f for f in found if f[0] >= start + m.end(1)] + [(start, start + m.end(1), "GPE")]
+        out.extend(found)
     return out
 
 
@@ -239,9 +245,12 @@ def _split_dashed(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[in
         m = re.search(r"\s+[-–—]\s+", text[start:end])
         if m and text[start + m.end(): end][:1].isupper():
             left, right = (start, start + m.start()), (start + m.end(), end)
-            for s, e in (left, right):
-                label_part = "GPE" if text[s:e] in gaz.countries else label
-                out.append((s, e, label_part))
+            left_country = text[left[0]:left[1]] in gaz.countries
+            out.append((left[0], left[1], "GPE" if left_country else label))
+            right_label = "GPE" if text[right[0]:right[1]] in gaz.countries else label
+            if left_country and right_label != "GPE" and " " in text[right[0]:right[1]]:
+                right_label = "PERSON"  # "Romania - Cosmin Contra": a country's player
+            out.append((right[0], right[1], right_label))
         else:
             out.append((start, end, label))
     return out
@@ -302,7 +311,7 @@ def _name_key(name: str) -> str:
 
 _ORG_BEFORE = re.compile(
     r"\b(?:company|companies|firm|group|giant|maker|makers|manufacturer|bank|insurer|carrier|airline|"
-    r"agency|newspaper|daily|broadcaster|operator|retailer|club|side|team|subsidiary|unit|rival|partner)\s+$",
+    r"agency|newspaper|daily|broadcaster|operator|retailer|club|team|subsidiary)\s+$",
     re.I,
 )
 _ORG_AFTER = re.compile(
@@ -319,11 +328,12 @@ def _org_cue(text: str, start: int, end: int) -> bool:
 def _consistent(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
     """One label per name; surnames follow full names; add missed mentions of found names."""
     votes: dict[str, Counter[str]] = defaultdict(Counter)
+    cued: set[str] = set()
     for start, end, label in spans:
+        key = _name_key(text[start:end])
+        votes[key][label] += 1
         if label in {"PERSON", "GPE", "LOC", "PRODUCT", "WORK_OF_ART", "FAC"} and _org_cue(text, start, end):
-            votes[_name_key(text[start:end])]["ORG"] += 3
-            continue
-        votes[_name_key(text[start:end])][label] += 1
+            cued.add(key)
     # A single word that ends a multi-word PERSON name is that person.
     surnames = set()
     for key, counter in votes.items():
@@ -336,6 +346,8 @@ def _consistent(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int,
     for key, counter in votes.items():
         top = counter.most_common()
         label = top[0][0]
+        if key in cued:
+            label = "ORG"  # words around it say organisation: stronger than spaCy's guesses
         if key in surnames and label != "PERSON":
             label = "PERSON"
         elif len(top) > 1 and top[0][1] == top[1][1]:
@@ -380,17 +392,22 @@ def entity_spans(doc: Any) -> list[tuple[int, int, str]]:
     """
     text = doc.text
     lines = _caps_lines(text)
+    evidence = _casing_evidence(text, lines)
     spans = _spacy_spans(doc)
     if lines:
         inside = lambda s: any(a <= s < b for a, b in lines)  # noqa: E731
-        spans = [sp for sp in spans if not inside(sp[0])] + _recased_spans(doc, lines)
+        spans = [sp for sp in spans if not inside(sp[0])] + _recased_spans(doc, lines, evidence)
     trimmed = []
     for start, end, label in spans:
         if label not in SHOWN_LABELS:
             continue
         start, end = _trim(text, start, end)
-        if end > start and re.search(r"[A-Za-z]", text[start:end]) and text[start:end][0].isalnum():
-            trimmed.append((start, end, label))
+        name = text[start:end]
+        if end <= start or not re.search(r"[A-Za-z]", name) or not name[0].isalnum():
+            continue
+        if " " not in name and not name.isupper() and evidence.get(name.lower(), "").islower():
+            continue  # the article writes it in lower case elsewhere: a common word ("Stadium", "Men")
+        trimmed.append((start, end, label))
     spans = _split_dashed(text, trimmed)
     if _is_sports(text):
         spans = _result_teams(text, spans)
