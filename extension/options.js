@@ -34,6 +34,7 @@ async function save(event) {
     return;
   }
   const access = requestAccess(server);
+  if (!isLoopback(server)) say("Waiting for you to allow Backstory to contact " + new URL(server).origin + " …");
   const token = field("token").value.trim();
   const archive = field("archive").checked;
   const granted = await access;

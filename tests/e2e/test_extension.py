@@ -263,3 +263,21 @@ async def test_pdfs_are_declined_plainly(browser: Browser, news_server: PageServ
     panel = await browser.click_toolbar(page)
     assert await panel.wait_state("result", "error", "unreachable", "not-article", "cannot-read") == "cannot-read"
     assert "PDF" in await panel.text("#status-detail")
+
+
+async def test_a_team_server_address_asks_for_that_origin_only(browser: Browser):
+    page = await browser.context.new_page()
+    await page.goto(browser.origin + "/options.html")
+    await page.fill("#server", "https://backstory.example.org:8443/")
+    await page.evaluate("""() => {  // watch the real call on its way to the browser
+        const real = chrome.permissions.request.bind(chrome.permissions);
+        window.asked = [];
+        chrome.permissions.request = (what) => { window.asked.push(what); return real(what); };
+    }""")
+    await page.click("#save")
+    # The browser's own permission prompt is now up (it cannot be answered from a test); the page says so.
+    await page.locator("#save-status").filter(
+        has_text="allow Backstory to contact https://backstory.example.org:8443").wait_for(timeout=5000)
+    assert await page.evaluate("window.asked") == [{"origins": ["https://backstory.example.org/*"]}]
+    granted = await browser.context.service_workers[0].evaluate("chrome.permissions.getAll()")
+    assert granted["origins"] == ["http://127.0.0.1/*", "http://localhost/*"]  # nothing more until allowed
