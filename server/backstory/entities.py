@@ -17,6 +17,7 @@ Corrections on top of spaCy's small English model:
 
 from __future__ import annotations
 
+import bisect
 import re
 import threading
 from collections import Counter, defaultdict
@@ -357,19 +358,17 @@ def _consistent(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int,
         best[key] = label
     out = [(s, e, best[_name_key(text[s:e])]) for s, e, _ in spans]
     # Mentions spaCy missed: the same capitalised string elsewhere, not inside another entity.
-    taken = sorted((s, e) for s, e, _ in out)
     names = {text[s:e] for s, e, _ in out if len(text[s:e]) >= 3 and text[s:e][:1].isupper()}
-    for surname in surnames:
-        names.add(surname.title())
+    names |= {surname.title() for surname in surnames}
+    if not names:
+        return out
+    taken = sorted((s, e) for s, e, _ in out)
+    starts = [s for s, _ in taken]
+    pattern = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
     added = []
-    for name in sorted(names, key=len, reverse=True):
-        key = _name_key(name)
-        label = best.get(key) or "PERSON"
-        for m in re.finditer(r"(?<![\w'’.-])" + re.escape(name) + r"(?![\w-])", text):
-            if not _overlaps(taken, m.start(), m.end()):
-                added.append((m.start(), m.end(), label))
-                taken.append((m.start(), m.end()))
-                taken.sort()
+    for m in re.finditer(r"(?<![\w'’.-])(?:" + pattern + r")(?![\w-])", text):
+        if not _overlaps(taken, starts, m.start(), m.end()):
+            added.append((m.start(), m.end(), best.get(_name_key(m.group(0))) or "PERSON"))
     return out + added
 
 
@@ -380,8 +379,10 @@ def _tie_break(labels: list[str]) -> str:
     return labels[0]
 
 
-def _overlaps(taken: list[tuple[int, int]], start: int, end: int) -> bool:
-    return any(s < end and start < e for s, e in taken)
+def _overlaps(taken: list[tuple[int, int]], starts: list[int], start: int, end: int) -> bool:
+    """Whether [start, end) overlaps a span of ``taken`` (sorted, non-overlapping spans)."""
+    i = bisect.bisect_left(starts, end)
+    return any(taken[j][1] > start for j in range(max(0, i - 3), i))
 
 
 def entity_spans(doc: Any) -> list[tuple[int, int, str]]:
