@@ -105,15 +105,21 @@ class Models:
 
 
 def _load_nlp() -> Any:
+    from .extract import warm_up
     from .nlp import load_nlp
 
-    return load_nlp()
+    nlp = load_nlp()
+    warm_up()  # trafilatura's lazy imports and word lists: the first reader must not wait for them
+    nlp("Warm-up: Sam Altman met officials of the European Union in Brussels.")
+    return nlp
 
 
 def _load_embedder() -> Any:
     from .embed import MiniLMEmbedder
 
-    return MiniLMEmbedder()
+    embedder = MiniLMEmbedder()
+    embedder.embed_document("warm-up")  # the ONNX session's first run allocates and optimises
+    return embedder
 
 
 def _load_keyphraser(embedder: Any) -> Any:
