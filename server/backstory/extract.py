@@ -261,29 +261,39 @@ def _site_key(host: str) -> str:
     return ".".join(parts[-3:] if len(parts) > 2 and len(parts[-1]) == 2 and len(parts[-2]) <= 3 else parts[-2:])
 
 
-def _anchor_texts(tree, url: str) -> set[str]:
-    """Texts of links to other stories of the same site (trafilatura's output no longer marks links).
+def _page_links(tree) -> list[tuple[str, str]]:
+    """(text, href) of the page's links, read before trafilatura's cleaning drops them."""
+    out = []
+    for a in tree.iter("a"):
+        href = a.get("href")
+        if href and not href.startswith(("#", "javascript:", "mailto:")):
+            out.append(("".join(a.itertext()), href))
+    return out
+
+
+def _story_link_texts(links: list[tuple[str, str]], url: str, wanted: set[str]) -> set[str]:
+    """Which of the ``wanted`` texts are links to other stories of the same site.
 
     A paragraph or list that is nothing but such a link is a "related story" teaser.
     """
-    out = set()
+    out: set[str] = set()
+    if not wanted:
+        return out
     try:
         site = _site_key(urlsplit(url).hostname or "")
     except ValueError:
         return out
-    for a in tree.iter("a"):
-        href = a.get("href")
-        if not href:
+    for text, href in links:
+        if len(text) < 3:
+            continue
+        key = _norm(text)
+        if key not in wanted or key in out:
             continue
         try:
             parts = urlsplit(urljoin(url, href.strip()))
         except ValueError:
             continue
-        path = parts.path.rstrip("/")
-        if not parts.hostname or _site_key(parts.hostname) != site or len(path) < 12:
-            continue
-        key = _norm("".join(a.itertext()))
-        if key:
+        if parts.hostname and _site_key(parts.hostname) == site and len(parts.path.rstrip("/")) >= 12:
             out.add(key)
     return out
 
@@ -302,7 +312,13 @@ def _loose(text: str | None) -> str:
     return re.sub(r"\s+", " ", text or "").strip()
 
 
-def _blocks(body, anchors: set[str]) -> list[_Block]:
+def _blocks(body, links: list[tuple[str, str]], url: str) -> list[_Block]:
+    wanted = set()
+    for el in body.iter("p", "item", "head"):
+        text = _text_of(el)
+        if len(text) < 300:
+            wanted.add(_norm(text))
+    anchors = _story_link_texts(links, url, wanted)
     out: list[_Block] = []
     if _loose(body.text):
         out.append(_Block(_loose(body.text), False, "p"))
@@ -346,8 +362,8 @@ def _is_boilerplate(b: _Block) -> bool:
     return False
 
 
-def _body_text(body, title: str | None, anchors: set[str]) -> str:
-    blocks = _blocks(body, anchors)
+def _body_text(body, title: str | None, links: list[tuple[str, str]], url: str) -> str:
+    blocks = _blocks(body, links, url)
     title_key = _norm(title or "")
     kept: list[_Block] = []
     for i, b in enumerate(blocks):
@@ -397,16 +413,12 @@ def _flatten_deep(tree) -> None:
     Real pages stay under ~50 levels; a pathologically deep page would otherwise make every
     later tree walk crawl (and recursive code overflow).
     """
-    stack = [(tree, 0)]
-    while stack:
-        el, depth = stack.pop()
-        if depth >= _MAX_DEPTH and len(el):
+    for el in tree.xpath("/" + "/".join(["*"] * _MAX_DEPTH)):
+        if len(el):
             text = " ".join(t.strip() for t in el.itertext() if t and t.strip())
             for child in list(el):
                 el.remove(child)
             el.text = text
-            continue
-        stack.extend((child, depth + 1) for child in el)
 
 
 def extract_article(html: str, url: str) -> Article:
@@ -431,7 +443,7 @@ def extract_article(html: str, url: str) -> Article:
     _flatten_deep(tree)
     # Read what trafilatura's cleaning removes (scripts, link targets) before it runs.
     canonical = _canonical(tree, url)
-    anchors = _anchor_texts(tree, url)
+    links = _page_links(tree)
     page_lang = _html_lang(tree)
     headline = _json_ld_headline(tree)
     try:
@@ -452,7 +464,7 @@ def extract_article(html: str, url: str) -> Article:
 
     site = _site_name(doc, url)
     title = _title(doc.title, site) or _clean_meta(headline)
-    text = _body_text(doc.body, title, anchors)
+    text = _body_text(doc.body, title, links, url)
     if len(text) < _MIN_TEXT_CHARS or len(_WORD.findall(text)) < _MIN_WORDS:
         raise NotAnArticle("no article text found on the page")
     return Article(
@@ -471,7 +483,9 @@ def warm_up() -> None:
 
     Call at server start so the first reader does not wait.
     """
-    sample = "<html><body><article>" + "<p>The committee met on Monday and agreed on a new plan for the town.</p>" * 4
+    sample = "<html><body><article>" + "".join(
+        f"<p>The committee met on day {i} and agreed on a new plan for the town and its schools.</p>" for i in range(6)
+    )
     try:
         extract_article(sample + "</article></body></html>", "https://example.org/warm-up")
     except NotAnArticle:  # pragma: no cover - the sample is an article
