@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -159,3 +161,26 @@ def test_phrase_embeddings_are_cached_between_articles(nlp, embedder: MiniLMEmbe
     again = extractor.extract(doc, TITLE, doc_embedding=vec)
     assert embedder.cache_misses == misses  # every candidate came from the cache
     assert again == extractor.extract(doc, TITLE, doc_embedding=np.asarray(vec, dtype=np.float64))
+
+
+def test_extractors_share_models_across_threads(nlp, embedder: MiniLMEmbedder) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from backstory import keyphrases
+
+    stories = [STORY, STORY.replace("light rail", "tram"), STORY.replace("Lakeport", "Ridgeway")]
+    docs = [nlp(s) for s in stories]
+    expected = [KeyphraseExtractor(MiniLMEmbedder(cache_size=0)).extract(d, TITLE) for d in docs]
+    keyphrases._stem.cache_clear()  # make the threads stem (and race) for real
+    embedder.clear_cache()
+    shared = KeyphraseExtractor(embedder)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often, so shared state would show
+    try:
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            results = list(pool.map(lambda i: shared.extract(docs[i % 3], TITLE), range(12)))
+    finally:
+        sys.setswitchinterval(interval)
+    for i, found in enumerate(results):
+        assert [k.phrase for k in found] == [k.phrase for k in expected[i % 3]]
+        assert [k.score for k in found] == pytest.approx([k.score for k in expected[i % 3]], abs=1e-3)
