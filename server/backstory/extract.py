@@ -221,7 +221,7 @@ _BOILER = re.compile(
 )
 _BOILER_ANYWHERE = re.compile(
     r"""(?:newsletter|all\s+rights\s+reserved|may\s+be\s+reached\s+at|follow\s+(?:us|him|her|them)\s+on\s+(?:twitter|facebook|instagram)
-        |delivered\s+(?:through|to)\s+your\s+(?:letterbox|inbox)|\[/?button\b)""",
+        |delivered\s+(?:through|to)\s+your\s+(?:letterbox|inbox)|\[/?button\b|©)""",
     re.I | re.X,
 )
 _LABEL = re.compile(
@@ -238,6 +238,14 @@ _BLOCK_TAGS = {"p", "head", "quote", "item", "row", "cell", "code", "lb"}
 
 def _norm(text: str) -> str:
     return " ".join(_WORD.findall(unicodedata.normalize("NFKC", text).lower()))
+
+
+_TAG_SUFFIX = re.compile(r"\s*\[?\s*[A-Z]{3,}\s*\]?\W*$")
+
+
+def _link_key(text: str) -> str:
+    """A block's text as a link text: without a trailing "[VIDEO]"-style tag."""
+    return _norm(_TAG_SUFFIX.sub("", text) if text.rstrip().endswith(("]", "]|")) else text)
 
 
 def _text_of(el) -> str:
@@ -317,7 +325,7 @@ def _blocks(body, links: list[tuple[str, str]], url: str) -> list[_Block]:
     for el in body.iter("p", "item", "head"):
         text = _text_of(el)
         if len(text) < 300:
-            wanted.add(_norm(text))
+            wanted.add(_link_key(text))
     anchors = _story_link_texts(links, url, wanted)
     out: list[_Block] = []
     if _loose(body.text):
@@ -333,7 +341,7 @@ def _element_blocks(el, anchors: set[str], out: list[_Block]) -> None:
     if el.tag == "list":
         items = [it for it in el.iter("item")]
         texts = [_text_of(it) for it in items]
-        links = [bool(t) and _norm(t) in anchors for t in texts]
+        links = [bool(t) and _link_key(t) in anchors for t in texts]
         if len(items) >= 2 and sum(links) == len(items) and sum(len(_WORD.findall(t)) for t in texts) >= 4 * len(items):
             return  # a list of links: "related stories", share buttons
         for it, t, lo in zip(items, texts, links):
@@ -347,11 +355,11 @@ def _element_blocks(el, anchors: set[str], out: list[_Block]) -> None:
     else:
         t = _text_of(el)
         if t:
-            out.append(_Block(t, _norm(t) in anchors, el.tag))
+            out.append(_Block(t, _link_key(t) in anchors, el.tag))
 
 
 def _is_boilerplate(b: _Block) -> bool:
-    if b.words <= 40 and (_BOILER.search(b.text) or _BOILER_ANYWHERE.search(b.text)):
+    if (b.words <= 60 and _BOILER.search(b.text)) or (b.words <= 40 and _BOILER_ANYWHERE.search(b.text)):
         return True
     if b.link_only and b.words <= 25:
         return True
@@ -362,12 +370,12 @@ def _is_boilerplate(b: _Block) -> bool:
     return False
 
 
-def _body_text(body, title: str | None, links: list[tuple[str, str]], url: str) -> str:
+def _body_text(body, titles: tuple[str | None, ...], links: list[tuple[str, str]], url: str) -> str:
     blocks = _blocks(body, links, url)
-    title_key = _norm(title or "")
+    title_keys = {_norm(t) for t in titles if t} - {""}
     kept: list[_Block] = []
     for i, b in enumerate(blocks):
-        if title_key and i < 3 and not kept and _norm(b.text) == title_key:
+        if i < 3 and not kept and _norm(b.text) in title_keys:
             continue  # the headline repeated as the first paragraph
         if _is_boilerplate(b):
             continue
@@ -464,7 +472,7 @@ def extract_article(html: str, url: str) -> Article:
 
     site = _site_name(doc, url)
     title = _title(doc.title, site) or _clean_meta(headline)
-    text = _body_text(doc.body, title, links, url)
+    text = _body_text(doc.body, (title, doc.title, headline), links, url)
     if len(text) < _MIN_TEXT_CHARS or len(_WORD.findall(text)) < _MIN_WORDS:
         raise NotAnArticle("no article text found on the page")
     return Article(
