@@ -320,6 +320,14 @@ async def _fill_archive(path: Path, size: int, seed: int = 5) -> dict:
         await archive.close()
 
 
+async def _open_close(path: Path) -> None:
+    from backstory.archive.sqlite import SQLiteArchive
+
+    archive = SQLiteArchive(path)
+    await archive.start()
+    await archive.close()
+
+
 def cached_archive(data: Path, size: int, seed_docs: int, timeout: float) -> tuple[Path, dict]:
     """The ``size``-story archive from ``.bench-cache`` (built on first use)."""
     from backstory.archive.related import FEATURES_VERSION
@@ -330,6 +338,16 @@ def cached_archive(data: Path, size: int, seed_docs: int, timeout: float) -> tup
     if target.exists() and meta_path.exists():
         return target, {**json.loads(meta_path.read_text()), "cached": True}
     CACHE_DIR.mkdir(exist_ok=True)
+    older = sorted(CACHE_DIR.glob(f"archive-{size}-ecb{seed_docs}-f*-v{CACHE_VERSION}.sqlite3"))
+    if older and older[-1].with_suffix(".json").exists():
+        # Same stories, older related-index features: opening the archive recomputes and stores them.
+        log(f"upgrading the features of {older[-1].name} to version {FEATURES_VERSION} ...")
+        asyncio.run(_open_close(older[-1]))
+        meta = json.loads(older[-1].with_suffix(".json").read_text())
+        older[-1].replace(target)
+        older[-1].with_suffix(".json").unlink()
+        meta_path.write_text(json.dumps({**meta, "path": str(target), "features_version": FEATURES_VERSION}, indent=2))
+        return target, {**meta, "cached": True, "features_upgraded": True}
     build = CACHE_DIR / f"building-{os.getpid()}.sqlite3"
     seed_file = CACHE_DIR / f"seed-ecb{seed_docs}.jsonl"
     rows = read_jsonl(data / "related" / "ecbplus.jsonl", seed_docs)
@@ -375,6 +393,15 @@ def proc_memory(pid: int) -> dict:
     except OSError:
         pass
     return out
+
+
+def proc_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process (all its threads), from /proc/PID/stat."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 class Server:
@@ -423,6 +450,9 @@ class Server:
 
     def memory(self) -> dict:
         return proc_memory(self.proc.pid) if self.proc else {}
+
+    def cpu_s(self) -> float | None:
+        return proc_cpu_s(self.proc.pid) if self.proc else None
 
     def stop(self) -> None:
         if self.proc is None:
@@ -540,6 +570,8 @@ async def _load(base: str, docs: list[Doc], clients: int, seconds: float, max_re
         "clients": clients, "seconds": round(elapsed, 2), "requests": len(results), "ok": len(ok_ms),
         "errors": sum(errors.values()), "error_kinds": errors,
         "throughput_per_s": round(len(ok_ms) / elapsed, 2) if elapsed else 0.0,
+        "completed_in_window_per_s": round(sum(1 for r in results if r[2] and r[0] + r[1] / 1000 <= seconds)
+                                           / seconds, 2),
         "latency_ms": summary(ok_ms), "server_total_ms": summary(server_total),
         "server_stage_sum_ms": summary(work),
     }
@@ -633,6 +665,7 @@ def run_naive(pages: list[Doc], texts: list[Doc]) -> dict:
     rows = []
     for doc in pages + texts:
         row: dict[str, Any] = {"id": doc.id, "kind": doc.kind}
+        c0 = time.process_time()
         t0 = time.perf_counter()
         if doc.kind == "page":
             text = trafilatura.extract(doc.html, url=doc.url, include_comments=False) or ""
@@ -646,7 +679,8 @@ def run_naive(pages: list[Doc], texts: list[Doc]) -> dict:
         ents = nlp(text).ents
         t3 = time.perf_counter()
         row.update(extract=(t1 - t0) * 1000, keyphrases_ms=(t2 - t1) * 1000, entities=(t3 - t2) * 1000,
-                   total=(t3 - t0) * 1000, words=len(text.split()), n_entities=len(ents))
+                   total=(t3 - t0) * 1000, cpu_ms=(time.process_time() - c0) * 1000, words=len(text.split()),
+                   n_entities=len(ents))
         rows.append(row)
     return {"load_s": round(load_s, 2), "rows": rows}
 
@@ -657,6 +691,7 @@ def naive_table(rows: list[dict]) -> dict:
         "keyphrases": summary([r["keyphrases_ms"] for r in rows]),
         "entities": summary([r["entities"] for r in rows]),
         "total": summary([r["total"] for r in rows]),
+        "cpu_ms_per_doc": round(statistics.fmean(r["cpu_ms"] for r in rows), 1) if rows else None,
     }
 
 
@@ -705,7 +740,8 @@ def _fmt(value: Any, unit: str = "") -> str:
     if value is None:
         return "—"
     if isinstance(value, float):
-        return f"{value:,.1f}{unit}" if abs(value) >= 10 else f"{value:.2f}{unit}"
+        return f"{value:.0f}{unit}" if abs(value) >= 100 else f"{value:.1f}{unit}" if abs(value) >= 10 \
+            else f"{value:.2f}{unit}"
     return f"{value}{unit}"
 
 
@@ -727,6 +763,12 @@ def verdicts(report: dict) -> list[dict]:
     add("naive / ours, p50 (same pages, same run)", ratio, "≥ 6×", None if ratio is None else ratio >= 6)
     ratio800 = report.get("ratios", {}).get("pages_800w_p50")
     add("naive / ours, p50, ~800-word pages", ratio800, "≥ 6×", None if ratio800 is None else ratio800 >= 6)
+    for kind in ("pages", "texts"):
+        cpu = report.get("ratios", {}).get(f"{kind}_cpu_mean")
+        if cpu is not None:
+            ours_cpu = report.get("analyze_uncached", {}).get("server_cpu_ms_per_doc", {}).get(kind)
+            add(f"naive / ours, CPU ms per doc (mean), {kind}", cpu, "(≥ 6×)", cpu >= 6,
+                f"ours {ours_cpu} ms CPU/doc, whole server process")
     q = report.get("quality", {})
     ours, naive = q.get("ours_f1@10"), q.get("naive_f1@10")
     add("keyphrase F1@10 DUC: ours vs naive", f"{ours} vs {naive}" if ours is not None else None, "ours ≥ naive",
@@ -745,7 +787,8 @@ def verdicts(report: dict) -> list[dict]:
         limit = TARGETS["related_100k_p50_ms"] if n and n <= 100_000 else TARGETS["related_1m_p50_ms"]
         add(f"related lookup p50 at {n:,} stories", r.get("p50_ms"), f"≤ {limit:g} ms",
             None if r.get("p50_ms") is None else r["p50_ms"] <= limit,
-            r.get("error") or f"p95 {r.get('p95_ms')} ms, build {r.get('build_s')} s, peak RSS {r.get('peak_rss_mb')} MB"
+            r.get("error") or f"p95 {r.get('p95_ms')} ms, CPU p50 {r.get('cpu_p50_ms')} ms, build {r.get('build_s')} s, "
+            f"peak RSS {r.get('peak_rss_mb')} MB"
             + (f", cached from {r.get('measured_at')}" if r.get("cached") else ""))
     imp = report.get("import", {})
     if imp:
@@ -771,7 +814,7 @@ def print_report(report: dict) -> None:
     naive = report.get("naive", {})
     if un:
         print("\nPer stage, uncached (ms; p50 / p95)")
-        header = f"{'set':<22}{'n':>5}  " + "".join(f"{s:>16}" for s in
+        header = f"{'set':<22}{'n':>5}  " + "".join(f"{s:>14}" for s in
                                                    ("extract", "entities", "keyphrases", "related",
                                                     "other", "server total", "e2e client"))
         print(header)
@@ -780,13 +823,13 @@ def print_report(report: dict) -> None:
             t = un.get(name)
             if not t:
                 continue
-            cells = "".join(f"{_fmt(t.get(k, {}).get('p50')):>8} /{_fmt(t.get(k, {}).get('p95')):>6}" for k in keys)
+            cells = "".join(f"{_fmt(t.get(k, {}).get('p50')):>7} /{_fmt(t.get(k, {}).get('p95')):>5}" for k in keys)
             print(f"{'ours ' + name:<22}{t['e2e_client']['n']:>5}  {cells}")
         for name in ("pages", "pages_800w", "texts"):
             t = naive.get(name)
             if not t:
                 continue
-            cells = "".join(f"{_fmt(t.get(k, {}).get('p50')):>8} /{_fmt(t.get(k, {}).get('p95')):>6}"
+            cells = "".join(f"{_fmt(t.get(k, {}).get('p50')):>7} /{_fmt(t.get(k, {}).get('p95')):>5}"
                             for k in ("extract", "entities", "keyphrases", "-", "-", "total", "total"))
             print(f"{'naive ' + name:<22}{t['total']['n']:>5}  {cells}")
     print("\nTargets")
@@ -890,12 +933,19 @@ def main(argv: list[str] | None = None) -> int:
         # 1. uncached, sequential
         log(f"uncached analyses: {len(pages)} pages + {len(texts)} texts ...")
         t0 = time.perf_counter()
+        cpu0 = server.cpu_s()
         page_results = measure_uncached(server.base, pages)
+        cpu1 = server.cpu_s()
         text_results = measure_uncached(server.base, texts)
+        cpu2 = server.cpu_s()
         good_pages = [r for r in page_results if "error" not in r]
         good_texts = [r for r in text_results if "error" not in r]
         report["analyze_uncached"] = {"seconds": round(time.perf_counter() - t0, 1), "loadavg": loadavg(),
                                       "errors": [r for r in page_results + text_results if "error" in r]}
+        if None not in (cpu0, cpu1, cpu2):  # CPU time is far less sensitive to other load than latency
+            report["analyze_uncached"]["server_cpu_ms_per_doc"] = {
+                "pages": round((cpu1 - cpu0) * 1000 / max(len(pages), 1), 1),
+                "texts": round((cpu2 - cpu1) * 1000 / max(len(texts), 1), 1)}
         if good_pages:
             report["analyze_uncached"]["pages"] = stage_table(good_pages)
             mid = [r for r in good_pages if 600 <= r["words"] <= 1000]
@@ -918,7 +968,11 @@ def main(argv: list[str] | None = None) -> int:
         # 3. concurrent load
         if "load" not in args.skip and pages:
             log(f"{args.clients} clients for {args.load_seconds:.0f} s ...")
+            cpu0 = server.cpu_s()
             report["load"] = measure_load(server.base, pages, args.clients, args.load_seconds, args.load_max)
+            cpu1 = server.cpu_s()
+            if cpu0 is not None and cpu1 is not None:
+                report["load"]["server_cores_busy"] = round((cpu1 - cpu0) / report["load"]["seconds"], 2)
             report["load"]["loadavg"] = loadavg()
             report["memory"]["after_load"] = server.memory()
             log(f"  {report['load']['throughput_per_s']}/s, p95 {report['load']['latency_ms'].get('p95')} ms, "
@@ -961,6 +1015,11 @@ def main(argv: list[str] | None = None) -> int:
             ours_server = pct([ours_by_id[r["id"]]["timings"]["total"] for r in naive_rows], 50)
             ratios[f"{key}_p50_server_total"] = round(theirs / ours_server, 2) if ours_server else None
 
+        ours_cpu = report["analyze_uncached"].get("server_cpu_ms_per_doc", {})
+        for kind, kind_rows in (("pages", [r for r in rows if r["kind"] == "page"]),
+                                ("texts", [r for r in rows if r["kind"] == "text"])):
+            if kind_rows and ours_cpu.get(kind):
+                ratios[f"{kind}_cpu_mean"] = round(statistics.fmean(r["cpu_ms"] for r in kind_rows) / ours_cpu[kind], 2)
         if page_rows:
             report["naive"]["pages"] = naive_table(page_rows)
             ratio(page_rows, "pages")
