@@ -277,6 +277,9 @@ function renderResult(result, settings) {
   related.replaceChildren();
   for (const story of result.related || []) related.append(relatedItem(story));
   $("related-empty").hidden = related.children.length > 0;
+  $("related-empty").textContent = settings.archive
+    ? "Nothing related yet — stories you read are kept for next time."
+    : "Nothing related yet. Switch on “Keep stories I read” in Options so later stories can be related.";
 
   const kept = result.archived ? "Kept in your archive" : settings.archive ? "Not kept" : "Not kept (archiving is off)";
   const took = result.timings_ms && result.timings_ms.total ? "analysed in " + Math.round(result.timings_ms.total) + " ms" : "";

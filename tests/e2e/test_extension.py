@@ -125,6 +125,8 @@ async def test_entity_click_highlights_its_mentions_and_clears_them(
     assert await panel.wait_state("result", "error", "unreachable", "not-article", "cannot-read") == "result", \
         await panel.text()
     assert "Not kept" in await panel.text("#foot")
+    if await panel.eval("!document.getElementById('related-empty').hidden"):
+        assert "Keep stories I read" in await panel.text("#related-empty")
 
     chip = "[data-group=people] .chip"
     index = await panel.eval(f"""Array.from(document.querySelectorAll('{chip}'))
