@@ -166,6 +166,18 @@ def test_headline_repeated_in_body_and_labels_are_dropped() -> None:
     assert not text.startswith("Council approves")
 
 
+def test_stacked_teaser_links_with_tags_are_dropped() -> None:
+    teasers = (
+        '<p><a href="/news/2024/04/30/river-levels-rise-after-week-of-storms">River levels rise after a week of storms</a>'
+        ' [VIDEO]<br><a href="/news/2024/04/29/mayor-whitfield-unveils-transport-plan">Mayor Whitfield unveils her transport plan</a>'
+        " [INSIGHT]</p>"
+    )
+    page = news_page().replace("<p>Council member Arturo", teasers + "<p>Council member Arturo")
+    text = extract_article(page, URL).text
+    assert "River levels rise" not in text and "transport plan" not in text
+    assert text.split("\n\n") == STORY
+
+
 def test_line_breaks_inside_a_paragraph_keep_words_apart() -> None:
     story = STORY[:3] + ["Tour dates:<br>June 9 Riverside Arena<br>June 10 Lakeside Hall"]
     text = extract_article(news_page(story=story), URL).text

@@ -326,6 +326,7 @@ def _blocks(body, links: list[tuple[str, str]], url: str) -> list[_Block]:
         text = _text_of(el)
         if len(text) < 300:
             wanted.add(_link_key(text))
+            wanted.update(_link_key(line) for line in text.split("\n"))
     anchors = _story_link_texts(links, url, wanted)
     out: list[_Block] = []
     if _loose(body.text):
@@ -355,13 +356,14 @@ def _element_blocks(el, anchors: set[str], out: list[_Block]) -> None:
     else:
         t = _text_of(el)
         if t:
-            out.append(_Block(t, _link_key(t) in anchors, el.tag))
+            lines = t.split("\n")
+            out.append(_Block(t, all(_link_key(line) in anchors for line in lines if line.strip()), el.tag))
 
 
 def _is_boilerplate(b: _Block) -> bool:
     if (b.words <= 60 and _BOILER.search(b.text)) or (b.words <= 40 and _BOILER_ANYWHERE.search(b.text)):
         return True
-    if b.link_only and b.words <= 25:
+    if b.link_only and (b.words <= 25 or "\n" in b.text):  # one teaser, or a stack of them
         return True
     if b.words <= 3 and _LABEL.match(b.text):
         return True
