@@ -107,6 +107,14 @@ def test_candidates_are_noun_phrases(nlp, extractor: KeyphraseExtractor) -> None
     assert not {"caused", "ruined", "biggest", "in", "costing"} & set(found)
 
 
+def test_names_keep_their_words_and_lose_determiners(nlp, extractor: KeyphraseExtractor) -> None:
+    doc = nlp("A reporter for The New York Times said many other people saw the new cars in New Mexico.")
+    found = texts(extractor.candidates(doc))
+    assert "New York Times" in found and "New Mexico" in found, found
+    assert "cars" in found and "new cars" not in found and "people" not in found, found
+    assert not [t for t in found if t.split()[0].lower() in DETERMINERS], found
+
+
 def test_candidates_merge_spellings_and_count(nlp, extractor: KeyphraseExtractor) -> None:
     doc = nlp(
         "Regulators are looking at ad tech. Critics say adtech depends on cookies, and the growth "
