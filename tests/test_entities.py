@@ -188,3 +188,9 @@ def test_dateline_place_alone_on_its_line(nlp) -> None:
     text = "BUCHAREST 2024-05-14\nThe government said on Tuesday that it would raise pensions."
     spans = entity_spans(nlp(text))
     assert (0, 9, "GPE") in spans
+
+
+def test_place_cues(nlp) -> None:
+    text = "Fighting was reported near Tavildara on Monday. Troops left the town of Garm, officials said."
+    doc = _doc_with(nlp, text, [("Tavildara", "PERSON", 0), ("Garm", "ORG", 0)])
+    assert [(text[s:e], label) for s, e, label in entity_spans(doc)] == [("Tavildara", "GPE"), ("Garm", "GPE")]

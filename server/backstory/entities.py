@@ -321,6 +321,19 @@ _ORG_AFTER = re.compile(
 )
 
 
+_PLACE_BEFORE = re.compile(
+    r"\b(?:(?:town|village|city|region|province|district|port|capital|suburb|island|republic)\s+of|near|outside)\s+$", re.I
+)
+
+
+def _place_cue(text: str, start: int, end: int, gaz: "_Gazetteer") -> bool:
+    """"the town of Tavildara", "near Arbil", "Longyear, Norway": words that only fit a place."""
+    if _PLACE_BEFORE.search(text[max(0, start - 25):start]):
+        return True
+    m = re.match(r"^\s*,\s*([A-Z][\w.]*(?: [A-Z][\w.]*)?)", text[end:end + 30])
+    return bool(m and m.group(1) in gaz.countries)
+
+
 def _org_cue(text: str, start: int, end: int) -> bool:
     """Words around a mention that only fit an organisation ("cables giant Pirelli", "Cofinec S.A.")."""
     return bool(_ORG_BEFORE.search(text[max(0, start - 30):start]) or _ORG_AFTER.match(text[end:end + 30]))
@@ -330,11 +343,15 @@ def _consistent(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int,
     """One label per name; surnames follow full names; add missed mentions of found names."""
     votes: dict[str, Counter[str]] = defaultdict(Counter)
     cued: set[str] = set()
+    placed: set[str] = set()
+    gaz = _gaz()
     for start, end, label in spans:
         key = _name_key(text[start:end])
         votes[key][label] += 1
         if label in {"PERSON", "GPE", "LOC", "PRODUCT", "WORK_OF_ART", "FAC"} and _org_cue(text, start, end):
             cued.add(key)
+        elif label in {"PERSON", "ORG", "NORP"} and _place_cue(text, start, end, gaz):
+            placed.add(key)
     # A single word that ends a multi-word PERSON name is that person.
     surnames = set()
     for key, counter in votes.items():
@@ -349,6 +366,8 @@ def _consistent(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int,
         label = top[0][0]
         if key in cued:
             label = "ORG"  # words around it say organisation: stronger than spaCy's guesses
+        elif key in placed and key not in surnames:
+            label = "GPE"
         if key in surnames and label != "PERSON":
             label = "PERSON"
         elif len(top) > 1 and top[0][1] == top[1][1]:
