@@ -93,7 +93,7 @@ def _gaz() -> _Gazetteer:
 # --------------------------------------------------------------------------- spans
 
 _LEADING = re.compile(r"^(?:(?:the|The|THE)\s+|[\s\"'“”‘’(\[{,;:*•·-]+)")
-_TRAILING = re.compile(r"(?:\s*['’]s|(?<=s)['’]|\s+[\d.,:/-]+|[\s\"'“”‘’)\]},;:*•·.-]+)$")
+_TRAILING = re.compile(r"(?:\s*['’]s|(?<=s)['’]|\s+[\d.,:/-]+|\s+\.|[\s\"'“”‘’)\]},;:*•·-]+)$")
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:
@@ -108,10 +108,7 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
             start += m.end()
             continue
         m = _TRAILING.search(piece)
-        if m and m.start() > 0:
-            # keep the dot of an abbreviation ("U.S.", "Corp.")
-            if piece.endswith(".") and m.group(0) == "." and re.search(r"(?:\b[A-Z]\.[A-Z]|\b(?:Corp|Inc|Co|Ltd|Jr|Sr|St))\.$", piece):
-                break
+        if m and m.start() > 0:  # a dot glued to a word stays: "U.S.", "Calif.", "Corp."
             end = start + m.start()
             continue
         break
@@ -217,7 +214,8 @@ def _recased_spans(doc: Any, lines: list[tuple[int, int]], evidence: dict[str, s
 _SPORT_WORDS = re.compile(
     r"\b(?:soccer|football|cricket|baseball|basketball|tennis|golf|rugby|hockey|league|innings|wickets?|"
     r"goals?|scored|striker|midfielder|pitcher|homer|quarterback|touchdown|halftime|half-time|"
-    r"championship|tournament|semi-?final|quarter-?final|matches|standings|coach|draw|drew|beat|beats)\b",
+    r"championship|tournament|(?:semi-?|quarter-?)?finals?|cup|captain|header|corners|matches|standings|coach|"
+    r"draw|drew|beat|beats)\b",
     re.I,
 )
 _TEAM_AFTER = re.compile(r"^\s*(?:\d+\b|[,;]?\s*(?:beat|beats|drew|draw|lost|won|win|wins|lead|led|trail|v|vs)\b)")
@@ -298,6 +296,8 @@ def _relabel(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, in
             at_line_start = not text[line_start:start].strip()
             if _DATELINE.match(after) and at_line_start:
                 label = "GPE"  # "LONDON 1996-08-30": a dateline
+            elif re.search(r"\b(?:in|at|from|near|of)\s+$", before) and not at_line_start:
+                label = "GPE"  # "a crowd in Rotterdam": the city
             elif label == "PERSON" or (at_line_start and re.match(r"^\s+\d", after)) or _TEAM_AFTER.match(after) or _TEAM_BEFORE.search(before):
                 label = "ORG"
         elif label in {"PERSON", "ORG"} and single and proper.endswith("shire"):
