@@ -239,3 +239,11 @@ def test_detect_language() -> None:
 
     assert detect_language(" ".join(STORY)) == "en"
     assert detect_language("Bridge.") is None
+
+
+def test_malformed_urls_do_not_crash() -> None:
+    body = "".join(f"<p>{p}</p>" for p in STORY)
+    for url in ("http://[::1", "not a url", ""):
+        article = extract_article(f"<html><body><div>{body}</div></body></html>", url)
+        assert article.canonical_url is None
+        assert article.text.split("\n\n") == STORY

@@ -200,7 +200,13 @@ def _site_name(doc, url: str) -> str | None:
     name = _clean_meta(doc.sitename, 120) if doc is not None else None
     if name and not name.startswith(("http://", "https://")):
         return name
-    host = (doc.hostname if doc is not None else None) or urlsplit(url).hostname or ""
+    host = doc.hostname if doc is not None else None
+    if not host:
+        try:
+            host = urlsplit(url).hostname
+        except ValueError:
+            host = None
+    host = host or ""
     host = host.lower()
     return (host[4:] if host.startswith("www.") else host) or None
 
