@@ -68,6 +68,18 @@ def test_small_batches_give_the_same_vectors() -> None:
     assert np.allclose(big, small, atol=1e-4)
 
 
+def test_token_budget_splits_batches() -> None:
+    emb = MiniLMEmbedder(batch_size=4, max_batch_tokens=300, cache_size=0)
+    lengths = [3, 3, 5, 8, 9, 60, 70, 100, 256, 256]
+    batches = emb._batches(list(range(len(lengths))), lengths)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        assert len(batch) <= 4
+        assert len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= 300
+    long_texts = [" ".join(SENTENCES[:4] * k) for k in (1, 3, 6, 12)] + SENTENCES[:3]
+    assert np.allclose(emb.embed(long_texts), MiniLMEmbedder(cache_size=0).embed(long_texts), atol=1e-4)
+
+
 def test_embed_document_reads_only_the_first_256_tokens(embedder: MiniLMEmbedder) -> None:
     head = " ".join(f"word{i % 50} river bridge" for i in range(200))  # far more than 256 tokens
     assert len(embedder._tokenizer.encode(head).ids) == 256

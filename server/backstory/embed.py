@@ -39,7 +39,9 @@ def default_tokenizer_path() -> Path:
 class MiniLMEmbedder(BaseEmbedder):
     """all-MiniLM-L6-v2 embeddings: ``embed(texts) -> float32 (n, 384)``, rows of norm 1.
 
-    ``batch_size`` texts are run at once (sorted by length so a batch pads little);
+    Up to ``batch_size`` texts are run at once (sorted by length so a batch pads little), and
+    at most ``max_batch_tokens`` padded tokens, which bounds the memory spent on long documents
+    (16 × 256 tokens a run by default);
     texts of at most ``cache_max_chars`` characters (phrases, titles) are kept in an LRU cache
     of ``cache_size`` entries, so repeated vocabulary costs nothing the second time.
     """
@@ -51,6 +53,7 @@ class MiniLMEmbedder(BaseEmbedder):
         *,
         threads: int = 1,
         batch_size: int = 64,
+        max_batch_tokens: int = 4096,
         max_tokens: int = MAX_TOKENS,
         cache_size: int = 8192,
         cache_max_chars: int = 120,
@@ -80,6 +83,7 @@ class MiniLMEmbedder(BaseEmbedder):
         self._tokenizer = tokenizer
         self.max_tokens = max_tokens
         self.batch_size = max(1, batch_size)
+        self.max_batch_tokens = max(max_tokens, max_batch_tokens)
 
         self.cache_size = cache_size
         self.cache_max_chars = cache_max_chars
@@ -138,8 +142,7 @@ class MiniLMEmbedder(BaseEmbedder):
         ids = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
         order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
         result: list[np.ndarray] = [np.zeros(DIM, dtype=np.float32)] * len(texts)
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start : start + self.batch_size]
+        for batch in self._batches(order, [len(x) for x in ids]):
             width = max(len(ids[i]) for i in batch)
             input_ids = np.zeros((len(batch), width), dtype=np.int64)
             mask = np.zeros((len(batch), width), dtype=np.int64)
@@ -157,6 +160,20 @@ class MiniLMEmbedder(BaseEmbedder):
                 if texts[i].strip():
                     result[i] = pooled[row].copy()
         return result
+
+    def _batches(self, order: list[int], lengths: list[int]) -> list[list[int]]:
+        """Consecutive runs of ``order`` (shortest first) within both batch limits."""
+        batches: list[list[int]] = []
+        current: list[int] = []
+        for i in order:
+            # Lengths only grow along ``order``, so the newest text sets the padded width.
+            if current and (len(current) == self.batch_size or (len(current) + 1) * lengths[i] > self.max_batch_tokens):
+                batches.append(current)
+                current = []
+            current.append(i)
+        if current:
+            batches.append(current)
+        return batches
 
 
 def _mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
