@@ -586,6 +586,8 @@ def measure_load(base: str, docs: list[Doc], clients: int, seconds: float, max_r
 
 _SPEED = (
     "import json, resource, sys\n"
+    "cap = int(float(sys.argv[3]) * 2**30)\n"
+    "resource.setrlimit(resource.RLIMIT_AS, (cap, cap))  # a MemoryError here, not the OOM killer elsewhere\n"
     "from backstory.archive.bench import speed\n"
     "r = speed(int(sys.argv[1]), queries=int(sys.argv[2]))\n"
     "r['peak_rss_mb'] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)\n"
@@ -601,7 +603,7 @@ def related_code_key() -> str:
     return h.hexdigest()[:12]
 
 
-def measure_related_cached(n: int, queries: int, timeout: float, fresh: bool) -> dict:
+def measure_related_cached(n: int, queries: int, timeout: float, fresh: bool, mem_gb: float = 12.0) -> dict:
     """:func:`measure_related`, reusing a result measured earlier on the same index code.
 
     Building a synthetic 1M-story index with ``speed()`` takes tens of minutes on 2 cores, and the
@@ -609,7 +611,7 @@ def measure_related_cached(n: int, queries: int, timeout: float, fresh: bool) ->
     path = CACHE_DIR / f"related-{n}-q{queries}-{related_code_key()}.json"
     if path.exists() and not fresh:
         return {**json.loads(path.read_text()), "cached": True}
-    out = measure_related(n, queries, timeout)
+    out = measure_related(n, queries, timeout, mem_gb)
     out["measured_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     out["loadavg"] = loadavg()
     if "error" not in out:
@@ -618,11 +620,11 @@ def measure_related_cached(n: int, queries: int, timeout: float, fresh: bool) ->
     return {**out, "cached": False}
 
 
-def measure_related(n: int, queries: int, timeout: float) -> dict:
+def measure_related(n: int, queries: int, timeout: float, mem_gb: float = 12.0) -> dict:
     """backstory.archive.bench.speed(n) in a child process (its memory is freed afterwards)."""
     started = time.perf_counter()
     try:
-        proc = subprocess.run([python(), "-c", _SPEED, str(n), str(queries)], cwd=ROOT, capture_output=True,
+        proc = subprocess.run([python(), "-c", _SPEED, str(n), str(queries), str(mem_gb)], cwd=ROOT, capture_output=True,
                               text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"n": n, "error": f"timed out after {timeout:.0f} s"}
@@ -862,6 +864,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cache-repeats", type=int, default=5, help="repeats per document for the cache-hit phase")
     p.add_argument("--related-sizes", help="comma-separated sizes for the lookup-only test (default 100000,1000000)")
     p.add_argument("--related-queries", type=int, default=200)
+    p.add_argument("--related-mem-gb", type=float, default=12.0,
+                   help="address-space cap of the lookup-only child process (GB; the machine is shared)")
     p.add_argument("--fresh-related", action="store_true",
                    help="re-measure the lookup-only figures even when .bench-cache holds them for this index code")
     p.add_argument("--skip", default="", help="comma-separated phases to skip: import,load,related,naive,cache")
@@ -987,7 +991,7 @@ def main(argv: list[str] | None = None) -> int:
         report["related_lookup"] = []
         for n in args.related_sizes:
             log(f"related lookup at {n:,} synthetic stories ...")
-            r = measure_related_cached(n, args.related_queries, args.timeout, args.fresh_related)
+            r = measure_related_cached(n, args.related_queries, args.timeout, args.fresh_related, args.related_mem_gb)
             report["related_lookup"].append(r)
             log(f"  {r}")
 
