@@ -103,15 +103,20 @@ def _shingles(text: str) -> list[str]:
 
 def simhash(text: str) -> int:
     """64-bit SimHash of word 3-shingles, as a signed int64 (fits an SQLite INTEGER)."""
-    counts = [0] * 64
-    for shingle in set(_shingles(text)):
-        h = int.from_bytes(hashlib.blake2b(shingle.encode("utf-8"), digest_size=8).digest(), "little")
-        for bit in range(64):
-            counts[bit] += 1 if (h >> bit) & 1 else -1
+    import numpy as np
+
+    shingles = set(_shingles(text))
+    if not shingles:
+        return 0
+    hashes = np.fromiter(
+        (int.from_bytes(hashlib.blake2b(s.encode("utf-8"), digest_size=8).digest(), "little") for s in shingles),
+        dtype=np.uint64, count=len(shingles),
+    )
+    bits = np.unpackbits(hashes.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")  # (n, 64), bit i = 2**i
+    votes = 2 * bits.sum(axis=0, dtype=np.int64) - len(shingles)
     value = 0
-    for bit in range(64):
-        if counts[bit] > 0:
-            value |= 1 << bit
+    for bit in np.flatnonzero(votes > 0).tolist():
+        value |= 1 << bit
     return to_signed64(value)
 
 

@@ -1,6 +1,7 @@
 """Measure the related-story ranking: quality on ECB+ and lookup speed on synthetic archives.
 
-    python -m backstory.archive.bench ecb FEATURES.json   # P@5, P@min(5,R), hard-confusion share
+    python -m backstory.archive.bench ecb FEATURES.json   # P@5, P@min(5,R), hard-confusion share (index only)
+    python -m backstory.archive.bench ecb-archive FEATURES.json   # same protocol through SQLiteArchive
     python -m backstory.archive.bench speed 100000        # p50/p95 lookup ms on N synthetic stories
 
 The ECB+ features file is a JSON list of {id, topic, event, entities, keyphrases?, embedding?}
@@ -58,6 +59,52 @@ def ecb_eval(features_path: str, weights: dict | None = None, data: Path = DATA)
         hard.append(sum(confusing) / 5)
     return {"queries": len(p5), "p_at_5": round(statistics.mean(p5), 4), "p_at_min5r": round(statistics.mean(pr), 4),
             "hard_confusion_share": round(statistics.mean(hard), 4)}
+
+
+def ecb_archive_eval(features_path: str, data: Path = DATA) -> dict:
+    """The evaluation protocol end to end minus the NLP: every article upserted one by one into an
+    empty SQLite archive (near-duplicates merge), then ``related`` asked for each stored record."""
+    import asyncio
+    import tempfile
+
+    from .base import StoryRecord
+    from .sqlite import SQLiteArchive
+
+    rows = [json.loads(line) for line in data.open()]
+    feats = {f["id"]: f for f in json.load(open(features_path))}
+
+    async def run() -> dict:
+        with tempfile.TemporaryDirectory(prefix="backstory-bench-") as tmp:
+            async with SQLiteArchive(Path(tmp) / "a.sqlite3") as archive:
+                doc_story, story_doc = {}, {}
+                t0 = time.perf_counter()
+                for r in rows:
+                    f = feats.get(r["id"], {})
+                    url = f"https://ecbplus.example.org/{r['id']}"
+                    rec = await archive.upsert(StoryRecord(
+                        url=url, canonical_url=url, text=r["text"], embedding=f.get("embedding"),
+                        entities=msgspec.convert(f.get("entities", []), list[schemas.Entity]),
+                        keyphrases=msgspec.convert(f.get("keyphrases", []), list[schemas.Keyphrase])))
+                    doc_story[r["id"]] = rec.story_id
+                    story_doc.setdefault(rec.story_id, r["id"])
+                store_ms = (time.perf_counter() - t0) * 1000 / len(rows)
+                meta = {r["id"]: r for r in rows}
+                by_event: dict[str, int] = {}
+                for r in rows:
+                    by_event[r["event"]] = by_event.get(r["event"], 0) + 1
+                p5, hard, t0 = [], [], time.perf_counter()
+                for r in rows:
+                    rec = await archive.get(doc_story[r["id"]])
+                    got = [meta[story_doc[h.story_id]] for h in await archive.related(rec, limit=5)]
+                    if by_event[r["event"]] > 1:
+                        p5.append(sum(g["event"] == r["event"] for g in got) / 5)
+                        hard.append(sum(g["topic"] == r["topic"] and g["event"] != r["event"] for g in got) / 5)
+                related_ms = (time.perf_counter() - t0) * 1000 / len(rows)
+                return {"p_at_5": round(statistics.mean(p5), 4), "hard_confusion_share": round(statistics.mean(hard), 4),
+                        "merged_as_duplicates": len(rows) - len(story_doc), "upsert_ms": round(store_ms, 2),
+                        "related_ms": round(related_ms, 2)}
+
+    return asyncio.run(run())
 
 
 def speed(n: int, queries: int = 200, seed: int = 0) -> dict:
@@ -121,7 +168,9 @@ def speed(n: int, queries: int = 200, seed: int = 0) -> dict:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "ecb":
+    if sys.argv[1] == "ecb-archive":
+        print(ecb_archive_eval(sys.argv[2]))
+    elif sys.argv[1] == "ecb":
         w = json.loads(sys.argv[3]) if len(sys.argv) > 3 else None
         print(ecb_eval(sys.argv[2], w))
     else:
