@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from spacy.tokens import Span
 
 from backstory.entities import SHOWN_LABELS, entity_spans, extract_entities
 from backstory.nlp import load_nlp

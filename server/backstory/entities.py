@@ -463,7 +463,6 @@ def extract_entities(doc: Any, spans: Iterable[tuple[int, int, str]] | None = No
     groups: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
     names: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     for start, end, label in spans:
-        label = "GPE" if label == "GPE" else label
         key = (_group_key(text[start:end]), label)
         if not key[0]:
             continue
