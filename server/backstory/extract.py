@@ -19,6 +19,7 @@ import unicodedata
 from urllib.parse import urljoin, urlsplit
 
 import msgspec
+from lxml import etree
 
 from .errors import InvalidInput, NotAnArticle
 
@@ -239,7 +240,6 @@ _PRUNE = (
     "//*[contains(@class,'rollover-people-block') or contains(@class,'tooltip') or contains(@class,'popover')"
     " or contains(@class,'hovercard')]"
 )
-_BLOCK_TAGS = {"p", "head", "quote", "item", "row", "cell", "code", "lb"}
 
 
 def _norm(text: str) -> str:
@@ -255,8 +255,7 @@ def _link_key(text: str) -> str:
 
 
 def _text_of(el) -> str:
-    from lxml import etree
-
+    """An output block's text; ``<lb/>`` (a ``<br>`` in the page) becomes a line break."""
     parts = []
     for event, node in etree.iterwalk(el, events=("start", "end")):
         if event == "start":
@@ -414,7 +413,6 @@ def _json_ld_headline(tree) -> str | None:
 
 
 def _load(html: str):
-    from lxml import etree
     from trafilatura.utils import load_html
 
     try:
