@@ -342,14 +342,14 @@ class SQLiteArchive:
         )
         refreshed = []
         with self.index.bulk():
-          for sid, feats, emb, sh, ok, title, text, ents, kps in cur:
-            if stale:
-                f = compute_features(title, text, _ent_decoder.decode(ents), _kp_decoder.decode(kps))
-                refreshed.append((encode_features(f), sid))
-            else:
-                f = decode_features(feats)
-            vec = np.frombuffer(emb, dtype="<f4") if emb is not None else None
-            self.index.add(sid, f, vec, sh, bool(ok))
+            for sid, feats, emb, sh, ok, title, text, ents, kps in cur:
+                if stale:
+                    f = compute_features(title, text, _ent_decoder.decode(ents), _kp_decoder.decode(kps))
+                    refreshed.append((encode_features(f), sid))
+                else:
+                    f = decode_features(feats)
+                vec = np.frombuffer(emb, dtype="<f4") if emb is not None else None
+                self.index.add(sid, f, vec, sh, bool(ok))
         if stale:
             def store(wconn: sqlite3.Connection):
                 wconn.executemany("UPDATE stories SET features = ? WHERE story_id = ?", refreshed)
