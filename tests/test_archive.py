@@ -217,3 +217,50 @@ async def test_concurrent_reads_while_writing(archive: SQLiteArchive) -> None:
 async def test_url_normalisation() -> None:
     assert normalize_url("HTTPS://Example.COM:443/a?utm_source=x&id=3#frag") == "https://example.com/a?id=3"
     assert story_id_for("https://example.com/a?fbclid=1") == story_id_for("https://example.com/a")
+
+
+async def test_committed_stories_survive_a_killed_process(tmp_path: Path) -> None:
+    """A process that dies without closing loses nothing it was told was stored."""
+    import subprocess
+    import sys
+    import textwrap
+
+    path = tmp_path / "archive.sqlite3"
+    script = textwrap.dedent(f"""
+        import asyncio, os
+        from backstory.archive.sqlite import SQLiteArchive
+        from backstory.archive import StoryRecord
+        async def main():
+            a = SQLiteArchive({str(path)!r})
+            for i in range(20):
+                await a.upsert(StoryRecord(url=f"https://k.example/{{i}}", canonical_url=f"https://k.example/{{i}}",
+                                           text=f"Item {{i}} " + " ".join(f"t{{i}}x{{j}}" for j in range(40))))
+            print("stored", flush=True)
+            os._exit(0)  # no close(), no checkpoint
+        asyncio.run(main())
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert "stored" in done.stdout, done.stderr
+    async with SQLiteArchive(path) as a:
+        assert await a.count() == 20
+        hits, total = await a.search("t7x3", 5, 0)
+        assert total == 1 and hits[0].url == "https://k.example/7"
+
+
+async def test_stale_features_are_recomputed_on_start(tmp_path: Path) -> None:
+    path = tmp_path / "archive.sqlite3"
+    async with SQLiteArchive(path) as a:
+        flood = await a.upsert(record("https://news.example/flood", RIVER, entities=[entity("Lorrington", "GPE")]))
+        await a.upsert(record("https://news.example/chess", CHESS))
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE stories SET features = x''")
+    conn.execute("UPDATE meta SET value = '0' WHERE key = 'features_version'")
+    conn.commit()
+    conn.close()
+    async with SQLiteArchive(path) as a:
+        probe = record("https://q.example/", "Lorrington flood: the river Vell and the embankment near the mill.",
+                       entities=[entity("Lorrington", "GPE")])
+        assert [h.story_id for h in await a.related(probe)] == [flood.story_id]
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT count(*) FROM stories WHERE features = x''").fetchone()[0] == 0
+    conn.close()
