@@ -58,6 +58,21 @@ def _cell(value: object) -> str:
     return "-" if value is None else str(value)
 
 
+def format_markdown(result: dict) -> str:
+    """The same table in Markdown (for docs/quality.md)."""
+    cols = HEADLINE[result["task"]] + EXTRA_COLUMNS[result["task"]]
+    out = [
+        f"**{result['task']}** ({result['documents']} documents)",
+        "",
+        "| system | " + " | ".join(SHORT.get(c, c) for c in cols) + " |",
+        "|---" * (len(cols) + 1) + "|",
+    ]
+    for name, figures in result["systems"].items():
+        cells = [f"FAILED: {figures['error']}"] if "error" in figures else [_cell(figures.get(c)) for c in cols]
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def format_table(result: dict) -> str:
     """A fixed-width table: one row per system (the product first), one column per figure."""
     cols = HEADLINE[result["task"]] + EXTRA_COLUMNS[result["task"]]
@@ -87,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="first N items of each set (related: whole topics)")
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "quality.json", help="JSON file of all figures")
     parser.add_argument("--skip-peers", action="store_true", help="run the product only")
+    parser.add_argument("--markdown", action="store_true", help="print Markdown tables")
     parser.add_argument(
         "--write-baseline",
         type=Path,
@@ -123,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             result = run_task(task, data, limit=args.limit, peers=not args.skip_peers)
         report["tasks"][task] = result
-        print(format_table(result), flush=True)
+        print(format_markdown(result) if args.markdown else format_table(result), flush=True)
         print()
     report["wall_seconds"] = round(time.perf_counter() - start, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
