@@ -423,9 +423,15 @@ def _related_figures(rows: list[dict], results: list[tuple[str, list[str]]], k: 
 def run_related(data: Path, limit: int | None, peers: bool, k: int = 5) -> dict:
     rows = _related_rows(data, limit)
     systems: dict[str, dict] = {}
+    per_query: list[dict] = []
     try:
         results, extra = asyncio.run(_product_related_async(rows, k))
         systems[PRODUCT] = {**_related_figures(rows, results, k), **extra}
+        event_of = {r["id"]: r["event"] for r in rows}
+        for query, ranked in results:  # the misses, to see what the product confuses
+            wrong = [r for r in ranked[:k] if event_of.get(r) != event_of[query]]
+            if wrong or len(ranked) < k:
+                per_query.append({"id": query, "returned": ranked[:k], "other_event": wrong})
     except Exception as exc:  # reported, so the peer still runs
         systems[PRODUCT] = {"error": f"{type(exc).__name__}: {exc}"}
     if peers:
@@ -439,6 +445,7 @@ def run_related(data: Path, limit: int | None, peers: bool, k: int = 5) -> dict:
         "topics": len({r["topic"] for r in rows}),
         "events": len({r["event"] for r in rows}),
         "systems": systems,
+        "per_document": per_query,
     }
 
 
