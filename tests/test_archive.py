@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from backstory import schemas
-from backstory.archive import StoryRecord, open_archive, story_id_for
+from backstory.archive import Archive, StoryRecord, open_archive, story_id_for
 from backstory.archive.base import hamming, normalize_url, simhash
 from backstory.archive.sqlite import SCHEMA_VERSION, SchemaTooNew, SQLiteArchive
 from backstory.config import Settings
@@ -59,6 +59,7 @@ async def archive(tmp_path: Path):
 async def test_create_and_migrate(tmp_path: Path) -> None:
     path = tmp_path / "a" / "b" / "archive.sqlite3"
     a = await open_archive(Settings(archive_path=str(path)))
+    assert isinstance(a, Archive)
     assert await a.count() == 0
     await a.close()
     conn = sqlite3.connect(path)

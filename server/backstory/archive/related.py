@@ -1,17 +1,23 @@
 """Hybrid related-story ranking over an in-memory index, shared by every archive backend.
 
-Each story becomes four sparse/dense channels:
+Each story becomes four channels:
 
-* ``terms``: content words of title + text (sublinear tf, TF-IDF cosine);
-* ``ents``: people, organisations, places, ... (label weight x log count, TF-IDF cosine);
-* ``kps``: keyphrases (score-weighted, TF-IDF cosine);
+* ``terms``: content words of title + text (sublinear tf x idf, cosine);
+* ``ents``: people, organisations, places, ... (label weight x log count x idf, cosine);
+* ``kps``: keyphrases (score x idf, cosine);
 * ``emb``: the 384-d document embedding (int8-quantised, cosine).
 
-Sparse channels are inverted lists (CSR arrays plus a small append-only delta that is merged
-when it grows), so a lookup touches only the postings of the query's own words and names,
-never every story. Candidates come from the sparse channels; each is rescored with all four
-channels and the weighted sum ranks them. Names and places separate events better than
-meaning does, so the embedding weighs least.
+Sparse channels are inverted lists (CSR arrays plus a small append-only delta merged as the
+archive grows) whose postings carry their *impact* (weight x idf / story norm), so a lookup is
+one weighted sum over the postings of the query's most telling words and names, within a
+budget, never a scan of every story. The best candidates get the embedding term added. Then
+pseudo-relevance feedback: the two best first-pass stories join the query and the lookup runs
+again, which keeps the list on the query's *event* rather than its topic. Names and places
+separate events better than meaning does, so the embedding weighs little.
+
+Measured (``python -m backstory.archive.bench``) on ECB+ dev (496 articles, the project's own
+spaCy entities, KeyBERT keyphrases and MiniLM embeddings): P@5 0.976, same-topic-other-event
+share of the top 5 0.024 (plain TF-IDF 0.962 / 0.037, MiniLM alone 0.923 / 0.076).
 """
 
 from __future__ import annotations
