@@ -720,8 +720,9 @@ def machine() -> dict:
         pass
     mem = ""
     try:
-        mem = Path("/proc/meminfo").read_text().splitlines()[0].split(":", 1)[1].strip()
-    except (OSError, IndexError):
+        kb = int(Path("/proc/meminfo").read_text().splitlines()[0].split(":", 1)[1].split()[0])
+        mem = f"{kb / 2**20:.1f} GB RAM"
+    except (OSError, IndexError, ValueError):
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "avx2": " avx2" in flags, "avx512": " avx512f" in flags,
             "memory": mem, "python": platform.python_version(), "kernel": platform.release()}
@@ -752,7 +753,10 @@ def verdicts(report: dict) -> list[dict]:
     rows = []
 
     def add(name: str, value: Any, target: str, ok: bool | None, note: str = "") -> None:
-        rows.append({"figure": name, "measured": value, "target": target, "ok": ok, "note": note})
+        m = re.match(r"^\(?[≤≥]\s*[\d.,]+\s*([^)]*)\)?$", target)
+        unit = m.group(1).strip() if m and value is not None else ""
+        rows.append({"figure": name, "measured": value, "unit": unit, "target": target,
+                     "ok": ok, "note": note})
 
     un = report.get("analyze_uncached", {})
     p800 = un.get("pages_800w", {}).get("e2e_client", {}).get("p50")
@@ -799,7 +803,8 @@ def verdicts(report: dict) -> list[dict]:
             f"wall incl. start-up {imp.get('rate_wall_per_s')}/s")
     cs = report.get("cold_start", {})
     if cs:
-        add("cold start to /readyz", cs.get("ready_s"), "≤ 8 s", cs.get("ready_s", 1e9) <= TARGETS["cold_start_s"])
+        add("cold start to /readyz", cs.get("ready_s"), "≤ 8 s", cs.get("ready_s", 1e9) <= TARGETS["cold_start_s"],
+            f"port open after {cs.get('listening_s')} s; models ready {cs.get('server_ready_after_s')} s after lifespan start")
     mem = report.get("memory", {}).get("after_warmup", {}).get("VmRSS")
     if mem is not None:
         add("resident memory after warm-up (VmRSS)", mem, "≤ 450 MB", mem <= TARGETS["rss_mb"],
@@ -838,8 +843,40 @@ def print_report(report: dict) -> None:
     print(f"{'figure':<62}{'measured':>18}  {'target':<14}{'':<6}note")
     for row in report.get("verdicts", []):
         mark = {True: "PASS", False: "FAIL", None: "—"}[row["ok"]]
-        print(f"{row['figure']:<62}{_fmt(row['measured']):>18}  {row['target']:<14}{mark:<6}{row['note']}")
+        measured = f"{_fmt(row['measured'])} {row.get('unit', '')}"
+        print(f"{row['figure']:<62}{measured:>20}  {row['target']:<14}{mark:<6}{row['note']}")
     print()
+
+
+def markdown(report: dict) -> str:
+    """The report as Markdown tables (for docs/benchmarks.md): ``bench.py --render bench.json``."""
+    meta = report["meta"]
+    m = meta["machine"]
+    lines = [f"Run {meta['date']}, commit `{meta['commit']}`, {m['cpu']} × {m['cores']} cores"
+             f"{' (AVX2)' if m.get('avx2') else ''}, {m.get('memory')}, Python {m['python']}; "
+             f"load average {meta['loadavg_start']} at start, {meta.get('loadavg_end')} at the end.", "",
+             "| figure | measured | target | verdict | note |", "|---|---|---|---|---|"]
+    for row in report.get("verdicts", []):
+        mark = {True: "pass", False: "**fail**", None: "—"}[row["ok"]]
+        lines.append(f"| {row['figure']} | {_fmt(row['measured'])} {row.get('unit', '')} | {row['target']} | {mark} "
+                     f"| {row['note']} |")
+    lines += ["", "Per stage, uncached, sequential requests (ms, p50 / p95; `other` = server total minus the "
+              "stages: dedup check, archive write, queueing; e2e = measured by the client):", "",
+              "| run | n | extract | entities (spaCy) | keyphrases | related | other | server total | e2e |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    keys = ("extract", "entities", "keyphrases", "related", "other_server", "total", "e2e_client")
+    for side, data, ks in (("ours", report.get("analyze_uncached", {}), keys),
+                           ("naive", report.get("naive", {}),
+                            ("extract", "entities", "keyphrases", "-", "-", "total", "total"))):
+        for name in ("pages", "pages_800w", "texts"):
+            t = data.get(name)
+            if not t:
+                continue
+            n = (t.get("e2e_client") or t.get("total") or {}).get("n")
+            cells = " | ".join(f"{_fmt(t.get(k, {}).get('p50'))} / {_fmt(t.get(k, {}).get('p95'))}"
+                               if k in t else "—" for k in ks)
+            lines.append(f"| {side} {name} | {n} | {cells} |")
+    return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -870,6 +907,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="re-measure the lookup-only figures even when .bench-cache holds them for this index code")
     p.add_argument("--skip", default="", help="comma-separated phases to skip: import,load,related,naive,cache")
     p.add_argument("--timeout", type=float, default=3600, help="limit for each child process (s)")
+    p.add_argument("--render", type=Path, metavar="BENCH_JSON", help="print an earlier report as Markdown and exit")
     args = p.parse_args(argv)
     q = args.quick
     args.pages = args.pages if args.pages is not None else (12 if q else None)
@@ -884,6 +922,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render:
+        print(markdown(json.loads(args.render.read_text())), end="")
+        return 0
     missing = data_missing(args.data)
     if missing:
         print(f"bench: skipped — evaluation data not found ({', '.join(missing)}); pass --data DIR", file=sys.stderr)
