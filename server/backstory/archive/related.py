@@ -492,13 +492,20 @@ class RelatedIndex:
                         acc_vals.append(np.asarray(extra[2], dtype=np.float32) * weight)
         if acc_docs:
             docs = np.concatenate(acc_docs)
-            acc = np.bincount(docs, weights=np.concatenate(acc_vals).astype(np.float64), minlength=n)
-            touched = np.flatnonzero(acc)
-            touched = touched[self.alive[touched] & ~exclude[touched]]
+            vals = np.concatenate(acc_vals).astype(np.float64)
+            if n > 16 * len(docs):  # big archive, few postings: sum sparsely (no archive-sized arrays)
+                touched, inverse = np.unique(docs, return_inverse=True)
+                tscore = np.bincount(inverse, weights=vals)
+            else:
+                acc = np.bincount(docs, weights=vals, minlength=n)
+                touched = np.flatnonzero(acc)
+                tscore = acc[touched]
+            keep = self.alive[touched] & ~exclude[touched]
+            touched, tscore = touched[keep], tscore[keep]
             k = min(CANDIDATES, len(touched))
-            cand = touched[np.argpartition(-acc[touched], k - 1)[:k]] if 0 < k < len(touched) else touched
+            cand = touched[np.argpartition(-tscore, k - 1)[:k]] if 0 < k < len(touched) else touched
         else:
-            acc = None
+            touched, tscore = np.zeros(0, dtype=np.int64), np.zeros(0)
             cand = np.zeros(0, dtype=np.int64)
         if qe is not None and len(cand) < limit and n <= 200_000:  # few shared words: meaning alone
             sims = self.emb[:n].astype(np.float32) @ qe / 127.0
@@ -508,7 +515,8 @@ class RelatedIndex:
         if self._dup_of is not None and len(cand):  # near-identical copies of the query are not "related"
             x = np.bitwise_xor(self.simhash[cand], np.int64(self._dup_of)).view(np.uint64)
             cand = cand[~(self.has_simhash[cand] & (_popcount64(x) <= SIMHASH_MAX_DISTANCE))]
-        total = acc[cand] if acc is not None else np.zeros(len(cand), dtype=np.float64)
+        pos = np.minimum(np.searchsorted(touched, cand), max(len(touched) - 1, 0))
+        total = np.where(touched[pos] == cand, tscore[pos], 0.0) if len(touched) else np.zeros(len(cand))
         if qe is not None and self.weights.get("emb", 0) and len(cand):
             e = self.emb[cand].astype(np.float32) @ qe / 127.0
             total = total + self.weights["emb"] * np.clip(e, 0, None) * self.has_emb[cand]
