@@ -76,6 +76,35 @@ async def test_create_and_migrate(tmp_path: Path) -> None:
     await newer.close()
 
 
+async def test_older_schema_is_migrated_in_place(tmp_path: Path) -> None:
+    from backstory.archive.sqlite import MIGRATIONS, _split_sql
+
+    path = tmp_path / "archive.sqlite3"
+    conn = sqlite3.connect(path)
+    for statement in _split_sql(MIGRATIONS[0]):
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute(
+        "INSERT INTO stories (story_id, url, canonical_url, text, word_count, keyphrases, entities, simhash, simhash_ok, "
+        "sh0, sh1, sh2, sh3, content_hash, first_seen, last_seen, features) VALUES "
+        "('00000000000000aa', 'https://old.example/', 'https://old.example/', 'kept from version one', 4, '[]', '[]', "
+        "0, 0, 0, 0, 0, 0, '', '2020-01-01T00:00:00Z', '2020-01-01T00:00:00Z', x'')"
+    )
+    conn.execute("INSERT INTO aliases VALUES ('https://old.example/', '00000000000000aa')")
+    conn.commit()
+    conn.close()
+    async with SQLiteArchive(path) as a:
+        old = await a.get("00000000000000aa")
+        assert old is not None and old.text == "kept from version one" and old.first_seen.startswith("2020")
+        assert await a.has_canonical_url("https://old.example/")
+        hits, total = await a.search("version", 5, 0)
+        assert total == 1
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 2
+    assert not conn.execute("SELECT name FROM sqlite_master WHERE name = 'stories_sh0'").fetchall()
+    conn.close()
+
+
 async def test_upsert_same_canonical_url_is_one_story(archive: SQLiteArchive) -> None:
     first = await archive.upsert(record("https://news.example/flood?utm_source=feed", RIVER, canonical_url="https://news.example/flood"))
     assert first.story_id == story_id_for("https://news.example/flood")

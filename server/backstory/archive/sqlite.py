@@ -94,6 +94,13 @@ MIGRATIONS: list[str] = [
         INSERT INTO stories_fts (rowid, title, text, site_name) VALUES (new.id, new.title, new.text, new.site_name);
     END;
     """,
+    # 2: near-duplicate candidates come from the in-memory index; the band indexes only cost writes.
+    """
+    DROP INDEX stories_sh0;
+    DROP INDEX stories_sh1;
+    DROP INDEX stories_sh2;
+    DROP INDEX stories_sh3;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
