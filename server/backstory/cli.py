@@ -138,7 +138,7 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from .archive.base import StoryRecord
-    from .pipeline import canonicalize_url
+    from .archive.base import normalize_url
     from .schemas import AnalyzeRequest
 
     path = Path(args.file)
@@ -167,7 +167,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                         progress.step()
                         continue
                     item = line_decoder.decode(line)
-                    if await archive.has_canonical_url(canonicalize_url(item.url)):
+                    if await archive.has_canonical_url(normalize_url(item.url)):
                         progress.step(skipped=True)
                         continue
                     if pipeline is None:

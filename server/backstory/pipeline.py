@@ -17,45 +17,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import msgspec
 
 from . import errors
+from .archive.base import normalize_url
 from .config import Settings
 from .schemas import AnalyzeRequest, Entity, Keyphrase, RelatedStory, Sidebar, Timings
 
 WORDS_PER_MINUTE = 230
 MAX_TEXT_CHARS = 1_000_000
-
-_TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "hsa_", "__hs", "_hs", "vero_", "oly_")
-_TRACKING_PARAMS = {
-    "fbclid", "gclid", "gclsrc", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "twclid",
-    "igshid", "mc_cid", "mc_eid", "_ga", "_gl", "ref_src", "ref_url", "cmpid", "ncid", "ocid",
-    "smid", "smtyp", "mkt_tok", "spm", "s_kwcid", "ito", "cid_source",
-}
-
-
-def canonicalize_url(url: str) -> str:
-    """Normalise a URL for identity: lower-case scheme/host, no default port, no fragment,
-    tracking parameters (utm_*, fbclid, gclid, ...) removed, remaining query kept in order."""
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower().rstrip(".")
-    if not host:
-        raise errors.InvalidUrl(f"URL has no host: {url!r}")
-    port = parts.port if parts.port not in (None, 80 if scheme == "http" else 443) else None
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host if port is None else f"{host}:{port}"
-    query = [
-        (k, v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if k.lower() not in _TRACKING_PARAMS and not k.lower().startswith(_TRACKING_PREFIXES)
-    ]
-    path = parts.path or "/"
-    return urlunsplit((scheme, netloc, path, urlencode(query, doseq=True), ""))
-
 
 def check_url(url: str) -> str:
     """Validate a client URL (http/https with a host); returns it stripped."""
@@ -360,7 +332,7 @@ class Pipeline:
                 article = msgspec.structs.replace(article, published=published)
             analysis = await self._run(self.analyzer.analyze_article, article)
         stages.update(analysis.timings)
-        record = build_record(analysis, url=url, canonical_url=canonicalize_url(article.canonical_url or final_url))
+        record = build_record(analysis, url=url, canonical_url=normalize_url(article.canonical_url or final_url))
         duplicate = await self.archive.find_duplicate(record.canonical_url, record.simhash)
         if duplicate is not None:
             record = msgspec.structs.replace(record, story_id=duplicate)

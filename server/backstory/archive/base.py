@@ -30,7 +30,11 @@ DUPLICATE_JACCARD = 0.8
 # Texts with fewer word shingles than this are too short for a trustworthy SimHash match.
 SIMHASH_MIN_SHINGLES = 24
 
-_TRACKING_PARAMS = re.compile(r"^(utm_[a-z]+|fbclid|gclid|dclid|mc_cid|mc_eid|ref_src|cmpid|ocid|igshid)$", re.I)
+_TRACKING_PARAMS = re.compile(
+    r"^(utm_\w*|pk_\w*|mtm_\w*|hsa_\w*|_?_hs\w*|vero_\w*|oly_\w*|fbclid|gclid|gclsrc|dclid|gbraid|wbraid|msclkid"
+    r"|yclid|twclid|igshid|mc_cid|mc_eid|_ga|_gl|ref_src|ref_url|cmpid|ncid|ocid|smid|smtyp|mkt_tok|spm|s_kwcid)$",
+    re.I,
+)
 _WORD = re.compile(r"\w+", re.UNICODE)
 _MASK64 = (1 << 64) - 1
 
@@ -70,8 +74,13 @@ def normalize_url(url: str) -> str:
     except ValueError:
         return url.strip()
     scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    port = parts.port if parts.port and (scheme, parts.port) not in (("http", 80), ("https", 443)) else None
+    host = (parts.hostname or "").lower().rstrip(".")
+    try:
+        port = parts.port if parts.port and (scheme, parts.port) not in (("http", 80), ("https", 443)) else None
+    except ValueError:
+        port = None
+    if ":" in host:
+        host = f"[{host}]"
     netloc = host if port is None else f"{host}:{port}"
     if parts.username:
         netloc = f"{parts.username}@{netloc}"
