@@ -407,8 +407,9 @@ def proc_cpu_s(pid: int) -> float | None:
 class Server:
     """``python -m backstory serve`` as a subprocess on 127.0.0.1 and a free port."""
 
-    def __init__(self, archive: Path, log_path: Path) -> None:
+    def __init__(self, archive: Path, log_path: Path, env: dict[str, str] | None = None) -> None:
         self.archive = archive
+        self.env = env or {}
         self.log_path = log_path
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -417,7 +418,7 @@ class Server:
     def start(self, timeout: float = 180.0) -> dict:
         import httpx
 
-        env = {**os.environ, "BACKSTORY_LOG_LEVEL": "WARNING"}
+        env = {**os.environ, "BACKSTORY_LOG_LEVEL": "WARNING", **self.env}
         self.log_fh = self.log_path.open("ab")
         started = time.perf_counter()
         self.proc = subprocess.Popen(
@@ -907,6 +908,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="re-measure the lookup-only figures even when .bench-cache holds them for this index code")
     p.add_argument("--skip", default="", help="comma-separated phases to skip: import,load,related,naive,cache")
     p.add_argument("--timeout", type=float, default=3600, help="limit for each child process (s)")
+    p.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                   help="extra environment for the server process (repeatable), e.g. MALLOC_ARENA_MAX=2")
     p.add_argument("--render", type=Path, metavar="BENCH_JSON", help="print an earlier report as Markdown and exit")
     args = p.parse_args(argv)
     q = args.quick
@@ -932,6 +935,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"meta": {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "commit": git_commit(),
         "machine": machine(), "loadavg_start": loadavg(), "argv": sys.argv[1:], "quick": args.quick,
+        "server_env": args.server_env,
     }}
     out_dir = args.out.parent
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -961,7 +965,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copyfile(archive_src, run_archive)
         server_log = out_dir / "bench-server.log"
         server_log.unlink(missing_ok=True)
-        server = Server(run_archive, server_log)
+        server = Server(run_archive, server_log, dict(kv.split("=", 1) for kv in args.server_env))
 
         # 6. cold start
         log("starting the server ...")
