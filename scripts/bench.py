@@ -336,6 +336,9 @@ def cached_archive(data: Path, size: int, seed_docs: int, timeout: float) -> tup
     target = CACHE_DIR / name
     meta_path = target.with_suffix(".json")
     if target.exists() and meta_path.exists():
+        # Open it once: schema migrations and feature refreshes land in the cached file, not in
+        # every run's cold start.
+        asyncio.run(_open_close(target))
         return target, {**json.loads(meta_path.read_text()), "cached": True}
     CACHE_DIR.mkdir(exist_ok=True)
     older = sorted(CACHE_DIR.glob(f"archive-{size}-ecb{seed_docs}-f*-v{CACHE_VERSION}.sqlite3"))
