@@ -82,4 +82,11 @@ field("form").addEventListener("submit", (event) => {
 field("check").addEventListener("click", () => {
   check().catch((err) => say("Check failed: " + err.message, "error"));
 });
-fill().catch((err) => say("Could not load the settings: " + err.message, "error"));
+// Saving is possible only once the stored values are in the form (else a quick save would store defaults).
+field("save").disabled = true;
+fill()
+  .then(() => {
+    field("save").disabled = false;
+    document.body.dataset.loaded = "true";
+  })
+  .catch((err) => say("Could not load the settings: " + err.message, "error"));

@@ -294,6 +294,7 @@ class Browser:
         """Fill in and save the real options page; returns the status it shows."""
         page = await self.context.new_page()
         await page.goto(self.origin + "/options.html")
+        await page.wait_for_selector("body[data-loaded=true]")  # the stored values are in the form
         await page.fill("#server", server)
         await page.fill("#token", token)
         await page.set_checked("#archive", archive)

@@ -220,6 +220,7 @@ async def test_token_from_the_options_page_is_sent(browser: Browser, backstory_s
     # "Check server" on the options page confirms the server is up and takes the token.
     options = await browser.context.new_page()
     await options.goto(browser.origin + "/options.html")
+    await options.wait_for_selector("body[data-loaded=true]")
     await options.click("#check")
     await options.locator("#save-status").filter(has_text="The server is ready").wait_for(timeout=15000)
     await options.fill("#token", "wrong")
@@ -230,6 +231,7 @@ async def test_token_from_the_options_page_is_sent(browser: Browser, backstory_s
 async def test_options_page_rejects_a_bad_address(browser: Browser):
     page = await browser.context.new_page()
     await page.goto(browser.origin + "/options.html")
+    await page.wait_for_selector("body[data-loaded=true]")
     assert await page.input_value("#server") == "http://127.0.0.1:8000"  # the default
     assert await page.is_checked("#archive")
     await page.fill("#server", "ftp://files.example.org")
@@ -270,6 +272,7 @@ async def test_pdfs_are_declined_plainly(browser: Browser, news_server: PageServ
 async def test_a_team_server_address_asks_for_that_origin_only(browser: Browser):
     page = await browser.context.new_page()
     await page.goto(browser.origin + "/options.html")
+    await page.wait_for_selector("body[data-loaded=true]")
     await page.fill("#server", "https://backstory.example.org:8443/")
     await page.evaluate("""() => {  // watch the real call on its way to the browser
         const real = chrome.permissions.request.bind(chrome.permissions);
