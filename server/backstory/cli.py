@@ -137,8 +137,7 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from .archive.base import StoryRecord
-    from .archive.base import normalize_url
+    from .archive.base import StoryRecord, normalize_url
     from .schemas import AnalyzeRequest
 
     path = Path(args.file)
@@ -155,6 +154,22 @@ def cmd_import(args: argparse.Namespace) -> int:
         archive = await open_archive(settings)
         pipeline = None
         progress = Progress(total, f"import {path.name}")
+        # Stories to analyse run a few at a time (the pipeline's workers keep both cores busy);
+        # exported records are stored in file order, so an export re-imports identically.
+        running: set[asyncio.Task] = set()
+        window = settings.workers * 2
+
+        def failed(number: int, exc: Exception) -> None:
+            progress.step(failed=True)
+            print(f"\nline {number}: {exc}", file=sys.stderr)
+
+        async def analyse(number: int, request: AnalyzeRequest, published: str | None) -> None:
+            try:
+                await pipeline.ingest(request, published=published)
+                progress.step()
+            except Exception as exc:  # one bad story must not stop the import
+                failed(number, exc)
+
         try:
             for number, line in _lines(path):
                 try:
@@ -170,19 +185,24 @@ def cmd_import(args: argparse.Namespace) -> int:
                     if await archive.has_canonical_url(normalize_url(item.url)):
                         progress.step(skipped=True)
                         continue
-                    if pipeline is None:
-                        pipeline = await _pipeline(settings, archive)
-                    request = AnalyzeRequest(url=item.url, title=item.title, text=item.text, html=item.html)
                     if item.text is None and item.html is None:
                         raise errors.InvalidInput("line has neither text nor html")
-                    await pipeline.ingest(request, published=item.published)
-                    progress.step()
+                    request = AnalyzeRequest(url=item.url, title=item.title, text=item.text, html=item.html)
                 except (msgspec.ValidationError, msgspec.DecodeError, errors.BackstoryError) as exc:
-                    progress.step(failed=True)
-                    print(f"\nline {number}: {exc}", file=sys.stderr)
+                    failed(number, exc)
+                    continue
+                if pipeline is None:
+                    pipeline = await _pipeline(settings, archive)
+                if len(running) >= window:
+                    _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                running.add(asyncio.create_task(analyse(number, request, item.published)))
+            if running:
+                await asyncio.wait(running)
             progress.draw(end="\n")
             return progress
         finally:
+            for task in running:
+                task.cancel()
             if pipeline is not None:
                 pipeline.close()
             await archive.close()

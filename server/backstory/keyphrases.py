@@ -203,7 +203,7 @@ class KeyphraseExtractor:
         embedder: Any,
         *,
         max_words: int = 4,
-        max_candidates: int = 40,
+        max_candidates: int = 30,
         weights: Weights | None = None,
     ) -> None:
         from keybert import KeyBERT
