@@ -24,9 +24,13 @@ def _settings(args: argparse.Namespace) -> Settings:
         if value is not None:
             overrides[name] = value
     try:
-        return from_env(**overrides)
+        settings = from_env(**overrides)
     except ValueError as exc:
         raise SystemExit(f"backstory: {exc}") from None
+    if settings.database_url:
+        raise SystemExit("backstory: the PostgreSQL archive (DATABASE_URL) is not available in this version yet; "
+                         "unset it to use the SQLite archive")
+    return settings
 
 
 def _limit_malloc_arenas(arenas: int = 2) -> None:
