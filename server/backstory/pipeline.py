@@ -15,7 +15,6 @@ import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,10 +44,6 @@ def check_url(url: str) -> str:
 
 def reading_minutes(word_count: int) -> int:
     return max(1, math.ceil(word_count / WORDS_PER_MINUTE)) if word_count else 0
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _ms(start: float) -> float:
@@ -180,10 +175,10 @@ def word_count(text: str) -> int:
 
 
 def build_record(analysis: Analysis, *, url: str, canonical_url: str) -> Any:
-    from .archive.base import StoryRecord, content_hash, simhash, story_id_for
+    from .archive.base import StoryRecord, content_hash, simhash, story_id_for, utc_now
 
     article = analysis.article
-    now = _now()
+    now = utc_now()
     words = word_count(article.text)
     return StoryRecord(
         story_id=story_id_for(canonical_url),
