@@ -217,6 +217,8 @@ BAD_BODIES = [
     (b'{"url": "javascript:alert(1)"}', 400),
     (b'{"url": "https://a.example/' + b"x" * 2100 + b'"}', 400),
     (b'{"url": 42}', 400),
+    (b'{"url": "https://user:secret@a.example/x", "text": "Sam Altman spoke."}', 422),
+    (b'{"url": "https://a.example:99999/x", "text": "Sam Altman spoke."}', 422),
     (b"[]", 400),
 ]
 

@@ -39,6 +39,8 @@ def check_url(url: str) -> str:
         raise errors.InvalidUrl("only http and https URLs can be analysed")
     if not parts.hostname:
         raise errors.InvalidUrl("URL has no host")
+    if parts.username is not None or parts.password is not None:
+        raise errors.InvalidUrl("URLs with a user name or password are not accepted (they would be archived)")
     return url.strip()
 
 
