@@ -68,8 +68,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         Meta(description="Comma-separated extra origins allowed by CORS (browser extensions are always allowed)."),
     ] = []
     workers: Annotated[
-        int, Meta(ge=1, le=64, description="Analyses run at once; further requests queue.")
-    ] = 2
+        int, Meta(ge=1, le=64, description="Analyses run at once; further requests queue (3 keeps 2 cores busiest).")
+    ] = 3
     log_level: Annotated[str, Meta(description="Logging level: DEBUG, INFO, WARNING or ERROR.")] = "INFO"
 
     def resolved_archive_path(self) -> Path:
