@@ -21,7 +21,7 @@ import gzip
 import json
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -299,24 +299,9 @@ def run_keyphrases(data: Path, limit: int | None, peers: bool) -> dict:
 
 
 def _product_spans(row: dict) -> list[tuple[int, int, str]]:
-    from backstory import entities
+    from backstory.entities import entity_spans
 
-    doc = _models().nlp(row["text"])
-    spans_fn = getattr(entities, "entity_spans", None)
-    if spans_fn is not None:
-        return [(int(s), int(e), str(label)) for s, e, label in _span_triples(spans_fn(doc))]
-    # older interface: the sidebar's entities, one span per mention
-    return [(m.start, m.end, ent.label) for ent in entities.extract_entities(doc) for m in ent.mentions]
-
-
-def _span_triples(spans: Iterable[Any]) -> Iterable[tuple[int, int, str]]:
-    for span in spans:
-        if isinstance(span, tuple):
-            yield span[0], span[1], span[2]
-        elif hasattr(span, "start_char"):  # a spaCy Span
-            yield span.start_char, span.end_char, span.label_
-        else:  # a Struct/dataclass with start, end, label
-            yield span.start, span.end, span.label
+    return entity_spans(_models().nlp(row["text"]))
 
 
 def _spacy_spans(row: dict) -> list[tuple[int, int, str]]:
