@@ -95,11 +95,19 @@ def create_app(settings: Settings | None = None, *, models: Any = None) -> Lites
 
         state = State(settings)
         app.state.backstory = state
-        state.archive = await open_archive(settings)
+        # The models start loading first (spaCy in its own process, on the other core); the
+        # archive and its related index load meanwhile.
+        own_models = None if models is not None else asyncio.create_task(asyncio.to_thread(Models.load))
+        try:
+            state.archive = await open_archive(settings)
+        except BaseException:
+            if own_models is not None:
+                own_models.add_done_callback(lambda t: t.exception() is None and t.result().close())
+            raise
 
         async def load() -> None:
             try:
-                loaded = models if models is not None else await asyncio.to_thread(Models.load)
+                loaded = models if own_models is None else await own_models
                 state.pipeline = Pipeline(settings, loaded, state.archive)
                 state.ready_after = time.monotonic() - state.started
                 log.info("models loaded in %.1f s", state.ready_after)
@@ -116,6 +124,8 @@ def create_app(settings: Settings | None = None, *, models: Any = None) -> Lites
             loader.cancel()
             if state.pipeline is not None:
                 state.pipeline.close()
+            if own_models is not None:
+                own_models.add_done_callback(lambda t: t.cancelled() or t.exception() is not None or t.result().close())
             await state.archive.close()
 
     logging.basicConfig(level=getattr(logging, settings.log_level.upper(), logging.INFO))

@@ -107,7 +107,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         try:
             return msgspec.json.encode(await pipeline.analyze(request))
         finally:
-            pipeline.close()
+            pipeline.close(models=True)
             await archive.close()
 
     try:
@@ -221,7 +221,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             for task in running:
                 task.cancel()
             if pipeline is not None:
-                pipeline.close()
+                pipeline.close(models=True)
             await archive.close()
 
     progress = asyncio.run(run())

@@ -53,34 +53,48 @@ def _ms(start: float) -> float:
 
 
 class Models:
-    """The heavy, shared resources: spaCy, the ONNX embedder and the keyphrase extractor."""
+    """The heavy, shared resources: spaCy (in its own process, see :mod:`backstory.nlp_worker`),
+    the ONNX embedder and the keyphrase ranker (in this process)."""
 
-    def __init__(self, nlp: Any, embedder: Any, keyphraser: Any) -> None:
-        self.nlp = nlp
+    def __init__(self, language: Any, embedder: Any, keyphraser: Any) -> None:
+        self.language = language
         self.embedder = embedder
         self.keyphraser = keyphraser
 
+    @property
+    def nlp(self) -> Any:
+        """spaCy in *this* process (loaded on first use): for code that needs a ``Doc`` itself,
+        such as the evaluation's span scoring. The pipeline never uses it."""
+        from .nlp import load_nlp
+
+        return load_nlp()
+
     @classmethod
     def load(cls) -> "Models":
-        """Load spaCy and the embedder in parallel (each mostly waits on imports and file reads)."""
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="load") as pool:
-            nlp_future = pool.submit(_load_nlp)
-            embedder_future = pool.submit(_load_embedder)
-            embedder = embedder_future.result()
-            keyphraser_future = pool.submit(_load_keyphraser, embedder)
-            nlp = nlp_future.result()
-            keyphraser = keyphraser_future.result()
-        return cls(nlp, embedder, keyphraser)
+        """Start the spaCy process, then load the rest here while it loads (two cores, two loads)."""
+        from .nlp_worker import NlpWorker
+
+        language = NlpWorker()
+        try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="load") as pool:
+                warm = pool.submit(_warm_up_extraction)
+                embedder = _load_embedder()
+                keyphraser = _load_keyphraser(embedder)
+                warm.result()
+            language.wait_ready()
+        except BaseException:
+            language.close()
+            raise
+        return cls(language, embedder, keyphraser)
+
+    def close(self) -> None:
+        self.language.close()
 
 
-def _load_nlp() -> Any:
+def _warm_up_extraction() -> None:
     from .extract import warm_up
-    from .nlp import load_nlp
 
-    nlp = load_nlp()
     warm_up()  # trafilatura's lazy imports and word lists: the first reader must not wait for them
-    nlp("Warm-up: Sam Altman met officials of the European Union in Brussels.")
-    return nlp
 
 
 def _load_embedder() -> Any:
@@ -151,14 +165,13 @@ class Analyzer:
         doc_text = f"{article.title}\n\n{text}" if article.title else text
         embedding_future = self._side.submit(self.models.embedder.embed_document, doc_text)
         t = time.perf_counter()
-        doc = self.models.nlp(text)
-        from .entities import extract_entities
-
-        entities = extract_entities(doc)
+        entities, candidates = self.models.language.analyse(text, article.title)  # the spaCy process
         timings["entities"] = _ms(t)
         t = time.perf_counter()
         doc_embedding = embedding_future.result()
-        keyphrases = self.models.keyphraser.extract(doc, article.title, top_n=10, doc_embedding=doc_embedding)
+        keyphrases = self.models.keyphraser.extract_from(
+            candidates, text, article.title, top_n=10, doc_embedding=doc_embedding
+        )
         timings["keyphrases"] = _ms(t)
         return Analysis(
             article=article,
@@ -342,6 +355,9 @@ class Pipeline:
         self.cache.discard_story(story_id)
         return await self.archive.delete(story_id)
 
-    def close(self) -> None:
+    def close(self, *, models: bool = False) -> None:
+        """Stop the worker threads (and the models too, when this pipeline owns them)."""
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.analyzer.close()
+        if models:
+            self.analyzer.models.close()

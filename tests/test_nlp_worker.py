@@ -1,0 +1,94 @@
+"""spaCy's own process: same results as in-process, restarted after a crash, gone with its parent."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from backstory import errors
+from backstory.entities import extract_entities
+from backstory.keyphrases import select_candidates
+from backstory.nlp import load_nlp
+from backstory.nlp_worker import NlpWorker
+
+TEXT = (
+    "Apple chief executive Tim Cook met European Union officials in Brussels on Tuesday. "
+    "The European Commission fined Apple 1.8 billion euros over its music streaming rules, "
+    "and Cook said the company would appeal the fine at the General Court in Luxembourg."
+)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped) counts as gone.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_the_worker_is_another_process_and_matches_in_process_spacy(models) -> None:
+    worker = models.language
+    assert worker.pid != os.getpid()
+    entities, candidates = worker.analyse(TEXT, "Apple fined")
+    doc = load_nlp()(TEXT)
+    assert entities == extract_entities(doc)
+    assert [c.text for c in candidates] == [c.text for c in select_candidates(doc, "Apple fined")]
+    assert {"Tim Cook", "Brussels"} <= {e.name for e in entities}
+    assert 0 < len(candidates) <= worker.max_candidates
+
+
+def test_a_crashed_worker_is_replaced() -> None:
+    worker = NlpWorker()
+    try:
+        first = worker.pid
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _alive(first) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with pytest.raises(errors.Unavailable):
+            worker.analyse(TEXT)
+        entities, _ = worker.analyse(TEXT)  # the replacement answers
+        assert worker.pid != first
+        assert any(e.name == "Tim Cook" for e in entities)
+    finally:
+        worker.close()
+
+
+def test_the_worker_does_not_outlive_a_killed_server(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import sys, time
+        from backstory.nlp_worker import NlpWorker
+        if __name__ == "__main__":
+            w = NlpWorker()
+            print(w.pid, flush=True)
+            time.sleep(60)
+        """
+    )
+    path = tmp_path / "server.py"
+    path.write_text(script)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "server"))
+    parent = subprocess.Popen([sys.executable, str(path)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        child = int(parent.stdout.readline())
+        assert _alive(child)
+        parent.kill()  # SIGKILL: no clean-up code runs in the parent
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(child)
+    finally:
+        parent.kill()
+        parent.stdout.close()
