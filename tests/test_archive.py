@@ -96,13 +96,49 @@ async def test_older_schema_is_migrated_in_place(tmp_path: Path) -> None:
     async with SQLiteArchive(path) as a:
         old = await a.get("00000000000000aa")
         assert old is not None and old.text == "kept from version one" and old.first_seen.startswith("2020")
+        assert old.analysed is True and await a.count_pending() == 0  # v3: stories of before were analysed
         assert await a.has_canonical_url("https://old.example/")
         hits, total = await a.search("version", 5, 0)
         assert total == 1
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 3
     assert not conn.execute("SELECT name FROM sqlite_master WHERE name = 'stories_sh0'").fetchall()
+    assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'stories_pending'").fetchall()
     conn.close()
+
+
+async def test_pending_stories_are_completed_in_place(archive: SQLiteArchive) -> None:
+    text = distinct(1, "Governor Katie Hobbs ordered the evacuation of Paradise Valley.")
+    stored = await archive.upsert(record("https://n.example/a", text, analysed=False))
+    other = await archive.upsert(record("https://n.example/b", distinct(2), title="Other"))
+    assert [r.story_id for r in await archive.pending()] == [stored.story_id]
+    assert await archive.count_pending() == 1
+    done = msgspec.structs.replace(
+        stored, entities=[entity("Katie Hobbs", "PERSON")], embedding=[1.0] + [0.0] * 383, analysed=True
+    )
+    assert await archive.store_analysis(done) is True
+    assert await archive.store_analysis(done) is False  # already analysed: nothing written twice
+    got = await archive.get(stored.story_id)
+    assert got.analysed and got.entities[0].name == "Katie Hobbs" and got.embedding[0] == 1.0
+    assert (got.first_seen, got.last_seen) == (stored.first_seen, stored.last_seen)
+    assert await archive.count_pending() == 0 and await archive.get(other.story_id) is not None
+
+
+async def test_a_deleted_pending_story_stays_deleted(archive: SQLiteArchive) -> None:
+    stored = await archive.upsert(record("https://n.example/gone", distinct(3), analysed=False))
+    assert await archive.delete(stored.story_id)
+    assert await archive.store_analysis(msgspec.structs.replace(stored, analysed=True)) is False
+    assert await archive.get(stored.story_id) is None and await archive.count() == 0
+
+
+async def test_an_unanalysed_copy_never_replaces_an_analysed_story(archive: SQLiteArchive) -> None:
+    text = distinct(4, "The harbour bridge reopened after repairs.")
+    analysed = await archive.upsert(record("https://n.example/bridge", text, entities=[entity("Harbour Bridge", "FAC")]))
+    copy = await archive.upsert(record("https://mirror.example/bridge", text, analysed=False))
+    assert copy.story_id == analysed.story_id and copy.analysed and copy.entities
+    assert (await archive.get(analysed.story_id)).entities[0].name == "Harbour Bridge"
+    assert await archive.has_canonical_url("https://mirror.example/bridge")  # its URL now leads here
+    assert await archive.count_pending() == 0
 
 
 async def test_upsert_same_canonical_url_is_one_story(archive: SQLiteArchive) -> None:

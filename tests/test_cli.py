@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -44,13 +45,13 @@ def test_import_export_round_trip(tmp_path: Path, env_archive: Path, capsys) -> 
     rows.append({"url": "https://ledger.example/ai", "html": news_page(AI_TITLE, AI_PARAGRAPHS)})
     rows.append({"url": "https://broken.example/x"})  # neither text nor html: reported, not fatal
     source = write_jsonl(tmp_path / "in.jsonl", rows)
-    assert main(["import", str(source)]) == 1  # one bad line
+    assert main(["import", str(source), "--analyse"]) == 1  # one bad line
     err = capsys.readouterr().err
     assert "6/7" in err or "7/7" in err
     assert "line 7" in err
 
     # Resumable: a second run skips everything already archived and analyses nothing.
-    assert main(["import", str(source)]) == 1
+    assert main(["import", str(source), "--analyse"]) == 1
     assert "6 skipped" in capsys.readouterr().err
 
     first = tmp_path / "export1.jsonl"
@@ -59,7 +60,7 @@ def test_import_export_round_trip(tmp_path: Path, env_archive: Path, capsys) -> 
     assert len(exported) == 6
     fire = next(s for s in exported if s["url"] == "https://news.example/fire/0")
     assert fire["published"] == "2026-07-01" and fire["entities"] and fire["keyphrases"]
-    assert len(fire["embedding"]) == 384
+    assert len(fire["embedding"]) == 384 and fire["analysed"] is True
 
     # Import the export into a fresh archive, export again: byte-identical.
     fresh = tmp_path / "fresh.sqlite3"
@@ -67,6 +68,68 @@ def test_import_export_round_trip(tmp_path: Path, env_archive: Path, capsys) -> 
     second = tmp_path / "export2.jsonl"
     assert main(["export", str(second), "--archive", str(fresh)]) == 0
     assert second.read_bytes() == first.read_bytes()
+
+
+def test_import_stores_at_once_and_the_server_analyses_later(tmp_path: Path, env_archive: Path, capsys, models) -> None:
+    rows = [
+        {"url": f"https://news.example/fire/{i}", "title": title, "text": text}
+        for i, (title, text) in enumerate(FIRE_A + FIRE_B)
+    ]
+    rows.append({"url": "https://ledger.example/ai", "html": news_page(AI_TITLE, AI_PARAGRAPHS)})
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    assert main(["import", str(source)]) == 0
+    assert "in the background" in capsys.readouterr().err
+
+    # Stored at once: text, title and dates, but no names, keyphrases or embedding yet.
+    pending_export = tmp_path / "pending.jsonl"
+    assert main(["export", str(pending_export)]) == 0
+    pending = stories(pending_export)
+    assert len(pending) == len(rows)
+    assert all(s["analysed"] is False and not s["entities"] and not s["keyphrases"] and s["embedding"] is None
+               for s in pending)
+    ai = next(s for s in pending if s["url"] == "https://ledger.example/ai")
+    assert ai["title"] == AI_TITLE and ai["word_count"] > 100  # the page was extracted
+
+    # A pending export re-imports as pending, byte for byte.
+    fresh = tmp_path / "fresh.sqlite3"
+    assert main(["import", str(pending_export), "--archive", str(fresh)]) == 0
+    again = tmp_path / "again.jsonl"
+    assert main(["export", str(again), "--archive", str(fresh)]) == 0
+    assert again.read_bytes() == pending_export.read_bytes()
+
+    async def serve() -> None:
+        from litestar.testing import AsyncTestClient
+
+        from backstory.app import create_app
+        from backstory.config import Settings
+
+        from .conftest import wait_ready
+
+        async with AsyncTestClient(app=create_app(Settings(archive_path=str(env_archive)), models=models)) as client:
+            await wait_ready(client)
+            # Searchable and related by their words while they wait.
+            found = (await client.get("/api/v1/stories", params={"q": "wildfire evacuation"})).json()
+            assert found["total"] >= 1
+            deadline = time.monotonic() + 120
+            while (await client.get("/readyz")).json()["pending_analysis"]:
+                assert time.monotonic() < deadline, "the backlog was never analysed"
+                await asyncio.sleep(0.2)
+            sid = next(s["story_id"] for s in pending if s["url"] == "https://news.example/fire/0")
+            story = (await client.get(f"/api/v1/stories/{sid}")).json()
+            assert story["analysed"] is True
+            assert {"Paradise Valley", "Katie Hobbs"} & {e["name"] for e in story["entities"]}
+            assert story["keyphrases"] and story["related"]
+            assert story["related"][0]["shared_entities"]  # reasons need the names: they are there now
+
+    asyncio.run(serve())
+    done = tmp_path / "done.jsonl"
+    assert main(["export", str(done)]) == 0
+    finished = stories(done)
+    assert all(s["analysed"] and s["embedding"] for s in finished)
+    # Identity and dates are kept.
+    assert [(s["story_id"], s["first_seen"], s["last_seen"]) for s in finished] == [
+        (s["story_id"], s["first_seen"], s["last_seen"]) for s in pending
+    ]
 
 
 def test_analyze_prints_the_payload(tmp_path: Path, env_archive: Path, capsys) -> None:

@@ -66,6 +66,7 @@ class State:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.archive: Any = None
+        self.backlog: asyncio.Task | None = None  # analyses stories a bulk import stored
         self.pipeline: Any = None
         self.ready = asyncio.Event()
         self.load_error: BaseException | None = None
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None, *, models: Any = None) -> Lites
             try:
                 loaded = models if own_models is None else await own_models
                 state.pipeline = Pipeline(settings, loaded, state.archive)
+                state.backlog = asyncio.create_task(state.pipeline.run_backlog())
                 state.ready_after = time.monotonic() - state.started
                 log.info("models loaded in %.1f s", state.ready_after)
             except Exception as exc:  # reported by /readyz and on every analyze
@@ -122,13 +124,16 @@ def create_app(settings: Settings | None = None, *, models: Any = None) -> Lites
             yield
         finally:
             loader.cancel()
+            if state.backlog is not None:
+                state.backlog.cancel()
+                await asyncio.gather(state.backlog, return_exceptions=True)
             if state.pipeline is not None:
                 state.pipeline.close()
             if own_models is not None:
                 own_models.add_done_callback(lambda t: t.cancelled() or t.exception() is not None or t.result().close())
             await state.archive.close()
 
-    logging.basicConfig(level=getattr(logging, settings.log_level.upper(), logging.INFO))
+    logging.getLogger("backstory").setLevel(getattr(logging, settings.log_level.upper(), logging.INFO))
 
     cors = CORSConfig(
         allow_origins=list(settings.cors_origins),

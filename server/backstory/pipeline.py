@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import math
 import threading
 import time
@@ -24,6 +25,8 @@ from . import errors
 from .archive.base import normalize_url
 from .config import Settings
 from .schemas import AnalyzeRequest, Entity, Keyphrase, RelatedStory, Sidebar, Timings
+
+log = logging.getLogger(__name__)
 
 WORDS_PER_MINUTE = 230
 MAX_TEXT_CHARS = 1_000_000
@@ -118,7 +121,7 @@ class Analysis:
     article: Any
     keyphrases: list[Keyphrase]
     entities: list[Entity]
-    embedding: list[float]
+    embedding: list[float] | None
     timings: dict[str, float]
 
 
@@ -242,6 +245,7 @@ def sidebar_from_record(
         timings_ms=timings or Timings(),
         archived=archived,
         cached=cached,
+        analysed=record.analysed,
     )
 
 
@@ -281,7 +285,11 @@ class ResponseCache:
 
 
 class Pipeline:
-    """The analyse use case: request in, Sidebar out; shared by the API, the CLI and the scripts."""
+    """The analyse use case: request in, Sidebar out; shared by the API, the CLI and the scripts.
+
+    ``models`` may be None for a store-only pipeline (a bulk import that leaves the analysis to
+    the server): only :meth:`ingest` with ``analyse=False`` works then.
+    """
 
     def __init__(self, settings: Settings, models: Models, archive: Any) -> None:
         self.settings = settings
@@ -290,6 +298,8 @@ class Pipeline:
         self.cache = ResponseCache()
         self._pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="analyze")
         self._slots = asyncio.Semaphore(settings.workers)
+        self.active = 0  # analyses for a client, running or queued
+        self.backlog_wake = asyncio.Event()
 
     async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -304,10 +314,47 @@ class Pipeline:
         timings = Timings(**stages, related=_ms(t), total=_ms(started))
         return sidebar_from_record(record, related, timings=timings, archived=request.archive, cached=cached)
 
-    async def ingest(self, request: AnalyzeRequest, *, published: str | None = None) -> Any:
-        """Analyse and archive one story (bulk import): no related lookup."""
-        record, _, _ = await self._process(request, published=published)
-        return record
+    async def ingest(self, request: AnalyzeRequest, *, published: str | None = None, analyse: bool = True) -> Any:
+        """Archive one story (bulk import): no related lookup. With ``analyse=False`` only the
+        cheap part runs now (extraction, language, hashes, the words the related search reads)
+        and the story is stored as pending: :meth:`analyse_stored` completes it later."""
+        if analyse:
+            record, _, _ = await self._process(request, published=published)
+            return record
+        url = check_url(request.url)
+        if request.html is not None and request.text is not None:
+            raise errors.InvalidInput("send either html or text, not both")
+        if request.html is None and request.text is None:
+            raise errors.InvalidInput("a stored-for-later story needs its html or text")
+        article = await self._run(self.analyzer.extract, url=url, html=request.html, text=request.text, title=request.title)
+        if published:
+            article = msgspec.structs.replace(article, published=published)
+        if len(article.text) > MAX_TEXT_CHARS:
+            raise errors.PayloadTooLarge(f"article text is longer than {MAX_TEXT_CHARS:,} characters")
+        pending = Analysis(article=article, keyphrases=[], entities=[], embedding=None, timings={})
+        record = build_record(pending, url=url, canonical_url=normalize_url(article.canonical_url or url))
+        stored = await self.archive.upsert(msgspec.structs.replace(record, analysed=False))
+        self.backlog_wake.set()
+        return stored
+
+    async def analyse_stored(self, record: Any) -> Any:
+        """Compute what a pending story lacks (entities, keyphrases, embedding) and store it in
+        place; returns the completed record, or None when the story was deleted meanwhile."""
+        from .extract import Article
+
+        article = Article(
+            title=record.title, byline=record.byline, site_name=record.site_name, published=record.published,
+            language=record.language, text=record.text, canonical_url=record.canonical_url,
+        )
+        async with self._slots:
+            analysis = await self._run(self.analyzer.analyze_article, article)
+        done = msgspec.structs.replace(
+            record, keyphrases=analysis.keyphrases, entities=analysis.entities, embedding=analysis.embedding,
+            analysed=True,
+        )
+        stored = await self.archive.store_analysis(done)
+        self.cache.discard_story(record.story_id)
+        return done if stored else None
 
     async def _process(
         self, request: AnalyzeRequest, *, published: str | None = None
@@ -334,13 +381,19 @@ class Pipeline:
                 record = await self.archive.upsert(record)
             return record, stages, True
 
-        async with self._slots:
-            t = time.perf_counter()
-            article = await self._run(self.analyzer.extract, url=final_url, html=html, text=text, title=request.title)
-            stages["extract"] = _ms(t)
-            if published:
-                article = msgspec.structs.replace(article, published=published)
-            analysis = await self._run(self.analyzer.analyze_article, article)
+        self.active += 1  # readers first: the backlog waits while this is above zero
+        try:
+            async with self._slots:
+                t = time.perf_counter()
+                article = await self._run(
+                    self.analyzer.extract, url=final_url, html=html, text=text, title=request.title
+                )
+                stages["extract"] = _ms(t)
+                if published:
+                    article = msgspec.structs.replace(article, published=published)
+                analysis = await self._run(self.analyzer.analyze_article, article)
+        finally:
+            self.active -= 1
         stages.update(analysis.timings)
         record = build_record(analysis, url=url, canonical_url=normalize_url(article.canonical_url or final_url))
         duplicate = await self.archive.find_duplicate(record.canonical_url, record.simhash)
@@ -351,6 +404,48 @@ class Pipeline:
         self.cache.put(key, record)
         return record, stages, False
 
+    async def run_backlog(
+        self, *, batch: int = 16, parallel: int = 2, idle_poll: float = 0.1, wait: float = 30.0
+    ) -> None:
+        """Analyse pending stories (stored by a bulk import), forever, yielding to readers: a
+        story starts only while no client analysis is running or queued, and at most
+        ``parallel`` are in flight (two keep both cores busy: spaCy's process and this one).
+        Wakes up when :attr:`backlog_wake` is set (an import in this process) or every ``wait``
+        seconds (an import by another process). A story that fails is logged and skipped until
+        restart."""
+        failed: set[str] = set()
+        inflight: set[asyncio.Task] = set()
+
+        async def one(record: Any) -> None:
+            try:
+                await self.analyse_stored(record)
+            except Exception:  # noqa: BLE001 - one bad story must not stop the backlog
+                log.exception("analysing stored story %s failed; skipped until restart", record.story_id)
+                failed.add(record.story_id)
+
+        try:
+            while True:
+                records = [r for r in await self.archive.pending(limit=batch + len(failed)) if r.story_id not in failed]
+                if not records:
+                    self.backlog_wake.clear()
+                    try:
+                        await asyncio.wait_for(self.backlog_wake.wait(), wait)
+                    except asyncio.TimeoutError:
+                        pass
+                    continue
+                for record in records[:batch]:
+                    while self.active:
+                        await asyncio.sleep(idle_poll)
+                    if len(inflight) >= parallel:
+                        _, inflight = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+                    inflight.add(asyncio.create_task(one(record)))
+                if inflight:  # the next batch is read once these are stored
+                    await asyncio.wait(inflight)
+                    inflight.clear()
+        finally:
+            for task in inflight:
+                task.cancel()
+
     async def forget(self, story_id: str) -> bool:
         self.cache.discard_story(story_id)
         return await self.archive.delete(story_id)
@@ -359,5 +454,5 @@ class Pipeline:
         """Stop the worker threads (and the models too, when this pipeline owns them)."""
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.analyzer.close()
-        if models:
+        if models and self.analyzer.models is not None:
             self.analyzer.models.close()

@@ -97,6 +97,9 @@ class Sidebar(Value):
     timings_ms: Timings = Timings()
     archived: bool = False
     cached: bool = False
+    analysed: bool = True
+    """False for a story a bulk import stored whose names, keyphrases and embedding the server
+    has not computed yet (they are empty until then)."""
 
 
 class RelatedList(Value):

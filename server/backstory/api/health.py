@@ -25,6 +25,8 @@ def health_routes() -> list:
             body["status"], body["error"] = "failed", str(state.load_error)
         if state.ready_after is not None:
             body["ready_after_s"] = round(state.ready_after, 2)
+        if state.archive is not None:
+            body["pending_analysis"] = await state.archive.count_pending()  # stories a bulk import left
         return Response(body, status_code=200 if ready else 503)
 
     return [healthz, readyz]

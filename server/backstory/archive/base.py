@@ -64,6 +64,9 @@ class StoryRecord(msgspec.Struct, kw_only=True):
     content_hash: str = ""
     first_seen: str = ""
     last_seen: str = ""
+    analysed: bool = True
+    """False for a story stored by a bulk import whose entities, keyphrases and embedding are
+    still to be computed (the server does it in the background)."""
 
 
 def normalize_url(url: str) -> str:
@@ -205,6 +208,16 @@ class Archive(Protocol):
         """Store a record as it is (keeps story_id and first_seen); merges with a stored duplicate."""
 
     async def count(self) -> int: ...
+
+    async def pending(self, limit: int = 8) -> list[StoryRecord]:
+        """Stories stored but not analysed yet (``analysed`` False), oldest first."""
+        ...
+
+    async def count_pending(self) -> int: ...
+
+    async def store_analysis(self, record: StoryRecord) -> bool:
+        """Complete a pending story in place; False when it is gone or already analysed."""
+        ...
 
     async def close(self) -> None: ...
 

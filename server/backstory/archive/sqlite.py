@@ -101,12 +101,17 @@ MIGRATIONS: list[str] = [
     DROP INDEX stories_sh2;
     DROP INDEX stories_sh3;
     """,
+    # 3: bulk imports store stories at once and leave their analysis to the server's background.
+    """
+    ALTER TABLE stories ADD COLUMN analysed INTEGER NOT NULL DEFAULT 1;
+    CREATE INDEX stories_pending ON stories (id) WHERE analysed = 0;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _COLUMNS = (
     "story_id, url, canonical_url, title, byline, site_name, published, language, text, word_count, "
-    "keyphrases, entities, embedding, simhash, content_hash, first_seen, last_seen"
+    "keyphrases, entities, embedding, simhash, content_hash, first_seen, last_seen, analysed"
 )
 _SUMMARY = "story_id, url, canonical_url, title, site_name, published, first_seen, last_seen"
 _FTS_WORD = re.compile(r"\w+", re.UNICODE)
@@ -181,7 +186,7 @@ def _row_to_record(row: tuple) -> StoryRecord:
         published=row[6], language=row[7], text=row[8], word_count=row[9],
         keyphrases=_kp_decoder.decode(row[10]), entities=_ent_decoder.decode(row[11]),
         embedding=np.frombuffer(emb, dtype="<f4").tolist() if emb is not None else None,
-        simhash=row[13], content_hash=row[14], first_seen=row[15], last_seen=row[16],
+        simhash=row[13], content_hash=row[14], first_seen=row[15], last_seen=row[16], analysed=bool(row[17]),
     )
 
 
@@ -423,6 +428,12 @@ class SQLiteArchive:
             if row:  # an id taken by another canonical URL (only possible through imports)
                 existing = row[0]
         incoming = rec.canonical_url
+        if existing is not None and not rec.analysed:
+            row = conn.execute(f"SELECT {_COLUMNS} FROM stories WHERE story_id = ?", (existing,)).fetchone()
+            if row[17]:  # an unanalysed copy never replaces an analysed story: it only adds its URLs
+                for alias in (incoming, normalize_url(rec.url)):
+                    conn.execute("INSERT OR IGNORE INTO aliases (canonical_url, story_id) VALUES (?, ?)", (alias, existing))
+                return _row_to_record(row), None
         if existing is not None:
             old = conn.execute("SELECT canonical_url, first_seen, last_seen FROM stories WHERE story_id = ?", (existing,)).fetchone()
             first_seen = min(old[1], rec.first_seen) if keep_identity else old[1]
@@ -460,7 +471,7 @@ class SQLiteArchive:
             rec.story_id, rec.url, rec.canonical_url, rec.title, rec.byline, rec.site_name, rec.published,
             rec.language, rec.text, rec.word_count, _json.encode(rec.keyphrases).decode(),
             _json.encode(rec.entities).decode(), emb, rec.simhash, rec.content_hash, rec.first_seen, rec.last_seen,
-            int(ok), *simhash_bands(rec.simhash), features,
+            int(rec.analysed), int(ok), *simhash_bands(rec.simhash), features,
         )
 
     async def delete(self, story_id: str) -> bool:
@@ -489,6 +500,39 @@ class SQLiteArchive:
 
     async def count(self) -> int:
         return await self._read(lambda conn: conn.execute("SELECT count(*) FROM stories").fetchone()[0])
+
+    async def pending(self, limit: int = 8) -> list[StoryRecord]:
+        def job(conn: sqlite3.Connection):
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM stories WHERE analysed = 0 ORDER BY id LIMIT ?", (limit,)
+            ).fetchall()
+            return [_row_to_record(r) for r in rows]
+
+        return await self._read(job)
+
+    async def store_analysis(self, record: StoryRecord) -> bool:
+        """Fill in a pending story's entities, keyphrases and embedding. False (and nothing
+        written) when the story is gone or was analysed meanwhile: a delete is never undone."""
+        features = encode_features(compute_features(record.title, record.text, record.entities, record.keyphrases))
+        emb = np.asarray(record.embedding, dtype="<f4").tobytes() if record.embedding is not None else None
+
+        def job(conn: sqlite3.Connection):
+            cur = conn.execute(
+                "UPDATE stories SET keyphrases = ?, entities = ?, embedding = ?, features = ?, analysed = 1 "
+                "WHERE story_id = ? AND analysed = 0",
+                (_json.encode(record.keyphrases).decode(), _json.encode(record.entities).decode(), emb, features,
+                 record.story_id),
+            )
+            if not cur.rowcount:
+                return False, None
+            ok = simhash_usable(record.text)
+            decoded = decode_features(features)
+            return True, lambda: self.index.add(record.story_id, decoded, record.embedding, record.simhash, ok)
+
+        return await self._write(job)
+
+    async def count_pending(self) -> int:
+        return await self._read(lambda conn: conn.execute("SELECT count(*) FROM stories WHERE analysed = 0").fetchone()[0])
 
     async def search(self, q: str | None, limit: int = 20, offset: int = 0) -> tuple[list[schemas.StorySummary], int]:
         limit, offset = max(0, int(limit)), max(0, int(offset))
