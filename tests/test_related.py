@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from backstory import schemas
@@ -182,3 +183,79 @@ async def test_related_through_the_real_pipeline(models, tmp_path: Path) -> None
     finally:
         pipeline.close()
         await archive.close()
+
+
+def test_dates_named_in_a_text() -> None:
+    from backstory.archive.related import dates_in
+
+    years, months, days, weekdays = dates_in(
+        "Posted Tuesday, 26 September 2013. The flood of Dec. 14, 2008 was worse; 2,013 people and "
+        "1999.5 tonnes (12.2013) are no dates, nor is the verb in 'it may rain', but May 3 is.")
+    assert years == [2008, 2013]
+    assert months == [5, 9, 12]
+    assert days == [503, 926, 1214]  # month x 100 + day
+    assert weekdays == [1]           # Tuesday (0 = Monday)
+    assert dates_in("No dates here, 300 homes flooded.") == ([], [], [], [])
+
+
+def test_features_stored_before_dates_still_decode() -> None:
+    import msgspec
+
+    from backstory.archive.related import decode_features
+
+    old = msgspec.msgpack.encode([[["flood", 1.0]], [["lisdorf", 1.0, "Lisdorf"]], []])  # FEATURES_VERSION 1
+    f = decode_features(old)
+    assert f.terms == [("flood", 1.0)] and f.years == [] and f.days == []
+
+
+# Two floods of the same river in the same town, years apart: the same words, the same mayor.
+FLOOD_2014 = ("Varna river floods Lisdorf",
+              "Floodwaters from the Varna river swept through Lisdorf on Tuesday, March 4, 2014, forcing two hundred "
+              "families from their homes and closing the old stone bridge, mayor Ida Brenner said.")
+FLOOD_2014_LATER = ("Lisdorf counts the cost of the flood",
+                    "Families in Lisdorf began returning home on Thursday after the Varna flood of March 4, 2014. "
+                    "Mayor Ida Brenner said repairs to the stone bridge would take months.")
+FLOOD_2008 = ("Varna river floods Lisdorf",
+              "Floodwaters from the Varna river swept through Lisdorf on Sunday, October 12, 2008, forcing hundreds of "
+              "families from their homes and closing the old stone bridge, mayor Ida Brenner said.")
+
+
+def test_dates_keep_the_ranking_on_the_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A story naming another year, month and weekday ranks below one naming the query's date, even
+    though it shares more words with the query; without the date signal it would rank first."""
+    import backstory.archive.related as related
+
+    ents = [("Lisdorf", "GPE", 1), ("Varna", "LOC", 1), ("Ida Brenner", "PERSON", 1)]
+    index = RelatedIndex()
+    docs = {}
+    for i, story in enumerate([*A, *B, OTHER, (*FLOOD_2014, ents), (*FLOOD_2014_LATER, ents), (*FLOOD_2008, ents)]):
+        r = make(i, story)
+        docs[str(i)] = compute_features(r.title, r.text, r.entities, [])
+        index.add(str(i), docs[str(i)], None, None)
+    query, same_event, other_event = "6", "7", "8"
+    assert docs[query].years == [2014] and docs[other_event].years == [2008]
+
+    def ranking() -> list[str]:
+        return [h.story_id for h in index.query(docs[query], None, exclude_id=query, limit=3,
+                                                features_of=lambda ids: [docs[i] for i in ids])]
+
+    assert ranking()[:2] == [same_event, other_event]
+    monkeypatch.setattr(related, "DATE_AGREE", {})
+    monkeypatch.setattr(related, "DATE_CONFLICT", {})
+    assert ranking()[:2] == [other_event, same_event]
+    # shown scores are the plain similarity either way
+    monkeypatch.undo()
+    hits = {h.story_id: h.score for h in index.query(docs[query], None, exclude_id=query, limit=3)}
+    assert hits[other_event] > hits[same_event]
+
+
+def test_dates_named_by_one_side_only_change_nothing() -> None:
+    index = RelatedIndex()
+    plain = compute_features("Harbor fire", "Fire destroyed the Velmo harbor warehouse.", [], [])
+    dated = compute_features("Harbor fire", "Fire destroyed the Velmo harbor warehouse on May 2, 2011.", [], [])
+    index.add("plain", plain, None, None)
+    index.add("dated", dated, None, None)
+    undated_query = compute_features("Velmo fire", "A fire in the Velmo harbor warehouse.", [], [])
+    cand = np.asarray([index.slot_of["plain"], index.slot_of["dated"]])
+    assert index._dates(cand, undated_query).tolist() == [0.0, 0.0]
+    assert index._dates(cand, dated).tolist()[0] == 0.0 and index._dates(cand, dated).tolist()[1] > 0
