@@ -259,3 +259,34 @@ def test_dates_named_by_one_side_only_change_nothing() -> None:
     cand = np.asarray([index.slot_of["plain"], index.slot_of["dated"]])
     assert index._dates(cand, undated_query).tolist() == [0.0, 0.0]
     assert index._dates(cand, dated).tolist()[0] == 0.0 and index._dates(cand, dated).tolist()[1] > 0
+
+
+def test_stop_words_are_scikit_learns_list_plus_our_own() -> None:
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    from backstory.archive.related import _OWN_STOPWORDS, STOPWORDS
+
+    assert STOPWORDS == frozenset(ENGLISH_STOP_WORDS) | _OWN_STOPWORDS
+    assert {"the", "and", "said", "according"} <= STOPWORDS
+
+
+def test_bulk_load_and_one_by_one_give_the_same_ranking() -> None:
+    texts = [
+        ("Flood in Riverton", "The Lune river burst its banks in Riverton on Monday, flooding two hundred homes."),
+        ("Riverton cleans up", "Riverton residents began clearing mud after the Lune flood damaged homes."),
+        ("Chess final", "Anna Varnholt won the city chess championship final against Pavel Orsk."),
+        ("Chess prize", "The chess championship prize fund was raised; Varnholt beat Orsk in the final."),
+    ]
+    feats = [compute_features(t, x, [], []) for t, x in texts]
+    bulk, single = RelatedIndex(), RelatedIndex()
+    with bulk.bulk():
+        for i, f in enumerate(feats):
+            bulk.add(f"s{i}", f, None, None)
+    for i, f in enumerate(feats):
+        single.add(f"s{i}", f, None, None)
+    single.refresh()  # one by one, impacts use the idf of their time until a refresh
+    for i, f in enumerate(feats):
+        a = [(h.story_id, h.score) for h in bulk.query(f, None, exclude_id=f"s{i}", limit=3)]
+        b = [(h.story_id, h.score) for h in single.query(f, None, exclude_id=f"s{i}", limit=3)]
+        assert a == b and a
+    assert [h.story_id for h in bulk.query(feats[0], None, exclude_id="s0", limit=1)] == ["s1"]
