@@ -147,6 +147,7 @@ def test_thread_safe(embedder: MiniLMEmbedder) -> None:
 def test_session_options(embedder: MiniLMEmbedder) -> None:
     options = embedder._session.get_session_options()
     assert options.enable_cpu_mem_arena is False
+    assert options.enable_mem_pattern is False
     assert options.intra_op_num_threads == 1
     assert embedder._session.get_providers() == ["CPUExecutionProvider"]
 
