@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from backstory.embed import MiniLMEmbedder
-from backstory.keyphrases import Candidate, KeyphraseExtractor, Weights, phrase_key
+from backstory.keyphrases import Candidate, KeyphraseExtractor, Weights, phrase_key, select_candidates
 from backstory.nlp import load_nlp
 from backstory.schemas import Keyphrase
 
@@ -192,3 +192,20 @@ def test_extractors_share_models_across_threads(nlp, embedder: MiniLMEmbedder) -
     for i, found in enumerate(results):
         assert [k.phrase for k in found] == [k.phrase for k in expected[i % 3]]
         assert [k.score for k in found] == pytest.approx([k.score for k in expected[i % 3]], abs=1e-3)
+
+
+def test_candidates_need_only_the_tagger_and_skip_dates(nlp) -> None:
+    # The spaCy process picks candidates before NER has run: they must not depend on it.
+    text = (
+        "The Lakeport City Council met on Tuesday, Sept. 26, and again last year in March to debate "
+        "the light rail line; the salmon season opens next week."
+    )
+    tagged = nlp.make_doc(text)
+    for name, component in nlp.pipeline:
+        if name != "ner":
+            tagged = component(tagged)
+    assert not tagged.ents
+    assert [c.text for c in select_candidates(tagged)] == [c.text for c in select_candidates(nlp(text))]
+    found = {c.text.lower() for c in select_candidates(tagged)}
+    assert "light rail line" in found and "salmon season" in found
+    assert not {"tuesday", "sept", "march", "year", "week", "last year"} & found

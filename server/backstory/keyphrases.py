@@ -38,10 +38,18 @@ _STEM_LOCK = threading.Lock()
 _NOUN_TAGS = {"NN", "NNS", "NNP", "NNPS"}
 _PROPER_TAGS = {"NNP", "NNPS"}
 _MODIFIER_TAGS = {"JJ", "JJR", "JJS"} | _NOUN_TAGS
-# Dates and times named by a proper noun or a generic word ("Tuesday", "last year") are no
-# keyphrases; other words the tagger puts in a DATE ("the salmon season") stay. Numbers never
-# enter a phrase (CD is no modifier) except inside a hyphenated word ("987-foot").
-_TIME_ENTS = {"DATE", "TIME"}
+# Dates named by a calendar word ("Tuesday", "Sept.") or a generic time word ("last year") are
+# no keyphrases; other seasonal words ("the salmon season") stay. Word lists, not spaCy's DATE
+# entities: candidates are chosen after the tagger, before NER has run. Numbers never enter a
+# phrase (CD is no modifier) except inside a hyphenated word ("987-foot").
+_CALENDAR = frozenset(
+    """
+    monday tuesday wednesday thursday friday saturday sunday mon tue tues wed thu thur thurs fri sat sun
+    january february march april may june july august september october november december
+    jan feb mar apr jun jul aug sep sept oct nov dec
+    """.split()
+)
+_TIME_WORDS = frozenset("year years day days week weeks month months today yesterday tomorrow".split())
 # Nouns too generic to be a keyphrase on their own (they may still end a longer phrase).
 _GENERIC = frozenset(
     """
@@ -138,7 +146,7 @@ class _Unit:
         else:
             self.tag = last.tag_
         self.is_time = any(
-            t.ent_type_ in _TIME_ENTS and (t.tag_ in _PROPER_TAGS or t.lower_ in _GENERIC) for t in tokens
+            t.lower_ in _TIME_WORDS or (t.tag_ in _PROPER_TAGS and t.lower_.rstrip(".") in _CALENDAR) for t in tokens
         )
         self.proper = all(t.tag_ in _PROPER_TAGS or t.tag_ == "HYPH" for t in tokens)
         self.lower = self.text.lower()

@@ -9,20 +9,24 @@ process extracts the next page, embeds the document (ONNX Runtime) and ranks key
 The split also halves cold start: the child imports spaCy and loads its model while the server
 process imports the web stack, KeyBERT and ONNX Runtime.
 
-Only small, picklable results cross the pipe: :class:`schemas.Entity` lists and the chosen
-:class:`keyphrases.Candidate` objects (never a spaCy ``Doc``). The child dies with the server
+Each text is two calls, queued together: the tagger's half returns the chosen
+:class:`keyphrases.Candidate` objects at once, so the server embeds and ranks them while the
+child runs NER for the :class:`schemas.Entity` list. Only those small, picklable results cross
+the pipe, never a spaCy ``Doc``. The child dies with the server
 (it watches its parent), ignores Ctrl-C (the server stops it), and a crashed child is replaced
 on the next request.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import multiprocessing
 import os
 import signal
 import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -34,6 +38,8 @@ log = logging.getLogger(__name__)
 WARM_UP_TEXT = "Warm-up: Sam Altman met officials of the European Union in Brussels on Tuesday."
 
 _nlp: Any = None
+_docs: "OrderedDict[int, Any]" = OrderedDict()  # tagged docs waiting for their NER call
+_MAX_WAITING = 64
 
 
 # --- in the child ---------------------------------------------------------------------------
@@ -52,19 +58,37 @@ def _init_child(parent: int) -> None:
     from .nlp import load_nlp
 
     _nlp = load_nlp()
-    _analyse(WARM_UP_TEXT, None, 30)
+    _tag(-1, WARM_UP_TEXT, None, 30)
+    _entities(-1)
 
 
 def _ping() -> int:
     return os.getpid()
 
 
-def _analyse(text: str, title: str | None, max_candidates: int) -> tuple[list, list]:
-    from .entities import extract_entities
+def _tag(key: int, text: str, title: str | None, max_candidates: int) -> list:
+    """First half: tokens and POS tags, and the keyphrase candidates they give (sent back at
+    once, so the server embeds them while this process finds the names)."""
     from .keyphrases import select_candidates
 
-    doc = _nlp(text)
-    return extract_entities(doc), select_candidates(doc, title, max_candidates=max_candidates)
+    doc = _nlp.make_doc(text)
+    for name, component in _nlp.pipeline:
+        if name != "ner":
+            doc = component(doc)
+    _docs[key] = doc
+    while len(_docs) > _MAX_WAITING:
+        _docs.popitem(last=False)
+    return select_candidates(doc, title, max_candidates=max_candidates)
+
+
+def _entities(key: int) -> list:
+    """Second half: NER on the doc the matching :func:`_tag` call left, and the entity list."""
+    from .entities import extract_entities
+
+    doc = _docs.pop(key, None)
+    if doc is None:
+        raise RuntimeError("no tagged text waiting for its entities")
+    return extract_entities(_nlp.get_pipe("ner")(doc))
 
 
 # --- in the server ---------------------------------------------------------------------------
@@ -79,6 +103,7 @@ class NlpWorker:
     def __init__(self, max_candidates: int = 30) -> None:
         self.max_candidates = max_candidates
         self._lock = threading.Lock()
+        self._keys = itertools.count()
         self._pool = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
@@ -99,17 +124,50 @@ class NlpWorker:
     def pid(self) -> int:
         return self.wait_ready()
 
+    def start(self, text: str, title: str | None = None) -> "NlpJob":
+        """Queue both halves of one text; the returned job hands out each result when ready."""
+        with self._lock:
+            pool, key = self._pool, next(self._keys)
+            try:
+                tag = pool.submit(_tag, key, text, title, self.max_candidates)
+                ner = pool.submit(_entities, key)
+            except BrokenProcessPool:
+                self._restart(pool)
+                raise errors.Unavailable("the language worker restarted; try again in a few seconds") from None
+        return NlpJob(self, pool, tag, ner)
+
     def analyse(self, text: str, title: str | None = None) -> tuple[list, list]:
         """(entities, keyphrase candidates) of one article text."""
-        pool = self._pool
+        job = self.start(text, title)
+        candidates = job.candidates()
+        return job.entities(), candidates
+
+    def _restart(self, pool: ProcessPoolExecutor) -> None:
+        if self._pool is pool:
+            log.error("the spaCy worker process stopped; starting a new one")
+            self._pool = self._start()
+
+    def _result(self, pool: ProcessPoolExecutor, future: Any) -> Any:
         try:
-            return pool.submit(_analyse, text, title, self.max_candidates).result()
+            return future.result()
         except BrokenProcessPool:
             with self._lock:
-                if self._pool is pool:
-                    log.error("the spaCy worker process stopped; starting a new one")
-                    self._pool = self._start()
+                self._restart(pool)
             raise errors.Unavailable("the language worker restarted; try again in a few seconds") from None
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class NlpJob:
+    """One text in the spaCy process: :meth:`candidates` comes back after the tagger,
+    :meth:`entities` after NER."""
+
+    def __init__(self, worker: NlpWorker, pool: ProcessPoolExecutor, tag: Any, ner: Any) -> None:
+        self._worker, self._pool, self._tag, self._ner = worker, pool, tag, ner
+
+    def candidates(self) -> list:
+        return self._worker._result(self._pool, self._tag)
+
+    def entities(self) -> list:
+        return self._worker._result(self._pool, self._ner)

@@ -168,14 +168,17 @@ class Analyzer:
         doc_text = f"{article.title}\n\n{text}" if article.title else text
         embedding_future = self._side.submit(self.models.embedder.embed_document, doc_text)
         t = time.perf_counter()
-        entities, candidates = self.models.language.analyse(text, article.title)  # the spaCy process
-        timings["entities"] = _ms(t)
-        t = time.perf_counter()
+        job = self.models.language.start(text, article.title)  # the spaCy process: tagger, then NER
+        candidates = job.candidates()
+        t_kp = time.perf_counter()
+        # Embedding and ranking the candidates overlaps NER in the spaCy process.
         doc_embedding = embedding_future.result()
         keyphrases = self.models.keyphraser.extract_from(
             candidates, text, article.title, top_n=10, doc_embedding=doc_embedding
         )
-        timings["keyphrases"] = _ms(t)
+        timings["keyphrases"] = _ms(t_kp)
+        entities = job.entities()
+        timings["entities"] = _ms(t)
         return Analysis(
             article=article,
             keyphrases=keyphrases,
