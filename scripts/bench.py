@@ -425,15 +425,20 @@ def proc_tree(pid: int) -> list[int]:
 def proc_memory(pid: int) -> dict:
     """Resident memory of the server *and its children*, summed: VmRSS and VmHWM (peak) from
     /proc/PID/status, and Pss from smaps_rollup (shared pages split between the processes)."""
-    out: dict[str, Any] = {"processes": 0}
+    out: dict[str, Any] = {"processes": 0, "per_process_rss": {}}
     for p in proc_tree(pid):
         try:
+            cmd = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 key, _, value = line.partition(":")
                 if key in ("VmRSS", "VmHWM", "Threads"):
                     parts = value.split()
                     add = round(int(parts[0]) / 1024, 1) if key != "Threads" else int(parts[0])
                     out[key] = round(out.get(key, 0) + add, 1)
+                    if key == "VmRSS":
+                        role = ("server" if p == pid else "resource tracker" if "resource_tracker" in cmd
+                                else "spaCy child")
+                        out["per_process_rss"][f"{role} {p}"] = add
             for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
                 if line.startswith("Pss:"):
                     out["Pss"] = round(out.get("Pss", 0) + int(line.split()[1]) / 1024, 1)

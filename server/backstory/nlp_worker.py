@@ -1,32 +1,36 @@
-"""spaCy in a process of its own: entities and keyphrase candidates, one text at a time.
+"""spaCy in two processes of its own: the tagger (keyphrase candidates) and NER (entities).
 
-spaCy's tagger + NER is the largest CPU stage (~150 ms for an 800-word story) and it holds the
-GIL while it works, so in the server's process it kept extraction, the embeddings and the HTTP
-loop waiting: with 16 clients the server used 1.0-1.5 of its 2 cores. Here it runs in one child
-process, so the two cores really work at once: the child tags and finds names while the server
-process extracts the next page, embeds the document (ONNX Runtime) and ranks keyphrases.
+spaCy is the largest CPU stage (~165 ms for a 540-word story, ~230 ms for 800 words) and it
+holds the GIL while it works, so in the server's process it kept extraction, the embeddings and
+the HTTP loop waiting. Here it runs beside the server, split in its two independent halves
+(en_core_web_sm's NER has its own token encoder, so it needs nothing from the tagger):
 
-The split also halves cold start: the child imports spaCy and loads its model while the server
-process imports the web stack, KeyBERT and ONNX Runtime.
+* the **tagger process** (tok2vec + tagger + attribute_ruler) returns the keyphrase candidates
+  (:func:`keyphrases.select_candidates`), which the server embeds and ranks at once;
+* the **NER process** returns the entity list (:func:`entities.extract_entities`).
 
-Each text is two calls, queued together: the tagger's half returns the chosen
-:class:`keyphrases.Candidate` objects at once, so the server embeds and ranks them while the
-child runs NER for the :class:`schemas.Entity` list. Only those small, picklable results cross
-the pipe, never a spaCy ``Doc``. The child dies with the server
-(it watches its parent), ignores Ctrl-C (the server stops it), and a crashed child is replaced
-on the next request.
+Both get the text at the same time, so a story's spaCy time is the slower half (~95 ms of
+~165), and the server process extracts the next page and runs ONNX Runtime meanwhile.
+
+Start-up overlaps too: the children import spaCy and load their halves of the model while the
+server process imports the web stack, KeyBERT and ONNX Runtime.
+
+Only small, picklable results cross the pipes, never a spaCy ``Doc``. A child dies with the
+server (it watches its parent), ignores Ctrl-C (the server stops it), and a crashed one is
+replaced on the next request (that request gets a 503).
+
+The processes are started with ``spawn``: a program that loads the models from a script must
+keep its top level under ``if __name__ == "__main__":`` (the children import the main module).
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import multiprocessing
 import os
 import signal
 import threading
 import time
-from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -36,16 +40,15 @@ from . import errors
 log = logging.getLogger(__name__)
 
 WARM_UP_TEXT = "Warm-up: Sam Altman met officials of the European Union in Brussels on Tuesday."
+PARTS = ("tagger", "ner")
 
 _nlp: Any = None
-_docs: "OrderedDict[int, Any]" = OrderedDict()  # tagged docs waiting for their NER call
-_MAX_WAITING = 64
 
 
-# --- in the child ---------------------------------------------------------------------------
+# --- in a child ------------------------------------------------------------------------------
 
 
-def _init_child(parent: int) -> None:
+def _init_child(parent: int, part: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the server stops us
 
     def watch() -> None:
@@ -57,84 +60,71 @@ def _init_child(parent: int) -> None:
     global _nlp
     from .nlp import load_nlp
 
-    _nlp = load_nlp()
-    _tag(-1, WARM_UP_TEXT, None, 30)
-    _entities(-1)
+    _nlp = load_nlp(part)
+    if part == "tagger":
+        _candidates(WARM_UP_TEXT, None, 30)
+    else:
+        _entities(WARM_UP_TEXT)
 
 
 def _ping() -> int:
     return os.getpid()
 
 
-def _tag(key: int, text: str, title: str | None, max_candidates: int) -> list:
-    """First half: tokens and POS tags, and the keyphrase candidates they give (sent back at
-    once, so the server embeds them while this process finds the names)."""
+def _candidates(text: str, title: str | None, max_candidates: int) -> list:
     from .keyphrases import select_candidates
 
-    doc = _nlp.make_doc(text)
-    for name, component in _nlp.pipeline:
-        if name != "ner":
-            doc = component(doc)
-    _docs[key] = doc
-    while len(_docs) > _MAX_WAITING:
-        _docs.popitem(last=False)
-    return select_candidates(doc, title, max_candidates=max_candidates)
+    return select_candidates(_nlp(text), title, max_candidates=max_candidates)
 
 
-def _entities(key: int) -> list:
-    """Second half: NER on the doc the matching :func:`_tag` call left, and the entity list."""
+def _entities(text: str) -> list:
     from .entities import extract_entities
 
-    doc = _docs.pop(key, None)
-    if doc is None:
-        raise RuntimeError("no tagged text waiting for its entities")
-    return extract_entities(_nlp.get_pipe("ner")(doc))
+    return extract_entities(_nlp(text))
 
 
 # --- in the server ---------------------------------------------------------------------------
 
 
 class NlpWorker:
-    """The client side: :meth:`analyse` blocks the calling thread until the child answers.
-
-    Calls from several threads queue in the child (it works on one text at a time).
-    """
+    """The client side of the two processes. Calls from several threads queue in each child
+    (each works on one text at a time)."""
 
     def __init__(self, max_candidates: int = 30) -> None:
         self.max_candidates = max_candidates
         self._lock = threading.Lock()
-        self._keys = itertools.count()
-        self._pool = self._start()
+        self._ready: dict[str, Any] = {}
+        self._pools = {part: self._start(part) for part in PARTS}
 
-    def _start(self) -> ProcessPoolExecutor:
+    def _start(self, part: str) -> ProcessPoolExecutor:
         pool = ProcessPoolExecutor(
             max_workers=1,
             mp_context=multiprocessing.get_context("spawn"),  # never fork a threaded server
             initializer=_init_child,
-            initargs=(os.getpid(),),
+            initargs=(os.getpid(), part),
         )
-        self._ready = pool.submit(_ping)  # starts the child now: it loads while the caller loads
+        self._ready[part] = pool.submit(_ping)  # starts the child now: it loads while the caller loads
         return pool
 
-    def wait_ready(self, timeout: float | None = None) -> int:
-        """Block until the child has loaded spaCy; returns its process id."""
-        return self._ready.result(timeout)
+    def wait_ready(self, timeout: float | None = None) -> dict[str, int]:
+        """Block until both children have loaded their half of spaCy; their process ids."""
+        return {part: self._result(part, self._pools[part], self._ready[part], timeout) for part in PARTS}
 
     @property
-    def pid(self) -> int:
+    def pids(self) -> dict[str, int]:
         return self.wait_ready()
 
     def start(self, text: str, title: str | None = None) -> "NlpJob":
-        """Queue both halves of one text; the returned job hands out each result when ready."""
-        with self._lock:
-            pool, key = self._pool, next(self._keys)
+        """Send one text to both processes; the returned job hands out each result when ready."""
+        futures = {}
+        for part, fn, args in (("tagger", _candidates, (text, title, self.max_candidates)), ("ner", _entities, (text,))):
+            pool = self._pools[part]
             try:
-                tag = pool.submit(_tag, key, text, title, self.max_candidates)
-                ner = pool.submit(_entities, key)
+                futures[part] = (pool, pool.submit(fn, *args))
             except BrokenProcessPool:
-                self._restart(pool)
+                self._restart(part, pool)
                 raise errors.Unavailable("the language worker restarted; try again in a few seconds") from None
-        return NlpJob(self, pool, tag, ner)
+        return NlpJob(self, futures)
 
     def analyse(self, text: str, title: str | None = None) -> tuple[list, list]:
         """(entities, keyphrase candidates) of one article text."""
@@ -142,32 +132,37 @@ class NlpWorker:
         candidates = job.candidates()
         return job.entities(), candidates
 
-    def _restart(self, pool: ProcessPoolExecutor) -> None:
-        if self._pool is pool:
-            log.error("the spaCy worker process stopped; starting a new one")
-            self._pool = self._start()
+    def _restart(self, part: str, pool: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._pools[part] is pool:
+                log.error("the spaCy %s process stopped; starting a new one", part)
+                self._pools[part] = self._start(part)
 
-    def _result(self, pool: ProcessPoolExecutor, future: Any) -> Any:
+    def _result(self, part: str, pool: ProcessPoolExecutor, future: Any, timeout: float | None = None) -> Any:
         try:
-            return future.result()
+            return future.result(timeout)
         except BrokenProcessPool:
-            with self._lock:
-                self._restart(pool)
+            self._restart(part, pool)
             raise errors.Unavailable("the language worker restarted; try again in a few seconds") from None
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for pool in self._pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 class NlpJob:
-    """One text in the spaCy process: :meth:`candidates` comes back after the tagger,
-    :meth:`entities` after NER."""
+    """One text in the spaCy processes: :meth:`candidates` from the tagger, :meth:`entities`
+    from NER (they run at the same time)."""
 
-    def __init__(self, worker: NlpWorker, pool: ProcessPoolExecutor, tag: Any, ner: Any) -> None:
-        self._worker, self._pool, self._tag, self._ner = worker, pool, tag, ner
+    def __init__(self, worker: NlpWorker, futures: dict[str, tuple[ProcessPoolExecutor, Any]]) -> None:
+        self._worker, self._futures = worker, futures
+
+    def _get(self, part: str) -> Any:
+        pool, future = self._futures[part]
+        return self._worker._result(part, pool, future)
 
     def candidates(self) -> list:
-        return self._worker._result(self._pool, self._tag)
+        return self._get("tagger")
 
     def entities(self) -> list:
-        return self._worker._result(self._pool, self._ner)
+        return self._get("ner")

@@ -168,10 +168,10 @@ class Analyzer:
         doc_text = f"{article.title}\n\n{text}" if article.title else text
         embedding_future = self._side.submit(self.models.embedder.embed_document, doc_text)
         t = time.perf_counter()
-        job = self.models.language.start(text, article.title)  # the spaCy process: tagger, then NER
+        job = self.models.language.start(text, article.title)  # the spaCy processes: tagger | NER
         candidates = job.candidates()
         t_kp = time.perf_counter()
-        # Embedding and ranking the candidates overlaps NER in the spaCy process.
+        # Embedding and ranking the candidates overlaps NER in its own process.
         doc_embedding = embedding_future.result()
         keyphrases = self.models.keyphraser.extract_from(
             candidates, text, article.title, top_n=10, doc_embedding=doc_embedding
