@@ -100,3 +100,14 @@ def test_the_worker_does_not_outlive_a_killed_server(tmp_path: Path) -> None:
     finally:
         parent.kill()
         parent.stdout.close()
+
+
+def test_one_process_mode_gives_the_same_results(models) -> None:
+    single = NlpWorker(processes=1)
+    try:
+        assert list(single.pids) == ["all"] and single.pids["all"] not in models.language.pids.values()
+        assert single.analyse(TEXT, "Apple fined") == models.language.analyse(TEXT, "Apple fined")
+    finally:
+        single.close()
+    with pytest.raises(ValueError):
+        NlpWorker(processes=3)

@@ -98,7 +98,7 @@ def create_app(settings: Settings | None = None, *, models: Any = None) -> Lites
         app.state.backstory = state
         # The models start loading first (spaCy in its own process, on the other core); the
         # archive and its related index load meanwhile.
-        own_models = None if models is not None else asyncio.create_task(asyncio.to_thread(Models.load))
+        own_models = None if models is not None else asyncio.create_task(asyncio.to_thread(Models.load, settings.spacy_processes))
         try:
             state.archive = await open_archive(settings)
         except BaseException:

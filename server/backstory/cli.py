@@ -82,7 +82,7 @@ async def _pipeline(settings: Settings, archive: Any, *, models: bool = True) ->
     """A pipeline on ``archive``; ``models=False`` gives a store-only one (no models loaded)."""
     from .pipeline import Models, Pipeline
 
-    loaded = await asyncio.to_thread(Models.load) if models else None
+    loaded = await asyncio.to_thread(Models.load, settings.spacy_processes) if models else None
     return Pipeline(settings, loaded, archive)
 
 

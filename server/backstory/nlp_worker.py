@@ -63,8 +63,10 @@ def _init_child(parent: int, part: str) -> None:
     _nlp = load_nlp(part)
     if part == "tagger":
         _candidates(WARM_UP_TEXT, None, 30)
-    else:
+    elif part == "ner":
         _entities(WARM_UP_TEXT)
+    else:
+        _both(WARM_UP_TEXT, None, 30)
 
 
 def _ping() -> int:
@@ -83,18 +85,31 @@ def _entities(text: str) -> list:
     return extract_entities(_nlp(text))
 
 
+def _both(text: str, title: str | None, max_candidates: int) -> tuple[list, list]:
+    """One process for both halves (``processes=1``): one tagger + NER pass."""
+    from .entities import extract_entities
+    from .keyphrases import select_candidates
+
+    doc = _nlp(text)
+    return select_candidates(doc, title, max_candidates=max_candidates), extract_entities(doc)
+
+
 # --- in the server ---------------------------------------------------------------------------
 
 
 class NlpWorker:
-    """The client side of the two processes. Calls from several threads queue in each child
-    (each works on one text at a time)."""
+    """The client side of the processes. Calls from several threads queue in each child (each
+    works on one text at a time). ``processes=1`` runs both halves in one process: ~150 MB less
+    resident memory, ~50 ms more per 800-word story and fewer stories per second."""
 
-    def __init__(self, max_candidates: int = 30) -> None:
+    def __init__(self, max_candidates: int = 30, processes: int = 2) -> None:
+        if processes not in (1, 2):
+            raise ValueError("spaCy runs in 1 or 2 processes")
         self.max_candidates = max_candidates
+        self.parts = PARTS if processes == 2 else ("all",)
         self._lock = threading.Lock()
         self._ready: dict[str, Any] = {}
-        self._pools = {part: self._start(part) for part in PARTS}
+        self._pools = {part: self._start(part) for part in self.parts}
 
     def _start(self, part: str) -> ProcessPoolExecutor:
         pool = ProcessPoolExecutor(
@@ -108,7 +123,7 @@ class NlpWorker:
 
     def wait_ready(self, timeout: float | None = None) -> dict[str, int]:
         """Block until both children have loaded their half of spaCy; their process ids."""
-        return {part: self._result(part, self._pools[part], self._ready[part], timeout) for part in PARTS}
+        return {part: self._result(part, self._pools[part], self._ready[part], timeout) for part in self.parts}
 
     @property
     def pids(self) -> dict[str, int]:
@@ -117,7 +132,11 @@ class NlpWorker:
     def start(self, text: str, title: str | None = None) -> "NlpJob":
         """Send one text to both processes; the returned job hands out each result when ready."""
         futures = {}
-        for part, fn, args in (("tagger", _candidates, (text, title, self.max_candidates)), ("ner", _entities, (text,))):
+        if self.parts == ("all",):
+            calls = [("all", _both, (text, title, self.max_candidates))]
+        else:
+            calls = [("tagger", _candidates, (text, title, self.max_candidates)), ("ner", _entities, (text,))]
+        for part, fn, args in calls:
             pool = self._pools[part]
             try:
                 futures[part] = (pool, pool.submit(fn, *args))
@@ -158,6 +177,9 @@ class NlpJob:
         self._worker, self._futures = worker, futures
 
     def _get(self, part: str) -> Any:
+        if "all" in self._futures:
+            pool, future = self._futures["all"]
+            return self._worker._result("all", pool, future)[0 if part == "tagger" else 1]
         pool, future = self._futures[part]
         return self._worker._result(part, pool, future)
 

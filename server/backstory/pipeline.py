@@ -73,11 +73,11 @@ class Models:
         return load_nlp()
 
     @classmethod
-    def load(cls) -> "Models":
-        """Start the spaCy process, then load the rest here while it loads (two cores, two loads)."""
+    def load(cls, spacy_processes: int = 2) -> "Models":
+        """Start the spaCy processes, then load the rest here while they load."""
         from .nlp_worker import NlpWorker
 
-        language = NlpWorker()
+        language = NlpWorker(processes=spacy_processes)
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="load") as pool:
                 warm = pool.submit(_warm_up_extraction)
