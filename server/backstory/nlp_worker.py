@@ -36,11 +36,13 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from . import errors
+from .memory import release_free_memory
 
 log = logging.getLogger(__name__)
 
 WARM_UP_TEXT = "Warm-up: Sam Altman met officials of the European Union in Brussels on Tuesday."
 PARTS = ("tagger", "ner")
+TRIM_INTERVAL = 5.0  # seconds between heap trims in a child (see memory.py)
 
 _nlp: Any = None
 
@@ -76,13 +78,19 @@ def _ping() -> int:
 def _candidates(text: str, title: str | None, max_candidates: int) -> list:
     from .keyphrases import select_candidates
 
-    return select_candidates(_nlp(text), title, max_candidates=max_candidates)
+    try:
+        return select_candidates(_nlp(text), title, max_candidates=max_candidates)
+    finally:
+        release_free_memory(TRIM_INTERVAL)
 
 
 def _entities(text: str) -> list:
     from .entities import extract_entities
 
-    return extract_entities(_nlp(text))
+    try:
+        return extract_entities(_nlp(text))
+    finally:
+        release_free_memory(TRIM_INTERVAL)
 
 
 def _both(text: str, title: str | None, max_candidates: int) -> tuple[list, list]:
@@ -90,8 +98,11 @@ def _both(text: str, title: str | None, max_candidates: int) -> tuple[list, list
     from .entities import extract_entities
     from .keyphrases import select_candidates
 
-    doc = _nlp(text)
-    return select_candidates(doc, title, max_candidates=max_candidates), extract_entities(doc)
+    try:
+        doc = _nlp(text)
+        return select_candidates(doc, title, max_candidates=max_candidates), extract_entities(doc)
+    finally:
+        release_free_memory(TRIM_INTERVAL)
 
 
 # --- in the server ---------------------------------------------------------------------------

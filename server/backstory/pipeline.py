@@ -24,11 +24,13 @@ import msgspec
 from . import errors
 from .archive.base import normalize_url
 from .config import Settings
+from .memory import release_free_memory
 from .schemas import AnalyzeRequest, Entity, Keyphrase, RelatedStory, Sidebar, Timings
 
 log = logging.getLogger(__name__)
 
 WORDS_PER_MINUTE = 230
+TRIM_INTERVAL = 5.0  # seconds between heap trims when the server falls idle
 MAX_TEXT_CHARS = 1_000_000
 
 def check_url(url: str) -> str:
@@ -397,6 +399,11 @@ class Pipeline:
                 analysis = await self._run(self.analyzer.analyze_article, article)
         finally:
             self.active -= 1
+            if not self.active:  # idle: hand the request's freed heap back (rate-limited)
+                try:
+                    self._pool.submit(release_free_memory, TRIM_INTERVAL)
+                except RuntimeError:  # shutting down
+                    pass
         stages.update(analysis.timings)
         record = build_record(analysis, url=url, canonical_url=normalize_url(article.canonical_url or final_url))
         duplicate = await self.archive.find_duplicate(record.canonical_url, record.simhash)

@@ -23,6 +23,7 @@ import msgspec
 import numpy as np
 
 from .. import schemas
+from ..memory import release_free_memory
 from .base import (
     DUPLICATE_JACCARD,
     SIMHASH_CANDIDATE_DISTANCE,
@@ -120,17 +121,6 @@ _BATCH = 128
 
 class SchemaTooNew(RuntimeError):
     pass
-
-
-def release_free_memory() -> None:
-    """Give the heap's free pages back to the system after a burst of short-lived objects
-    (glibc only; elsewhere a no-op)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
@@ -373,7 +363,7 @@ class SQLiteArchive:
                     f = decode_features(feats)
                 vec = np.frombuffer(emb, dtype="<f4") if emb is not None else None
                 self.index.add(sid, f, vec, sh, bool(ok))
-        release_free_memory()
+        release_free_memory()  # the load's short-lived objects
         if stale:
             def store(wconn: sqlite3.Connection):
                 wconn.executemany("UPDATE stories SET features = ? WHERE story_id = ?", refreshed)
