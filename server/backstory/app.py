@@ -11,6 +11,7 @@ from typing import Any, AsyncIterator
 from litestar import Litestar, MediaType, Request, Response
 from litestar.config.cors import CORSConfig
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.logging.config import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
@@ -170,5 +171,8 @@ def create_app(settings: Settings | None = None, *, models: Any = None) -> Lites
         request_max_body_size=settings.max_body_bytes,
         cors_config=cors,
         openapi_config=openapi,
+        # Litestar would otherwise configure the root logger; handlers are the program's
+        # business (the CLI sets them up; tests and embedding programs keep their own).
+        logging_config=LoggingConfig(configure_root_logger=False),
         debug=False,
     )
