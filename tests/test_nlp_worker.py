@@ -111,3 +111,16 @@ def test_one_process_mode_gives_the_same_results(models) -> None:
         single.close()
     with pytest.raises(ValueError):
         NlpWorker(processes=3)
+
+
+def test_new_words_do_not_stay_in_the_vocabulary(monkeypatch) -> None:
+    import backstory.nlp_worker as worker_module
+
+    nlp = load_nlp("ner")
+    monkeypatch.setattr(worker_module, "_nlp", nlp)
+    worker_module._entities(TEXT)
+    before = len(nlp.vocab.strings)
+    names = [f"Zorvath{i} Quellmire{i}" for i in range(20)]
+    entities = worker_module._entities(" ".join(f"{n} met officials in Brussels." for n in names))
+    assert any("Zorvath" in e.name for e in entities)  # results are plain Python: they outlive the zone
+    assert len(nlp.vocab.strings) == before

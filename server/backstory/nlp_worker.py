@@ -75,11 +75,17 @@ def _ping() -> int:
     return os.getpid()
 
 
+# Each call runs in a spaCy memory zone: the words a text adds to the vocabulary are dropped
+# again when it is done (only plain Python results leave the zone), so a long-running process
+# does not grow with every new name it meets.
+
+
 def _candidates(text: str, title: str | None, max_candidates: int) -> list:
     from .keyphrases import select_candidates
 
     try:
-        return select_candidates(_nlp(text), title, max_candidates=max_candidates)
+        with _nlp.memory_zone():
+            return select_candidates(_nlp(text), title, max_candidates=max_candidates)
     finally:
         release_free_memory(TRIM_INTERVAL)
 
@@ -88,7 +94,8 @@ def _entities(text: str) -> list:
     from .entities import extract_entities
 
     try:
-        return extract_entities(_nlp(text))
+        with _nlp.memory_zone():
+            return extract_entities(_nlp(text))
     finally:
         release_free_memory(TRIM_INTERVAL)
 
@@ -99,8 +106,9 @@ def _both(text: str, title: str | None, max_candidates: int) -> tuple[list, list
     from .keyphrases import select_candidates
 
     try:
-        doc = _nlp(text)
-        return select_candidates(doc, title, max_candidates=max_candidates), extract_entities(doc)
+        with _nlp.memory_zone():
+            doc = _nlp(text)
+            return select_candidates(doc, title, max_candidates=max_candidates), extract_entities(doc)
     finally:
         release_free_memory(TRIM_INTERVAL)
 
