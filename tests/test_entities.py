@@ -193,3 +193,9 @@ def test_place_cues(nlp) -> None:
     text = "Fighting was reported near Tavildara on Monday. Troops left the town of Garm, officials said."
     doc = _doc_with(nlp, text, [("Tavildara", "PERSON", 0), ("Garm", "ORG", 0)])
     assert [(text[s:e], label) for s, e, label in entity_spans(doc)] == [("Tavildara", "GPE"), ("Garm", "GPE")]
+
+
+def test_an_amount_glued_to_a_name_is_trimmed(nlp) -> None:
+    doc = nlp("The European Commission fined Apple 1.8 billion euros over its music streaming rules.")
+    names = {e.name for e in extract_entities(doc)}
+    assert "Apple" in names and not any("billion" in n for n in names)

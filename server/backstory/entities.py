@@ -94,7 +94,10 @@ def _gaz() -> _Gazetteer:
 # --------------------------------------------------------------------------- spans
 
 _LEADING = re.compile(r"^(?:(?:the|The|THE)\s+|[\s\"'“”‘’(\[{,;:*•·-]+)")
-_TRAILING = re.compile(r"(?:\s*['’]s|(?<=s)['’]|\s+[\d.,:/-]+|\s+\.|[\s\"'“”‘’)\]},;:*•·-]+)$")
+_TRAILING = re.compile(
+    r"(?:\s*['’]s|(?<=s)['’]|\s+[\d.,:/-]+(?:\s+(?:hundred|thousand|million|billion|trillion))?|\s+\."
+    r"|[\s\"'“”‘’)\]},;:*•·-]+)$"
+)  # "Apple 1.8 billion" (an amount glued to a name) → "Apple"
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:
