@@ -58,7 +58,7 @@ def _ms(start: float) -> float:
 
 
 class Models:
-    """The heavy, shared resources: spaCy (in its own process, see :mod:`backstory.nlp_worker`),
+    """The heavy, shared resources: spaCy (in processes of its own, see :mod:`backstory.nlp_worker`),
     the ONNX embedder and the keyphrase ranker (in this process)."""
 
     def __init__(self, language: Any, embedder: Any, keyphraser: Any) -> None:
