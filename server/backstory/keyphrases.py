@@ -326,9 +326,6 @@ class KeyphraseExtractor:
 
     # --- ranking ----------------------------------------------------------------------------
 
-    def _prior(self, cand: Candidate) -> float:
-        return prior(cand, self.weights)
-
     def extract(
         self,
         doc: Any,

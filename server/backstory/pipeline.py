@@ -49,6 +49,14 @@ def check_url(url: str) -> str:
     return url.strip()
 
 
+def _checked_url(request: AnalyzeRequest) -> str:
+    """The request's URL, checked, once the request sends at most one of html and text."""
+    url = check_url(request.url)
+    if request.html is not None and request.text is not None:
+        raise errors.InvalidInput("send either html or text, not both")
+    return url
+
+
 def reading_minutes(word_count: int) -> int:
     return max(1, math.ceil(word_count / WORDS_PER_MINUTE)) if word_count else 0
 
@@ -326,9 +334,7 @@ class Pipeline:
         if analyse:
             record, _, _ = await self._process(request, published=published)
             return record
-        url = check_url(request.url)
-        if request.html is not None and request.text is not None:
-            raise errors.InvalidInput("send either html or text, not both")
+        url = _checked_url(request)
         if request.html is None and request.text is None:
             raise errors.InvalidInput("a stored-for-later story needs its html or text")
         article = await self._run(self.analyzer.extract, url=url, html=request.html, text=request.text, title=request.title)
@@ -364,10 +370,8 @@ class Pipeline:
     async def _process(
         self, request: AnalyzeRequest, *, published: str | None = None
     ) -> tuple[Any, dict[str, float], bool]:
-        url = check_url(request.url)
+        url = _checked_url(request)
         html, text, final_url = request.html, request.text, url
-        if html is not None and text is not None:
-            raise errors.InvalidInput("send either html or text, not both")
         stages: dict[str, float] = {}
         if html is None and text is None:
             from .extract import decode_html
