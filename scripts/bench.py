@@ -428,7 +428,6 @@ def proc_memory(pid: int) -> dict:
     out: dict[str, Any] = {"processes": 0, "per_process_rss": {}}
     for p in proc_tree(pid):
         try:
-            cmd = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 key, _, value = line.partition(":")
                 if key in ("VmRSS", "VmHWM", "Threads"):
@@ -436,9 +435,7 @@ def proc_memory(pid: int) -> dict:
                     add = round(int(parts[0]) / 1024, 1) if key != "Threads" else int(parts[0])
                     out[key] = round(out.get(key, 0) + add, 1)
                     if key == "VmRSS":
-                        role = ("server" if p == pid else "resource tracker" if "resource_tracker" in cmd
-                                else "spaCy child")
-                        out["per_process_rss"][f"{role} {p}"] = add
+                        out["per_process_rss"][_role(p, pid)] = add
             for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
                 if line.startswith("Pss:"):
                     out["Pss"] = round(out.get("Pss", 0) + int(line.split()[1]) / 1024, 1)
@@ -448,16 +445,32 @@ def proc_memory(pid: int) -> dict:
     return out
 
 
-def proc_cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds of a process tree (all threads), from /proc/PID/stat."""
-    total = None
+def _role(pid: int, root: int) -> str:
+    if pid == root:
+        return "server"
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "child"
+    return "resource tracker" if "resource_tracker" in cmd else f"spaCy child {pid}"
+
+
+def proc_cpu_by_process(pid: int) -> dict[str, float]:
+    """User + system CPU seconds of each process of the tree (all threads), from /proc/PID/stat."""
+    out: dict[str, float] = {}
     for p in proc_tree(pid):
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total = (total or 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            out[_role(p, pid)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         except (OSError, IndexError, ValueError):
             continue
-    return total
+    return out
+
+
+def proc_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process tree (all threads), summed."""
+    by_process = proc_cpu_by_process(pid)
+    return sum(by_process.values()) if by_process else None
 
 
 class Server:
@@ -510,6 +523,9 @@ class Server:
 
     def cpu_s(self) -> float | None:
         return proc_cpu_s(self.proc.pid) if self.proc else None
+
+    def cpu_by_process(self) -> dict[str, float]:
+        return proc_cpu_by_process(self.proc.pid) if self.proc else {}
 
     def stop(self) -> None:
         if self.proc is None:
@@ -844,8 +860,11 @@ def verdicts(report: dict) -> list[dict]:
     ld = report.get("load", {})
     if ld:
         thr, p95, errs = ld.get("throughput_per_s"), ld.get("latency_ms", {}).get("p95"), ld.get("errors")
+        cpu = ld.get("cpu_ms_per_request") or {}
         add(f"{ld.get('clients')} clients {ld.get('seconds')} s: throughput", thr, "≥ 6 /s",
-            thr >= TARGETS["load_throughput_per_s"])
+            thr >= TARGETS["load_throughput_per_s"],
+            f"{ld.get('server_cores_busy')} cores busy; CPU ms per request: "
+            + ", ".join(f"{k} {v:g}" for k, v in cpu.items()) if cpu else "")
         add("… p95 latency", p95, "≤ 2000 ms", None if p95 is None else p95 <= TARGETS["load_p95_ms"])
         add("… errors", errs, "0", errs == 0)
     for r in report.get("related_lookup", []):
@@ -1089,11 +1108,18 @@ def main(argv: list[str] | None = None) -> int:
         # 3. concurrent load
         if "load" not in args.skip and pages:
             log(f"{args.clients} clients for {args.load_seconds:.0f} s ...")
-            cpu0 = server.cpu_s()
+            cpu0 = server.cpu_by_process()
             report["load"] = measure_load(server.base, pages, args.clients, args.load_seconds, args.load_max)
-            cpu1 = server.cpu_s()
-            if cpu0 is not None and cpu1 is not None:
-                report["load"]["server_cores_busy"] = round((cpu1 - cpu0) / report["load"]["seconds"], 2)
+            cpu1 = server.cpu_by_process()
+            if cpu0 and cpu1:
+                used = {k: cpu1[k] - cpu0.get(k, 0.0) for k in cpu1}
+                report["load"]["server_cores_busy"] = round(sum(used.values()) / report["load"]["seconds"], 2)
+                # CPU per answered request, by process: where a page's cost goes under load.
+                report["load"]["cpu_ms_per_request"] = {
+                    k: round(v * 1000 / max(1, report["load"]["ok"]), 1) for k, v in sorted(used.items())
+                }
+                report["load"]["cpu_ms_per_request"]["all"] = round(
+                    sum(used.values()) * 1000 / max(1, report["load"]["ok"]), 1)
             report["load"]["loadavg"] = loadavg()
             report["memory"]["after_load"] = server.memory()
             log(f"  {report['load']['throughput_per_s']}/s, p95 {report['load']['latency_ms'].get('p95')} ms, "

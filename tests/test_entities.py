@@ -29,11 +29,10 @@ def assert_exact(doc, entities: list[Entity]) -> None:
 
 
 def test_pipeline_has_pos_tags_and_ner_without_the_parser(nlp) -> None:
-    assert set(nlp.pipe_names) == {"tok2vec", "tagger", "attribute_ruler", "ner"}
+    assert set(nlp.pipe_names) == {"tok2vec", "tagger", "ner"}
     assert nlp.max_length >= 1_000_000
     doc = nlp("Angela Merkel visited Paris on Monday.")
-    assert [t.pos_ for t in doc][:2] == ["PROPN", "PROPN"]
-    assert doc[0].tag_ == "NNP"
+    assert [t.tag_ for t in doc] == ["NNP", "NNP", "VBD", "NNP", "IN", "NNP", "."]
     assert load_nlp() is nlp
 
 

@@ -50,9 +50,24 @@ def test_two_processes_give_what_in_process_spacy_gives(models) -> None:
 
 
 def test_the_halves_load_only_their_components() -> None:
-    assert load_nlp("tagger").pipe_names == ["tok2vec", "tagger", "attribute_ruler"]
+    assert load_nlp("tagger").pipe_names == ["tok2vec", "tagger"]
     assert load_nlp("ner").pipe_names == ["ner"]
     assert extract_entities(load_nlp("ner")(TEXT)) == extract_entities(load_nlp()(TEXT))
+
+
+def test_the_attribute_ruler_changes_no_tag_the_candidates_read() -> None:
+    import spacy
+
+    from backstory.nlp import MODEL
+
+    full = spacy.load(MODEL, exclude=["parser", "lemmatizer", "senter", "ner"])
+    assert "attribute_ruler" in full.pipe_names
+    text = TEXT + " It's a well-known fact: they'd gone, hadn't they? U.S. officials, e.g. Dr. Smith, weren't sure."
+    ours = load_nlp("tagger")(text)
+    assert [t.tag_ for t in ours] == [t.tag_ for t in full(text)]
+    assert [c.text for c in select_candidates(ours, "Apple fined")] == [
+        c.text for c in select_candidates(full(text), "Apple fined")
+    ]
 
 
 @pytest.mark.parametrize("part", ["tagger", "ner"])

@@ -5,7 +5,7 @@ holds the GIL while it works, so in the server's process it kept extraction, the
 the HTTP loop waiting. Here it runs beside the server, split in its two independent halves
 (en_core_web_sm's NER has its own token encoder, so it needs nothing from the tagger):
 
-* the **tagger process** (tok2vec + tagger + attribute_ruler) returns the keyphrase candidates
+* the **tagger process** (tok2vec + tagger) returns the keyphrase candidates
   (:func:`keyphrases.select_candidates`), which the server embeds and ranks at once;
 * the **NER process** returns the entity list (:func:`entities.extract_entities`).
 
