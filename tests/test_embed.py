@@ -61,11 +61,31 @@ def test_deterministic_and_batch_equals_single(embedder: MiniLMEmbedder) -> None
     assert np.array_equal(batch[:3], single)
 
 
-def test_quantised_model_runs_one_text_at_a_time(embedder: MiniLMEmbedder) -> None:
+def test_quantised_model_runs_one_document_at_a_time(embedder: MiniLMEmbedder) -> None:
     # Dynamic quantisation scales activations per run: batching would make vectors depend on
-    # their neighbours, so the quantised embedder never batches.
+    # their neighbours, so the quantised embedder never batches documents.
     assert embedder.quantized and embedder.batch_size == 1
     assert MiniLMEmbedder(batch_size=64, cache_size=0).batch_size == 1
+
+
+def test_phrases_run_as_one_batch_close_to_their_solo_vectors(monkeypatch) -> None:
+    emb = MiniLMEmbedder(cache_size=0)
+    phrases = ["oil spill", "Exxon Valdez", "European Union officials", "cleanup", "nuclear power plant",
+               "Prince William Sound", "the coast guard", "fishing industry"]
+    runs: list[int] = []
+    real_run = emb._session.run
+    monkeypatch.setattr(emb, "_session", type("S", (), {"run": lambda self, out, feeds: (
+        runs.append(len(feeds["input_ids"])) or real_run(out, feeds))})())
+    batched = emb.embed_phrases(phrases)
+    assert runs == [len(phrases)]  # one run for the whole list
+    runs.clear()
+    solo = emb.embed(phrases)
+    assert runs == [1] * len(phrases)
+    cos = np.sum(batched * solo, axis=1)
+    assert cos.min() > 0.97 and cos.mean() > 0.985
+    assert np.allclose(np.linalg.norm(batched, axis=1), 1.0, atol=1e-5)
+    # The same list gives the same vectors again (the batch is the same).
+    assert np.array_equal(emb.embed_phrases(phrases), batched)
 
 
 def test_small_batches_give_the_same_vectors() -> None:
@@ -79,7 +99,7 @@ def test_small_batches_give_the_same_vectors() -> None:
 def test_token_budget_splits_batches() -> None:
     emb = MiniLMEmbedder(batch_size=4, max_batch_tokens=300, cache_size=0, quantize=False)
     lengths = [3, 3, 5, 8, 9, 60, 70, 100, 256, 256]
-    batches = emb._batches(list(range(len(lengths))), lengths)
+    batches = emb._batches(list(range(len(lengths))), lengths, emb.batch_size)
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
     for batch in batches:
         assert len(batch) <= 4

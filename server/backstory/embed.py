@@ -15,7 +15,7 @@ later starts load it directly. ``quantize=False`` runs the file as shipped.
 
 :class:`MiniLMEmbedder` subclasses KeyBERT's ``BaseEmbedder`` so ``KeyBERT(model=embedder)``
 uses it directly. It is safe to share between threads: ONNX Runtime's ``run`` and the Rust
-tokenizer are thread-safe, and the phrase cache is guarded by a lock.
+tokenizer are thread-safe, and the cache of short texts is guarded by a lock.
 """
 
 from __future__ import annotations
@@ -107,12 +107,13 @@ def _quantize(source: Path, workdir: Path) -> None:
 class MiniLMEmbedder(BaseEmbedder):
     """all-MiniLM-L6-v2 embeddings: ``embed(texts) -> float32 (n, 384)``, rows of norm 1.
 
-    With the quantised model (the default) every text is run on its own, so its vector never
-    depends on its neighbours. With ``quantize=False``, up to ``batch_size`` texts are run at
-    once (sorted by length so a batch pads little), and at most ``max_batch_tokens`` padded
-    tokens, which bounds the memory spent on long documents (16 × 256 tokens a run by default);
-    texts of at most ``cache_max_chars`` characters (phrases, titles) are kept in an LRU cache
-    of ``cache_size`` entries, so repeated vocabulary costs nothing the second time.
+    With the quantised model (the default) :meth:`embed` runs every text on its own, so its
+    vector never depends on its neighbours; :meth:`embed_phrases` runs one document's candidate
+    phrases as one batch. With ``quantize=False``, up to ``batch_size`` texts are run at once
+    (sorted by length so a batch pads little), and at most ``max_batch_tokens`` padded tokens,
+    which bounds the memory spent on long documents (16 × 256 tokens a run by default). In
+    :meth:`embed`, texts of at most ``cache_max_chars`` characters are kept in an LRU cache of
+    ``cache_size`` entries, so repeated short texts cost nothing the second time.
     """
 
     def __init__(
@@ -159,8 +160,12 @@ class MiniLMEmbedder(BaseEmbedder):
         self.max_tokens = max_tokens
         self.quantized = path != Path(model_path or default_model_path())
         # A dynamically quantised run scales its activations over the whole input tensor, so a
-        # text's vector would depend on the texts batched with it: run one text at a time.
+        # text's vector would depend on the texts batched with it: documents (whose vectors are
+        # stored and compared across the archive) run one at a time. Keyphrase candidates run as
+        # one batch (:meth:`embed_phrases`): a run costs ~1.3 ms before any token (450 graph
+        # nodes), so 30 single runs cost ~69 ms against ~29 for one batch.
         self.batch_size = 1 if self.quantized else max(1, batch_size)
+        self.phrase_batch_size = max(1, batch_size)
         self.max_batch_tokens = max(max_tokens, max_batch_tokens)
 
         self.cache_size = cache_size
@@ -174,13 +179,30 @@ class MiniLMEmbedder(BaseEmbedder):
     # --- public API -------------------------------------------------------------------------
 
     def embed(self, documents: Sequence[str] | Iterable[str], verbose: bool = False) -> np.ndarray:
-        """Embed texts: float32 array (n, 384), each row L2-normalised (zeros for empty text)."""
-        texts = [str(t) for t in documents]
+        """Embed texts: float32 array (n, 384), each row L2-normalised (zeros for empty text).
+
+        Each text's vector is independent of the others in the call (see ``batch_size``)."""
+        return self._embed([str(t) for t in documents], self.batch_size)
+
+    def embed_phrases(self, phrases: Sequence[str]) -> np.ndarray:
+        """Like :meth:`embed`, for one document's short candidate phrases: one batched run.
+
+        With the quantised model a phrase's vector then depends slightly on the batch (cosine
+        ≥ 0.98 of its solo vector, ~0.99 on average). The scores only rank one document's own
+        candidates against each other, and the whole list always runs together (the phrase
+        cache is not used here), so a document's keyphrases depend on that document alone, never
+        on what was analysed before. Keyphrase F1@10 on the DUC dev texts: 0.363 batched, 0.359
+        one by one.
+        """
+        return self._embed([str(t) for t in phrases], self.phrase_batch_size, cached=False)
+
+    def _embed(self, texts: list[str], batch_size: int, cached: bool = True) -> np.ndarray:
         out = np.zeros((len(texts), DIM), dtype=np.float32)
         todo: dict[str, list[int]] = {}
+        cached = cached and self.cache_size > 0
         with self._lock:
             for i, text in enumerate(texts):
-                vec = self._cache.get(text) if len(text) <= self.cache_max_chars else None
+                vec = self._cache.get(text) if cached and len(text) <= self.cache_max_chars else None
                 if vec is not None:
                     self._cache.move_to_end(text)
                     out[i] = vec
@@ -190,10 +212,10 @@ class MiniLMEmbedder(BaseEmbedder):
         if not todo:
             return out
         unique = list(todo)
-        vectors = self._encode(unique)
+        vectors = self._encode(unique, batch_size)
         for text, vec in zip(unique, vectors):
             out[todo[text]] = vec
-        if self.cache_size > 0:
+        if cached:
             with self._lock:
                 for text, vec in zip(unique, vectors):
                     if len(text) <= self.cache_max_chars:
@@ -215,12 +237,12 @@ class MiniLMEmbedder(BaseEmbedder):
 
     # --- internals --------------------------------------------------------------------------
 
-    def _encode(self, texts: list[str]) -> list[np.ndarray]:
+    def _encode(self, texts: list[str], batch_size: int = 1) -> list[np.ndarray]:
         encodings = self._tokenizer.encode_batch(texts, add_special_tokens=True)
         ids = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
         order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
         result: list[np.ndarray] = [np.zeros(DIM, dtype=np.float32)] * len(texts)
-        for batch in self._batches(order, [len(x) for x in ids]):
+        for batch in self._batches(order, [len(x) for x in ids], batch_size):
             width = max(len(ids[i]) for i in batch)
             input_ids = np.zeros((len(batch), width), dtype=np.int64)
             mask = np.zeros((len(batch), width), dtype=np.int64)
@@ -239,13 +261,13 @@ class MiniLMEmbedder(BaseEmbedder):
                     result[i] = pooled[row].copy()
         return result
 
-    def _batches(self, order: list[int], lengths: list[int]) -> list[list[int]]:
+    def _batches(self, order: list[int], lengths: list[int], batch_size: int) -> list[list[int]]:
         """Consecutive runs of ``order`` (shortest first) within both batch limits."""
         batches: list[list[int]] = []
         current: list[int] = []
         for i in order:
             # Lengths only grow along ``order``, so the newest text sets the padded width.
-            if current and (len(current) == self.batch_size or (len(current) + 1) * lengths[i] > self.max_batch_tokens):
+            if current and (len(current) == batch_size or (len(current) + 1) * lengths[i] > self.max_batch_tokens):
                 batches.append(current)
                 current = []
             current.append(i)

@@ -353,7 +353,8 @@ class KeyphraseExtractor:
         texts = [c.text for c in cands]
         if doc_embedding is None:
             doc_embedding = self.embedder.embed_document(f"{title}\n\n{text}" if title else text)
-        word_embeddings = self.embedder.embed(texts)
+        embed_phrases = getattr(self.embedder, "embed_phrases", self.embedder.embed)
+        word_embeddings = embed_phrases(texts)
         similarity = self._similarities(text, texts, np.asarray(doc_embedding, dtype=np.float32), word_embeddings)
         return self.rank(cands, similarity, top_n)
 
