@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from backstory.embed import DIM, MiniLMEmbedder, default_model_path, default_tokenizer_path, prepare_model
+from backstory.embed import DIM, PHRASE_MAX_PAD, MiniLMEmbedder, default_model_path, default_tokenizer_path, prepare_model
 
 SENTENCES = [
     "The city council approved the new light rail line after a long debate.",
@@ -77,7 +77,14 @@ def test_phrases_run_as_one_batch_close_to_their_solo_vectors(monkeypatch) -> No
     monkeypatch.setattr(emb, "_session", type("S", (), {"run": lambda self, out, feeds: (
         runs.append(len(feeds["input_ids"])) or real_run(out, feeds))})())
     batched = emb.embed_phrases(phrases)
-    assert runs == [len(phrases)]  # one run for the whole list
+    lengths = sorted(len(emb._tokenizer.encode(p).ids) for p in phrases)
+    assert sum(runs) == len(phrases) and len(runs) < len(phrases)  # a few batches, not one run each
+    # Batches hold phrases of (nearly) equal length: at most PHRASE_MAX_PAD tokens of padding.
+    start = 0
+    for size in runs:
+        group = lengths[start:start + size]
+        assert group[-1] - group[0] <= PHRASE_MAX_PAD
+        start += size
     runs.clear()
     solo = emb.embed(phrases)
     assert runs == [1] * len(phrases)
