@@ -9,7 +9,15 @@ import threading
 import numpy as np
 import pytest
 
-from backstory.embed import DIM, PHRASE_MAX_PAD, MiniLMEmbedder, default_model_path, default_tokenizer_path, prepare_model
+from backstory.embed import (
+    DIM,
+    MiniLMEmbedder,
+    default_model_path,
+    default_tokenizer_path,
+    drop_attention_mask,
+    drop_softmax_nan_guards,
+    prepare_model,
+)
 
 SENTENCES = [
     "The city council approved the new light rail line after a long debate.",
@@ -68,7 +76,7 @@ def test_quantised_model_runs_one_document_at_a_time(embedder: MiniLMEmbedder) -
     assert MiniLMEmbedder(batch_size=64, cache_size=0).batch_size == 1
 
 
-def test_phrases_run_as_one_batch_close_to_their_solo_vectors(monkeypatch) -> None:
+def test_phrases_run_in_batches_of_equal_length_close_to_their_solo_vectors(monkeypatch) -> None:
     emb = MiniLMEmbedder(cache_size=0)
     phrases = ["oil spill", "Exxon Valdez", "European Union officials", "cleanup", "nuclear power plant",
                "Prince William Sound", "the coast guard", "fishing industry"]
@@ -79,12 +87,8 @@ def test_phrases_run_as_one_batch_close_to_their_solo_vectors(monkeypatch) -> No
     batched = emb.embed_phrases(phrases)
     lengths = sorted(len(emb._tokenizer.encode(p).ids) for p in phrases)
     assert sum(runs) == len(phrases) and len(runs) < len(phrases)  # a few batches, not one run each
-    # Batches hold phrases of (nearly) equal length: at most PHRASE_MAX_PAD tokens of padding.
-    start = 0
-    for size in runs:
-        group = lengths[start:start + size]
-        assert group[-1] - group[0] <= PHRASE_MAX_PAD
-        start += size
+    # Batches hold phrases of equal token count: the prepared model is never fed padding.
+    assert runs == [lengths.count(n) for n in sorted(set(lengths))]
     runs.clear()
     solo = emb.embed(phrases)
     assert runs == [1] * len(phrases)
@@ -266,3 +270,85 @@ def test_unwritable_cache_falls_back_to_the_shipped_file(tmp_path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     assert prepare_model(default_model_path(), blocker / "cache") == default_model_path()
+
+
+# --- the lean graph: what prepare_model removes never changes a value ------------------------
+
+
+def _float_graph(tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.optimized_model_filepath = str(tmp_path / "float.onnx")
+    options.log_severity_level = 3
+    ort.InferenceSession(str(default_model_path()), sess_options=options, providers=["CPUExecutionProvider"])
+    return onnx.load(str(tmp_path / "float.onnx"))
+
+
+def _run(model, ids: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = {i.name for i in session.get_inputs()}
+    feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    return session.run(None, {k: v for k, v in feeds.items() if k in names})[0]
+
+
+def test_lean_graph_gives_bit_identical_values_without_padding(tmp_path) -> None:
+    import onnx
+
+    original = _float_graph(tmp_path)
+    lean = onnx.ModelProto()
+    lean.CopyFrom(original)
+    assert drop_softmax_nan_guards(lean.graph) == 6  # one per layer
+    assert drop_attention_mask(lean.graph) == 6
+    assert {i.name for i in lean.graph.input} == {"input_ids", "token_type_ids"}
+    assert not {n.op_type for n in lean.graph.node} & {"IsNaN", "Where"}
+    assert len(lean.graph.node) < len(original.graph.node)
+    rng = np.random.default_rng(7)
+    for shape in ((1, 5), (1, 256), (3, 9)):  # one document, a long one, a batch of equal length
+        ids = rng.integers(1000, 20000, size=shape).astype(np.int64)
+        ids[:, 0], ids[:, -1] = 101, 102
+        assert np.array_equal(_run(original, ids), _run(lean, ids))
+
+
+def test_the_prepared_model_is_never_fed_padding(embedder: MiniLMEmbedder) -> None:
+    assert embedder.quantized and not embedder.masked
+    assert "attention_mask" not in embedder._input_names
+    lengths = [3, 3, 4, 4, 4, 6, 9]
+    assert embedder._batches(list(range(len(lengths))), lengths, 64, None) == [[0, 1], [2, 3, 4], [5], [6]]
+    assert MiniLMEmbedder(cache_size=0, quantize=False).masked  # the shipped file keeps its mask
+
+
+def _tiny_graph(mask_also_scales: bool):
+    from onnx import TensorProto, helper
+
+    nodes = [
+        helper.make_node("Cast", ["attention_mask"], ["m"], to=TensorProto.FLOAT),
+        helper.make_node("Add", ["x", "m"], ["scores"]),
+        helper.make_node("Softmax", ["scores"], ["y"]),
+    ]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])]
+    if mask_also_scales:  # the mask reaches the result another way, as position ids would
+        nodes.append(helper.make_node("Mul", ["x", "m"], ["z"]))
+        outputs.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 4]))
+    graph = helper.make_graph(
+        nodes, "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4]),
+         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, [1, 4])],
+        outputs,
+    )
+    return graph
+
+
+def test_the_mask_stays_when_it_is_read_elsewhere() -> None:
+    kept = _tiny_graph(mask_also_scales=True)
+    before = kept.SerializeToString()
+    assert drop_attention_mask(kept) == 0
+    assert kept.SerializeToString() == before
+    dropped = _tiny_graph(mask_also_scales=False)
+    assert drop_attention_mask(dropped) == 1
+    assert [n.op_type for n in dropped.node] == ["Softmax"] and dropped.node[0].input[0] == "x"
+    assert [i.name for i in dropped.input] == ["x"]
