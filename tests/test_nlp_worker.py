@@ -139,3 +139,17 @@ def test_new_words_do_not_stay_in_the_vocabulary(monkeypatch) -> None:
     entities = worker_module._entities(" ".join(f"{n} met officials in Brussels." for n in names))
     assert any("Zorvath" in e.name for e in entities)  # results are plain Python: they outlive the zone
     assert len(nlp.vocab.strings) == before
+
+
+def test_capital_lines_use_the_ner_process_own_pipeline(monkeypatch) -> None:
+    # A headline in capitals is tagged again re-cased; that must not load a second pipeline
+    # (the full one) into the NER process.
+    import backstory.nlp as nlp_module
+    import backstory.nlp_worker as worker_module
+
+    ner_only = load_nlp("ner")
+    monkeypatch.setattr(nlp_module, "_nlps", {"ner": ner_only})
+    monkeypatch.setattr(worker_module, "_nlp", ner_only)
+    entities = worker_module._entities("APPLE FINED IN BRUSSELS\n\n" + TEXT)
+    assert {"Tim Cook", "Brussels"} <= {e.name for e in entities}
+    assert list(nlp_module._nlps) == ["ner"]

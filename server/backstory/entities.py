@@ -196,9 +196,9 @@ _DATELINE_PLACE = re.compile(r"^([A-Za-z][A-Za-z.' -]*?)(?:\s*,\s*[A-Za-z][A-Za-
 
 
 def _recased_spans(doc: Any, lines: list[tuple[int, int]], evidence: dict[str, str]) -> list[tuple[int, int, str]]:
-    from .nlp import load_nlp
+    from .nlp import ner_pipeline
 
-    nlp = load_nlp()
+    nlp = ner_pipeline()  # the NER process's own pipeline: never a second one loaded just for this
     text = doc.text
     gaz = _gaz()
     ner = nlp.get_pipe("ner")

@@ -45,3 +45,13 @@ def load_nlp(part: str = "all") -> Any:
                     load_gazetteer()  # the entity corrections' place names, so no reader waits for them
                 _nlps[part] = nlp
     return nlp
+
+
+def ner_pipeline() -> Any:
+    """A pipeline of this process that has ``ner`` (the full one if loaded, else the NER half,
+    loading that half if neither is)."""
+    for part in ("all", "ner"):
+        nlp = _nlps.get(part)
+        if nlp is not None:
+            return nlp
+    return load_nlp("ner")
