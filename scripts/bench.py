@@ -16,6 +16,8 @@ data is absent):
    (:func:`backstory.archive.bench.speed`, run in a child process);
 5. bulk import rate of JSON-lines text stories (``backstory import``);
 6. cold start to ``/readyz`` and the server's resident memory after warm-up (``/proc``);
+7. the floor under those figures (``scripts/floor.py``): the resident memory of the libraries
+   and models alone, and the CPU of each stage run alone;
 
 and, in the same run, the naive stack (trafilatura + KeyBERT defaults with the same MiniLM ONNX
 embedder + the full spaCy pipeline) in-process on the same texts: the ratio naive/ours and each
@@ -711,6 +713,15 @@ def measure_related(n: int, queries: int, timeout: float, mem_gb: float = 12.0) 
     return out
 
 
+def run_floor(what: str, data: Path, timeout: float) -> dict:
+    """``scripts/floor.py memory|cpu`` in a child process (see that script)."""
+    proc = subprocess.run([python(), str(ROOT / "scripts" / "floor.py"), what, "--data", str(data)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        return {"error": (proc.stderr.strip().splitlines() or [str(proc.returncode)])[-1]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 # ---------------------------------------------------------------------------------------------
 # the naive stack, in-process
 
@@ -865,7 +876,11 @@ def verdicts(report: dict) -> list[dict]:
             thr >= TARGETS["load_throughput_per_s"],
             f"{ld.get('server_cores_busy')} cores busy; CPU ms per request: "
             + ", ".join(f"{k} {v:g}" for k, v in cpu.items()) if cpu else "")
-        add("… p95 latency", p95, "≤ 2000 ms", None if p95 is None else p95 <= TARGETS["load_p95_ms"])
+        floor = report.get("floor", {}).get("cpu", {}).get("all_pages", {})
+        add("… p95 latency", p95, "≤ 2000 ms", None if p95 is None else p95 <= TARGETS["load_p95_ms"],
+            f"floor: the stages alone cost {floor.get('sum_ms')} ms CPU a page, so ≤ {floor.get('max_per_s_on_2_cores')}/s "
+            f"on 2 cores and ≥ {floor.get('mean_latency_16_clients_ms_at_least')} ms mean latency for 16 clients"
+            if floor.get("sum_ms") else "")
         add("… errors", errs, "0", errs == 0)
     for r in report.get("related_lookup", []):
         n = r.get("n")
@@ -891,7 +906,10 @@ def verdicts(report: dict) -> list[dict]:
         m = report["memory"]
         add("resident memory after warm-up (VmRSS, server + spaCy process)", mem, "≤ 450 MB", mem <= TARGETS["rss_mb"],
             f"PSS {m.get('after_warmup', {}).get('Pss')} MB; {m.get('after_warmup', {}).get('processes')} processes; "
-            f"peak after load {m.get('after_load', {}).get('VmHWM')} MB")
+            f"peak after load {m.get('after_load', {}).get('VmHWM')} MB"
+            + (f"; floor (libraries and models loaded, nothing read yet): {fl['total_two_spacy_processes_mb']} MB, "
+               f"{fl['total_one_spacy_process_mb']} MB with one spaCy process"
+               if (fl := report.get("floor", {}).get("memory", {})).get("total_two_spacy_processes_mb") else ""))
     return rows
 
 
@@ -961,6 +979,27 @@ def markdown(report: dict) -> str:
             cells = " | ".join(f"{_fmt(t.get(k, {}).get('p50'))} / {_fmt(t.get(k, {}).get('p95'))}"
                                if k in t else "—" for k in ks)
             lines.append(f"| {side} {name} | {n} | {cells} |")
+    floor = report.get("floor", {})
+    cpu = floor.get("cpu", {})
+    if cpu.get("pages_800w", {}).get("cpu_ms_p50"):
+        lines += ["", "The floor, CPU (`scripts/floor.py cpu`): each stage alone, one after the other in one process, "
+                  "ms of CPU per page (p50):", "",
+                  "| pages | n | " + " | ".join(cpu["pages_800w"]["cpu_ms_p50"]) + " | sum | ≤ /s on 2 cores | "
+                  "mean latency, 16 clients |", "|---" * (len(cpu["pages_800w"]["cpu_ms_p50"]) + 5) + "|"]
+        for name in ("pages_800w", "all_pages"):
+            c = cpu.get(name, {})
+            lines.append(f"| {name} | {c.get('pages')} | " + " | ".join(_fmt(v) for v in c["cpu_ms_p50"].values())
+                         + f" | {_fmt(c.get('sum_ms'))} | {_fmt(c.get('max_per_s_on_2_cores'))} | "
+                         f"≥ {_fmt(c.get('mean_latency_16_clients_ms_at_least'))} ms |")
+    mem = floor.get("memory", {})
+    if mem.get("processes"):
+        lines += ["", "The floor, memory (`scripts/floor.py memory`): VmRSS of fresh processes after each step (MB):", "",
+                  "| process | step | added | resident |", "|---|---|---|---|"]
+        for proc, info in mem["processes"].items():
+            for st in info["steps"]:
+                lines.append(f"| {proc} | {st['step']} | {_fmt(st['added_mb'])} | {_fmt(st['rss_mb'])} |")
+        lines.append(f"| **all** | two spaCy processes / one | | {_fmt(mem.get('total_two_spacy_processes_mb'))} / "
+                     f"{_fmt(mem.get('total_one_spacy_process_mb'))} |")
     return "\n".join(lines) + "\n"
 
 
@@ -990,7 +1029,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="address-space cap of the lookup-only child process (GB; the machine is shared)")
     p.add_argument("--fresh-related", action="store_true",
                    help="re-measure the lookup-only figures even when .bench-cache holds them for this index code")
-    p.add_argument("--skip", default="", help="comma-separated phases to skip: import,load,related,naive,cache")
+    p.add_argument("--skip", default="", help="comma-separated phases to skip: import,load,related,naive,cache,floor")
     p.add_argument("--timeout", type=float, default=3600, help="limit for each child process (s)")
     p.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
                    help="extra environment for the server process (repeatable), e.g. MALLOC_ARENA_MAX=2")
@@ -1128,6 +1167,12 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None:
             server.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+    # the floor: the fixed stack's memory and each stage's CPU, alone (scripts/floor.py)
+    if "floor" not in args.skip:
+        log("the floor: memory of what must be loaded, CPU of each stage alone ...")
+        report["floor"] = {what: run_floor(what, args.data, args.timeout) for what in ("memory", "cpu")}
+        log(f"  {report['floor']}")
 
     # 4. related lookup alone
     if "related" not in args.skip:
