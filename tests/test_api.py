@@ -209,6 +209,37 @@ async def test_related_story_between_two_pages(client: AsyncTestClient) -> None:
     assert {"OpenAI", "Meta"} <= set(payload["related"][0]["shared_entities"])
 
 
+async def test_a_repeat_click_reuses_the_related_list_until_the_archive_changes(client: AsyncTestClient) -> None:
+    archive = client.app.state.backstory.archive
+    lookups = []
+    real = archive.related
+
+    async def counting(record, limit=10):
+        lookups.append(record.story_id)
+        return await real(record, limit)
+
+    client.app.state.backstory.archive.related = counting
+    chip = {"url": "https://other.example/meta-llama", "html": news_page(CHIP_TITLE, CHIP_PARAGRAPHS, site="Other")}
+    await client.post("/api/v1/analyze", json=chip)
+    body = {"url": AI_URL, "html": ai_page()}
+    first = (await client.post("/api/v1/analyze", json=body)).json()
+    second = (await client.post("/api/v1/analyze", json=body)).json()
+    assert second["cached"] and second["related"] == first["related"]
+    assert first["related"][0]["url"] == chip["url"]
+    assert len(lookups) == 2  # the chip story's and the first AI request's; the repeat reused it
+    # A write (another story) may change the answer: the next repeat looks it up again.
+    await client.post("/api/v1/analyze", json={"url": "https://ledger.example/sport/final",
+                                               "html": news_page(SPORT_TITLE, SPORT_PARAGRAPHS)})
+    third = (await client.post("/api/v1/analyze", json=body)).json()
+    assert third["cached"] and len(lookups) == 4
+    assert third["related"][0]["url"] == chip["url"]
+    # So does a delete: the deleted story leaves the repeat's related list.
+    chip_id = first["related"][0]["story_id"]
+    assert (await client.delete(f"/api/v1/stories/{chip_id}")).status_code == 204
+    fourth = (await client.post("/api/v1/analyze", json=body)).json()
+    assert fourth["cached"] and chip_id not in [r["story_id"] for r in fourth["related"]]
+
+
 BAD_BODIES = [
     (b"{not json", 400),
     (b'{"url": "https://a.example/x", "colour": "red"}', 400),

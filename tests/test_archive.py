@@ -237,6 +237,23 @@ async def test_delete_removes_row_search_and_related(archive: SQLiteArchive) -> 
     assert await archive.count() == 0
 
 
+async def test_generation_changes_with_every_write_and_only_then(archive: SQLiteArchive) -> None:
+    g0 = archive.generation
+    a = await archive.upsert(record("https://news.example/flood", RIVER, entities=[entity("Lorrington", "GPE")]))
+    g1 = archive.generation
+    assert g1 > g0
+    probe = record("https://q.example/", "Rain again in Lorrington by the river Vell.", entities=[entity("Lorrington", "GPE")])
+    await archive.related(probe)
+    await archive.get(a.story_id)
+    await archive.search("river", 10, 0)
+    assert archive.generation == g1  # reads change nothing
+    assert await archive.delete(a.story_id)
+    assert archive.generation > g1
+    g2 = archive.generation
+    assert not await archive.delete(a.story_id)  # a write that finds nothing still counts: harmless
+    assert archive.generation >= g2
+
+
 async def test_export_import_round_trip(tmp_path: Path) -> None:
     async with SQLiteArchive(tmp_path / "a.sqlite3") as a:
         for i in range(7):

@@ -268,6 +268,9 @@ class ResponseCache:
     def __init__(self, size: int = 256) -> None:
         self.size = size
         self._items: OrderedDict[str, Any] = OrderedDict()
+        # A story's related list with the archive generation it was computed at: a repeat click
+        # reuses it while the archive has not changed (the lookup is most of a cache hit's time).
+        self._related: OrderedDict[tuple[str, str], tuple[int, list]] = OrderedDict()
         self._lock = threading.Lock()
 
     @staticmethod
@@ -291,10 +294,25 @@ class ResponseCache:
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
 
+    def related(self, record: Any, generation: int) -> list | None:
+        with self._lock:
+            hit = self._related.get((record.story_id, record.content_hash))
+            return hit[1] if hit is not None and hit[0] == generation else None
+
+    def put_related(self, record: Any, generation: int, related: list) -> None:
+        with self._lock:
+            key = (record.story_id, record.content_hash)
+            self._related[key] = (generation, related)
+            self._related.move_to_end(key)
+            while len(self._related) > self.size:
+                self._related.popitem(last=False)
+
     def discard_story(self, story_id: str) -> None:
         with self._lock:
             for key in [k for k, r in self._items.items() if r.story_id == story_id]:
                 del self._items[key]
+            for key in [k for k in self._related if k[0] == story_id]:
+                del self._related[key]
 
 
 class Pipeline:
@@ -323,7 +341,12 @@ class Pipeline:
         started = time.perf_counter()
         record, stages, cached = await self._process(request)
         t = time.perf_counter()
-        related = await self.archive.related(record, limit=10)
+        generation = getattr(self.archive, "generation", None)  # read before the lookup, never after
+        related = self.cache.related(record, generation) if cached and generation is not None else None
+        if related is None:
+            related = await self.archive.related(record, limit=10)
+            if generation is not None:
+                self.cache.put_related(record, generation, related)
         timings = Timings(**stages, related=_ms(t), total=_ms(started))
         return sidebar_from_record(record, related, timings=timings, archived=request.archive, cached=cached)
 

@@ -181,6 +181,11 @@ def prepare(record: StoryRecord) -> StoryRecord:
 class Archive(Protocol):
     """What the app needs from an archive backend. All methods are coroutines and never block the loop."""
 
+    @property
+    def generation(self) -> int:
+        """A number that changes after every write this archive object makes. While it stays the
+        same, :meth:`related` for the same record gives the same answer (the pipeline reuses it)."""
+
     async def upsert(self, record: StoryRecord) -> StoryRecord:
         """Store a story. The same canonical URL or a near-identical text is ONE story: it is updated
         (id and first_seen kept, last_seen refreshed). Returns the stored record."""

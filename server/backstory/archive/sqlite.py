@@ -205,6 +205,7 @@ class _Writer(threading.Thread):
         self.jobs: queue.Queue = queue.Queue()
         self.conn: sqlite3.Connection | None = None
         self.ready = concurrent.futures.Future()
+        self.generation = 0  # committed batches, counted after their index updates ran
 
     def submit(self, fn: Callable) -> concurrent.futures.Future:
         fut: concurrent.futures.Future = concurrent.futures.Future()
@@ -271,9 +272,10 @@ class _Writer(threading.Thread):
                 if not fut.done():
                     fut.set_exception(exc)
             return
+        results = []
         for fut, result, exc in done:
             if exc is not None:
-                fut.set_exception(exc)
+                results.append((fut, None, exc))
                 continue
             value, after = result
             try:
@@ -281,9 +283,17 @@ class _Writer(threading.Thread):
                     after()
             except BaseException as after_exc:  # noqa: BLE001
                 log.exception("archive index update failed")
-                fut.set_exception(after_exc)
+                results.append((fut, None, after_exc))
                 continue
-            fut.set_result(value)
+            results.append((fut, value, None))
+        # Counted once the index shows the whole batch and before any caller hears of it: a
+        # related list computed under an older number may miss this batch, never the reverse.
+        self.generation += 1
+        for fut, value, exc in results:
+            if exc is not None:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(value)
 
 
 class SQLiteArchive:
@@ -301,6 +311,11 @@ class SQLiteArchive:
         self._start_lock = asyncio.Lock()
         self._started = False
         self._closed = False
+
+    @property
+    def generation(self) -> int:
+        """Changes after every committed write (see :class:`backstory.archive.base.Archive`)."""
+        return self._writer.generation if self._writer is not None else 0
 
     # ---- plumbing -----------------------------------------------------------------------
     async def start(self) -> None:
