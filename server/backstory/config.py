@@ -41,7 +41,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     ] = ""
     database_url: Annotated[
         str,
-        Meta(description="postgresql://... to use PostgreSQL + pgvector instead of the SQLite file (also read from DATABASE_URL)."),
+        Meta(description="Reserved for the planned PostgreSQL + pgvector backend (also read from DATABASE_URL); not built yet, so the server refuses to start with it set."),
     ] = ""
     max_body_bytes: Annotated[
         int, Meta(ge=1024, description="Largest request body accepted (bytes); larger ones get 413.")
