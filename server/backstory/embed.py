@@ -230,9 +230,10 @@ class MiniLMEmbedder(BaseEmbedder):
 
     With the quantised model (the default) :meth:`embed` runs every text on its own, so its
     vector never depends on its neighbours; :meth:`embed_phrases` runs one document's candidate
-    phrases in a few batches of equal length. With ``quantize=False``, up to ``batch_size`` texts are run at once
-    (sorted by length so a batch pads little), and at most ``max_batch_tokens`` padded tokens,
-    which bounds the memory spent on long documents (16 × 256 tokens a run by default). In
+    phrases in a few batches of equal length. With ``quantize=False``, up to ``batch_size``
+    texts are run at once (sorted by length so a batch pads little), and at most
+    ``max_batch_tokens`` padded tokens, which bounds the memory spent on long documents
+    (16 × 256 tokens a run by default). In
     :meth:`embed`, texts of at most ``cache_max_chars`` characters are kept in an LRU cache of
     ``cache_size`` entries, so repeated short texts cost nothing the second time.
     """
@@ -314,7 +315,7 @@ class MiniLMEmbedder(BaseEmbedder):
         equal token count (a 30-phrase list has ~6 lengths).
 
         With the quantised model a phrase's vector then depends slightly on the batch (cosine
-        ≥ 0.98 of its solo vector, ~0.99 on average). The scores only rank one document's own
+        to its solo vector 0.991 on average, 0.968 at worst, over 1,195 DUC candidates). The scores only rank one document's own
         candidates against each other, and the batches are made from the document's list alone
         (the cache of short texts is not used here), so a document's keyphrases depend on that
         document alone, never on what was analysed before. Keyphrase F1@10 / F1@5 on the DUC dev
