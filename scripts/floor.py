@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -75,7 +76,7 @@ def memory() -> dict:
     for process, steps in _STEPS.items():
         proc = subprocess.run(
             [sys.executable, "-c", _CHILD, json.dumps(steps)], capture_output=True, text=True, cwd=ROOT,
-            env={**__import__("os").environ, "PYTHONPATH": env_path}, timeout=300,
+            env={**os.environ, "PYTHONPATH": env_path}, timeout=300,
         )
         if proc.returncode != 0:
             raise RuntimeError(proc.stderr.strip().splitlines()[-1])
