@@ -241,6 +241,37 @@ def test_detect_language() -> None:
     assert detect_language("Bridge.") is None
 
 
+def test_plain_english_needs_no_language_model(monkeypatch) -> None:
+    import backstory.extract as extract
+
+    monkeypatch.setattr(extract, "_langid", None)
+    assert extract.detect_language(" ".join(STORY)) == "en"
+    assert extract._langid is None  # py3langid's ~74 MB model was not loaded for it
+
+
+OTHER_LANGUAGES = {
+    "fr": "Le conseil municipal a décidé mardi soir de rénover le vieux pont du moulin pour 4,2 millions "
+          "d'euros au lieu de le remplacer par un nouvel ouvrage, après un long débat avec les habitants.",
+    "es": "El ayuntamiento decidió el martes por la noche reparar el viejo puente del molino por 4,2 millones "
+          "de euros en lugar de sustituirlo por una nueva construcción, tras un largo debate con los vecinos.",
+    "nl": "De gemeenteraad heeft dinsdagavond besloten de oude molenbrug voor 4,2 miljoen euro te herstellen "
+          "in plaats van haar te vervangen door een nieuwe brug, na een lang debat met de bewoners van de stad.",
+    "de": "Der Stadtrat hat am Dienstagabend beschlossen, die alte Mühlenbrücke für 4,2 Millionen Euro zu "
+          "sanieren, statt sie durch einen Neubau zu ersetzen, nach einer langen Debatte mit den Anwohnern.",
+}
+
+
+@pytest.mark.parametrize("code", sorted(OTHER_LANGUAGES))
+def test_other_languages_go_to_the_language_model(code: str) -> None:
+    import re
+
+    from backstory.extract import _clearly_english, detect_language
+
+    text = OTHER_LANGUAGES[code]
+    assert not _clearly_english(re.findall(r"\w+", text))
+    assert detect_language(text) == code
+
+
 def test_malformed_urls_do_not_crash() -> None:
     body = "".join(f"<p>{p}</p>" for p in STORY)
     for url in ("http://[::1", "not a url", ""):

@@ -49,6 +49,27 @@ def test_two_processes_give_what_in_process_spacy_gives(models) -> None:
     assert 0 < len(candidates) <= worker.max_candidates
 
 
+def _shared_anonymous_mb(pid: int) -> float:
+    """Memory of ``pid`` not backed by a file (heap, numpy arrays) that another process maps too."""
+    total, anonymous = 0, False
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head = line.split()
+        if head and "-" in head[0] and ":" not in head[0]:  # a mapping's first line
+            anonymous = len(head) < 6 or head[5] == "[heap]"
+        elif anonymous and line.startswith(("Shared_Clean:", "Shared_Dirty:")):
+            total += int(head[1])
+    return total / 1024
+
+
+def test_the_ner_process_is_forked_from_the_tagger_and_shares_its_memory(models) -> None:
+    pids = models.language.pids
+    parent = int(Path(f"/proc/{pids['ner']}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    assert parent == pids["tagger"]
+    # spaCy's objects and the model weights are mapped once: two spawned processes share no
+    # anonymous memory at all, these two share the loaded pipeline (~90 MB).
+    assert _shared_anonymous_mb(pids["ner"]) > 40 and _shared_anonymous_mb(pids["tagger"]) > 40
+
+
 def test_the_halves_load_only_their_components() -> None:
     assert load_nlp("tagger").pipe_names == ["tok2vec", "tagger"]
     assert load_nlp("ner").pipe_names == ["ner"]
