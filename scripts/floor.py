@@ -2,21 +2,28 @@
 """The floor under the speed and memory targets (issue 5): what the fixed stack costs before any
 code of ours adds to it. Run by ``scripts/bench.py`` (phase ``floor``), or alone:
 
-    .venv/bin/python scripts/floor.py memory          # resident memory of what must be loaded
-    .venv/bin/python scripts/floor.py cpu [--data D]   # CPU per 800-word page, stage by stage
+    .venv/bin/python scripts/floor.py memory             # resident memory of what must be loaded
+    .venv/bin/python scripts/floor.py cpu [--data D]      # CPU per page, stage by stage
+    .venv/bin/python scripts/floor.py throughput [--data D] [--seconds S]   # pages/s on 2 cores
 
 ``memory``: fresh interpreters load, step by step, what the server process must hold (the web
-stack, trafilatura and its language model, ONNX Runtime with the embedding model, KeyBERT with
-scikit-learn and SciPy) and what a spaCy process must hold; the resident size (VmRSS) after
-each step. Their sum is the least a server can use at rest, before it has read one page.
+stack, trafilatura, ONNX Runtime with the embedding model, KeyBERT with scikit-learn and SciPy,
+and py3langid's model, which is loaded only for a text that is not plainly English) and what the
+spaCy processes must hold (one loads the pipeline, the NER process is forked from it); VmRSS
+after each step, and the PSS of the spaCy pair (the pages they share counted once). Their sum is
+the least a server can use at rest, before it has read one page.
 
 ``cpu``: the CPU time of each stage a sidebar needs, run one after the other in this process on
-the extraction pages of 600-1000 words and on all of them (medians): extraction, spaCy tagger + candidates, spaCy
-NER + entities, the document embedding, the candidate embeddings + ranking. Their sum is the
-CPU one page costs on its own; on two cores, N clients that always wait see at least
-N × sum / 2 of latency on average, whatever the scheduling.
+the extraction pages of 600-1000 words and on all of them (medians): extraction, spaCy tagger +
+candidates, spaCy NER + entities, the document embedding, the candidate embeddings + ranking.
+Their sum is the CPU one page costs on its own; on two cores, N clients that always wait see at
+least N × sum / 2 of latency on average, whatever the scheduling.
 
-Both print one JSON object.
+``throughput``: two processes, one per core, each running those five stages back to back on all
+pages for ``--seconds``: the most pages per second this stack gives on this machine with no HTTP,
+no archive, no related search and no hand-over between processes.
+
+Each prints one JSON object.
 """
 
 from __future__ import annotations
@@ -34,38 +41,57 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "server") not in sys.path:
     sys.path.insert(0, str(ROOT / "server"))
 
+LANGUAGE_MODEL_STEP = "py3langid model (the first text that is not plainly English)"
 _STEPS = {
     "server": [
         ("python + numpy", "import numpy"),
         ("web stack (litestar, msgspec, uvicorn, httpx)", "import litestar, msgspec, uvicorn, httpx"),
-        ("trafilatura + warm-up (word lists, py3langid model)", "from backstory.extract import warm_up; warm_up()"),
+        ("trafilatura + warm-up (word lists)", "from backstory.extract import warm_up; warm_up()"),
         ("onnxruntime + tokenizers", "import onnxruntime, tokenizers"),
         ("keybert (scikit-learn, scipy)", "import keybert, sklearn.feature_extraction.text"),
         ("embedding model session + one 256-token run",
          "from backstory.embed import MiniLMEmbedder; e = MiniLMEmbedder(); e.embed_document('word ' * 300)"),
+        (LANGUAGE_MODEL_STEP, "from backstory.extract import detect_language; "
+         "detect_language('Der Stadtrat hat am Dienstagabend beschlossen, die alte Brücke für vier Millionen "
+         "Euro zu sanieren, statt sie durch einen Neubau zu ersetzen.')"),
     ],
-    "spaCy process (NER half)": [
+    "spaCy processes": [
         ("python + numpy", "import numpy"),
         ("spacy", "import spacy"),
-        ("en_core_web_sm NER + gazetteer", "from backstory.nlp import load_nlp; load_nlp('ner')"),
-    ],
-    "spaCy process (tagger half)": [
-        ("python + numpy", "import numpy"),
-        ("spacy", "import spacy"),
-        ("en_core_web_sm tok2vec + tagger", "from backstory.nlp import load_nlp; load_nlp('tagger')"),
+        ("en_core_web_sm tagger + NER + gazetteer, one text",
+         "from backstory.nlp_worker import _init_child; _init_child(os.getppid(), 'all')"),
+        ("the NER process forked (PSS of the two)", "pair_pss()"),
     ],
 }
 
 _CHILD = (
-    "import json, sys\n"
+    "import gc, json, os, sys, time\n"
     "def rss():\n"
     "    for line in open('/proc/self/status'):\n"
     "        if line.startswith('VmRSS:'):\n"
     "            return int(line.split()[1]) / 1024\n"
+    "def pss(pid):\n"
+    "    for line in open(f'/proc/{pid}/smaps_rollup'):\n"
+    "        if line.startswith('Pss:'):\n"
+    "            return int(line.split()[1]) / 1024\n"
+    "def pair_pss():\n"  # as nlp_worker does it: freeze, fork, the child drops the tagger half
+    "    global value\n"
+    "    gc.freeze()\n"
+    "    r, w = os.pipe()\n"
+    "    child = os.fork()\n"
+    "    if child == 0:\n"
+    "        from backstory import nlp_worker\n"
+    "        nlp_worker._nlp.select_pipes(disable=['tok2vec', 'tagger'])\n"
+    "        nlp_worker._entities(nlp_worker.WARM_UP_TEXT)\n"
+    "        os.write(w, b'x'); time.sleep(30); os._exit(0)\n"
+    "    os.read(r, 1)\n"
+    "    value = pss(os.getpid()) + pss(child)\n"
+    "    os.kill(child, 9); os.waitpid(child, 0)\n"
+    "value = None\n"
     "out = []\n"
     "for name, code in json.loads(sys.argv[1]):\n"
     "    exec(code)\n"
-    "    out.append([name, round(rss(), 1)])\n"
+    "    out.append([name, round(value if value is not None else rss(), 1)])\n"
     "print(json.dumps(out))\n"
 )
 
@@ -86,11 +112,13 @@ def memory() -> dict:
             steps_out.append({"step": name, "rss_mb": rss, "added_mb": round(rss - last, 1)})
             last = rss
         result["processes"][process] = {"steps": steps_out, "rss_mb": last}
-    two = sum(p["rss_mb"] for p in result["processes"].values())
-    result["total_two_spacy_processes_mb"] = round(two, 1)
-    result["total_one_spacy_process_mb"] = round(
-        result["processes"]["server"]["rss_mb"] + result["processes"]["spaCy process (NER half)"]["rss_mb"]
-        + sum(s["added_mb"] for s in result["processes"]["spaCy process (tagger half)"]["steps"][2:]), 1)
+    server = result["processes"]["server"]
+    spacy = result["processes"]["spaCy processes"]["steps"]
+    pair, one = spacy[-1]["rss_mb"], spacy[-2]["rss_mb"]
+    english_only = next(s["rss_mb"] - s["added_mb"] for s in server["steps"] if s["step"] == LANGUAGE_MODEL_STEP)
+    result["total_mb"] = round(server["rss_mb"] + pair, 1)
+    result["total_english_only_mb"] = round(english_only + pair, 1)
+    result["total_one_spacy_process_mb"] = round(server["rss_mb"] + one, 1)
     return result
 
 
@@ -99,58 +127,124 @@ def cpu(data: Path) -> dict:
     return {"pages_800w": cpu_stages(data, 600, 1000), "all_pages": cpu_stages(data, 0, 10**9)}
 
 
-def cpu_stages(data: Path, min_words: int, max_words: int) -> dict:
+class Stages:
+    """The five stages a sidebar needs, loaded in this process, run one after the other."""
+
+    def __init__(self) -> None:
+        from backstory.embed import MiniLMEmbedder
+        from backstory.extract import warm_up
+        from backstory.keyphrases import KeyphraseExtractor
+        from backstory.nlp import load_nlp
+
+        warm_up()
+        self.tagger, self.ner = load_nlp("tagger"), load_nlp("ner")
+        self.embedder = MiniLMEmbedder()
+        self.ranker = KeyphraseExtractor(self.embedder)
+
+    def run(self, page) -> dict[str, float] | None:
+        """CPU ms of each stage on ``page``; None when it is not an article."""
+        from backstory.entities import extract_entities
+        from backstory.extract import extract_article
+        from backstory.keyphrases import select_candidates
+
+        ms: dict[str, float] = {}
+
+        def timed(name: str, fn, *args, **kwargs):
+            c0 = time.process_time()
+            out = fn(*args, **kwargs)
+            ms[name] = (time.process_time() - c0) * 1000
+            return out
+
+        try:
+            article = timed("extraction", extract_article, page.html, page.url)
+        except Exception:  # noqa: BLE001 - pages that are not articles are not measured
+            return None
+        cands = timed("spaCy tagger + candidates", lambda: select_candidates(self.tagger(article.text), article.title))
+        timed("spaCy NER + entities", lambda: extract_entities(self.ner(article.text)))
+        doc_text = f"{article.title}\n\n{article.text}" if article.title else article.text
+        vector = timed("document embedding", self.embedder.embed_document, doc_text)
+        timed("candidate embeddings + ranking", self.ranker.extract_from, cands, article.text, article.title,
+              top_n=10, doc_embedding=vector)
+        ms["words"] = len(article.text.split())
+        return ms
+
+
+def _pages(data: Path) -> list:
     sys.path.insert(0, str(ROOT / "scripts"))
     import bench
-    from backstory.embed import MiniLMEmbedder
-    from backstory.entities import extract_entities
-    from backstory.extract import extract_article, warm_up
-    from backstory.keyphrases import KeyphraseExtractor, select_candidates
-    from backstory.nlp import load_nlp
 
-    warm_up()
-    tagger, ner = load_nlp("tagger"), load_nlp("ner")
-    embedder = MiniLMEmbedder()
-    ranker = KeyphraseExtractor(embedder)
-    stages: dict[str, list[float]] = {}
+    return bench.load_pages(data, None)
 
-    def timed(name: str, fn, *args, **kwargs):
-        c0 = time.process_time()
-        out = fn(*args, **kwargs)
-        stages.setdefault(name, []).append((time.process_time() - c0) * 1000)
-        return out
 
-    n = 0
-    for page in bench.load_pages(data, None):
-        try:
-            article = extract_article(page.html, page.url)
-        except Exception:  # noqa: BLE001 - pages that are not articles are not measured
-            continue
-        if not min_words <= len(article.text.split()) <= max_words:
-            continue
-        n += 1
-        timed("extraction", extract_article, page.html, page.url)
-        cands = timed("spaCy tagger + candidates", lambda: select_candidates(tagger(article.text), article.title))
-        timed("spaCy NER + entities", lambda: extract_entities(ner(article.text)))
-        doc_text = f"{article.title}\n\n{article.text}" if article.title else article.text
-        vector = timed("document embedding", embedder.embed_document, doc_text)
-        timed("candidate embeddings + ranking", ranker.extract_from, cands, article.text, article.title,
-              top_n=10, doc_embedding=vector)
-    medians = {k: round(statistics.median(v), 1) for k, v in stages.items()}
+def cpu_stages(data: Path, min_words: int, max_words: int) -> dict:
+    stages = Stages()
+    runs = [r for r in map(stages.run, _pages(data)) if r and min_words <= r.pop("words") <= max_words]
+    medians = {k: round(statistics.median(r[k] for r in runs), 1) for k in (runs[0] if runs else {})}
     total = round(sum(medians.values()), 1)
     return {
-        "pages": n, "cpu_ms_p50": medians, "sum_ms": total,
+        "pages": len(runs), "cpu_ms_p50": medians, "sum_ms": total,
         "max_per_s_on_2_cores": round(2000 / total, 2) if total else None,
         "mean_latency_16_clients_ms_at_least": round(16 * total / 2, 0),
     }
 
 
+def _throughput_worker(data: str, seconds: float, offset: int, ready, go, results) -> None:
+    stages = Stages()
+    pages = _pages(Path(data))
+    pages = pages[offset:] + pages[:offset]
+    stages.run(pages[0])  # warm
+    ready.put(os.getpid())
+    go.wait()
+    n, i, cpu = 0, 0, 0.0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        run = stages.run(pages[i % len(pages)])
+        i += 1
+        if run:
+            run.pop("words")
+            n += 1
+            cpu += sum(run.values())
+    results.put({"pages": n, "seconds": time.perf_counter() - start, "cpu_ms": cpu})
+
+
+def throughput(data: Path, seconds: float = 25.0, processes: int = 2) -> dict:
+    """:class:`Stages` back to back in ``processes`` processes at once (spawned, each its own
+    models), started together after all have loaded: pages per second and CPU per page."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    ready, results, go = ctx.Queue(), ctx.Queue(), ctx.Event()
+    count = len(_pages(data))
+    procs = [ctx.Process(target=_throughput_worker, args=(str(data), seconds, k * count // processes, ready, go, results))
+             for k in range(processes)]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        ready.get(timeout=300)
+    go.set()
+    rows = [results.get(timeout=seconds + 300) for _ in procs]
+    for p in procs:
+        p.join()
+    pages = sum(r["pages"] for r in rows)
+    return {
+        "processes": processes, "seconds": round(max(r["seconds"] for r in rows), 1), "pages": pages,
+        "pages_per_s": round(pages / max(r["seconds"] for r in rows), 2),
+        "cpu_ms_per_page": round(sum(r["cpu_ms"] for r in rows) / pages, 1) if pages else None,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("what", choices=["memory", "cpu"])
+    p.add_argument("what", choices=["memory", "cpu", "throughput"])
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    p.add_argument("--seconds", type=float, default=25.0, help="length of the throughput run")
     args = p.parse_args(argv)
-    print(json.dumps(memory() if args.what == "memory" else cpu(args.data)))
+    if args.what == "memory":
+        print(json.dumps(memory()))
+    elif args.what == "cpu":
+        print(json.dumps(cpu(args.data)))
+    else:
+        print(json.dumps(throughput(args.data, args.seconds)))
     return 0
 
 
