@@ -174,3 +174,16 @@ def test_capital_lines_use_the_ner_process_own_pipeline(monkeypatch) -> None:
     entities = worker_module._entities("APPLE FINED IN BRUSSELS\n\n" + TEXT)
     assert {"Tim Cook", "Brussels"} <= {e.name for e in entities}
     assert list(nlp_module._nlps) == ["ner"]
+
+
+def test_without_fork_one_process_runs_both_halves(monkeypatch) -> None:
+    import backstory.nlp_worker as worker_module
+
+    monkeypatch.delattr(worker_module.os, "fork")
+    worker = NlpWorker(processes=2)
+    try:
+        assert list(worker.pids) == ["all"]
+        entities, candidates = worker.analyse(TEXT, "Apple fined")
+        assert any(e.name == "Tim Cook" for e in entities) and candidates
+    finally:
+        worker.close()

@@ -77,6 +77,7 @@ def _init_child(parent: int, part: str, ner_end: Any = None) -> None:
     _nlp = load_nlp("all")
     _both(WARM_UP_TEXT, None, 30)
     if part == "tagger":
+        gc.collect()
         gc.freeze()  # the model's objects are shared with the NER process from here on
         if os.fork() == 0:
             _serve_ner(ner_end, os.getppid())  # never returns
@@ -211,6 +212,9 @@ class NlpWorker:
     def __init__(self, max_candidates: int = 30, processes: int = 2) -> None:
         if processes not in (1, 2):
             raise ValueError("spaCy runs in 1 or 2 processes")
+        if processes == 2 and not hasattr(os, "fork"):  # the NER process is forked from the tagger's
+            log.warning("no fork() on this platform: spaCy runs in one process")
+            processes = 1
         self.max_candidates = max_candidates
         self.parts = PARTS if processes == 2 else ("all",)
         self._lock = threading.Lock()
