@@ -10,7 +10,8 @@ code of ours adds to it. Run by ``scripts/bench.py`` (phase ``floor``), or alone
 stack, trafilatura, ONNX Runtime with the embedding model, KeyBERT with scikit-learn and SciPy,
 and py3langid's model, which is loaded only for a text that is not plainly English) and what the
 spaCy processes must hold (one loads the pipeline, the NER process is forked from it); VmRSS
-after each step, and the PSS of the spaCy pair (the pages they share counted once). Their sum is
+after each step, and for the spaCy pair the loader's VmRSS plus the forked process's private pages
+(the pages they share counted once). Their sum is
 the least a server can use at rest, before it has read one page.
 
 ``cpu``: the CPU time of each stage a sidebar needs, run one after the other in this process on
@@ -60,7 +61,7 @@ _STEPS = {
         ("spacy", "import spacy"),
         ("en_core_web_sm tagger + NER + gazetteer, one text",
          "from backstory.nlp_worker import _init_child; _init_child(os.getppid(), 'all')"),
-        ("the NER process forked (PSS of the two)", "pair_pss()"),
+        ("the NER process forked (its private pages added)", "pair()"),
     ],
 }
 
@@ -70,11 +71,13 @@ _CHILD = (
     "    for line in open('/proc/self/status'):\n"
     "        if line.startswith('VmRSS:'):\n"
     "            return int(line.split()[1]) / 1024\n"
-    "def pss(pid):\n"
+    "def private(pid):\n"
+    "    kb = 0\n"
     "    for line in open(f'/proc/{pid}/smaps_rollup'):\n"
-    "        if line.startswith('Pss:'):\n"
-    "            return int(line.split()[1]) / 1024\n"
-    "def pair_pss():\n"  # as nlp_worker does it: freeze, fork, the child drops the tagger half
+    "        if line.startswith(('Private_Clean:', 'Private_Dirty:')):\n"
+    "            kb += int(line.split()[1])\n"
+    "    return kb / 1024\n"
+    "def pair():\n"  # as nlp_worker does it: freeze, fork, the child drops the tagger half
     "    global value\n"
     "    gc.freeze()\n"
     "    r, w = os.pipe()\n"
@@ -85,7 +88,7 @@ _CHILD = (
     "        nlp_worker._entities(nlp_worker.WARM_UP_TEXT)\n"
     "        os.write(w, b'x'); time.sleep(30); os._exit(0)\n"
     "    os.read(r, 1)\n"
-    "    value = pss(os.getpid()) + pss(child)\n"
+    "    value = rss() + private(child)\n"
     "    os.kill(child, 9); os.waitpid(child, 0)\n"
     "value = None\n"
     "out = []\n"
