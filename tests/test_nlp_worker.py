@@ -187,3 +187,15 @@ def test_without_fork_one_process_runs_both_halves(monkeypatch) -> None:
         assert any(e.name == "Tim Cook" for e in entities) and candidates
     finally:
         worker.close()
+
+
+def test_an_error_in_the_ner_process_reaches_the_caller_and_the_process_stays(models) -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
+    worker = models.language
+    pid = worker.pids["ner"]
+    with pytest.raises(Exception) as failure:
+        worker._handles["ner"].submit(12345).result(30)  # not a text: spaCy raises in the child
+    assert not isinstance(failure.value, BrokenProcessPool)
+    entities, _ = worker.analyse(TEXT)
+    assert worker.pids["ner"] == pid and any(e.name == "Tim Cook" for e in entities)
