@@ -233,12 +233,13 @@ class NlpWorker:
             initializer=_init_child,
             initargs=(os.getpid(), first, ner_end),
         )
-        self._handles: dict[str, Any] = {first: pool}
-        self._ready: dict[str, Future] = {first: pool.submit(_ping)}  # starts the child: it loads while we load
+        handles: dict[str, Any] = {first: pool}
+        ready: dict[str, Future] = {first: pool.submit(_ping)}  # starts the child: it loads while we load
         if ner_pipe is not None:
             ner_end.close()  # the child has its copy: the NER process alone holds that end now
-            self._handles["ner"] = ner_pipe
-            self._ready["ner"] = ner_pipe.submit(None)
+            handles["ner"] = ner_pipe
+            ready["ner"] = ner_pipe.submit(None)
+        self._handles, self._ready = handles, ready  # callers never see half a pair
 
     def wait_ready(self, timeout: float | None = None) -> dict[str, int]:
         """Block until the children have loaded spaCy; their process ids."""
