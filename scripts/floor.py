@@ -61,40 +61,19 @@ _STEPS = {
         ("spacy", "import spacy"),
         ("en_core_web_sm tagger + NER + gazetteer, one text",
          "from backstory.nlp_worker import _init_child; _init_child(os.getppid(), 'all')"),
-        ("the NER process forked (its private pages added)", "pair()"),
     ],
 }
 
 _CHILD = (
-    "import gc, json, os, sys, time\n"
+    "import json, os, sys\n"
     "def rss():\n"
     "    for line in open('/proc/self/status'):\n"
     "        if line.startswith('VmRSS:'):\n"
     "            return int(line.split()[1]) / 1024\n"
-    "def private(pid):\n"
-    "    kb = 0\n"
-    "    for line in open(f'/proc/{pid}/smaps_rollup'):\n"
-    "        if line.startswith(('Private_Clean:', 'Private_Dirty:')):\n"
-    "            kb += int(line.split()[1])\n"
-    "    return kb / 1024\n"
-    "def pair():\n"  # as nlp_worker does it: freeze, fork, the child drops the tagger half
-    "    global value\n"
-    "    gc.freeze()\n"
-    "    r, w = os.pipe()\n"
-    "    child = os.fork()\n"
-    "    if child == 0:\n"
-    "        from backstory import nlp_worker\n"
-    "        nlp_worker._nlp.select_pipes(disable=['tok2vec', 'tagger'])\n"
-    "        nlp_worker._entities(nlp_worker.WARM_UP_TEXT)\n"
-    "        os.write(w, b'x'); time.sleep(30); os._exit(0)\n"
-    "    os.read(r, 1)\n"
-    "    value = rss() + private(child)\n"
-    "    os.kill(child, 9); os.waitpid(child, 0)\n"
-    "value = None\n"
     "out = []\n"
     "for name, code in json.loads(sys.argv[1]):\n"
     "    exec(code)\n"
-    "    out.append([name, round(value if value is not None else rss(), 1)])\n"
+    "    out.append([name, round(rss(), 1)])\n"
     "print(json.dumps(out))\n"
 )
 
@@ -115,14 +94,39 @@ def memory() -> dict:
             steps_out.append({"step": name, "rss_mb": rss, "added_mb": round(rss - last, 1)})
             last = rss
         result["processes"][process] = {"steps": steps_out, "rss_mb": last}
-    server = result["processes"]["server"]
+    # The pair as the server runs it: the tagger process loads, the NER process is forked from it.
+    from backstory.nlp_worker import NlpWorker
+
+    worker = NlpWorker()
+    try:
+        pids = worker.pids
+        pair = _status_mb(pids["tagger"], "VmRSS") + _private_mb(pids["ner"])
+    finally:
+        worker.close()
     spacy = result["processes"]["spaCy processes"]["steps"]
-    pair, one = spacy[-1]["rss_mb"], spacy[-2]["rss_mb"]
+    one = spacy[-1]["rss_mb"]
+    spacy.append({"step": "the NER process forked from it (its private pages added)", "rss_mb": round(pair, 1),
+                  "added_mb": round(pair - one, 1)})
+    result["processes"]["spaCy processes"]["rss_mb"] = round(pair, 1)
+    server = result["processes"]["server"]
     english_only = next(s["rss_mb"] - s["added_mb"] for s in server["steps"] if s["step"] == LANGUAGE_MODEL_STEP)
     result["total_mb"] = round(server["rss_mb"] + pair, 1)
     result["total_english_only_mb"] = round(english_only + pair, 1)
     result["total_one_spacy_process_mb"] = round(server["rss_mb"] + one, 1)
     return result
+
+
+def _status_mb(pid: int, key: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(key)
+
+
+def _private_mb(pid: int) -> float:
+    kb = sum(int(line.split()[1]) for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+             if line.startswith(("Private_Clean:", "Private_Dirty:")))
+    return kb / 1024
 
 
 def cpu(data: Path) -> dict:
