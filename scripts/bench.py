@@ -1012,7 +1012,9 @@ def markdown(report: dict) -> str:
     floor = report.get("floor", {})
     cpu = floor.get("cpu", {})
     if cpu.get("pages_800w", {}).get("cpu_ms_p50"):
-        lines += ["", "The floor, CPU (`scripts/floor.py cpu`): each stage alone, one after the other in one process, "
+        lines += ["", "The floor, CPU (`scripts/floor.py cpu`; sums of medians, and the mean page costs more, so the "
+                  "rate below is an upper bound: the 16-client row gives the stages-alone rate measured): "
+                  "each stage alone, one after the other in one process, "
                   "ms of CPU per page (p50):", "",
                   "| pages | n | " + " | ".join(cpu["pages_800w"]["cpu_ms_p50"]) + " | sum | ≤ /s on 2 cores | "
                   "mean latency, 16 clients |", "|---" * (len(cpu["pages_800w"]["cpu_ms_p50"]) + 5) + "|"]
