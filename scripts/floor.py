@@ -185,7 +185,11 @@ def _pages(data: Path) -> list:
 
 def cpu_stages(data: Path, min_words: int, max_words: int) -> dict:
     stages = Stages()
-    runs = [r for r in map(stages.run, _pages(data)) if r and min_words <= r.pop("words") <= max_words]
+    runs = []
+    for page in _pages(data):
+        run = stages.run(page)
+        if run and min_words <= run.pop("words") <= max_words:
+            runs.append(run)
     medians = {k: round(statistics.median(r[k] for r in runs), 1) for k in (runs[0] if runs else {})}
     total = round(sum(medians.values()), 1)
     return {

