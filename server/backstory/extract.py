@@ -136,11 +136,10 @@ def _html_lang(tree) -> str | None:
     return None
 
 
-_langid = None
-
 # Words that make up a third or more of any English news text and almost nothing in other
 # languages ("the" alone is 4-7% of English words). A text this English is "en" without
-# py3langid, whose model (~74 MB resident) is then loaded only for the first page that is not.
+# py3langid's model (~30 MB resident, see language.py), then loaded only for the first page that
+# is not.
 _ENGLISH = frozenset(
     "the of and to a in that is was for on with as by it he she his her at from be have has had "
     "were are this which or an not but they their said will would been who its after than more "
@@ -159,20 +158,17 @@ def _clearly_english(words: list[str]) -> bool:
 def detect_language(text: str) -> str | None:
     """ISO 639-1 code of ``text``, or None when the text is too short to tell.
 
-    Plainly English text is recognised by its function words; anything else goes to py3langid
-    (loaded on first use)."""
-    global _langid
+    Plainly English text is recognised by its function words; anything else goes to py3langid's
+    model (:mod:`backstory.language`, loaded on first use)."""
     sample = text[:3000]
     words = re.findall(r"\w+", sample)
     if len(words) < 12:
         return None
     if _clearly_english(words):
         return "en"
-    if _langid is None:
-        from py3langid.langid import MODEL_FILE, LanguageIdentifier
+    from .language import identifier
 
-        _langid = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-    lang, prob = _langid.classify(sample)
+    lang, prob = identifier().classify(sample)
     return str(lang) if prob >= 0.5 else None
 
 

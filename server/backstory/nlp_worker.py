@@ -42,7 +42,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from . import errors
-from .memory import release_free_memory
+from .memory import release_soon
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def _candidates(text: str, title: str | None, max_candidates: int) -> list:
         with _nlp.memory_zone():
             return select_candidates(_nlp(text), title, max_candidates=max_candidates)
     finally:
-        release_free_memory(TRIM_INTERVAL)
+        release_soon(TRIM_INTERVAL)
 
 
 def _entities(text: str) -> list:
@@ -135,7 +135,7 @@ def _entities(text: str) -> list:
         with _nlp.memory_zone():
             return extract_entities(_nlp(text))
     finally:
-        release_free_memory(TRIM_INTERVAL)
+        release_soon(TRIM_INTERVAL)
 
 
 def _both(text: str, title: str | None, max_candidates: int) -> tuple[list, list]:
@@ -148,7 +148,7 @@ def _both(text: str, title: str | None, max_candidates: int) -> tuple[list, list
             doc = _nlp(text)
             return select_candidates(doc, title, max_candidates=max_candidates), extract_entities(doc)
     finally:
-        release_free_memory(TRIM_INTERVAL)
+        release_soon(TRIM_INTERVAL)
 
 
 # --- in the server ---------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import msgspec
 from . import errors
 from .archive.base import normalize_url
 from .config import Settings
-from .memory import release_free_memory
+from .memory import release_soon
 from .schemas import AnalyzeRequest, Entity, Keyphrase, RelatedStory, Sidebar, Timings
 
 log = logging.getLogger(__name__)
@@ -332,6 +332,9 @@ class Pipeline:
         self.active = 0  # analyses for a client, running or queued
         self.backlog_wake = asyncio.Event()
 
+    def _idle(self) -> bool:
+        return not self.active
+
     async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
@@ -428,7 +431,7 @@ class Pipeline:
             self.active -= 1
             if not self.active:  # idle: hand the request's freed heap back (rate-limited)
                 try:
-                    self._pool.submit(release_free_memory, TRIM_INTERVAL)
+                    self._pool.submit(release_soon, TRIM_INTERVAL, self._idle)
                 except RuntimeError:  # shutting down
                     pass
         stages.update(analysis.timings)
