@@ -428,13 +428,14 @@ def proc_tree(pid: int) -> list[int]:
 
 def proc_memory(pid: int) -> dict:
     """Resident memory of the server *and its children*: VmRSS and VmHWM (peak) from
-    /proc/PID/status, summed; Pss and the private pages (USS) from smaps_rollup; and the
-    footprint, every page counted once: the VmRSS of each process started fresh (the server, the
-    spaCy tagger process) plus the private pages of the others (the NER process forked from the
-    tagger's shares the rest with it; multiprocessing's resource tracker shares Python's own
-    files). Pages the server and the tagger process both map (libraries) count twice there, so
-    the footprint errs high; unlike PSS it does not shrink when other programs map the same files."""
-    out: dict[str, Any] = {"processes": 0, "per_process_rss": {}, "per_process_pss": {}, "footprint": 0.0}
+    /proc/PID/status, summed; Pss from smaps_rollup; and the footprint: every physical page that
+    any of the processes maps, counted once (:func:`unique_resident_mb`). VmRSS summed counts the
+    pages the processes share (the interpreter and numpy, forked from the server; spaCy and its
+    model, forked from the tagger process) once per process; PSS splits them, also with every
+    other program that maps the same files (the bench process's own numpy, spaCy and ONNX
+    Runtime), so it errs low. Without the frame numbers (they need root) the footprint is PSS."""
+    out: dict[str, Any] = {"processes": 0, "per_process_rss": {}, "per_process_pss": {}}
+    pids = []
     for p in proc_tree(pid):
         try:
             status = dict(line.split(":", 1) for line in Path(f"/proc/{p}/status").read_text().splitlines() if ":" in line)
@@ -442,19 +443,54 @@ def proc_memory(pid: int) -> dict:
                       (line.split(":", 1) for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines()[1:])}
         except OSError:
             continue
+        pids.append(p)
         role = _role(p, pid)
-        rss = round(int(status["VmRSS"].split()[0]) / 1024, 1)
         for key in ("VmRSS", "VmHWM"):
             out[key] = round(out.get(key, 0) + int(status[key].split()[0]) / 1024, 1)
         out["Threads"] = out.get("Threads", 0) + int(status["Threads"])
         out["Pss"] = round(out.get("Pss", 0) + rollup["Pss"], 1)
-        out["per_process_rss"][role] = rss
+        out["per_process_rss"][role] = round(int(status["VmRSS"].split()[0]) / 1024, 1)
         out["per_process_pss"][role] = round(rollup["Pss"], 1)
-        fresh = p == pid or (_parent(p) == pid and role != "resource tracker")
-        own = rss if fresh else rollup["Private_Clean"] + rollup["Private_Dirty"]
-        out["footprint"] = round(out["footprint"] + own, 1)
         out["processes"] += 1
+    unique = unique_resident_mb(pids)
+    out["unique_pages_mb"] = unique
+    out["footprint"] = unique if unique is not None else out.get("Pss")
     return out
+
+
+def unique_resident_mb(pids: list[int]) -> float | None:
+    """MB of physical memory mapped by any of ``pids``, each page once: the frame numbers of
+    their resident pages (/proc/PID/pagemap, for the mappings smaps shows resident), united.
+    None when the kernel hides frame numbers (not root)."""
+    import numpy as np
+
+    frames = []
+    for p in pids:
+        try:
+            ranges = []
+            for line in Path(f"/proc/{p}/smaps").read_text().splitlines():
+                head = line.split(maxsplit=1)[0]
+                if "-" in head and ":" not in head:
+                    lo, hi = (int(x, 16) for x in head.split("-"))
+                    ranges.append([lo, hi, 0])
+                elif head == "Rss:" and ranges:
+                    ranges[-1][2] = int(line.split()[1])
+            with open(f"/proc/{p}/pagemap", "rb") as fh:
+                for lo, hi, resident in ranges:
+                    if not resident:
+                        continue
+                    fh.seek(lo // 4096 * 8)
+                    entries = np.frombuffer(fh.read((hi - lo) // 4096 * 8), dtype=np.uint64)
+                    present = entries[(entries >> np.uint64(63)) == 1]
+                    frames.append(present & np.uint64((1 << 55) - 1))
+        except OSError:
+            continue
+    if not frames:
+        return None
+    every = np.concatenate(frames)
+    if len(every) and not every.any():
+        return None
+    return round(len(np.unique(every)) * 4096 / 2**20, 1)
 
 
 def _parent(pid: int) -> int | None:
@@ -934,12 +970,16 @@ def verdicts(report: dict) -> list[dict]:
     if mem is not None:
         m = report["memory"]
         fl = report.get("floor", {}).get("memory", {})
+        w, last = m.get("after_warmup", {}), m.get("after_warmup_last_answer", {})
         add("memory after warm-up (server + spaCy processes, each page once)", mem, "≤ 450 MB", mem <= TARGETS["rss_mb"],
-            f"PSS {m.get('after_warmup', {}).get('Pss')} MB, VmRSS summed {m.get('after_warmup', {}).get('VmRSS')} MB "
-            f"(counts the pages the spaCy processes share twice); {m.get('after_warmup', {}).get('processes')} processes; "
-            f"peak after load {m.get('after_load', {}).get('VmHWM')} MB"
+            f"{'physical pages' if w.get('unique_pages_mb') is not None else 'PSS'}, at rest "
+            f"{m.get('at_rest_after_s', 0):.1f} s after the last answer"
+            + (f" ({last.get('footprint')} MB right after it)" if last.get("footprint") else "")
+            + f"; PSS {w.get('Pss')} MB, VmRSS summed {w.get('VmRSS')} MB (counts shared pages once per process); "
+            f"{w.get('processes')} processes; after the load phase {m.get('after_load', {}).get('footprint')} MB, "
+            f"peak VmHWM summed {m.get('after_load', {}).get('VmHWM')} MB"
             + (f"; floor (libraries and models loaded, nothing read yet): {fl['total_mb']} MB, "
-               f"{fl['total_english_only_mb']} MB before py3langid's model loads" if fl.get("total_mb") else ""))
+               f"{fl['total_english_only_mb']} MB before the language model loads" if fl.get("total_mb") else ""))
     return rows
 
 
@@ -1178,7 +1218,15 @@ def main(argv: list[str] | None = None) -> int:
         if good_texts:
             report["analyze_uncached"]["texts"] = stage_table(good_texts)
         report["analyze_uncached"]["related_nonempty"] = sum(1 for r in good_pages + good_texts if r["related"])
-        report["memory"] = {"after_warmup": server.memory()}
+        # Resident memory after warm-up: at rest, once the server has handed back the heap its
+        # requests freed (it does so when idle, at most every TRIM_INTERVAL s); and right after the
+        # last answer, for comparison.
+        from backstory.pipeline import TRIM_INTERVAL
+
+        just_after = server.memory()
+        time.sleep(TRIM_INTERVAL + 1.5)
+        report["memory"] = {"after_warmup": server.memory(), "after_warmup_last_answer": just_after,
+                            "at_rest_after_s": TRIM_INTERVAL + 1.5}
         log(f"  pages e2e {report['analyze_uncached'].get('pages', {}).get('e2e_client')}")
 
         # 2. cache hits

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import json
 import textwrap
 import time
 from pathlib import Path
@@ -195,7 +196,69 @@ def test_an_error_in_the_ner_process_reaches_the_caller_and_the_process_stays(mo
     worker = models.language
     pid = worker.pids["ner"]
     with pytest.raises(Exception) as failure:
-        worker._handles["ner"].submit(12345).result(30)  # not a text: spaCy raises in the child
+        worker._handles["ner"].submit("entities", 12345).result(30)  # not a text: spaCy raises in the child
     assert not isinstance(failure.value, BrokenProcessPool)
     entities, _ = worker.analyse(TEXT)
     assert worker.pids["ner"] == pid and any(e.name == "Tim Cook" for e in entities)
+
+
+def test_serve_forks_the_processes_from_itself_before_any_thread(tmp_path: Path) -> None:
+    """``prestart`` (what ``backstory serve`` calls first): the tagger process is forked from the
+    server process, shares its pages, needs no multiprocessing helper process; after a crash the
+    replacement is started fresh (the server has threads by then)."""
+    script = textwrap.dedent(
+        """
+        import json, os, signal, time
+        from multiprocessing import resource_tracker
+        from backstory import errors
+        from backstory.nlp_worker import prestart, take
+        if __name__ == "__main__":
+            prestart(2)
+            w = take(2)
+            pids = w.pids
+            parent = lambda pid: int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+            entities, candidates = w.analyse(%r, "Apple fined")
+            out = {"me": os.getpid(), "forked": w.forked, "pids": pids, "tagger_parent": parent(pids["tagger"]),
+                   "ner_parent": parent(pids["ner"]), "names": [e.name for e in entities],
+                   "candidates": len(candidates), "tracker": resource_tracker._resource_tracker._fd is not None}
+            os.kill(pids["tagger"], signal.SIGKILL)
+            time.sleep(0.5)
+            try:
+                w.analyse("A short text about Brussels.")
+                out["unavailable"] = False
+            except errors.Unavailable:
+                out["unavailable"] = True
+            entities, _ = w.analyse(%r)
+            again = w.pids
+            out.update(again=again, again_parent=parent(again["tagger"]), again_names=[e.name for e in entities])
+            print(json.dumps(out), flush=True)
+            w.close()
+        """
+        % (TEXT, TEXT)
+    )
+    path = tmp_path / "serve.py"
+    path.write_text(script)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "server"))
+    run = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, env=env, timeout=240)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["forked"] is True
+    assert out["tagger_parent"] == out["me"] and out["ner_parent"] == out["pids"]["tagger"]
+    assert {"Tim Cook", "Brussels"} <= set(out["names"]) and out["candidates"] > 0
+    assert out["tracker"] is False  # no resource tracker process: nothing was spawned
+    assert out["unavailable"] is True
+    assert out["again"]["tagger"] != out["pids"]["tagger"] and out["again_parent"] == out["me"]
+    assert {"Tim Cook", "Brussels"} <= set(out["again_names"])
+
+
+def test_take_starts_new_processes_unless_the_prestarted_ones_match(monkeypatch) -> None:
+    import backstory.nlp_worker as worker_module
+
+    closed = []
+    fake = type("Fake", (), {"parts": ("all",), "close": lambda self: closed.append(self)})()
+    monkeypatch.setattr(worker_module, "_prestarted", fake)
+    assert worker_module.take(1) is fake and worker_module._prestarted is None
+    monkeypatch.setattr(worker_module, "_prestarted", fake)
+    started = []
+    monkeypatch.setattr(worker_module, "NlpWorker", lambda processes: started.append(processes) or "new")
+    assert worker_module.take(2) == "new" and started == [2] and closed == [fake]

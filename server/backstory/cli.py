@@ -48,11 +48,14 @@ def _limit_malloc_arenas(arenas: int = 2) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     _limit_malloc_arenas()
+    settings = _settings(args)
+    from .nlp_worker import prestart
+
+    prestart(settings.spacy_processes)  # first: forked before any thread or heavy import
     import uvicorn
 
     from .app import create_app
 
-    settings = _settings(args)
     print(f"Backstory on http://{settings.host}:{settings.port}  archive: "
           f"{settings.database_url and 'PostgreSQL' or settings.resolved_archive_path()}", file=sys.stderr)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal with the handler

@@ -12,12 +12,15 @@ the HTTP loop waiting. Here it runs beside the server, split in its two independ
 Both get the text at the same time, so a story's spaCy time is the slower half (~95 ms of
 ~165), and the server process extracts the next page and runs ONNX Runtime meanwhile.
 
-The two share their memory: the tagger process is started (``spawn``) and loads the whole
-pipeline, then forks the NER process from itself, so spaCy's code, the model and the gazetteer
-sit in memory once (copy-on-write; ``gc.freeze`` keeps the collector from touching those pages).
-Each process then switches off the other's components. The NER process takes its texts over a
-pipe of its own. Start-up overlaps: the children load while the server process imports the web
-stack, KeyBERT and ONNX Runtime.
+The two share their memory: the tagger process loads the whole pipeline, then forks the NER
+process from itself, so spaCy's code, the model and the gazetteer sit in memory once
+(copy-on-write; ``gc.freeze`` keeps the collector from touching those pages). Each process then
+switches off the other's components. ``backstory serve`` forks the tagger process itself from
+the server process at its very start (:func:`prestart`), before the server has a thread or has
+imported its web stack: the interpreter and numpy are then shared too, no multiprocessing
+helper process is needed, and spaCy loads while the server imports the rest. Anywhere else
+(tools, tests, a restart after a crash, when threads already run) the tagger process is started
+fresh (``spawn``). Each process takes its texts over a pipe of its own.
 
 Only small, picklable results cross the pipes, never a spaCy ``Doc``. A child dies with its
 parent (it watches it), ignores Ctrl-C (the server stops it), and a crashed one is replaced,
@@ -37,7 +40,7 @@ import os
 import signal
 import threading
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -67,9 +70,10 @@ def _exit_with(parent: int) -> None:
     threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
-def _init_child(parent: int, part: str, ner_end: Any = None) -> None:
+def _init_child(parent: int, part: str, ner_end: Any = None, conn: Any = None) -> None:
     """``part`` "all": both halves here. "tagger": load both, fork the NER process (it serves
-    ``ner_end``), keep the tagger half."""
+    ``ner_end``), keep the tagger half (``conn``, its own pipe, is closed in the NER process, so
+    the server sees the tagger process end when it does)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the server stops us
     global _nlp
     from .nlp import load_nlp
@@ -80,25 +84,37 @@ def _init_child(parent: int, part: str, ner_end: Any = None) -> None:
         gc.collect()
         gc.freeze()  # the model's objects are shared with the NER process from here on
         if os.fork() == 0:
-            _serve_ner(ner_end, os.getppid())  # never returns
+            if conn is not None:
+                conn.close()
+            _exit_with(os.getppid())
+            _nlp.select_pipes(disable=["tok2vec", "tagger"])
+            _serve(ner_end)  # never returns
         ner_end.close()
         _nlp.select_pipes(disable=["ner"])
     _exit_with(parent)
 
 
-def _serve_ner(conn: Any, host: int) -> None:
-    """The NER process: (id, text) in, (id, (ok, entities or exception)) out, one at a time;
-    text None is a ping (answered with the process id)."""
+def _child_main(parent: int, part: str, conn: Any, ner_end: Any = None) -> None:
+    """A spaCy process: load (and fork the NER process, for ``part`` "tagger"), then answer ``conn``."""
     try:
-        _exit_with(host)
-        _nlp.select_pipes(disable=["tok2vec", "tagger"])
+        _init_child(parent, part, ner_end, conn)
+        _serve(conn)
+    finally:
+        os._exit(0)
+
+
+def _serve(conn: Any) -> None:
+    """Answer (id, name, args) with (id, (ok, result or exception)), one at a time, until the
+    server closes its end; then end this process (it may be a fork: none of the parent's exit
+    handlers may run here)."""
+    try:
         while True:
             try:
-                job, text = conn.recv()
+                job, name, args = conn.recv()
             except (EOFError, OSError):
                 break
             try:
-                reply = (True, os.getpid() if text is None else _entities(text))
+                reply = (True, _HANDLERS[name](*args))
             except Exception as exc:  # noqa: BLE001 - the caller gets it, as from a pool
                 reply = (False, exc)
             try:
@@ -106,7 +122,7 @@ def _serve_ner(conn: Any, host: int) -> None:
             except (TypeError, AttributeError, ValueError):  # an exception that does not pickle
                 conn.send((job, (False, RuntimeError(repr(reply[1])))))
     finally:
-        os._exit(0)  # a forked child: none of the parent's exit handlers may run here
+        os._exit(0)
 
 
 def _ping() -> int:
@@ -151,65 +167,93 @@ def _both(text: str, title: str | None, max_candidates: int) -> tuple[list, list
         release_soon(TRIM_INTERVAL)
 
 
+_HANDLERS = {"ping": _ping, "candidates": _candidates, "entities": _entities, "both": _both}
+
+
 # --- in the server ---------------------------------------------------------------------------
 
 
-class _NerPipe:
-    """The server's end of the NER process's pipe: an executor-like ``submit`` (jobs queue in the
+class _Pipe:
+    """The server's end of a spaCy process's pipe: an executor-like ``submit`` (jobs queue in the
     pipe; the process answers them in order) and a reader thread that completes the futures.
-    When the process is gone, every waiting and later call fails with ``BrokenProcessPool``."""
+    When the process is gone, every waiting and later call fails with ``BrokenProcessPool``.
+    ``reap`` (if given) waits for the process once its pipe is closed."""
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, name: str, reap: Any = None) -> None:
         self._conn = conn
+        self._name = name
+        self._reap = reap
         self._send_lock = threading.Lock()  # one writer at a time; never held by the reader
         self._lock = threading.Lock()  # the table of waiting futures
         self._waiting: dict[int, Future] = {}
         self._ids = itertools.count()
         self._broken = False
-        threading.Thread(target=self._read, name="spacy-ner-pipe", daemon=True).start()
+        threading.Thread(target=self._read, name=f"spacy-{name}-pipe", daemon=True).start()
 
-    def submit(self, text: str | None) -> Future:
+    def submit(self, name: str, *args: Any) -> Future:
         future: Future = Future()
         with self._lock:
             if self._broken:
-                raise BrokenProcessPool("the spaCy NER process stopped")
+                raise BrokenProcessPool(f"the spaCy {self._name} process stopped")
             job = next(self._ids)
             self._waiting[job] = future
         try:
             with self._send_lock:
-                self._conn.send((job, text))
+                self._conn.send((job, name, args))
         except OSError:
             self._fail()
-            raise BrokenProcessPool("the spaCy NER process stopped") from None
+            raise BrokenProcessPool(f"the spaCy {self._name} process stopped") from None
         return future
+
+    def close(self) -> None:
+        """Close the pipe: the process ends when it reads that."""
+        self._fail()
+        try:
+            self._conn.close()
+        except OSError:  # pragma: no cover
+            pass
 
     def _read(self) -> None:
         while True:
             try:
                 job, (ok, value) = self._conn.recv()
-            except (EOFError, OSError):
+            except (EOFError, OSError, TypeError):  # TypeError: closed by close() meanwhile
                 break
             with self._lock:
                 future = self._waiting.pop(job, None)
             if future is not None:
                 future.set_result(value) if ok else future.set_exception(value)
-        self._fail()
-        self._conn.close()
+        self.close()
+        if self._reap is not None:
+            self._reap()
 
     def _fail(self) -> None:
         with self._lock:
             self._broken = True
             waiting, self._waiting = self._waiting, {}
         for future in waiting.values():
-            future.set_exception(BrokenProcessPool("the spaCy NER process stopped"))
+            future.set_exception(BrokenProcessPool(f"the spaCy {self._name} process stopped"))
+
+
+def _reap_pid(pid: int) -> Any:
+    def reap() -> None:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+
+    return reap
 
 
 class NlpWorker:
     """The client side of the processes. Calls from several threads queue in each child (each
     works on one text at a time). ``processes=1`` runs both halves in one process: ~25 MB less
-    memory (PSS), ~50 ms more per 800-word story and fewer stories per second."""
+    memory (PSS), ~50 ms more per 800-word story and fewer stories per second.
 
-    def __init__(self, max_candidates: int = 30, processes: int = 2) -> None:
+    ``fork=True`` forks the first process from this one (see :func:`prestart`); only for a
+    process with no other thread yet (else it is started fresh)."""
+
+    def __init__(self, max_candidates: int = 30, processes: int = 2, *, fork: bool = False) -> None:
         if processes not in (1, 2):
             raise ValueError("spaCy runs in 1 or 2 processes")
         if processes == 2 and not hasattr(os, "fork"):  # the NER process is forked from the tagger's
@@ -217,28 +261,35 @@ class NlpWorker:
             processes = 1
         self.max_candidates = max_candidates
         self.parts = PARTS if processes == 2 else ("all",)
+        self.forked = fork and hasattr(os, "fork") and threading.active_count() == 1
         self._lock = threading.Lock()
-        self._start()
+        self._start(self.forked)
 
-    def _start(self) -> None:
-        """Start the child (and, for two processes, the NER process it forks); returns at once."""
+    def _start(self, fork: bool = False) -> None:
+        """Start the first process (and, for two, the NER process it forks); returns at once."""
         first = self.parts[0]
-        ner_pipe = ner_end = None
-        if first == "tagger":
-            here, ner_end = multiprocessing.Pipe()
-            ner_pipe = _NerPipe(here)
-        pool = ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=multiprocessing.get_context("spawn"),  # never fork a threaded server
-            initializer=_init_child,
-            initargs=(os.getpid(), first, ner_end),
-        )
-        handles: dict[str, Any] = {first: pool}
-        ready: dict[str, Future] = {first: pool.submit(_ping)}  # starts the child: it loads while we load
-        if ner_pipe is not None:
-            ner_end.close()  # the child has its copy: the NER process alone holds that end now
-            handles["ner"] = ner_pipe
-            ready["ner"] = ner_pipe.submit(None)
+        here, there = multiprocessing.Pipe()
+        ner_here, ner_end = multiprocessing.Pipe() if first == "tagger" else (None, None)
+        if fork:
+            pid = os.fork()
+            if pid == 0:  # the new process: never returns into the server's code
+                here.close()
+                if ner_here is not None:
+                    ner_here.close()
+                _child_main(os.getppid(), first, there, ner_end)
+            reap = _reap_pid(pid)
+        else:
+            process = multiprocessing.get_context("spawn").Process(  # never fork a threaded server
+                target=_child_main, args=(os.getpid(), first, there, ner_end), name=f"spacy-{first}", daemon=True
+            )
+            process.start()
+            reap = process.join
+        there.close()  # the child has its copies: it alone holds those ends now
+        handles: dict[str, Any] = {first: _Pipe(here, first, reap)}
+        if ner_end is not None:
+            ner_end.close()
+            handles["ner"] = _Pipe(ner_here, "ner")
+        ready = {part: pipe.submit("ping") for part, pipe in handles.items()}  # they load while we load
         self._handles, self._ready = handles, ready  # callers never see half a pair
 
     def wait_ready(self, timeout: float | None = None) -> dict[str, int]:
@@ -256,10 +307,10 @@ class NlpWorker:
         futures = {}
         try:
             if self.parts == ("all",):
-                futures["all"] = (handles["all"], handles["all"].submit(_both, text, title, self.max_candidates))
+                futures["all"] = (handles["all"], handles["all"].submit("both", text, title, self.max_candidates))
             else:
-                futures["tagger"] = (handles["tagger"], handles["tagger"].submit(_candidates, text, title, self.max_candidates))
-                futures["ner"] = (handles["ner"], handles["ner"].submit(text))
+                futures["tagger"] = (handles["tagger"], handles["tagger"].submit("candidates", text, title, self.max_candidates))
+                futures["ner"] = (handles["ner"], handles["ner"].submit("entities", text))
         except BrokenProcessPool:
             self._restart(handles[self.parts[0]])
             raise errors.Unavailable("the language worker restarted; try again in a few seconds") from None
@@ -276,7 +327,7 @@ class NlpWorker:
         with self._lock:
             if stale in self._handles.values():
                 log.error("a spaCy process stopped; starting new ones")
-                self._handles[self.parts[0]].shutdown(wait=False, cancel_futures=True)  # its NER process follows it
+                self.close()  # the NER process ends with its parent
                 self._start()
 
     def _result(self, handle: Any, future: Any, timeout: float | None = None) -> Any:
@@ -287,7 +338,34 @@ class NlpWorker:
             raise errors.Unavailable("the language worker restarted; try again in a few seconds") from None
 
     def close(self) -> None:
-        self._handles[self.parts[0]].shutdown(wait=False, cancel_futures=True)
+        for pipe in self._handles.values():
+            pipe.close()
+
+
+_prestarted: NlpWorker | None = None
+
+
+def prestart(processes: int = 2) -> None:
+    """Fork the spaCy processes from this process now, while it has no thread and little memory
+    (``backstory serve`` calls this first): the pages it holds (the interpreter, numpy) are then
+    shared, and spaCy loads while the server imports the rest. :func:`take` hands them out."""
+    global _prestarted
+    import numpy  # noqa: F401 - imported before the fork, its pages are shared with the children
+
+    gc.collect()
+    gc.freeze()  # the collector never writes to these objects' pages, here or in the children
+    _prestarted = NlpWorker(processes=processes, fork=True)
+
+
+def take(processes: int = 2) -> NlpWorker:
+    """The processes :func:`prestart` started, if they match ``processes``; else new ones."""
+    global _prestarted
+    worker, _prestarted = _prestarted, None
+    if worker is not None:
+        if len(worker.parts) == (2 if processes == 2 and hasattr(os, "fork") else 1):
+            return worker
+        worker.close()
+    return NlpWorker(processes=processes)
 
 
 class NlpJob:

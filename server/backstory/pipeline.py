@@ -85,9 +85,9 @@ class Models:
     @classmethod
     def load(cls, spacy_processes: int = 2) -> "Models":
         """Start the spaCy processes, then load the rest here while they load."""
-        from .nlp_worker import NlpWorker
+        from .nlp_worker import take
 
-        language = NlpWorker(processes=spacy_processes)
+        language = take(spacy_processes)  # started by `backstory serve` at once, else now
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="load") as pool:
                 warm = pool.submit(_warm_up_extraction)
