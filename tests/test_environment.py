@@ -1,14 +1,17 @@
-"""The installed environment is the lean one the project promises: no torch stack, models local."""
+"""The installed environment is the lean one the project promises: no torch stack, no model hub
+client, models local."""
 
 from __future__ import annotations
 
 import importlib.metadata as md
 import re
 
-FORBIDDEN = re.compile(r"^(torch|torchvision|torchaudio|transformers|sentence[-_]transformers|nvidia[-_].+|triton)$", re.I)
+FORBIDDEN = re.compile(
+    r"^(torch|torchvision|torchaudio|transformers|sentence[-_]transformers|nvidia[-_].+|triton|huggingface[-_]hub)$", re.I
+)
 
 
-def test_no_torch_transformers_or_nvidia_installed() -> None:
+def test_no_torch_transformers_nvidia_or_hub_client_installed() -> None:
     names = sorted({(dist.metadata["Name"] or "") for dist in md.distributions()})
     assert "keybert" in [n.lower() for n in names]  # the check looks at the real environment
     assert [n for n in names if FORBIDDEN.match(n)] == []
