@@ -83,7 +83,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     ] = 3
     spacy_processes: Annotated[
         int,
-        Meta(ge=1, le=2, description="spaCy processes: 2 runs tagger and NER side by side (fastest); 1 saves ~25 MB of memory (the two share the loaded model) for ~50 ms more per story."),
+        Meta(ge=1, le=2, description="spaCy processes: 2 runs tagger and NER side by side (fastest); 1 saves ~15 MB of memory (the two share the loaded model) for ~50 ms more per story."),
     ] = 2
     log_level: Annotated[str, Meta(description="Logging level: DEBUG, INFO, WARNING or ERROR.")] = "INFO"
 
