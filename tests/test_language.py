@@ -91,3 +91,12 @@ def test_unwritable_cache_still_gives_an_identifier(tmp_path) -> None:
     blocker.write_text("not a directory")
     found = language.identifier(blocker / "cache")
     assert found.classify(TEXTS[1])[0] == "de"
+
+
+def test_a_damaged_cache_file_is_built_again(tmp_path, built) -> None:
+    language.identifier(tmp_path)
+    path = language.cache_path(tmp_path)
+    path.write_bytes(path.read_bytes()[:1000])  # cut short, as by a full disk
+    again = language.identifier(tmp_path)
+    assert again.classify(TEXTS[2]) == built.classify(TEXTS[2])
+    assert language.CompactIdentifier.load(path).classify(TEXTS[2]) == built.classify(TEXTS[2])  # rewritten whole

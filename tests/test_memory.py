@@ -58,3 +58,28 @@ def test_a_trim_asked_for_too_soon_runs_once_the_interval_is_over(monkeypatch) -
     assert len(runs) == 1
     memory.release_soon(0.0)  # due: runs at once, in this thread
     assert len(runs) == 2
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="fork")
+def test_a_forked_child_can_schedule_its_own_trims(monkeypatch) -> None:
+    import os
+    import time
+
+    from backstory import memory
+
+    monkeypatch.setattr(memory, "_last", time.monotonic())  # a trim just ran
+    memory.release_soon(60.0)  # so this one waits, on a timer thread a forked child will not have
+    pending = memory._timer
+    assert pending is not None
+    try:
+        pid = os.fork()
+        if pid == 0:
+            ok = memory._timer is None
+            memory.release_soon(60.0)
+            ok = ok and memory._timer is not None
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    finally:
+        pending.cancel()
+        memory._timer = None

@@ -231,8 +231,16 @@ def test_serve_forks_the_processes_from_itself_before_any_thread(tmp_path: Path)
             entities, _ = w.analyse(%r)
             again = w.pids
             out.update(again=again, again_parent=parent(again["tagger"]), again_names=[e.name for e in entities])
-            print(json.dumps(out), flush=True)
             w.close()
+            deadline = time.monotonic() + 10
+            while any(os.path.exists(f"/proc/{pid}") for pid in again.values()) and time.monotonic() < deadline:
+                try:
+                    os.waitpid(-1, os.WNOHANG)  # reap what this process forked
+                except ChildProcessError:
+                    pass
+                time.sleep(0.1)
+            out["closed_gone"] = not any(os.path.exists(f"/proc/{pid}") for pid in again.values())
+            print(json.dumps(out), flush=True)
         """
         % (TEXT, TEXT)
     )
@@ -249,6 +257,17 @@ def test_serve_forks_the_processes_from_itself_before_any_thread(tmp_path: Path)
     assert out["unavailable"] is True
     assert out["again"]["tagger"] != out["pids"]["tagger"] and out["again_parent"] == out["me"]
     assert {"Tim Cook", "Brussels"} <= set(out["again_names"])
+    assert out["closed_gone"] is True
+
+
+def test_close_ends_both_processes() -> None:
+    worker = NlpWorker()
+    pids = worker.pids
+    worker.close()
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in pids.values()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in pids.values())
 
 
 def test_take_starts_new_processes_unless_the_prestarted_ones_match(monkeypatch) -> None:

@@ -3,9 +3,9 @@
 py3langid scores a text with naive Bayes over byte n-grams (1-6 bytes). It finds them by walking
 a DFA over the text's bytes: 104,583 states × 256 transitions, 37.5 MB resident, plus 28 MB of
 feature weights. That DFA is an Aho-Corasick automaton: after each byte it stands on the trie
-node of the longest suffix of the bytes read so far that starts one of its n-grams (checked for
-every state and byte when the compact form is built), and each node names at most one feature
-to count. So the same walk is a lookup of each position's last 1-6 bytes among the 104,583 node
+node of the longest suffix of the bytes read so far that starts one of its n-grams (a test
+checks every state and byte; each build checks a sample), and each node names at most one
+feature to count. So the same walk is a lookup of each position's last 1-6 bytes among the 104,583 node
 strings, longest match first: a sorted array of 8-byte keys (0.8 MB), searched with numpy for
 all positions at once.
 
@@ -58,7 +58,7 @@ class CompactIdentifier:
             if c in first:
                 self._aliases.append((first[c], i))
             else:
-                first.setdefault(c, i)
+                first[c] = i
 
     # --- scoring, as py3langid does it -----------------------------------------------------
 
@@ -213,16 +213,19 @@ def identifier(cache_dir: str | Path | None = None) -> CompactIdentifier:
         path = cache_path(cache_dir)
         try:
             found = CompactIdentifier.load(path)
-        except (OSError, ValueError, KeyError):
+        except Exception:  # noqa: BLE001 - missing, cut short or unreadable: built again
             found = CompactIdentifier.from_py3langid()
+            tmp = None
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".langid-", delete=False) as tmp:
-                    pass
-                found.save(Path(tmp.name))
-                os.replace(tmp.name, path)  # atomic: a concurrent start sees all of it or nothing
+                with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".langid-", delete=False) as fh:
+                    tmp = Path(fh.name)
+                found.save(tmp)
+                os.replace(tmp, path)  # atomic: a concurrent start sees all of it or nothing
             except OSError as exc:
                 log.warning("cannot cache the language model in %s (%s)", path.parent, exc)
+                if tmp is not None:
+                    tmp.unlink(missing_ok=True)
             from .memory import release_free_memory
 
             release_free_memory()  # the DFA read while building

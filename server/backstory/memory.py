@@ -10,6 +10,7 @@ the interval is over, so a server that goes quiet always ends trimmed.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Callable
@@ -53,6 +54,16 @@ def release_soon(min_interval: float, when: Callable[[], bool] | None = None) ->
                 _timer.start()
             return
     release_free_memory(min_interval)
+
+
+def _forget_pending_trim() -> None:
+    global _timer, _lock
+    _timer = None  # a forked child has no timer thread: a pending trim would never run in it
+    _lock = threading.Lock()  # nor the thread that may have held the lock at the fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pending_trim)
 
 
 def _pending(when: Callable[[], bool] | None) -> None:

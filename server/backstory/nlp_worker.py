@@ -38,6 +38,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -184,7 +185,8 @@ class _Pipe:
         self._conn = conn
         self._name = name
         self._reap = reap
-        self._send_lock = threading.Lock()  # one writer at a time; never held by the reader
+        self._send_lock = threading.Lock()  # one writer at a time
+        self._close_lock = threading.Lock()  # shut down or closed once
         self._lock = threading.Lock()  # the table of waiting futures
         self._waiting: dict[int, Future] = {}
         self._ids = itertools.count()
@@ -207,24 +209,37 @@ class _Pipe:
         return future
 
     def close(self) -> None:
-        """Close the pipe: the process ends when it reads that."""
+        """Shut the pipe down: the process reads the end of it and exits, and our reader thread
+        wakes, closes the pipe and reaps the process. (Closing the descriptor from here would do
+        neither, and the reader, blocked on its number, could then read one reused meanwhile.)"""
         self._fail()
-        try:
-            self._conn.close()
-        except OSError:  # pragma: no cover
-            pass
+        with self._close_lock:
+            if self._conn.closed:
+                return
+            try:
+                sock = socket.socket(fileno=os.dup(self._conn.fileno()))
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                finally:
+                    sock.close()
+            except OSError:  # the other end is gone: the reader sees that anyway
+                pass
 
     def _read(self) -> None:
         while True:
             try:
                 job, (ok, value) = self._conn.recv()
-            except (EOFError, OSError, TypeError):  # TypeError: closed by close() meanwhile
+            except (EOFError, OSError):
                 break
             with self._lock:
                 future = self._waiting.pop(job, None)
             if future is not None:
                 future.set_result(value) if ok else future.set_exception(value)
-        self.close()
+        self._fail()
+        # Only this thread closes it (see close()), once no send is under way (sends fail fast
+        # now: the other end is gone or shut down).
+        with self._close_lock, self._send_lock:
+            self._conn.close()
         if self._reap is not None:
             self._reap()
 
@@ -330,7 +345,7 @@ class NlpWorker:
         with self._lock:
             if stale in self._handles.values():
                 log.error("a spaCy process stopped; starting new ones")
-                self.close()  # the NER process ends with its parent
+                self.close()  # both processes read the end of their pipes and exit
                 self._start()
 
     def _result(self, handle: Any, future: Any, timeout: float | None = None) -> Any:
