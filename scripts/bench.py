@@ -493,13 +493,6 @@ def unique_resident_mb(pids: list[int]) -> float | None:
     return round(len(np.unique(every)) * 4096 / 2**20, 1)
 
 
-def _parent(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def _role(pid: int, root: int) -> str:
     if pid == root:
         return "server"
