@@ -134,9 +134,12 @@ def _caps_lines(text: str) -> list[tuple[int, int]]:
     return out
 
 
+_LINE_OR_SENTENCE_START = re.compile(r"(?:[.!?:\n\"“]\s*|^\s*)$")
+
+
 def _casing_evidence(text: str, skip: list[tuple[int, int]]) -> dict[str, str]:
     """Lower-case word -> how the article writes it elsewhere (not at a sentence start)."""
-    forms: dict[str, Counter[str]] = defaultdict(Counter)
+    forms: dict[str, dict[str, int]] = {}  # lower-case word -> its spellings, counted in order
     skip_iter = iter(skip)
     cur = next(skip_iter, None)
     for m in _WORD.finditer(text):
@@ -146,15 +149,21 @@ def _casing_evidence(text: str, skip: list[tuple[int, int]]) -> dict[str, str]:
             continue
         word = m.group(0)
         before = text[max(0, m.start() - 3): m.start()]
-        if m.start() == 0 or re.search(r"(?:[.!?:\n\"“]\s*|^\s*)$", before):
+        if m.start() == 0 or _LINE_OR_SENTENCE_START.search(before):
             continue  # sentence or line start: capitalised anyway
         if word.isupper() and len(word) > 1:
             continue
-        forms[word.lower()][word] += 1
-    out = {}
-    for key, counter in forms.items():
-        out[key] = counter.most_common(1)[0][0]
-    return out
+        seen = forms.get(low := word.lower())
+        if seen is None:
+            forms[low] = {word: 1}
+        else:
+            seen[word] = seen.get(word, 0) + 1
+    # The most frequent spelling; the first seen wins a tie.
+    return {key: max(seen.items(), key=_second)[0] if len(seen) > 1 else next(iter(seen)) for key, seen in forms.items()}
+
+
+def _second(pair: tuple[str, int]) -> int:
+    return pair[1]
 
 
 def _recase(line: str, evidence: dict[str, str], gaz: _Gazetteer) -> str:
@@ -195,11 +204,10 @@ def _spacy_spans(doc: Any) -> list[tuple[int, int, str]]:
 _DATELINE_PLACE = re.compile(r"^([A-Za-z][A-Za-z.' -]*?)(?:\s*,\s*[A-Za-z][A-Za-z. ]*)?\s+(?:\d{4}-\d{2}-\d{2}|\d{1,2} [A-Z][a-z]+)\b")
 
 
-def _recased_spans(doc: Any, lines: list[tuple[int, int]], evidence: dict[str, str]) -> list[tuple[int, int, str]]:
+def _recased_spans(text: str, lines: list[tuple[int, int]], evidence: dict[str, str]) -> list[tuple[int, int, str]]:
     from .nlp import ner_pipeline
 
     nlp = ner_pipeline()  # the NER process's own pipeline: never a second one loaded just for this
-    text = doc.text
     gaz = _gaz()
     ner = nlp.get_pipe("ner")
     recased = [_recase(text[start:end], evidence, gaz) for start, end in lines]
@@ -408,19 +416,20 @@ def _overlaps(taken: list[tuple[int, int]], starts: list[int], start: int, end: 
     return any(taken[j][1] > start for j in range(max(0, i - 3), i))
 
 
-def entity_spans(doc: Any) -> list[tuple[int, int, str]]:
+def entity_spans(doc: Any, text: str | None = None) -> list[tuple[int, int, str]]:
     """Every entity mention of ``doc`` as (start, end, label) with its final, corrected label.
 
     Offsets are character offsets into ``doc.text``; numeric labels (DATE, MONEY, ...) are left
-    out; spans are sorted and never overlap.
+    out; spans are sorted and never overlap. ``text`` is ``doc.text`` when the caller has it
+    (spaCy builds it anew, token by token, on each read).
     """
-    text = doc.text
+    text = doc.text if text is None else text
     lines = _caps_lines(text)
     evidence = _casing_evidence(text, lines)
     spans = _spacy_spans(doc)
     if lines:
         inside = lambda s: any(a <= s < b for a, b in lines)  # noqa: E731
-        spans = [sp for sp in spans if not inside(sp[0])] + _recased_spans(doc, lines, evidence)
+        spans = [sp for sp in spans if not inside(sp[0])] + _recased_spans(text, lines, evidence)
     trimmed = []
     for start, end, label in spans:
         if label not in SHOWN_LABELS:
@@ -463,7 +472,7 @@ def extract_entities(doc: Any, spans: Iterable[tuple[int, int, str]] | None = No
     Salience: number of mentions, with a bonus for appearing early.
     """
     text = doc.text
-    spans = list(entity_spans(doc) if spans is None else spans)
+    spans = list(entity_spans(doc, text) if spans is None else spans)
     groups: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
     names: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     for start, end, label in spans:
