@@ -347,3 +347,36 @@ async def test_stale_features_are_recomputed_on_start(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT count(*) FROM stories WHERE features = x''").fetchone()[0] == 0
     conn.close()
+
+
+async def test_features_are_computed_once_for_a_store_and_the_lookup_after_it(
+    archive: SQLiteArchive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import backstory.archive.sqlite as sqlite_module
+
+    calls: list[str | None] = []
+    real = sqlite_module.compute_features
+
+    def counting(title, text, entities, keyphrases):
+        calls.append(title)
+        return real(title, text, entities, keyphrases)
+
+    monkeypatch.setattr(sqlite_module, "compute_features", counting)
+    await archive.upsert(record("https://news.example/chess", CHESS, title="Chess"))
+    stored = await archive.upsert(
+        record("https://news.example/river", RIVER, title="Flood", entities=[entity("Lorrington", "GPE", 3)])
+    )
+    assert calls == ["Chess", "Flood"]
+    first = await archive.related(stored, limit=5)
+    assert calls == ["Chess", "Flood"]  # the stored record's features are reused
+    changed = msgspec.structs.replace(stored, entities=[entity("Ada Quenby", "PERSON", 2)])
+    again = await archive.related(changed, limit=5)
+    assert calls == ["Chess", "Flood", "Flood"]  # other entities: computed anew
+    retitled = msgspec.structs.replace(stored, title="Floods")
+    await archive.related(retitled, limit=5)
+    assert calls[-1] == "Floods"
+    # And the answer is the one computed from scratch.
+    sqlite_module_memo = archive._features
+    sqlite_module_memo._items.clear()
+    assert await archive.related(stored, limit=5) == first
+    assert [r.story_id for r in again] == [r.story_id for r in await archive.related(changed, limit=5)]

@@ -426,7 +426,9 @@ class Pipeline:
                 stages["extract"] = _ms(t)
                 if published:
                     article = msgspec.structs.replace(article, published=published)
-                analysis = await self._run(self.analyzer.analyze_article, article)
+                canonical = normalize_url(article.canonical_url or final_url)
+                # The record (its hashes read the whole text) is built in the worker thread too.
+                analysis, record = await self._run(self._analyse_and_build, article, url=url, canonical_url=canonical)
         finally:
             self.active -= 1
             if not self.active:  # idle: hand the request's freed heap back (rate-limited)
@@ -435,7 +437,6 @@ class Pipeline:
                 except RuntimeError:  # shutting down
                     pass
         stages.update(analysis.timings)
-        record = build_record(analysis, url=url, canonical_url=normalize_url(article.canonical_url or final_url))
         duplicate = await self.archive.find_duplicate(record.canonical_url, record.simhash)
         if duplicate is not None:
             record = msgspec.structs.replace(record, story_id=duplicate)
@@ -443,6 +444,10 @@ class Pipeline:
             record = await self.archive.upsert(record)
         self.cache.put(key, record)
         return record, stages, False
+
+    def _analyse_and_build(self, article: Any, *, url: str, canonical_url: str) -> tuple[Analysis, Any]:
+        analysis = self.analyzer.analyze_article(article)
+        return analysis, build_record(analysis, url=url, canonical_url=canonical_url)
 
     async def run_backlog(
         self, *, batch: int = 16, parallel: int = 2, idle_poll: float = 0.1, wait: float = 30.0

@@ -16,6 +16,7 @@ import queue
 import re
 import sqlite3
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import AsyncIterator, Callable
 
@@ -29,6 +30,7 @@ from .base import (
     SIMHASH_CANDIDATE_DISTANCE,
     SIMHASH_MAX_DISTANCE,
     StoryRecord,
+    content_hash,
     normalize_url,
     prepare,
     simhash,
@@ -296,12 +298,44 @@ class _Writer(threading.Thread):
                 fut.set_result(value)
 
 
+class _FeatureMemo:
+    """The related-search features of the last few records seen. A story analysed for a reader
+    is stored and then looked up at once, and both need its features (~3 ms of tokenising a
+    page): they are computed once. A hit needs the same text (content hash), title, entities and
+    keyphrases (the very lists: records are immutable and share them)."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._items: OrderedDict[str, tuple] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def of(self, record: StoryRecord):
+        key = record.content_hash or content_hash(record.text or "")
+        with self._lock:
+            hit = self._items.get(key)
+        if (
+            hit is not None
+            and hit[0] == record.title
+            and hit[1] is record.entities
+            and hit[2] is record.keyphrases
+        ):
+            return hit[3]
+        features = compute_features(record.title, record.text, record.entities, record.keyphrases)
+        with self._lock:
+            self._items[key] = (record.title, record.entities, record.keyphrases, features)
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return features
+
+
 class SQLiteArchive:
     """The default archive backend (see :class:`backstory.archive.base.Archive`)."""
 
     def __init__(self, path: str | Path, readers: int = 4) -> None:
         self.path = Path(path).expanduser()
         self.index = RelatedIndex()
+        self._features = _FeatureMemo()
         self._readers = readers
         self._writer: _Writer | None = None
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -392,8 +426,11 @@ class SQLiteArchive:
     # ---- writes -------------------------------------------------------------------------
     async def upsert(self, record: StoryRecord) -> StoryRecord:
         record = prepare(record)
-        features = encode_features(compute_features(record.title, record.text, record.entities, record.keyphrases))
-        return await self._write(lambda conn: self._store(conn, record, features, keep_identity=False))
+        # The features are computed in the writer thread, not on the event loop, and kept for
+        # the related search that follows (see _FeatureMemo).
+        return await self._write(
+            lambda conn: self._store(conn, record, encode_features(self._features.of(record)), keep_identity=False)
+        )
 
     async def import_record(self, record: StoryRecord) -> StoryRecord:
         record = prepare(record)
@@ -572,7 +609,7 @@ class SQLiteArchive:
                     "SELECT story_id FROM aliases WHERE canonical_url = ?", (normalize_url(record.canonical_url),)
                 ).fetchone()
                 exclude = row[0] if row else None
-            features = compute_features(record.title, record.text, record.entities, record.keyphrases)
+            features = self._features.of(record)
             sh = record.simhash or (simhash(record.text) if record.text else 0)
             def features_of(ids: list[str]) -> list:
                 marks = ", ".join("?" * len(ids))
