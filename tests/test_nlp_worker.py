@@ -139,6 +139,18 @@ def test_the_worker_does_not_outlive_a_killed_server(tmp_path: Path) -> None:
         parent.stdout.close()
 
 
+def test_texts_that_queue_go_whole_to_the_less_busy_process_with_the_same_results(models) -> None:
+    worker = models.language
+    texts = [(f"{TEXT} Story {i}: Ms Vestager spoke in Luxembourg.", f"Apple fined {i}") for i in range(6)]
+    split = [worker.analyse(text, title) for text, title in texts]  # one at a time: split
+    jobs = [worker.start(text, title) for text, title in texts]  # all in flight at once
+    assert set(jobs[0]._futures) == {"tagger", "ner"}  # the first found both processes idle
+    whole = [job for job in jobs[1:] if set(job._futures) == {"all"}]
+    assert len(whole) == len(jobs) - 1
+    assert {id(job._futures["all"][0]) for job in whole} == {id(p) for p in worker._handles.values()}
+    assert [(job.entities(), job.candidates()) for job in jobs] == split
+
+
 def test_one_process_mode_gives_the_same_results(models) -> None:
     single = NlpWorker(processes=1)
     try:

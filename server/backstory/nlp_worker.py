@@ -1,7 +1,7 @@
 """spaCy in two processes of its own: the tagger (keyphrase candidates) and NER (entities).
 
-spaCy is the largest CPU stage (~165 ms for a 540-word story, ~230 ms for 800 words) and it
-holds the GIL while it works, so in the server's process it kept extraction, the embeddings and
+spaCy is a large CPU stage (~100 ms for a 720-word page: tagger ~45, NER ~55) and it holds
+the GIL while it works, so in the server's process it kept extraction, the embeddings and
 the HTTP loop waiting. Here it runs beside the server, split in its two independent halves
 (en_core_web_sm's NER has its own token encoder, so it needs nothing from the tagger):
 
@@ -9,13 +9,15 @@ the HTTP loop waiting. Here it runs beside the server, split in its two independ
   (:func:`keyphrases.select_candidates`), which the server embeds and ranks at once;
 * the **NER process** returns the entity list (:func:`entities.extract_entities`).
 
-Both get the text at the same time, so a story's spaCy time is the slower half (~95 ms of
-~165), and the server process extracts the next page and runs ONNX Runtime meanwhile.
+Both get the text at the same time, so a story's spaCy time is the slower half, and the server
+process extracts the next page and runs ONNX Runtime meanwhile.
 
 The two share their memory: the tagger process loads the whole pipeline, then forks the NER
 process from itself, so spaCy's code, the model and the gazetteer sit in memory once
-(copy-on-write; ``gc.freeze`` keeps the collector from touching those pages). Each process then
-switches off the other's components. ``backstory serve`` forks the tagger process itself from
+(copy-on-write; ``gc.freeze`` keeps the collector from touching those pages), and either can
+run either half. While the server has one text in flight, the halves run in the two processes at
+once; when more texts queue, each goes whole to the less busy process (one pass tokenises it
+once: less CPU a story, and the queue keeps both processes busy anyway). ``backstory serve`` forks the tagger process itself from
 the server process at its very start (:func:`prestart`), before the server has a thread or has
 imported its web stack: the interpreter and numpy are then shared too, no multiprocessing
 helper process is needed, and spaCy loads while the server imports the rest. Anywhere else
@@ -89,10 +91,8 @@ def _init_child(parent: int, part: str, ner_end: Any = None, conn: Any = None) -
             if conn is not None:
                 conn.close()
             _exit_with(os.getppid())
-            _nlp.select_pipes(disable=["tok2vec", "tagger"])
             _serve(ner_end)  # never returns
         ner_end.close()
-        _nlp.select_pipes(disable=["ner"])
     _exit_with(parent)
 
 
@@ -136,11 +136,16 @@ def _ping() -> int:
 # does not grow with every new name it meets.
 
 
+def _only(*names: str) -> Any:
+    """Run only these of the pipeline's components (those it has) while in the block."""
+    return _nlp.select_pipes(enable=[n for n in names if n in _nlp.component_names])
+
+
 def _candidates(text: str, title: str | None, max_candidates: int) -> list:
     from .keyphrases import select_candidates
 
     try:
-        with _nlp.memory_zone():
+        with _nlp.memory_zone(), _only("tok2vec", "tagger"):
             return select_candidates(_nlp(text), title, max_candidates=max_candidates)
     finally:
         release_soon(TRIM_INTERVAL)
@@ -150,14 +155,15 @@ def _entities(text: str) -> list:
     from .entities import extract_entities
 
     try:
-        with _nlp.memory_zone():
+        with _nlp.memory_zone(), _only("ner"):
             return extract_entities(_nlp(text))
     finally:
         release_soon(TRIM_INTERVAL)
 
 
 def _both(text: str, title: str | None, max_candidates: int) -> tuple[list, list]:
-    """One process for both halves (``processes=1``): one tagger + NER pass."""
+    """Both halves in one pass: the one process of ``processes=1``, or either process of a pair
+    when the server has several texts in flight (see :meth:`NlpWorker.start`)."""
     from .entities import extract_entities
     from .keyphrases import select_candidates
 
@@ -192,6 +198,10 @@ class _Pipe:
         self._ids = itertools.count()
         self._broken = False
         threading.Thread(target=self._read, name=f"spacy-{name}-pipe", daemon=True).start()
+
+    def pending(self) -> int:
+        """Jobs sent and not yet answered."""
+        return len(self._waiting)
 
     def submit(self, name: str, *args: Any) -> Future:
         future: Future = Future()
@@ -320,12 +330,21 @@ class NlpWorker:
         return self.wait_ready()
 
     def start(self, text: str, title: str | None = None) -> "NlpJob":
-        """Send one text to both processes; the returned job hands out each result when ready."""
+        """Send one text to the processes; the returned job hands out each result when ready.
+
+        A text that arrives while both processes are idle is split (candidates from the tagger
+        process, entities from the NER process, at the same time: the shortest wait). One that
+        arrives while another text is in flight goes whole to the less busy process: both
+        halves in one pass tokenise it once and cross one pipe, ~15 ms less CPU a story, and
+        with several texts queued the two processes stay busy either way."""
         handles = self._handles
         futures = {}
         try:
             if self.parts == ("all",):
                 futures["all"] = (handles["all"], handles["all"].submit("both", text, title, self.max_candidates))
+            elif handles["tagger"].pending() or handles["ner"].pending():
+                pipe = min((handles["tagger"], handles["ner"]), key=lambda p: p.pending())
+                futures["all"] = (pipe, pipe.submit("both", text, title, self.max_candidates))
             else:
                 futures["tagger"] = (handles["tagger"], handles["tagger"].submit("candidates", text, title, self.max_candidates))
                 futures["ner"] = (handles["ner"], handles["ner"].submit("entities", text))
