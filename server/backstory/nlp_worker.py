@@ -50,6 +50,7 @@ from typing import Any
 
 from . import errors
 from .memory import release_soon
+from .threads import name_os_thread
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +237,7 @@ class _Pipe:
                 pass
 
     def _read(self) -> None:
+        name_os_thread()
         while True:
             try:
                 job, (ok, value) = self._conn.recv()

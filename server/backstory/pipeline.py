@@ -26,6 +26,7 @@ from .archive.base import normalize_url
 from .config import Settings
 from .memory import release_soon
 from .schemas import AnalyzeRequest, Entity, Keyphrase, RelatedStory, Sidebar, Timings
+from .threads import name_os_thread
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,7 @@ class Analyzer:
     def __init__(self, models: Models) -> None:
         self.models = models
         # A second thread per analysis: the document embedding runs beside spaCy.
-        self._side = ThreadPoolExecutor(max_workers=2, thread_name_prefix="embed-doc")
+        self._side = ThreadPoolExecutor(max_workers=2, thread_name_prefix="embed-doc", initializer=name_os_thread)
 
     def extract(self, *, url: str, html: str | None, text: str | None, title: str | None) -> Any:
         if text is not None:
@@ -327,7 +328,9 @@ class Pipeline:
         self.analyzer = Analyzer(models)
         self.archive = archive
         self.cache = ResponseCache()
-        self._pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="analyze")
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.workers, thread_name_prefix="analyze", initializer=name_os_thread
+        )
         self._slots = asyncio.Semaphore(settings.workers)
         self.active = 0  # analyses for a client, running or queued
         self.backlog_wake = asyncio.Event()

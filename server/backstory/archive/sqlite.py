@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import schemas
 from ..memory import release_free_memory
+from ..threads import name_os_thread
 from .base import (
     DUPLICATE_JACCARD,
     SIMHASH_CANDIDATE_DISTANCE,
@@ -215,6 +216,7 @@ class _Writer(threading.Thread):
         return fut
 
     def run(self) -> None:
+        name_os_thread()
         try:
             self.conn = _connect(self.path, readonly=False)
             migrate(self.conn)
@@ -364,7 +366,9 @@ class SQLiteArchive:
             writer.start()
             await asyncio.wrap_future(writer.ready)
             self._writer = writer
-            self._pool = concurrent.futures.ThreadPoolExecutor(self._readers, thread_name_prefix="backstory-archive-read")
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                self._readers, thread_name_prefix="backstory-archive-read", initializer=name_os_thread
+            )
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(self._pool, lambda: self._load_index(self._reader()))
             self._started = True

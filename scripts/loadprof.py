@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Where the CPU goes under load (issue 5): the real server, N clients, CPU per request by thread.
+
+    .venv/bin/python scripts/loadprof.py                       # 16 clients, 25 s
+    .venv/bin/python scripts/loadprof.py --clients 16 --seconds 25 --env BACKSTORY_WORKERS=4
+
+Starts ``backstory serve`` on 127.0.0.1 on a copy of the bench's cached 10,000-story archive
+(``scripts/bench.py`` builds it the first time), sends the extraction dev pages from N clients
+that always wait (each request under a new URL, so never a cache hit, as the bench's load
+phase), and reads ``/proc`` before and after: the CPU milliseconds each thread of the server and
+of its spaCy processes spent per answered request, the kernel's share, the whole machine's busy
+share (``/proc/stat``: what no process of ours used stayed idle) and this client's own CPU. A
+quick way to compare two settings in the same minutes (this VM's speed drifts, see
+``docs/benchmarks.md``): run them one after the other, twice, alternating.
+
+Prints a table and, with ``--json``, one JSON object. Needs the evaluation data (``--data``);
+without it, it says so and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _spacy_role(pid: int, root: int) -> str:
+    """The tagger process is forked from the server, the NER process from the tagger process."""
+    try:
+        parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return f"process {pid}"
+    return "spaCy tagger process" if parent == root else "spaCy NER process"
+
+
+def thread_cpu(root: int) -> dict[tuple[str, str], list[float]]:
+    """(process role, thread name) -> [user + system seconds, system seconds], summed."""
+    out: dict[tuple[str, str], list[float]] = collections.defaultdict(lambda: [0.0, 0.0])
+    for pid in bench.proc_tree(root):
+        role = "server" if pid == root else _spacy_role(pid, root)
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+                fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if tid == str(pid):
+                name = "main"
+            user, system = int(fields[11]) / TICK, int(fields[12]) / TICK
+            cell = out[(role, name.rstrip("0123456789_"))]
+            cell[0] += user + system
+            cell[1] += system
+    return out
+
+
+def machine_ticks() -> list[int]:
+    return [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=bench.DEFAULT_DATA)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=25.0)
+    parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the server (repeatable)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    args = parser.parse_args(argv)
+
+    missing = bench.data_missing(args.data)
+    if missing:
+        print(f"loadprof: evaluation data not found ({', '.join(missing)}); nothing measured")
+        return 0
+    env = dict(item.split("=", 1) for item in args.env)
+    source, _ = bench.cached_archive(args.data, 10_000, 496, 3600)
+    pages = bench.load_pages(args.data, None)
+    work = Path(tempfile.mkdtemp(prefix="backstory-loadprof-"))
+    archive = work / "archive.sqlite3"
+    shutil.copyfile(source, archive)
+    server = bench.Server(archive, work / "server.log", env)
+    try:
+        server.start()
+        bench.measure_load(server.base, pages, 4, 3, 12)  # warm-up: every process has answered
+        before, ticks0, client0 = thread_cpu(server.proc.pid), machine_ticks(), time.process_time()
+        load = bench.measure_load(server.base, pages, args.clients, args.seconds, 5000)
+        after, ticks1, client1 = thread_cpu(server.proc.pid), machine_ticks(), time.process_time()
+    finally:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    done = max(1, load["ok"])
+    ticks = [b - a for a, b in zip(ticks0, ticks1)]
+    idle = (ticks[3] + ticks[4]) / max(1, sum(ticks))
+    rows = []
+    for key, (total, system) in after.items():
+        prev = before.get(key, [0.0, 0.0])
+        ms = (total - prev[0]) * 1000 / done
+        if ms >= 0.05:
+            rows.append({"process": key[0], "thread": key[1], "cpu_ms_per_request": round(ms, 1),
+                         "system_ms_per_request": round((system - prev[1]) * 1000 / done, 1)})
+    rows.sort(key=lambda r: -r["cpu_ms_per_request"])
+    report = {
+        "env": env,
+        "clients": args.clients,
+        "throughput_per_s": load["throughput_per_s"],
+        "answered": load["ok"],
+        "errors": load["errors"],
+        "latency_ms": load["latency_ms"],
+        "cpu_ms_per_request": round(sum(r["cpu_ms_per_request"] for r in rows), 1),
+        "machine_idle_share": round(idle, 4),
+        "client_cpu_ms_per_request": round((client1 - client0) * 1000 / done, 1),
+        "threads": rows,
+    }
+    print(f"{args.clients} clients, {load['seconds']:.1f} s, env {env or 'default'}: "
+          f"{load['throughput_per_s']}/s, {load['ok']} answered, {load['errors']} errors, "
+          f"p95 {load['latency_ms'].get('p95')} ms")
+    print(f"CPU per request {report['cpu_ms_per_request']} ms (server and spaCy processes); "
+          f"machine idle {idle:.1%}; this client {report['client_cpu_ms_per_request']} ms a request")
+    print(f"{'process':24s} {'thread':28s} {'CPU ms/request':>15s} {'of it kernel':>13s}")
+    for r in rows:
+        print(f"{r['process']:24s} {r['thread']:28s} {r['cpu_ms_per_request']:15.1f} {r['system_ms_per_request']:13.1f}")
+    if args.json:
+        print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
