@@ -228,11 +228,11 @@ def _surface(run: Sequence[_Unit]) -> str:
 
 def find_candidates(doc: Any, title: str | None = None, max_words: int = 4) -> list[Candidate]:
     """Every candidate phrase of ``doc``, merged by :func:`phrase_key`, in order of first use."""
-    text = doc.text
-    length = max(1, len(text))
+    doc_text = doc.text
+    length = max(1, len(doc_text))
     title_stems = set(_stem_words(title or ""))
     found: dict[str, Candidate] = {}
-    for run in _runs(_units(doc, text)):
+    for run in _runs(_units(doc, doc_text)):
         for phrase in _phrases(run, max_words):
             text = _surface(phrase)
             key = phrase_key(text)

@@ -15,14 +15,16 @@ process extracts the next page and runs ONNX Runtime meanwhile.
 The two share their memory: the tagger process loads the whole pipeline, then forks the NER
 process from itself, so spaCy's code, the model and the gazetteer sit in memory once
 (copy-on-write; ``gc.freeze`` keeps the collector from touching those pages), and either can
-run either half. While the server has one text in flight, the halves run in the two processes at
-once; when more texts queue, each goes whole to the less busy process (one pass tokenises it
-once: less CPU a story, and the queue keeps both processes busy anyway). ``backstory serve`` forks the tagger process itself from
-the server process at its very start (:func:`prestart`), before the server has a thread or has
-imported its web stack: the interpreter and numpy are then shared too, no multiprocessing
-helper process is needed, and spaCy loads while the server imports the rest. Anywhere else
-(tools, tests, a restart after a crash, when threads already run) the tagger process is started
-fresh (``spawn``). Each process takes its texts over a pipe of its own.
+run either half. While the server has one text in flight, the halves run in the two processes
+at once; when more texts queue, each goes whole to the less busy process (one pass tokenises it
+once: less CPU a story, and the queue keeps both processes busy anyway).
+
+``backstory serve`` forks the tagger process itself from the server process at its very start
+(:func:`prestart`), before the server has a thread or has imported its web stack: the
+interpreter and numpy are then shared too, no multiprocessing helper process is needed, and
+spaCy loads while the server imports the rest. Anywhere else (tools, tests, a restart after a
+crash, when threads already run) the tagger process is started fresh (``spawn``). Each process
+takes its texts over a pipe of its own.
 
 Only small, picklable results cross the pipes, never a spaCy ``Doc``. A child dies with its
 parent (it watches it), ignores Ctrl-C (the server stops it), and a crashed one is replaced,
