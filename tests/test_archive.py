@@ -376,7 +376,6 @@ async def test_features_are_computed_once_for_a_store_and_the_lookup_after_it(
     await archive.related(retitled, limit=5)
     assert calls[-1] == "Floods"
     # And the answer is the one computed from scratch.
-    sqlite_module_memo = archive._features
-    sqlite_module_memo._items.clear()
+    archive._features._items.clear()
     assert await archive.related(stored, limit=5) == first
     assert [r.story_id for r in again] == [r.story_id for r in await archive.related(changed, limit=5)]
