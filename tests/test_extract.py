@@ -84,6 +84,74 @@ def test_realistic_news_page() -> None:
         assert junk not in article.text
 
 
+MORE_STORY = [
+    "The state transportation department will pay for half of the work, a spokesman said, and the "
+    "city will borrow the rest through a bond that voters approved in 2019 for road and bridge repairs.",
+    "During the eight months of work, buses will be rerouted over the Harbor Street crossing, adding "
+    "about ten minutes to the morning trip from the east bank to the city centre.",
+]
+
+
+def _comparisons(monkeypatch) -> list[bool]:
+    """Record each call of trafilatura: True for one with its fallback comparison."""
+    import backstory.extract as extract
+
+    calls: list[bool] = []
+    real = extract._trafilatura
+
+    def counted(tree, url, *, fast, with_metadata):
+        calls.append(not fast)
+        return real(tree, url, fast=fast, with_metadata=with_metadata)
+
+    monkeypatch.setattr(extract, "_trafilatura", counted)
+    return calls
+
+
+def test_a_long_extraction_skips_the_fallback_comparison_and_keeps_its_text(monkeypatch) -> None:
+    import backstory.extract as extract
+
+    page = news_page(story=STORY + MORE_STORY)
+    calls = _comparisons(monkeypatch)
+    article = extract_article(page, URL)
+    assert calls == [False]  # one pass, without readability and jusText
+    assert article.text.split("\n\n") == STORY + MORE_STORY
+    monkeypatch.setattr(extract, "_worth_comparing", lambda body, text: True)
+    assert extract_article(page, URL) == article  # the comparison would not have changed it
+    assert calls == [False, False, True]
+
+
+def test_a_short_own_extraction_gets_the_fallback_comparison(monkeypatch) -> None:
+    # A teaser paragraph beside the story as line-broken text: trafilatura's own extraction keeps
+    # only the teaser (43 characters); its comparison with readability finds the story.
+    page = ("<html><head><title>Council approves Old Mill Bridge repairs</title></head><body><div>"
+            "<p>Short teaser line for the story here today.</p><div>" + "<br>".join(STORY) + "</div></div></body></html>")
+    calls = _comparisons(monkeypatch)
+    article = extract_article(page, URL)
+    assert calls == [False, True]
+    for paragraph in STORY:
+        assert paragraph in article.text
+    assert article.title == "Council approves Old Mill Bridge repairs"  # metadata from the first pass
+
+
+@pytest.mark.parametrize(
+    ("body", "compare"),
+    [
+        ("<p>" + " ".join(STORY + MORE_STORY) + "</p>", False),
+        ("<p>" + STORY[0] + "</p>", True),  # short
+        ("<head>" + " ".join(STORY + MORE_STORY) + "</head>", True),  # no paragraph text
+        ("<p>" + " ".join(STORY + MORE_STORY) + "</p><table><tr><td>a</td></tr></table><table><tr><td>b</td></tr></table>", True),
+        ("<p>" + " ".join(STORY + MORE_STORY) + "</p><figure>x</figure>", True),  # unclean, as trafilatura says
+    ],
+)
+def test_when_the_fallback_comparison_runs(body: str, compare: bool) -> None:
+    from lxml import etree
+
+    from backstory.extract import _worth_comparing
+
+    tree = etree.fromstring(f"<body>{body}</body>")
+    assert _worth_comparing(tree, "".join(tree.itertext())) is compare
+
+
 def test_fields_are_none_when_the_page_does_not_say() -> None:
     body = "".join(f"<p>{p}</p>" for p in STORY)
     article = extract_article(f"<html><body><div>{body}</div></body></html>", "http://203.0.113.9/story")

@@ -454,6 +454,45 @@ def _flatten_deep(tree) -> None:
             el.text = text
 
 
+_COMPARE_BELOW_CHARS = 1000
+"""trafilatura's own extraction is compared with its readability and jusText fallbacks only when
+its text is shorter than this (4 × trafilatura's minimum extracted size) or looks deficient."""
+
+
+def _trafilatura(tree, url: str, *, fast: bool, with_metadata: bool):
+    import trafilatura
+
+    return trafilatura.bare_extraction(
+        tree,  # trafilatura works on a copy: the tree can be passed again
+        url=url,
+        fast=fast,
+        favor_precision=True,
+        with_metadata=with_metadata,
+        include_comments=False,
+        include_tables=True,
+        prune_xpath=_PRUNE,
+        date_extraction_params={"extensive_search": False, "original_date": True, "outputformat": "%Y-%m-%d"},
+    )
+
+
+def _worth_comparing(body, text: str) -> bool:
+    """Whether trafilatura's fallback comparison could change this extraction.
+
+    The comparison (readability, then jusText) costs ~12 ms a page and replaces the own
+    extraction when that is short, has no paragraph text, is mostly tables or kept page chrome;
+    on the 91 extraction dev pages it changed one page, whose own text was 213 characters. So it
+    runs for extractions like that one, not for every page (see docs/benchmarks.md).
+    """
+    if len(text) < _COMPARE_BELOW_CHARS:
+        return True
+    paragraphs = body.findall(".//p")
+    if not paragraphs or not any(t.strip() for p in paragraphs for t in p.itertext()):
+        return True
+    from trafilatura.external import SANITIZED_XPATH  # what makes trafilatura call an extraction unclean
+
+    return len(body.findall(".//table")) > len(paragraphs) or bool(body.xpath(SANITIZED_XPATH))
+
+
 def extract_article(html: str, url: str) -> Article:
     """Extract the story on ``html`` (served at ``url``).
 
@@ -468,8 +507,6 @@ def extract_article(html: str, url: str) -> Article:
     if not html.strip():
         raise NotAnArticle("the page is empty")
 
-    import trafilatura
-
     tree = _load(html)
     if tree is None or len(tree) == 0:
         raise NotAnArticle("the page is not readable HTML")
@@ -480,16 +517,14 @@ def extract_article(html: str, url: str) -> Article:
     page_lang = _html_lang(tree)
     headline = _json_ld_headline(tree)
     try:
-        doc = trafilatura.bare_extraction(
-            tree,
-            url=url,
-            favor_precision=True,
-            with_metadata=True,
-            include_comments=False,
-            include_tables=True,
-            prune_xpath=_PRUNE,
-            date_extraction_params={"extensive_search": False, "original_date": True, "outputformat": "%Y-%m-%d"},
-        )
+        doc = _trafilatura(tree, url, fast=True, with_metadata=True)
+        if doc is None or doc.body is None or _worth_comparing(doc.body, doc.text or ""):
+            full = _trafilatura(tree, url, fast=False, with_metadata=doc is None)
+            if full is not None and full.body is not None:
+                if doc is not None:  # the metadata does not depend on the text's extraction
+                    doc.body, doc.text = full.body, full.text
+                else:
+                    doc = full
     except (RecursionError, ValueError, TypeError, AttributeError, IndexError) as exc:  # pragma: no cover
         raise NotAnArticle(f"the page could not be read ({type(exc).__name__})") from None
     if doc is None or doc.body is None:
