@@ -657,7 +657,7 @@ def measure_cache_hits(base: str, docs: list[Doc], repeats: int) -> dict:
 
 
 async def _load(base: str, docs: list[Doc], clients: int, seconds: float, max_requests: int,
-                timeout: float) -> dict:
+                timeout: float, tag: str = "bench_load") -> dict:
     import httpx
     import msgspec
 
@@ -674,7 +674,7 @@ async def _load(base: str, docs: list[Doc], clients: int, seconds: float, max_re
                     return
                 doc = docs[n % len(docs)]
                 sep = "&" if "?" in doc.url else "?"
-                body = msgspec.json.encode(doc.body(url=f"{doc.url}{sep}bench_load={n}"))
+                body = msgspec.json.encode(doc.body(url=f"{doc.url}{sep}{tag}={n}"))
                 t = time.perf_counter()
                 try:
                     r = await client.post("/api/v1/analyze", content=body,
@@ -707,8 +707,11 @@ async def _load(base: str, docs: list[Doc], clients: int, seconds: float, max_re
     }
 
 
-def measure_load(base: str, docs: list[Doc], clients: int, seconds: float, max_requests: int) -> dict:
-    return asyncio.run(_load(base, docs, clients, seconds, max_requests, timeout=max(60.0, seconds * 2)))
+def measure_load(base: str, docs: list[Doc], clients: int, seconds: float, max_requests: int,
+                 tag: str = "bench_load") -> dict:
+    """``tag`` names the query parameter that makes each request's URL new: a second load on the
+    same server needs another one, or its first requests are cache hits."""
+    return asyncio.run(_load(base, docs, clients, seconds, max_requests, timeout=max(60.0, seconds * 2), tag=tag))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     server = bench.Server(archive, work / "server.log", env)
     try:
         server.start()
-        bench.measure_load(server.base, pages, 4, 3, 12)  # warm-up: every process has answered
+        # warm-up: every process has answered (under other URLs: the measured requests must not hit its cache)
+        bench.measure_load(server.base, pages, 4, 3, 12, tag="loadprof_warm_up")
         before, ticks0, client0 = thread_cpu(server.proc.pid), machine_ticks(), time.process_time()
         load = bench.measure_load(server.base, pages, args.clients, args.seconds, 5000)
         after, ticks1, client1 = thread_cpu(server.proc.pid), machine_ticks(), time.process_time()
