@@ -351,6 +351,7 @@ def test_malformed_urls_do_not_crash() -> None:
 
 def test_extraction_runs_one_page_at_a_time_across_threads(monkeypatch) -> None:
     import threading
+    from concurrent.futures import ThreadPoolExecutor
 
     import backstory.extract as extract
 
@@ -377,11 +378,9 @@ def test_extraction_runs_one_page_at_a_time_across_threads(monkeypatch) -> None:
             except NotAnArticle as exc:
                 errors.append(exc)
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(4):
+            pool.submit(work)
     assert peak == 1 and len(errors) == 12
     # The failed extraction's frames were cleared under the lock: nothing holds its trees.
     tb = errors[0].__traceback__
@@ -391,7 +390,8 @@ def test_extraction_runs_one_page_at_a_time_across_threads(monkeypatch) -> None:
 
 
 _CROWDED_PAGES = r'''
-import random, sys, threading, time
+import random, sys, time
+from concurrent.futures import ThreadPoolExecutor
 from backstory.extract import extract_article
 from backstory.errors import NotAnArticle
 
@@ -420,11 +420,8 @@ def work(i):
             pass
         done.append(seed)
 
-threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
+with ThreadPoolExecutor(4) as pool:
+    list(pool.map(work, range(4)))
 print(len(done))
 '''
 
