@@ -71,7 +71,18 @@ def test_features_are_the_dfa_walks_counts(built, reference) -> None:
 def test_holds_less_than_half_of_py3langids_memory(built, reference) -> None:
     ours = sum(a.nbytes for a in (built.keys, built.states, built.output, built.ptc, built.pc))
     theirs = reference.nb_ptc.nbytes + reference.tk_nextmove.itemsize * len(reference.tk_nextmove)
-    assert ours < 32e6 and ours < theirs / 2
+    assert ours < 12e6 and ours < theirs / 5
+
+
+def test_the_weights_rebuild_py3langids_table_exactly(built, reference) -> None:
+    table = np.asarray(reference.nb_ptc)
+    assert built.ptc.shape == table.shape
+    everything = built.ptc.rows(np.arange(table.shape[0]))
+    assert everything.dtype == table.dtype and np.array_equal(everything.view(np.uint16), table.view(np.uint16))
+    some = np.array([7, 0, table.shape[0] - 1, 7, 12345])  # any order, repeats
+    assert np.array_equal(built.ptc.rows(some).view(np.uint16), table[some].view(np.uint16))
+    assert built.ptc.rows(np.zeros(0, dtype=np.int64)).shape == (0, table.shape[1])
+    assert built.ptc.nbytes < table.nbytes / 3
 
 
 def test_cached_on_disk_and_read_back(tmp_path, built, monkeypatch) -> None:
