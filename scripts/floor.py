@@ -22,7 +22,8 @@ least N × sum / 2 of latency on average, whatever the scheduling.
 
 ``throughput``: two processes, one per core, each running those five stages back to back on all
 pages for ``--seconds``: the most pages per second this stack gives on this machine with no HTTP,
-no archive, no related search and no hand-over between processes.
+no archive, no related search and no hand-over between processes; and each page's CPU there
+(``cpu_ms_by_page``, the median of its runs), from which ``scripts/bench.py`` plays an ideal server.
 
 Each prints one JSON object.
 """
@@ -209,15 +210,19 @@ def _throughput_worker(data: str, seconds: float, offset: int, ready, go, result
     ready.put(os.getpid())
     go.wait()
     n, i, cpu = 0, 0, 0.0
+    by_page: dict[str, list[float]] = {}
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
-        run = stages.run(pages[i % len(pages)])
+        page = pages[i % len(pages)]
+        run = stages.run(page)
         i += 1
         if run:
             run.pop("words")
             n += 1
-            cpu += sum(run.values())
-    results.put({"pages": n, "seconds": time.perf_counter() - start, "cpu_ms": cpu})
+            cost = sum(run.values())
+            cpu += cost
+            by_page.setdefault(page.id, []).append(cost)
+    results.put({"pages": n, "seconds": time.perf_counter() - start, "cpu_ms": cpu, "by_page": by_page})
 
 
 def throughput(data: Path, seconds: float = 25.0, processes: int = 2) -> dict:
@@ -239,10 +244,16 @@ def throughput(data: Path, seconds: float = 25.0, processes: int = 2) -> dict:
     for p in procs:
         p.join()
     pages = sum(r["pages"] for r in rows)
+    by_page: dict[str, list[float]] = {}
+    for r in rows:
+        for page_id, costs in r["by_page"].items():
+            by_page.setdefault(page_id, []).extend(costs)
     return {
         "processes": processes, "seconds": round(max(r["seconds"] for r in rows), 1), "pages": pages,
         "pages_per_s": round(pages / max(r["seconds"] for r in rows), 2),
         "cpu_ms_per_page": round(sum(r["cpu_ms"] for r in rows) / pages, 1) if pages else None,
+        # each page's CPU (median of its runs here): what an ideal server would spend on it
+        "cpu_ms_by_page": {k: round(statistics.median(v), 1) for k, v in sorted(by_page.items())},
     }
 
 

@@ -20,9 +20,7 @@ without it, it says so and exits 0.
 from __future__ import annotations
 
 import argparse
-import collections
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -32,41 +30,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench  # noqa: E402
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _spacy_role(pid: int, root: int) -> str:
-    """The tagger process is forked from the server, the NER process from the tagger process."""
-    try:
-        parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return f"process {pid}"
-    return "spaCy tagger process" if parent == root else "spaCy NER process"
-
-
-def thread_cpu(root: int) -> dict[tuple[str, str], list[float]]:
-    """(process role, thread name) -> [user + system seconds, system seconds], summed."""
-    out: dict[tuple[str, str], list[float]] = collections.defaultdict(lambda: [0.0, 0.0])
-    for pid in bench.proc_tree(root):
-        role = "server" if pid == root else _spacy_role(pid, root)
-        try:
-            tids = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for tid in tids:
-            try:
-                name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
-                fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if tid == str(pid):
-                name = "main"
-            user, system = int(fields[11]) / TICK, int(fields[12]) / TICK
-            cell = out[(role, name.rstrip("0123456789_"))]
-            cell[0] += user + system
-            cell[1] += system
-    return out
 
 
 def machine_ticks() -> list[int]:
@@ -97,9 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         server.start()
         # warm-up: every process has answered (under other URLs: the measured requests must not hit its cache)
         bench.measure_load(server.base, pages, 4, 3, 12, tag="loadprof_warm_up")
-        before, ticks0, client0 = thread_cpu(server.proc.pid), machine_ticks(), time.process_time()
+        before, ticks0, client0 = bench.thread_cpu(server.proc.pid), machine_ticks(), time.process_time()
         load = bench.measure_load(server.base, pages, args.clients, args.seconds, 5000)
-        after, ticks1, client1 = thread_cpu(server.proc.pid), machine_ticks(), time.process_time()
+        after, ticks1, client1 = bench.thread_cpu(server.proc.pid), machine_ticks(), time.process_time()
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -107,14 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     done = max(1, load["ok"])
     ticks = [b - a for a, b in zip(ticks0, ticks1)]
     idle = (ticks[3] + ticks[4]) / max(1, sum(ticks))
-    rows = []
-    for key, (total, system) in after.items():
-        prev = before.get(key, [0.0, 0.0])
-        ms = (total - prev[0]) * 1000 / done
-        if ms >= 0.05:
-            rows.append({"process": key[0], "thread": key[1], "cpu_ms_per_request": round(ms, 1),
-                         "system_ms_per_request": round((system - prev[1]) * 1000 / done, 1)})
-    rows.sort(key=lambda r: -r["cpu_ms_per_request"])
+    rows = bench.thread_cpu_per_request(before, after, load["ok"])
     report = {
         "env": env,
         "clients": args.clients,
