@@ -97,6 +97,21 @@ def test_cached_on_disk_and_read_back(tmp_path, built, monkeypatch) -> None:
         assert again.classify(text) == built.classify(text)
 
 
+def test_an_earlier_versions_file_is_deleted_when_the_new_one_is_written(tmp_path, built) -> None:
+    stale = tmp_path / "langid-0123456789abcdef.npz"
+    stale.write_bytes(b"weights in an earlier recipe")
+    keep = [tmp_path / "langid-notes.npz", tmp_path / "minilm-l6-0123456789abcdef.onnx", tmp_path / "readme.txt"]
+    for path in keep:
+        path.write_text("not an entry of this kind")
+    language.identifier(tmp_path)
+    assert not stale.exists()
+    assert language.cache_path(tmp_path).is_file() and all(path.exists() for path in keep)
+    # read back, nothing is written and nothing else is touched
+    stale.write_bytes(b"weights in an earlier recipe")
+    language.identifier(tmp_path)
+    assert stale.exists()
+
+
 def test_unwritable_cache_still_gives_an_identifier(tmp_path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")

@@ -34,6 +34,32 @@ def model_cache_dir() -> Path:
     return Path(user_cache_dir("backstory", appauthor=False))
 
 
+def prune_model_cache(kept: Path) -> list[Path]:
+    """Delete the entries of ``kept``'s kind that an earlier version left in its cache folder.
+
+    Entries are named ``<kind>-<16 hex key>.<ext>``, the key changing with the source model, the
+    library version or the recipe; after an upgrade the old file is never read again. Called
+    right after a new entry was written. Never fails: what cannot be deleted stays."""
+    kind, _, key = kept.stem.rpartition("-")
+    removed = []
+    try:
+        others = list(kept.parent.glob(f"{kind}-*{kept.suffix}"))
+    except OSError:
+        return removed
+    for other in others:
+        other_kind, _, other_key = other.stem.rpartition("-")
+        if other == kept or other_kind != kind or len(other_key) != len(key):
+            continue
+        if not all(c in "0123456789abcdef" for c in other_key):
+            continue
+        try:
+            other.unlink()
+        except OSError:
+            continue
+        removed.append(other)
+    return removed
+
+
 def _networks(value: str | list[str]) -> list[str]:
     items = value.split(",") if isinstance(value, str) else value
     out = []

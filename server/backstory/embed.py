@@ -36,7 +36,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from keybert.backend import BaseEmbedder
 
-from .config import model_cache_dir
+from .config import model_cache_dir, prune_model_cache
 
 DIM = 384
 MAX_TOKENS = 256  # the model's max_seq_length (sentence_bert_config.json)
@@ -81,6 +81,8 @@ def prepare_model(source: str | Path, cache_dir: str | Path | None = None) -> Pa
         log.warning("cannot cache the quantised embedding model in %s (%s): using %s as shipped", folder, exc, source)
         return source
     log.info("quantised the embedding model once into %s", target)
+    for stale in prune_model_cache(target):
+        log.info("removed %s, quantised by an earlier version", stale)
     return target
 
 

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import model_cache_dir, prune_model_cache
+
 log = logging.getLogger(__name__)
 
 RECIPE = "aho-corasick-nodes-v1+sparse-weights"  # part of the cache key: change it with the format
@@ -247,7 +249,6 @@ _lock = threading.Lock()
 
 
 def cache_path(cache_dir: str | Path | None = None) -> Path:
-    from .config import model_cache_dir
 
     digest = hashlib.sha256(_model_file().read_bytes()).hexdigest()[:16]
     key = hashlib.sha256(f"{digest}|{RECIPE}".encode()).hexdigest()[:16]
@@ -274,6 +275,7 @@ def identifier(cache_dir: str | Path | None = None) -> CompactIdentifier:
                     tmp = Path(fh.name)
                 found.save(tmp)
                 os.replace(tmp, path)  # atomic: a concurrent start sees all of it or nothing
+                prune_model_cache(path)  # an earlier version's file (30 MB) is never read again
             except OSError as exc:
                 log.warning("cannot cache the language model in %s (%s)", path.parent, exc)
                 if tmp is not None:
