@@ -938,29 +938,42 @@ def _fmt(value: Any, unit: str = "") -> str:
     return f"{value}{unit}"
 
 
-def ideal_server(costs_ms: list[float], clients: int, seconds: float, cores: int = 2) -> dict:
+def ideal_server(costs_ms: list[float], clients: int, seconds: float, cores: int = 2,
+                 shortest_first: bool = False) -> dict:
     """The best any server could do with requests of these CPU costs: ``clients`` that always
     wait, each request's cost spread over all ``cores`` with no overhead at all, answered first
-    come, first served, for ``seconds``. Request n costs ``costs_ms[n % len(costs_ms)]`` (the
-    load phase's order of pages). Its mean latency is clients × mean cost / cores whatever the
-    order (Little's law, the cores never idle); first come, first served keeps every request's
-    wait the same share of the queue, so no request is starved to make the others quicker."""
-    from collections import deque
+    come, first served (or, with ``shortest_first``, the cheapest waiting request first), for
+    ``seconds``. Request n costs ``costs_ms[n % len(costs_ms)]`` (the load phase's order of
+    pages). First come, first served, the mean latency is clients × mean cost / cores (Little's
+    law, the cores never idle) and every request waits for about the same share of the queue's
+    work. Shortest first answers more cheap pages in the window by making the dearest wait for as
+    long as cheaper ones keep coming (``waiting_at_end_ms``: the longest wait of a request still
+    unanswered at the end)."""
+    import heapq
 
-    queue = deque((0.0, costs_ms[n % len(costs_ms)]) for n in range(clients))  # (arrival ms, cost)
+    def entry(n: int, arrival: float) -> tuple[float, int, float, float]:
+        cost = costs_ms[n % len(costs_ms)]
+        return (cost if shortest_first else n, n, arrival, cost)
+
+    queue = [entry(n, 0.0) for n in range(clients)]
+    heapq.heapify(queue)
     issued, now, latencies = clients, 0.0, []
     while True:
-        arrival, cost = queue.popleft()
+        _, _, arrival, cost = heapq.heappop(queue)
         now += cost / cores
         if now > seconds * 1000:
+            heapq.heappush(queue, (0.0, 0, arrival, cost))
             break
         latencies.append(now - arrival)
-        queue.append((now, costs_ms[issued % len(costs_ms)]))
+        heapq.heappush(queue, entry(issued, now))
         issued += 1
+    end = seconds * 1000
     return {"clients": clients, "cores": cores, "seconds": seconds,
+            "order": "shortest first" if shortest_first else "first come, first served",
             "throughput_per_s": round(len(latencies) / seconds, 2),
             "latency_ms": summary(latencies), "mean_ms": round(statistics.fmean(latencies), 1) if latencies else None,
-            "mean_cost_ms": round(statistics.fmean(costs_ms), 1)}
+            "mean_cost_ms": round(statistics.fmean(costs_ms), 1),
+            "waiting_at_end_ms": round(max(end - item[2] for item in queue), 1)}
 
 
 def ideal_load(report: dict, docs: list[Doc]) -> dict | None:
@@ -978,6 +991,8 @@ def ideal_load(report: dict, docs: list[Doc]) -> dict | None:
     out = {"stages_only": ideal_server(stages, ld["clients"], ld["seconds"]),
            "beyond_stages_ms_per_request": round(beyond, 1)}
     out["with_archive_and_http"] = ideal_server([c + beyond for c in stages], ld["clients"], ld["seconds"])
+    out["with_archive_and_http_shortest_first"] = ideal_server(
+        [c + beyond for c in stages], ld["clients"], ld["seconds"], shortest_first=True)
     return out
 
 
@@ -1034,7 +1049,10 @@ def verdicts(report: dict) -> list[dict]:
                     f"CPU in the stages-alone run right after, + {ideal['beyond_stages_ms_per_request']} ms a request "
                     f"of archive and HTTP as measured under this load: {both['throughput_per_s']}/s, mean "
                     f"{both['latency_ms']['mean']} ms, p95 {both['latency_ms']['p95']} ms (the stages alone: "
-                    f"{bare['throughput_per_s']}/s, p95 {bare['latency_ms']['p95']} ms)")
+                    f"{bare['throughput_per_s']}/s, p95 {bare['latency_ms']['p95']} ms)"
+                    + (f"; shortest first instead: p95 {sjf['latency_ms']['p95']} ms, the dearest pages waiting "
+                       f"{round(sjf['waiting_at_end_ms'] / 1000, 1)} s at the end"
+                       if (sjf := ideal.get("with_archive_and_http_shortest_first")) else ""))
         elif best.get("pages_per_s"):
             note = (f"floor: {clients} clients that always wait, at the stages-alone rate of {best['pages_per_s']}/s, "
                     f"see ≥ {round(clients / best['pages_per_s'] * 1000)} ms mean latency (clients / rate)")

@@ -44,6 +44,16 @@ def test_ideal_server_costs_follow_the_load_phase_order() -> None:
     assert dear["throughput_per_s"] == pytest.approx(cheap["throughput_per_s"] * 100 / 200, rel=0.02)
 
 
+def test_shortest_first_starves_the_dear_pages() -> None:
+    costs = [60.0, 310.0, 120.0, 95.0, 240.0, 180.0, 75.0]
+    fifo = bench.ideal_server(costs, clients=16, seconds=60)
+    sjf = bench.ideal_server(costs, clients=16, seconds=60, shortest_first=True)
+    assert sjf["latency_ms"]["p50"] < fifo["latency_ms"]["p50"]
+    assert sjf["latency_ms"]["p95"] > 3 * fifo["latency_ms"]["p95"]
+    assert sjf["waiting_at_end_ms"] > 3 * fifo["waiting_at_end_ms"]
+    assert fifo["waiting_at_end_ms"] <= fifo["latency_ms"]["max"]
+
+
 def test_thread_cpu_names_this_process_and_its_busy_thread() -> None:
     from backstory.threads import name_os_thread
 
