@@ -436,7 +436,7 @@ def proc_memory(pid: int) -> dict:
     Runtime), so it errs low. Without the frame numbers (they need root) the footprint is PSS."""
     out: dict[str, Any] = {"processes": 0, "per_process_rss": {}, "per_process_pss": {}}
     pids = []
-    for p in proc_tree(pid):
+    for p, role in roles(pid).items():
         try:
             status = dict(line.split(":", 1) for line in Path(f"/proc/{p}/status").read_text().splitlines() if ":" in line)
             rollup = {k: int(v.split()[0]) / 1024 for k, v in
@@ -444,7 +444,6 @@ def proc_memory(pid: int) -> dict:
         except OSError:
             continue
         pids.append(p)
-        role = _role(p, pid)
         for key in ("VmRSS", "VmHWM"):
             out[key] = round(out.get(key, 0) + int(status[key].split()[0]) / 1024, 1)
         out["Threads"] = out.get("Threads", 0) + int(status["Threads"])
@@ -508,13 +507,22 @@ def _role(pid: int, root: int) -> str:
     return "spaCy tagger process" if parent == root else "spaCy NER process"
 
 
+def roles(root: int) -> dict[int, str]:
+    """:func:`_role` of each process of the tree, made unique: spaCy processes started fresh
+    after a crash are all the server's children, so a repeated role gets the pid added."""
+    out: dict[int, str] = {}
+    for pid in proc_tree(root):
+        role = _role(pid, root)
+        out[pid] = f"{role} {pid}" if role in out.values() else role
+    return out
+
+
 def thread_cpu(root: int) -> dict[tuple[str, str], list[float]]:
     """(process role, thread name without its number) -> [user + system seconds, system seconds],
     summed over the server's tree (its threads carry their names to the OS: ``threads.py``)."""
     tick = os.sysconf("SC_CLK_TCK")
     out: dict[tuple[str, str], list[float]] = {}
-    for pid in proc_tree(root):
-        role = _role(pid, root)
+    for pid, role in roles(root).items():
         try:
             tids = os.listdir(f"/proc/{pid}/task")
         except OSError:
@@ -554,10 +562,10 @@ BEYOND_STAGES = {("server", "archive-read"), ("server", "archive-writer"), ("ser
 def proc_cpu_by_process(pid: int) -> dict[str, float]:
     """User + system CPU seconds of each process of the tree (all threads), from /proc/PID/stat."""
     out: dict[str, float] = {}
-    for p in proc_tree(pid):
+    for p, role in roles(pid).items():
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            out[_role(p, pid)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            out[role] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         except (OSError, IndexError, ValueError):
             continue
     return out

@@ -4,6 +4,7 @@ server could do under the load phase, and the per-thread CPU reading of a proces
 from __future__ import annotations
 
 import os
+import signal
 import statistics
 import sys
 import threading
@@ -78,3 +79,30 @@ def test_thread_cpu_names_this_process_and_its_busy_thread() -> None:
     rows = bench.thread_cpu_per_request(before, during, answered=1)
     mine = [r for r in rows if r["thread"] == "bench-spin"]
     assert mine and mine[0]["process"] == "server" and mine[0]["cpu_ms_per_request"] >= 200
+
+
+def test_each_process_of_the_tree_gets_a_role_of_its_own() -> None:
+    import subprocess
+
+    # a child with a child of its own (as the tagger process forks the NER process), and a
+    # second child of this process (as after a crash, when both are started fresh); other tests
+    # may have left processes of their own running under this one
+    first = subprocess.Popen(["bash", "-c", "sleep 30 & wait"], start_new_session=True)
+    second = subprocess.Popen(["sleep", "30"])
+    try:
+        deadline = time.monotonic() + 10
+        while len(bench.proc_tree(first.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        grandchild = [p for p in bench.proc_tree(first.pid) if p != first.pid]
+        found = bench.roles(os.getpid())
+        assert found[os.getpid()] == "server"
+        assert len(set(found.values())) == len(found)  # no two alike
+        assert found[first.pid].startswith("spaCy tagger process")
+        assert found[second.pid].startswith("spaCy tagger process")
+        assert len(grandchild) == 1 and found[grandchild[0]].startswith("spaCy NER process")
+        assert f"spaCy tagger process {first.pid}" in found.values() or f"spaCy tagger process {second.pid}" in found.values()
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # the shell and its sleep
+        second.kill()
+        for proc in (first, second):
+            proc.wait()
