@@ -45,6 +45,9 @@ def chrome_manifest(base: dict) -> dict:
 def firefox_manifest(base: dict) -> dict:
     """Firefox: sidebar_action for the panel, an event page for the background, a gecko id."""
     manifest = copy.deepcopy(base)
+    # The key fixes the Chrome extension id (the server's default allowed origin); Firefox has
+    # no use for it: its moz-extension:// origins are random per profile.
+    manifest.pop("key", None)
     panel = manifest.pop("side_panel")["default_path"]
     manifest["sidebar_action"] = {
         "default_panel": panel,

@@ -17,6 +17,11 @@ from litestar.testing import AsyncTestClient
 from backstory.config import Settings
 
 
+# The address tests call the app at: the server answers only to the Host names it is bound to
+# (loopback by default), so the test client's own "testserver.local" would be refused.
+BASE_URL = "http://127.0.0.1:8000"
+
+
 @pytest.fixture(scope="session")
 def models():
     from backstory.pipeline import Models
@@ -44,7 +49,7 @@ async def wait_ready(client: AsyncTestClient, timeout: float = 120.0) -> None:
 async def client(settings: Settings, models) -> AsyncIterator[AsyncTestClient]:
     from backstory.app import create_app
 
-    async with AsyncTestClient(app=create_app(settings, models=models)) as c:
+    async with AsyncTestClient(app=create_app(settings, models=models), base_url=BASE_URL) as c:
         await wait_ready(c)
         yield c
 

@@ -103,9 +103,9 @@ def test_import_stores_at_once_and_the_server_analyses_later(tmp_path: Path, env
         from backstory.app import create_app
         from backstory.config import Settings
 
-        from .conftest import wait_ready
+        from .conftest import BASE_URL, wait_ready
 
-        async with AsyncTestClient(app=create_app(Settings(archive_path=str(env_archive)), models=models)) as client:
+        async with AsyncTestClient(app=create_app(Settings(archive_path=str(env_archive)), models=models), base_url=BASE_URL) as client:
             await wait_ready(client)
             # Searchable and related by their words while they wait.
             found = (await client.get("/api/v1/stories", params={"q": "wildfire evacuation"})).json()

@@ -12,12 +12,14 @@ from litestar import Litestar, MediaType, Request, Response
 from litestar.config.cors import CORSConfig
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.logging.config import LoggingConfig
+from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
 from . import __version__, errors
 from .api import API_ROUTES, health_routes
+from .api.guard import BrowserGuard, OriginRule
 from .config import Settings
 from .schemas import Problem
 
@@ -136,9 +138,10 @@ def create_app(settings: Settings | None = None, *, models: Any = None) -> Lites
 
     logging.getLogger("backstory").setLevel(getattr(logging, settings.log_level.upper(), logging.INFO))
 
+    origins = OriginRule(settings.extension_origins, settings.cors_origins)
     cors = CORSConfig(
-        allow_origins=list(settings.cors_origins),
-        allow_origin_regex=r"^(chrome-extension|moz-extension|safari-web-extension)://[a-zA-Z0-9._-]+$",
+        allow_origins=sorted(origins.exact),
+        allow_origin_regex=origins.cors_regex(),
         allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type"],
         max_age=600,
@@ -169,6 +172,7 @@ def create_app(settings: Settings | None = None, *, models: Any = None) -> Lites
             Exception: _unexpected,
         },
         request_max_body_size=settings.max_body_bytes,
+        middleware=[DefineMiddleware(BrowserGuard, settings=settings)],
         cors_config=cors,
         openapi_config=openapi,
         # Litestar would otherwise configure the root logger; handlers are the program's

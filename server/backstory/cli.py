@@ -15,12 +15,12 @@ from typing import Any, Iterator
 import msgspec
 
 from . import errors
-from .config import Settings, from_env
+from .config import Settings, from_env, open_bind_refusal
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for name in ("host", "port", "archive_path"):
+    for name in ("host", "port", "archive_path", "insecure_no_auth"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -49,6 +49,9 @@ def _limit_malloc_arenas(arenas: int = 2) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     _limit_malloc_arenas()
     settings = _settings(args)
+    refusal = open_bind_refusal(settings)
+    if refusal:
+        raise SystemExit(f"backstory: {refusal}")
     from .nlp_worker import prestart
 
     prestart(settings.spacy_processes)  # first: forked before any thread or heavy import
@@ -277,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP server")
     serve.add_argument("--host", help="listen address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default 8000)")
+    serve.add_argument("--insecure-no-auth", action="store_true", default=None,
+                       help="serve a non-loopback address without an API token (refused otherwise)")
     archive_flag(serve)
     serve.set_defaults(func=cmd_serve)
 

@@ -15,6 +15,9 @@ import msgspec
 from msgspec import Meta
 
 PREFIX = "BACKSTORY_"
+# Backstory's own Chrome extension: the id Chrome derives from the public key in
+# extension/manifest.json, so unpacked and packed builds share it (a test checks the two agree).
+CHROME_EXTENSION_ORIGIN = "chrome-extension://hfpghaeheenpclmchdkdnmecfgfkoonj"
 
 
 def default_archive_path() -> str:
@@ -60,6 +63,27 @@ def prune_model_cache(kept: Path) -> list[Path]:
     return removed
 
 
+def is_loopback(host: str) -> bool:
+    """True for an address or name that only this machine can reach."""
+    host = host.strip().strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def open_bind_refusal(settings: "Settings") -> str | None:
+    """Why the server must not start as configured, or None: listening beyond this machine with
+    no token would let anyone on the network read and change the archive."""
+    if is_loopback(settings.host) or settings.api_token or settings.insecure_no_auth:
+        return None
+    return (f"refusing to serve {settings.host} without authentication: anyone who can reach it could read "
+            "and change the archive. Set BACKSTORY_API_TOKEN, or pass --insecure-no-auth "
+            "(BACKSTORY_INSECURE_NO_AUTH=1) if the network itself is trusted.")
+
+
 def _networks(value: str | list[str]) -> list[str]:
     items = value.split(",") if isinstance(value, str) else value
     out = []
@@ -102,8 +126,20 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     ] = ""
     cors_origins: Annotated[
         list[str],
-        Meta(description="Comma-separated extra origins allowed by CORS (browser extensions are always allowed)."),
+        Meta(description="Comma-separated extra web origins (e.g. https://intranet.example) allowed to call the API from a browser page, besides the extension origins."),
     ] = []
+    extension_origins: Annotated[
+        list[str],
+        Meta(description="Comma-separated browser-extension origins allowed to call the API: Backstory's own Chrome extension (its id is fixed by the key in extension/manifest.json) and any Firefox moz-extension origin (random per profile; no web page can send one). 'SCHEME://*' admits every origin of a scheme."),
+    ] = msgspec.field(default_factory=lambda: [CHROME_EXTENSION_ORIGIN, "moz-extension://*"])
+    allowed_hosts: Annotated[
+        list[str],
+        Meta(description="Comma-separated Host names the server answers to (a DNS-rebinding page sends its own); '*.example.org' admits subdomains. Empty: the loopback names when bound to loopback, the bound address and loopback names when bound to one address, any name when bound to all addresses (which needs a token)."),
+    ] = []
+    insecure_no_auth: Annotated[
+        bool,
+        Meta(description="Serve a non-loopback address without an API token (refused otherwise: anyone on the network could read and change the archive)."),
+    ] = False
     workers: Annotated[
         int, Meta(ge=1, le=64, description="Analyses run at once; further requests queue (4 gave the most analyses a second on 2 cores).")
     ] = 4
@@ -120,7 +156,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         return msgspec.structs.replace(self, **changes)
 
 
-_LIST_FIELDS = {"allowed_networks", "denied_networks", "cors_origins"}
+_LIST_FIELDS = {"allowed_networks", "denied_networks", "cors_origins", "extension_origins", "allowed_hosts"}
 
 
 def from_env(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
