@@ -164,7 +164,11 @@ async def test_near_identical_text_is_one_story(archive: SQLiteArchive) -> None:
     b = await archive.upsert(record("https://two.example/news/123", syndicated))
     assert b.story_id == a.story_id and await archive.count() == 1
     assert await archive.has_canonical_url("https://two.example/news/123")
-    assert await archive.find_duplicate("https://three.example/x", simhash(syndicated)) == a.story_id  # text now stored
+    stored = await archive.get(a.story_id)  # the copy is another source of the story, not its new text
+    assert (stored.url, stored.text) == ("https://one.example/vell-flood", RIVER) and b == stored
+    assert await archive.find_duplicate("https://three.example/x", simhash(RIVER)) == a.story_id
+    assert await archive.find_duplicate("https://three.example/x", simhash(syndicated)) is None  # the hash alone: too far
+    assert await archive.find_duplicate("https://three.example/x", simhash(syndicated), syndicated) == a.story_id
     assert await archive.find_duplicate("https://two.example/news/123", 0) == a.story_id
     assert await archive.find_duplicate("https://three.example/x", simhash(CHESS)) is None
     c = await archive.upsert(record("https://three.example/chess", CHESS))

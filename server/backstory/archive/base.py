@@ -8,6 +8,7 @@ in-memory :class:`backstory.archive.related.RelatedIndex`.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from datetime import datetime, timezone
 from typing import AsyncIterator, Protocol, runtime_checkable
@@ -16,10 +17,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import msgspec
 
 from .. import schemas
+from ..words import word_count
 
 EMBEDDING_DIM = 384
 # Two texts whose 64-bit SimHashes differ in at most this many bits are one story (used when
-# only the hash is known: find_duplicate, and excluding duplicates from related stories).
+# only the hash is known: find_duplicate without the text, and excluding duplicates from related stories).
 SIMHASH_MAX_DISTANCE = 3
 # With both texts at hand, hashes up to this far apart are candidates, confirmed when the texts
 # share this fraction of their word 3-shingles (a syndicated copy with a changed line or byline).
@@ -89,6 +91,43 @@ def normalize_url(url: str) -> str:
         netloc = f"{parts.username}@{netloc}"
     query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING_PARAMS.match(k)])
     return urlunsplit((scheme, netloc, parts.path or "/", query, ""))
+
+
+def _site(url: str) -> str | None:
+    """The site a URL belongs to: its registrable domain by the Public Suffix List shipped in the
+    ``tld`` package (``news.example.co.uk`` -> ``example.co.uk``; never downloaded), or its host
+    when that is an IP address. A host under a suffix the list does not know (``news.example``)
+    takes the list's default rule, "*": its last two labels; a one-label host (``localhost``) is
+    a site of its own."""
+    from tld import get_fld
+
+    try:
+        host = (urlsplit(url.strip()).hostname or "").rstrip(".").lower()
+    except ValueError:
+        return None
+    if not host:
+        return None
+    try:
+        return ipaddress.ip_address(host).compressed
+    except ValueError:
+        pass
+    try:
+        host = host.encode("idna").decode("ascii")  # one spelling for an international name
+    except UnicodeError:
+        pass
+    return get_fld(host, fix_protocol=True, fail_silently=True) or ".".join(host.split(".")[-2:])
+
+
+def identity_url(canonical_url: str | None, page_url: str) -> str:
+    """The (normalised) URL a page is archived under: the canonical URL the page declares when it
+    is on the same site as the page's URL (the client's URL, or the final URL of the server's own
+    fetch), else the page's URL. Any page can name any canonical URL: trusting one on another
+    site would let it take over that site's stories."""
+    if canonical_url:
+        site = _site(canonical_url)
+        if site is not None and site == _site(page_url):
+            return normalize_url(canonical_url)
+    return normalize_url(page_url)
 
 
 def story_id_for(canonical_url: str) -> str:
@@ -166,7 +205,7 @@ def prepare(record: StoryRecord) -> StoryRecord:
     if not record.content_hash:
         changes["content_hash"] = content_hash(record.text)
     if not record.word_count and record.text:
-        changes["word_count"] = len(record.text.split())
+        changes["word_count"] = word_count(record.text)
     now = utc_now()
     if not record.first_seen:
         changes["first_seen"] = record.last_seen or now
@@ -187,11 +226,14 @@ class Archive(Protocol):
         same, :meth:`related` for the same record gives the same answer (the pipeline reuses it)."""
 
     async def upsert(self, record: StoryRecord) -> StoryRecord:
-        """Store a story. The same canonical URL or a near-identical text is ONE story: it is updated
-        (id and first_seen kept, last_seen refreshed). Returns the stored record."""
+        """Store a story. The same canonical URL is the same page: the story is updated (id and
+        first_seen kept, last_seen refreshed). A near-identical text elsewhere is ONE story too,
+        but the stored one is left as it was (last_seen refreshed): the copy's URLs become its
+        aliases. Returns the stored record."""
 
-    async def find_duplicate(self, canonical_url: str, simhash: int) -> str | None:
-        """Id of the stored story with this canonical URL or a near-identical SimHash, if any."""
+    async def find_duplicate(self, canonical_url: str, simhash: int, text: str | None = None) -> str | None:
+        """Id of the story :meth:`upsert` would store this page as, if any: by canonical URL (or
+        alias), else by near-identical text (the SimHash alone when the text is not given)."""
 
     async def get(self, story_id: str) -> StoryRecord | None: ...
 

@@ -118,6 +118,13 @@ _COLUMNS = (
     "keyphrases, entities, embedding, simhash, content_hash, first_seen, last_seen, analysed"
 )
 _SUMMARY = "story_id, url, canonical_url, title, site_name, published, first_seen, last_seen"
+# Point an alias URL at a story. An alias follows the page's latest analysis, but a story's own
+# canonical URL is never taken from it.
+_POINT_ALIAS = (
+    "INSERT INTO aliases (canonical_url, story_id) VALUES (?, ?) ON CONFLICT (canonical_url) DO UPDATE "
+    "SET story_id = excluded.story_id WHERE NOT EXISTS ("
+    "SELECT 1 FROM stories s WHERE s.story_id = aliases.story_id AND s.canonical_url = aliases.canonical_url)"
+)
 _FTS_WORD = re.compile(r"\w+", re.UNICODE)
 _BATCH = 128
 
@@ -445,40 +452,61 @@ class SQLiteArchive:
         """Import several records at once (one transaction for the lot)."""
         return list(await asyncio.gather(*(self.import_record(r) for r in records)))
 
-    def _find_dup(self, conn: sqlite3.Connection, canonical_url: str, sh: int, ok: bool, text: str | None = None) -> str | None:
-        """The stored story with this canonical URL, else one with near-identical text: SimHash within
-        SIMHASH_MAX_DISTANCE bits, or, when the text is known, within SIMHASH_CANDIDATE_DISTANCE bits
-        and DUPLICATE_JACCARD shingle overlap."""
-        row = conn.execute("SELECT story_id FROM aliases WHERE canonical_url = ?", (normalize_url(canonical_url),)).fetchone()
+    def _find_story(
+        self, conn: sqlite3.Connection, canonical_url: str, sh: int, ok: bool, text: str | None = None
+    ) -> tuple[str | None, bool]:
+        """The stored story a page with this canonical URL (and text) is, and whether the page is
+        that story's own (its canonical URL): the story with this canonical URL; else the story
+        that has it as an alias while the texts are near-identical still (any, when the text is
+        not known); else one with near-identical text: SimHash within SIMHASH_MAX_DISTANCE bits,
+        or, when the text is known, within SIMHASH_CANDIDATE_DISTANCE bits and DUPLICATE_JACCARD
+        shingle overlap."""
+        canonical_url = normalize_url(canonical_url)
+        row = conn.execute(
+            "SELECT s.story_id, s.canonical_url, s.text FROM aliases a JOIN stories s ON s.story_id = a.story_id "
+            "WHERE a.canonical_url = ?", (canonical_url,),
+        ).fetchone()
         if row:
-            return row[0]
+            if row[1] == canonical_url:
+                return row[0], True
+            if text is None or shingle_jaccard(text, row[2]) >= DUPLICATE_JACCARD:
+                return row[0], False
+            # The page at this alias says something else now: it is no copy of that story any more.
         if not ok:
-            return None
+            return None, False
         near = self.index.near_simhash(sh, SIMHASH_CANDIDATE_DISTANCE if text is not None else SIMHASH_MAX_DISTANCE)
         if text is None:
-            return near[0][0] if near else None
+            return (near[0][0] if near else None), False
         for sid, _d in near[:20]:
             other = conn.execute("SELECT text FROM stories WHERE story_id = ?", (sid,)).fetchone()
             if other and shingle_jaccard(text, other[0]) >= DUPLICATE_JACCARD:
-                return sid
-        return None
+                return sid, False
+        return None, False
 
     def _store(self, conn: sqlite3.Connection, rec: StoryRecord, features: bytes, keep_identity: bool):
         ok = simhash_usable(rec.text)
-        existing = self._find_dup(conn, rec.canonical_url, rec.simhash, ok, rec.text)
-        if existing is None and keep_identity:
-            row = conn.execute("SELECT story_id FROM stories WHERE story_id = ?", (rec.story_id,)).fetchone()
-            existing = row[0] if row else None
+        existing, own = self._find_story(conn, rec.canonical_url, rec.simhash, ok, rec.text)
         if existing is None:
             row = conn.execute("SELECT story_id FROM stories WHERE story_id = ?", (rec.story_id,)).fetchone()
-            if row:  # an id taken by another canonical URL (only possible through imports)
-                existing = row[0]
+            existing = row[0] if row else None  # an id taken by another canonical URL (only through imports)
+        if keep_identity:
+            # An import (of an export) merges into the stored story, taking the imported fields: the
+            # archive's own records, so that an export imported again changes nothing.
+            own = existing is not None
         incoming = rec.canonical_url
+        if existing is not None and not own:
+            # A copy (by text) of a stored story is one more source of it, never a rewrite of it:
+            # otherwise any page could replace another site's story with its own title and URL.
+            conn.execute("UPDATE stories SET last_seen = max(last_seen, ?) WHERE story_id = ?", (utc_now(), existing))
+            for alias in (incoming, normalize_url(rec.url)):
+                conn.execute(_POINT_ALIAS, (alias, existing))
+            row = conn.execute(f"SELECT {_COLUMNS} FROM stories WHERE story_id = ?", (existing,)).fetchone()
+            return _row_to_record(row), None
         if existing is not None and not rec.analysed:
             row = conn.execute(f"SELECT {_COLUMNS} FROM stories WHERE story_id = ?", (existing,)).fetchone()
             if row[17]:  # an unanalysed copy never replaces an analysed story: it only adds its URLs
                 for alias in (incoming, normalize_url(rec.url)):
-                    conn.execute("INSERT OR IGNORE INTO aliases (canonical_url, story_id) VALUES (?, ?)", (alias, existing))
+                    conn.execute(_POINT_ALIAS, (alias, existing))
                 return _row_to_record(row), None
         if existing is not None:
             old = conn.execute("SELECT canonical_url, first_seen, last_seen FROM stories WHERE story_id = ?", (existing,)).fetchone()
@@ -495,11 +523,8 @@ class SQLiteArchive:
         else:
             sets = ", ".join(f"{c.strip()} = ?" for c in (_COLUMNS + ", simhash_ok, sh0, sh1, sh2, sh3, features").split(","))
             conn.execute(f"UPDATE stories SET {sets} WHERE story_id = ?", (*values, rec.story_id))
-        conn.execute("INSERT OR IGNORE INTO aliases (canonical_url, story_id) VALUES (?, ?)", (rec.canonical_url, rec.story_id))
-        url_alias = normalize_url(rec.url)
-        if url_alias != rec.canonical_url:
-            conn.execute("INSERT OR IGNORE INTO aliases (canonical_url, story_id) VALUES (?, ?)", (url_alias, rec.story_id))
-        conn.execute("INSERT OR IGNORE INTO aliases (canonical_url, story_id) VALUES (?, ?)", (incoming, rec.story_id))
+        for alias in (rec.canonical_url, normalize_url(rec.url), incoming):
+            conn.execute(_POINT_ALIAS, (alias, rec.story_id))
 
         emb = rec.embedding
         decoded = decode_features(features)
@@ -528,8 +553,9 @@ class SQLiteArchive:
         return await self._write(job)
 
     # ---- reads --------------------------------------------------------------------------
-    async def find_duplicate(self, canonical_url: str, simhash: int) -> str | None:
-        return await self._read(lambda conn: self._find_dup(conn, canonical_url, simhash, True))
+    async def find_duplicate(self, canonical_url: str, simhash: int, text: str | None = None) -> str | None:
+        ok = simhash_usable(text) if text is not None else True
+        return await self._read(lambda conn: self._find_story(conn, canonical_url, simhash, ok, text)[0])
 
     async def has_canonical_url(self, url: str) -> bool:
         return await self._read(
