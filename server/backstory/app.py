@@ -19,26 +19,28 @@ from litestar.static_files import create_static_files_router
 
 from . import __version__, errors
 from .api import API_ROUTES, health_routes
+from .api.body import JsonRequest
 from .api.guard import BrowserGuard, OriginRule
+from .api.openapi import finish_document
 from .config import Settings
-from .schemas import Problem
+from .schemas import PROBLEM_JSON, Problem, explain
 
 log = logging.getLogger("backstory")
 
-PROBLEM_JSON = "application/problem+json"
 SWAGGER_ASSETS = "/schema/assets"
 
 
-def problem(status: int, title: str, detail: str) -> Response[Problem]:
+def problem(status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> Response[Problem]:
     return Response(
         Problem(status=status, title=title, detail=detail),
         status_code=status,
         media_type=PROBLEM_JSON,
+        headers=headers,
     )
 
 
 def _backstory_error(_: Request, exc: errors.BackstoryError) -> Response[Problem]:
-    return problem(exc.status, exc.title, exc.detail)
+    return problem(exc.status, exc.title, exc.detail, exc.headers or None)
 
 
 def _http_error(request: Request, exc: HTTPException) -> Response[Problem]:
@@ -50,12 +52,25 @@ def _http_error(request: Request, exc: HTTPException) -> Response[Problem]:
     if isinstance(exc, ValidationException):
         extra = exc.extra if isinstance(exc.extra, list) else []
         reasons = "; ".join(
-            f"{e.get('key') or 'body'}: {e.get('message')}" for e in extra if isinstance(e, dict)
+            f"{e.get('key') or 'body'}: {explain(str(e.get('message')))}" for e in extra if isinstance(e, dict)
         )
         detail = f"{exc.detail}: {reasons}" if reasons else exc.detail
     titles = {400: "Invalid request", 401: "Unauthorized", 404: "Not found", 405: "Method not allowed",
               413: "Payload too large", 415: "Unsupported media type"}
-    return problem(status, titles.get(status, "Client error"), detail or titles.get(status, "error"))
+    # exc.headers carries what the status needs, e.g. the Allow list of a 405.
+    return problem(status, titles.get(status, "Client error"), detail or titles.get(status, "error"), exc.headers)
+
+
+def _answer_options(request: Request) -> Response | None:
+    """OPTIONS lists every method of the path. Litestar's own answer keeps the methods of the
+    first handler registered there (OPTIONS /api/v1/analyze said POST but not GET)."""
+    if request.method != "OPTIONS":
+        return None
+    template = request.scope.get("path_template")
+    methods = next((route.methods for route in request.app.routes if route.path_format == template), None)
+    if methods is None:
+        return None
+    return Response(None, status_code=204, headers={"Allow": ", ".join(sorted(methods))}, media_type=MediaType.TEXT)
 
 
 def _unexpected(request: Request, exc: Exception) -> Response[Problem]:
@@ -163,7 +178,7 @@ def create_app(settings: Settings | None = None, *, models: Any = None) -> Lites
     assets = create_static_files_router(
         path=SWAGGER_ASSETS, directories=[str(swagger_ui_path)], include_in_schema=False
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[*API_ROUTES, *health_routes(), assets],
         lifespan=[lifespan],
         exception_handlers={
@@ -172,6 +187,8 @@ def create_app(settings: Settings | None = None, *, models: Any = None) -> Lites
             Exception: _unexpected,
         },
         request_max_body_size=settings.max_body_bytes,
+        request_class=JsonRequest,  # bodies decoded strictly: bad UTF-8, deep nesting, repeated keys are 400s
+        before_request=_answer_options,
         middleware=[DefineMiddleware(BrowserGuard, settings=settings)],
         cors_config=cors,
         openapi_config=openapi,
@@ -180,3 +197,5 @@ def create_app(settings: Settings | None = None, *, models: Any = None) -> Lites
         logging_config=LoggingConfig(configure_root_logger=False),
         debug=False,
     )
+    finish_document(app.openapi_schema, settings)
+    return app

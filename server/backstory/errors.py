@@ -8,6 +8,7 @@ class BackstoryError(Exception):
 
     status = 400
     title = "Bad request"
+    headers: dict[str, str] = {}
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -64,6 +65,7 @@ class UpstreamTimeout(BackstoryError):
 class Unauthorized(BackstoryError):
     status = 401
     title = "Unauthorized"
+    headers = {"WWW-Authenticate": "Bearer"}  # RFC 9110: a 401 names the scheme it wants
 
 
 class Unavailable(BackstoryError):

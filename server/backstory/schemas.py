@@ -10,16 +10,62 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+# --- Input limits: the boundary refuses (400) what breaks them, before any work is done. ---
+
+MAX_URL_CHARS = 2048
+MAX_TITLE_CHARS = 1000
+MAX_TEXT_CHARS = 1_000_000
+MAX_HTML_CHARS = 10 * 1024 * 1024  # the default request body limit: no bigger page fits anyway
+MAX_QUERY_CHARS = 500
+
+# One definition of "a URL the server accepts": http(s), a host that is a DNS name (letters,
+# digits, '-', '_', non-ASCII for IDN labels; each label at most 63) or a bracketed IPv6
+# address, an optional port 1-65535, no user name or password, and no control characters,
+# spaces or <>"` anywhere (a browser's location.href percent-encodes those). What a pattern
+# cannot check (the IDNA form of a non-ASCII host, a well-formed IPv6 literal) is
+# pipeline.check_url's job.
+_LABEL = r"[A-Za-z0-9_\u00a1-\uffff](?:[A-Za-z0-9_\u00a1-\uffff-]{0,61}[A-Za-z0-9_\u00a1-\uffff])?"
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+URL_PATTERN = (
+    r"^[hH][tT][tT][pP][sS]?://"
+    rf"(?:\[[0-9A-Fa-f:.]{{2,45}}\]|(?:{_LABEL}\.)*{_LABEL}\.?)"
+    rf"(?::{_PORT})?"
+    r'(?:[/?#][^\x00-\x20\x7f-\x9f<>"`\s]*)?$'
+)
+URL_RULE = (
+    "an absolute http or https URL of at most 2,048 characters whose host is a name or an IP "
+    "address, with no user name or password and no spaces, control characters or <>\"` characters"
+)
 HttpUrl = Annotated[
     str,
-    Meta(
-        min_length=8,
-        max_length=2048,
-        pattern=r"^[hH][tT][tT][pP][sS]?://[^\s/?#]+[^\s]*$",
-        description="An absolute http or https URL, at most 2,048 characters.",
-    ),
+    Meta(min_length=8, max_length=MAX_URL_CHARS, pattern=URL_PATTERN, description=URL_RULE[0].upper() + URL_RULE[1:] + "."),
 ]
-StoryId = Annotated[str, Meta(pattern=r"^[0-9a-f]{16}$", description="16 hex digits.")]
+STORY_ID_PATTERN = r"^[0-9a-f]{16}$"
+StoryId = Annotated[str, Meta(pattern=STORY_ID_PATTERN, description="16 hex digits.")]
+NOT_BLANK_PATTERN = r"\S"
+Title = Annotated[str, Meta(max_length=MAX_TITLE_CHARS, description="The page's title (at most 1,000 characters).")]
+Html = Annotated[str, Meta(max_length=MAX_HTML_CHARS, description="The page's HTML (at most 10,485,760 characters).")]
+Text = Annotated[
+    str,
+    Meta(max_length=MAX_TEXT_CHARS, pattern=NOT_BLANK_PATTERN,
+         description="Plain text instead of HTML: not blank, at most 1,000,000 characters."),
+]
+
+# What a refused pattern means, said in words: msgspec's own message quotes the regex.
+PATTERN_RULES = {
+    URL_PATTERN: f"must be {URL_RULE}",
+    STORY_ID_PATTERN: "must be 16 hex digits",
+    NOT_BLANK_PATTERN: "must not be blank",
+}
+
+
+def explain(message: str) -> str:
+    """A validation message with any quoted pattern replaced by the rule it stands for."""
+    for pattern, rule in PATTERN_RULES.items():
+        quoted = f"Expected `str` matching regex {pattern!r}"
+        if quoted in message:
+            return message.replace(quoted, rule[0].upper() + rule[1:])
+    return message
 
 
 class Base(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -31,12 +77,13 @@ class Value(Base, frozen=True):
 
 
 class AnalyzeRequest(Base):
-    """A page (or plain text) to analyse."""
+    """A page (or plain text) to analyse: send html or text (not both), or neither and the
+    server fetches the URL."""
 
     url: HttpUrl
-    html: str | None = None
-    text: str | None = None
-    title: str | None = None
+    html: Html | None = None
+    text: Text | None = None
+    title: Title | None = None
     archive: bool = True
 
 
@@ -123,6 +170,9 @@ class StoryList(Value):
     total: int
     limit: int
     offset: int
+
+
+PROBLEM_JSON = "application/problem+json"
 
 
 class Problem(Value):

@@ -7,12 +7,13 @@ from typing import Annotated
 from litestar import Controller, Request, get, post
 from litestar.params import Parameter
 
-from ..schemas import AnalyzeRequest, HttpUrl, Problem, Sidebar
+from ..schemas import AnalyzeRequest, HttpUrl, Sidebar
 from .deps import app_state, require_token
+from .openapi import problems, rules_of
 
-ERRORS = {
-    400: Problem, 401: Problem, 413: Problem, 415: Problem, 422: Problem, 502: Problem, 504: Problem
-}
+# 413/415: the body (POST) or the fetched page; 422: a host with no valid name, an address the
+# fetcher may not reach, no article; 502/504: fetching; 503: models loading or out of time.
+ANALYZE_ERRORS = problems(413, 415, 422, 502, 503, 504)
 
 
 class AnalyzeController(Controller):
@@ -20,17 +21,17 @@ class AnalyzeController(Controller):
     guards = [require_token]
     tags = ["analyze"]
 
-    @post(operation_id="analyze", status_code=200)
+    @post(operation_id="analyze", status_code=200, responses=ANALYZE_ERRORS)
     async def analyze(self, request: Request, data: AnalyzeRequest) -> Sidebar:
         """Analyse a page: send its HTML (or plain text); without either the server fetches the URL."""
         pipeline = await app_state(request).pipeline_ready()
         return await pipeline.analyze(data)
 
-    @get(operation_id="analyzeUrl")
+    @get(operation_id="analyzeUrl", responses=ANALYZE_ERRORS)
     async def analyze_url(
         self,
         request: Request,
-        url: Annotated[HttpUrl, Parameter(description="The page to fetch and analyse.")],
+        url: Annotated[str, Parameter(**rules_of(HttpUrl))],
         archive: Annotated[bool, Parameter(description="Keep the story in the archive.")] = True,
     ) -> Sidebar:
         """Fetch a URL and analyse it (curl-friendly)."""

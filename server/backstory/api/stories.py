@@ -8,8 +8,12 @@ from litestar import Controller, Request, delete, get
 from litestar.params import Parameter
 
 from .. import errors
-from ..schemas import RelatedList, Sidebar, StoryId, StoryList
+from ..schemas import MAX_QUERY_CHARS, RelatedList, Sidebar, StoryId, StoryList
 from .deps import app_state, require_token
+from .openapi import problems, rules_of
+
+# Litestar validates a path parameter by its Parameter (see rules_of).
+StoryIdParam = Annotated[str, Parameter(**rules_of(StoryId))]
 
 
 class StoriesController(Controller):
@@ -17,11 +21,11 @@ class StoriesController(Controller):
     guards = [require_token]
     tags = ["stories"]
 
-    @get(operation_id="listStories")
+    @get(operation_id="listStories", responses=problems())
     async def list_stories(
         self,
         request: Request,
-        q: Annotated[str | None, Parameter(description="Full-text query; newest first without it.", max_length=500)] = None,
+        q: Annotated[str | None, Parameter(description="Full-text query; newest first without it.", max_length=MAX_QUERY_CHARS)] = None,
         limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
         offset: Annotated[int, Parameter(ge=0, le=1_000_000)] = 0,
     ) -> StoryList:
@@ -30,8 +34,8 @@ class StoriesController(Controller):
         stories, total = await archive.search(q.strip() if q and q.strip() else None, limit, offset)
         return StoryList(stories=stories, total=total, limit=limit, offset=offset)
 
-    @get("/{story_id:str}", operation_id="getStory")
-    async def get_story(self, request: Request, story_id: StoryId) -> Sidebar:
+    @get("/{story_id:str}", operation_id="getStory", responses=problems(404))
+    async def get_story(self, request: Request, story_id: StoryIdParam) -> Sidebar:
         """The stored sidebar payload of one story, with its related stories as of now."""
         from ..pipeline import sidebar_from_record
 
@@ -40,17 +44,17 @@ class StoriesController(Controller):
         related = await archive.related(record, limit=10)
         return sidebar_from_record(record, related, archived=True)
 
-    @get("/{story_id:str}/related", operation_id="relatedStories")
+    @get("/{story_id:str}/related", operation_id="relatedStories", responses=problems(404))
     async def related(
-        self, request: Request, story_id: StoryId, limit: Annotated[int, Parameter(ge=1, le=50)] = 10
+        self, request: Request, story_id: StoryIdParam, limit: Annotated[int, Parameter(ge=1, le=50)] = 10
     ) -> RelatedList:
         """The stories related to an archived story, each with its reasons."""
         archive = app_state(request).archive
         record = await _record(archive, story_id)
         return RelatedList(related=await archive.related(record, limit=limit))
 
-    @delete("/{story_id:str}", operation_id="deleteStory", status_code=204)
-    async def delete_story(self, request: Request, story_id: StoryId) -> None:
+    @delete("/{story_id:str}", operation_id="deleteStory", status_code=204, responses=problems(404))
+    async def delete_story(self, request: Request, story_id: StoryIdParam) -> None:
         """Remove a story from the archive."""
         state = app_state(request)
         owner = state.pipeline.forget if state.pipeline is not None else state.archive.delete
