@@ -358,7 +358,7 @@ def test_extraction_runs_one_page_at_a_time_across_threads(monkeypatch) -> None:
     running = peak = 0
     guard = threading.Lock()
 
-    def slow(html, url):
+    def slow(html, url, *_):
         nonlocal running, peak
         with guard:
             running += 1

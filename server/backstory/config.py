@@ -143,6 +143,22 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     workers: Annotated[
         int, Meta(ge=1, le=64, description="Analyses run at once; further requests queue (4 gave the most analyses a second on 2 cores).")
     ] = 4
+    analysis_deadline: Annotated[
+        float,
+        Meta(gt=0, description="Seconds one analysis may take once it has a worker (extraction and language analysis; not the fetch, nor the wait for a free worker). Past it the client gets 503 and nothing is stored: a safety net, as the limits below keep an analysis far shorter."),
+    ] = 20.0
+    max_analysis_chars: Annotated[
+        int,
+        Meta(ge=1000, description="Characters of a story's text that its entities, keyphrases and embedding come from: a longer text is returned and archived whole, but summarised by its first part (cut at a word boundary), so one long text cannot hold the language workers for long."),
+    ] = 50_000
+    max_analysis_tokens: Annotated[
+        int,
+        Meta(ge=100, description="Tokens (words, punctuation marks and line breaks) of that first part: spaCy's time goes by tokens, so a text of many tiny ones (one-word lines, lists of links) is cut sooner."),
+    ] = 10_000
+    max_html_elements: Annotated[
+        int,
+        Meta(ge=100, description="HTML elements of a page that extraction reads, in document order (the head, then the body from the top); the rest of a larger page is dropped first, as extraction's time grows with the element count."),
+    ] = 8_000
     spacy_processes: Annotated[
         int,
         Meta(ge=1, le=2, description="spaCy processes: 2 runs tagger and NER side by side (fastest); 1 saves ~15 MB of memory (the two share the loaded model) for ~50 ms more per story."),

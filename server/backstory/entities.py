@@ -33,6 +33,8 @@ SHOWN_LABELS = frozenset(
 )
 """Labels the sidebar shows; DATE, TIME, PERCENT, MONEY, QUANTITY, ORDINAL, CARDINAL never."""
 _PLACE = {"GPE", "LOC"}
+MAX_RECASED_LINES = 200
+"""ALL-CAPS lines re-cased and tagged again (the first ones); later ones keep spaCy's tags."""
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’.&-]*")
 
 # --------------------------------------------------------------------------- gazetteer
@@ -424,9 +426,12 @@ def entity_spans(doc: Any, text: str | None = None) -> list[tuple[int, int, str]
     (spaCy builds it anew, token by token, on each read).
     """
     text = doc.text if text is None else text
-    lines = _caps_lines(text)
-    evidence = _casing_evidence(text, lines)
+    all_lines = _caps_lines(text)
+    evidence = _casing_evidence(text, all_lines)
     spans = _spacy_spans(doc)
+    # Each re-cased line is one more NER call: a text of thousands of capitals lines would
+    # cost seconds, where articles (results tables included) have a few dozen.
+    lines = all_lines[:MAX_RECASED_LINES]
     if lines:
         inside = lambda s: any(a <= s < b for a, b in lines)  # noqa: E731
         spans = [sp for sp in spans if not inside(sp[0])] + _recased_spans(text, lines, evidence)

@@ -26,10 +26,12 @@ from lxml import etree
 
 from .errors import InvalidInput, NotAnArticle
 
-__all__ = ["Article", "decode_html", "detect_language", "extract_article", "warm_up", "MAX_HTML_CHARS"]
+__all__ = ["Article", "decode_html", "detect_language", "extract_article", "warm_up", "MAX_HTML_CHARS", "MAX_HTML_ELEMENTS"]
 
 MAX_HTML_CHARS = 12_000_000
 """Longer input is cut here (the API body limit is 10 MB; a fetched page at most 5 MB)."""
+MAX_HTML_ELEMENTS = 8_000
+"""Nodes of a page read by default (the server passes ``Settings.max_html_elements``)."""
 _MAX_DEPTH = 80
 _MIN_TEXT_CHARS = 80
 _MIN_WORDS = 15
@@ -433,13 +435,45 @@ def _json_ld_headline(tree) -> str | None:
     return None
 
 
+_FRAGMENT = re.compile(r"\s*<[A-Za-z]")
+
+
 def _load(html: str):
     from trafilatura.utils import load_html
 
     try:
-        return load_html(html)  # libxml2 stops nesting at 255 levels: deep pages cannot blow the stack
+        tree = load_html(html)  # libxml2 stops nesting at 255 levels: deep pages cannot blow the stack
+        if (tree is None or len(tree) == 0) and _FRAGMENT.match(html):
+            # trafilatura refuses markup without "html" near its start that parses to a single
+            # block (a bare "<p>...</p>" an extension or a script sends): give it a document.
+            tree = load_html(f"<html><body>{html}</body></html>")
+        return tree
     except (ValueError, etree.LxmlError, RecursionError):
         return None
+
+
+def _drop_after(tree, limit: int) -> bool:
+    """Keep the first ``limit`` nodes of ``tree`` in document order, drop the rest; whether any
+    was dropped. Extraction's time grows with the node count, and a page's head and the top of
+    its body (where the story starts) come first. Inline drawings, formulas and drop-down lists
+    are emptied first (trafilatura drops them anyway): their many nodes must not push the story
+    past the limit."""
+    for el in list(tree.iter("svg", "math", "select")):
+        for child in list(el):
+            el.remove(child)
+    for i, node in enumerate(tree.iter()):
+        if i == limit:
+            break
+    else:
+        return False
+    cut = node
+    parent = node.getparent()
+    while parent is not None:  # everything after it: its ancestors' later siblings
+        for later in list(node.itersiblings()):
+            parent.remove(later)
+        node, parent = parent, parent.getparent()
+    cut.getparent().remove(cut)
+    return True
 
 
 def _flatten_deep(tree) -> None:
@@ -505,22 +539,23 @@ runs of 40 s, and so did the server under 16 clients in 3 of 16 starts. Extracti
 for nearly all of its time anyway, so the lock costs little parallelism (docs/benchmarks.md)."""
 
 
-def extract_article(html: str, url: str) -> Article:
+def extract_article(html: str, url: str, *, max_elements: int = MAX_HTML_ELEMENTS) -> Article:
     """Extract the story on ``html`` (served at ``url``).
 
     Raises ``InvalidInput`` for input that is not text and ``NotAnArticle`` when the page has no
-    article text (empty, not HTML, or only navigation). Thread-safe: see ``_LXML``.
+    article text (empty, not HTML, or only navigation). Only the first ``max_elements`` nodes of
+    the page are read. Thread-safe: see ``_LXML``.
     """
     with _LXML:
         try:
-            return _extract_article(html, url)  # its trees are freed on return, still under the lock
+            return _extract_article(html, url, max_elements)  # its trees are freed on return, still under the lock
         except BaseException as exc:
             # The traceback's frames hold the trees: free them before the lock is let go.
             traceback.clear_frames(exc.__traceback__)
             raise
 
 
-def _extract_article(html: str, url: str) -> Article:
+def _extract_article(html: str, url: str, max_elements: int = MAX_HTML_ELEMENTS) -> Article:
     if not isinstance(html, str) or not isinstance(url, str):
         raise InvalidInput("html and url must be strings")
     if len(html) > MAX_HTML_CHARS:
@@ -533,6 +568,7 @@ def _extract_article(html: str, url: str) -> Article:
     if tree is None or len(tree) == 0:
         raise NotAnArticle("the page is not readable HTML")
     _flatten_deep(tree)
+    _drop_after(tree, max_elements)
     # Read what trafilatura's cleaning removes (scripts, link targets) before it runs.
     canonical = _canonical(tree, url)
     links = _page_links(tree)

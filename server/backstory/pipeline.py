@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import logging
 import math
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -22,11 +23,12 @@ from urllib.parse import urlsplit
 import msgspec
 
 from . import errors
-from .archive.base import normalize_url
+from .archive.base import identity_url, story_id_for
 from .config import Settings
 from .memory import release_soon
-from .schemas import AnalyzeRequest, Entity, Keyphrase, RelatedStory, Sidebar, Timings
+from .schemas import AnalyzeRequest, Entity, HttpUrl, Keyphrase, RelatedStory, Sidebar, Timings, explain
 from .threads import name_os_thread
+from .words import word_count
 
 log = logging.getLogger(__name__)
 
@@ -34,20 +36,33 @@ WORDS_PER_MINUTE = 230
 TRIM_INTERVAL = 5.0  # seconds between heap trims when the server falls idle
 MAX_TEXT_CHARS = 1_000_000
 
+_ASCII_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$", re.IGNORECASE)
+
+
 def check_url(url: str) -> str:
-    """Validate a client URL (http/https with a host); returns it stripped."""
+    """A client's URL, stripped and checked; raises InvalidUrl.
+
+    schemas.HttpUrl is the one definition of an acceptable URL (HTTP requests were held to it at
+    the boundary; the CLI's are held to it here). This adds what its pattern cannot see: a
+    bracketed host must be an IPv6 address, and a name must have a valid IDNA (ASCII) form."""
+    url = url.strip()
     try:
-        parts = urlsplit(url.strip())
-        parts.port  # noqa: B018 - raises ValueError on a bad port
+        msgspec.convert(url, HttpUrl)
+    except msgspec.ValidationError as exc:
+        reason = explain(str(exc))
+        raise errors.InvalidUrl(f"the URL: {reason[0].lower()}{reason[1:]}") from None
+    try:
+        host = urlsplit(url).hostname or ""  # ValueError: a bracketed host that is no IPv6 address
     except ValueError as exc:
         raise errors.InvalidUrl(f"invalid URL: {exc}") from None
-    if parts.scheme.lower() not in ("http", "https"):
-        raise errors.InvalidUrl("only http and https URLs can be analysed")
-    if not parts.hostname:
-        raise errors.InvalidUrl("URL has no host")
-    if parts.username is not None or parts.password is not None:
-        raise errors.InvalidUrl("URLs with a user name or password are not accepted (they would be archived)")
-    return url.strip()
+    if ":" not in host:  # a name (or an IPv4 address), not an IPv6 literal
+        try:
+            ascii_host = host.rstrip(".").encode("idna").decode("ascii")
+        except UnicodeError:
+            ascii_host = ""
+        if len(ascii_host) > 253 or not all(_ASCII_LABEL.match(label) for label in ascii_host.split(".")):
+            raise errors.InvalidUrl(f"the host {host!r} is not a valid domain name")
+    return url
 
 
 def _checked_url(request: AnalyzeRequest) -> str:
@@ -109,6 +124,7 @@ def _warm_up_extraction() -> None:
     from .extract import warm_up
 
     warm_up()  # trafilatura's lazy imports and word lists: the first reader must not wait for them
+    identity_url("https://a.example.co.uk/", "https://b.example.co.uk/")  # the Public Suffix List (~0.2 s)
 
 
 def _load_embedder() -> Any:
@@ -150,32 +166,106 @@ def _article_from_text(text: str, title: str | None) -> Any:
     )
 
 
-class Analyzer:
-    """Runs the CPU stages; thread-safe, used from worker threads."""
+# C0 control characters (but tab, line feed, carriage return) and DEL: never text, and spaCy
+# splits a word at them ("Alt\x00man" became two names). Vertical tab and form feed are breaks.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_BREAKS = str.maketrans({"\x0b": "\n", "\x0c": "\n"})
 
-    def __init__(self, models: Models) -> None:
+
+def clean_text(text: str) -> str:
+    """``text`` without control characters (vertical tab and form feed become line breaks).
+
+    Applied to a client's text and to extracted text before anything reads them: the text the
+    client gets back, and every offset into it, is this one."""
+    if _CONTROL.search(text) is None:
+        return text
+    return _CONTROL.sub("", text.translate(_BREAKS))
+
+
+# Roughly how spaCy's tokenizer splits: words, each punctuation mark, line breaks and runs of
+# spaces (each its own token); an overestimate where spaCy keeps marks together ("...").
+_TOKEN = re.compile(r"\w+|\s*\n\s*|\s\s+|[^\w\s]")
+_LAST_SPACE = re.compile(r"\s\S*\Z")
+
+
+def analysed_part(text: str, max_chars: int, max_tokens: int) -> str:
+    """The first part of ``text`` that entities, keyphrases and the embedding are computed from:
+    at most ``max_chars`` characters and about ``max_tokens`` spaCy tokens, cut before a word
+    that would be split (unless the part is one word). A prefix, so offsets into it are offsets
+    into ``text``."""
+    end = min(len(text), max_chars)
+    for i, m in enumerate(_TOKEN.finditer(text, 0, end)):
+        if i == max_tokens:
+            end = m.start()
+            break
+    if end >= len(text):
+        return text
+    if not text[end].isspace():
+        m = _LAST_SPACE.search(text, max(0, end - 200), end)
+        if m and text[: m.start()].strip():
+            end = m.start()
+    return text[:end].rstrip()
+
+
+_DEFAULTS = Settings()
+
+
+class Analyzer:
+    """Runs the CPU stages; thread-safe, used from worker threads.
+
+    The work is bounded by input size, not by time (a thread cannot be stopped): extraction reads
+    at most ``max_html_elements`` nodes of a page, and the language stages at most
+    :func:`analysed_part` of the text. :attr:`extracted` and :attr:`analysed` count the pages and texts that went through the
+    stages (what request coalescing saves shows there)."""
+
+    def __init__(
+        self,
+        models: Models,
+        *,
+        max_chars: int = _DEFAULTS.max_analysis_chars,
+        max_tokens: int = _DEFAULTS.max_analysis_tokens,
+        max_html_elements: int = _DEFAULTS.max_html_elements,
+    ) -> None:
         self.models = models
+        self.max_chars = max_chars
+        self.max_tokens = max_tokens
+        self.max_html_elements = max_html_elements
+        self.analysed = 0
+        self.extracted = 0
+        self._count_lock = threading.Lock()
         # A second thread per analysis: the document embedding runs beside spaCy.
         self._side = ThreadPoolExecutor(max_workers=2, thread_name_prefix="embed-doc", initializer=name_os_thread)
 
     def extract(self, *, url: str, html: str | None, text: str | None, title: str | None) -> Any:
+        with self._count_lock:
+            self.extracted += 1
+        title = clean_text(title) if title else title
         if text is not None:
+            text = clean_text(text)
             if not text.strip():
                 raise errors.InvalidInput("text is empty")
             return _article_from_text(text, title)
         from .extract import extract_article
 
         assert html is not None
-        article = extract_article(html, url)
+        article = extract_article(html, url, max_elements=self.max_html_elements)
+        changes: dict[str, Any] = {}
+        if _CONTROL.search(article.text):
+            changes["text"] = clean_text(article.text)
+        if article.title and _CONTROL.search(article.title):
+            changes["title"] = clean_text(article.title)
         if title and not article.title:
-            article = msgspec.structs.replace(article, title=title.strip())
-        return article
+            changes["title"] = title.strip()
+        return msgspec.structs.replace(article, **changes) if changes else article
 
     def analyze_article(self, article: Any) -> Analysis:
         timings: dict[str, float] = {}
-        text = article.text
-        if len(text) > MAX_TEXT_CHARS:
+        if len(article.text) > MAX_TEXT_CHARS:
             raise errors.PayloadTooLarge(f"article text is longer than {MAX_TEXT_CHARS:,} characters")
+        with self._count_lock:
+            self.analysed += 1
+        # A longer text is summarised by its first part: spaCy's time grows with the text.
+        text = analysed_part(article.text, self.max_chars, self.max_tokens)
         doc_text = f"{article.title}\n\n{text}" if article.title else text
         embedding_future = self._side.submit(self.models.embedder.embed_document, doc_text)
         t = time.perf_counter()
@@ -200,10 +290,6 @@ class Analyzer:
 
     def close(self) -> None:
         self._side.shutdown(wait=False, cancel_futures=True)
-
-
-def word_count(text: str) -> int:
-    return len(text.split())
 
 
 def build_record(analysis: Analysis, *, url: str, canonical_url: str) -> Any:
@@ -261,6 +347,20 @@ def sidebar_from_record(
         cached=cached,
         analysed=record.analysed,
     )
+
+
+def _over_deadline(limit: float) -> errors.Unavailable:
+    return errors.Unavailable(
+        f"the analysis took longer than its {limit:g} s deadline (BACKSTORY_ANALYSIS_DEADLINE); "
+        "nothing was stored; try again when the server is less busy"
+    )
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    """Mark a finished future's error as seen: one whose waiters have all gone is not an error
+    to log at exit."""
+    if not future.cancelled():
+        future.exception()
 
 
 class ResponseCache:
@@ -325,7 +425,12 @@ class Pipeline:
 
     def __init__(self, settings: Settings, models: Models, archive: Any) -> None:
         self.settings = settings
-        self.analyzer = Analyzer(models)
+        self.analyzer = Analyzer(
+            models,
+            max_chars=settings.max_analysis_chars,
+            max_tokens=settings.max_analysis_tokens,
+            max_html_elements=settings.max_html_elements,
+        )
         self.archive = archive
         self.cache = ResponseCache()
         self._pool = ThreadPoolExecutor(
@@ -334,6 +439,7 @@ class Pipeline:
         self._slots = asyncio.Semaphore(settings.workers)
         self.active = 0  # analyses for a client, running or queued
         self.backlog_wake = asyncio.Event()
+        self._inflight: dict[tuple, asyncio.Future] = {}  # analyses under way, by request (see _coalesced)
 
     def _idle(self) -> bool:
         return not self.active
@@ -354,7 +460,9 @@ class Pipeline:
             if generation is not None:
                 self.cache.put_related(record, generation, related)
         timings = Timings(**stages, related=_ms(t), total=_ms(started))
-        return sidebar_from_record(record, related, timings=timings, archived=request.archive, cached=cached)
+        # A page the reader chose not to keep may still be a copy of a story the archive holds.
+        archived = request.archive or await self.archive.get(record.story_id) is not None
+        return sidebar_from_record(record, related, timings=timings, archived=archived, cached=cached)
 
     async def ingest(self, request: AnalyzeRequest, *, published: str | None = None, analyse: bool = True) -> Any:
         """Archive one story (bulk import): no related lookup. With ``analyse=False`` only the
@@ -372,7 +480,7 @@ class Pipeline:
         if len(article.text) > MAX_TEXT_CHARS:
             raise errors.PayloadTooLarge(f"article text is longer than {MAX_TEXT_CHARS:,} characters")
         pending = Analysis(article=article, keyphrases=[], entities=[], embedding=None, timings={})
-        record = build_record(pending, url=url, canonical_url=normalize_url(article.canonical_url or url))
+        record = build_record(pending, url=url, canonical_url=identity_url(article.canonical_url, url))
         stored = await self.archive.upsert(msgspec.structs.replace(record, analysed=False))
         self.backlog_wake.set()
         return stored
@@ -416,37 +524,97 @@ class Pipeline:
         record = self.cache.get(key)
         if record is not None:
             if request.archive and await self.archive.get(record.story_id) is None:
-                record = await self.archive.upsert(record)
+                record = await self._keep(record)
             return record, stages, True
 
-        self.active += 1  # readers first: the backlog waits while this is above zero
-        try:
-            async with self._slots:
-                t = time.perf_counter()
-                article = await self._run(
-                    self.analyzer.extract, url=final_url, html=html, text=text, title=request.title
-                )
-                stages["extract"] = _ms(t)
-                if published:
-                    article = msgspec.structs.replace(article, published=published)
-                canonical = normalize_url(article.canonical_url or final_url)
-                # The record (its hashes read the whole text) is built in the worker thread too.
-                analysis, record = await self._run(self._analyse_and_build, article, url=url, canonical_url=canonical)
-        finally:
-            self.active -= 1
-            if not self.active:  # idle: hand the request's freed heap back (rate-limited)
-                try:
-                    self._pool.submit(release_soon, TRIM_INTERVAL, self._idle)
-                except RuntimeError:  # shutting down
-                    pass
+        async def analyse(check_deadline: Any) -> tuple[Analysis, Any, dict[str, float]]:
+            extracted: dict[str, float] = {}
+            t = time.perf_counter()
+            article = await self._run(
+                self.analyzer.extract, url=final_url, html=html, text=text, title=request.title
+            )
+            extracted["extract"] = _ms(t)
+            check_deadline()  # past it the waiters have had their 503: no language stages
+            if published:
+                article = msgspec.structs.replace(article, published=published)
+            canonical = identity_url(article.canonical_url, final_url)
+            # The record (its hashes read the whole text) is built in the worker thread too.
+            analysis, record = await self._run(self._analyse_and_build, article, url=url, canonical_url=canonical)
+            return analysis, record, extracted
+
+        # Identical requests in flight share one analysis; each then stores and answers on its own.
+        analysis, record, extracted = await self._coalesced((key, url, published), analyse)
+        stages.update(extracted)
         stages.update(analysis.timings)
-        duplicate = await self.archive.find_duplicate(record.canonical_url, record.simhash)
-        if duplicate is not None:
-            record = msgspec.structs.replace(record, story_id=duplicate)
         if request.archive:
-            record = await self.archive.upsert(record)
+            record = await self._keep(record)
+        else:  # the story it would be stored as, by the archive's own rule
+            duplicate = await self.archive.find_duplicate(record.canonical_url, record.simhash, record.text)
+            if duplicate is not None:
+                record = msgspec.structs.replace(record, story_id=duplicate)
         self.cache.put(key, record)
         return record, stages, False
+
+    async def _keep(self, record: Any) -> Any:
+        """Archive the reader's page; returns it under the id of the story it is stored as. A copy
+        of a stored story joins it as another source and leaves it as it was, so the reader's own
+        text, names and offsets are what the sidebar shows, not the stored story's."""
+        stored = await self.archive.upsert(msgspec.structs.replace(record, story_id=story_id_for(record.canonical_url)))
+        return msgspec.structs.replace(record, story_id=stored.story_id)
+
+    async def _coalesced(self, key: tuple, work: Any) -> Any:
+        """``work``'s result, run once for all identical requests in flight (``key``: the response
+        cache's key, the request's URL and date). The second to last caller waits for the first's
+        analysis and gets its result or its error; a caller that goes away (its client
+        disconnected) stops waiting, and the analysis goes on for the others."""
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._bounded(work))
+            self._inflight[key] = task
+            task.add_done_callback(lambda done: self._inflight.pop(key, None) if self._inflight.get(key) is done else None)
+            task.add_done_callback(_retrieve)
+        return await asyncio.shield(task)
+
+    async def _bounded(self, work: Any) -> Any:
+        """Run ``work`` in a worker slot, within ``settings.analysis_deadline`` from its start.
+
+        Past the deadline the waiters get 503 at once and nothing is stored (storing comes after).
+        A thread cannot be stopped, so the work ends at its next stage boundary (``work`` gets a
+        function to call there) and keeps its slot, and the backlog waiting, until it has."""
+        self.active += 1  # readers first: the backlog waits while this is above zero
+        try:
+            await self._slots.acquire()
+        except BaseException:
+            self._analysis_ended(None)
+            raise
+        limit = self.settings.analysis_deadline
+        deadline = time.monotonic() + limit
+
+        def check_deadline() -> None:
+            if time.monotonic() > deadline:
+                raise _over_deadline(limit)
+
+        inner = asyncio.ensure_future(work(check_deadline))
+        inner.add_done_callback(self._slot_freed)
+        try:
+            return await asyncio.wait_for(asyncio.shield(inner), limit)
+        except asyncio.TimeoutError:
+            log.warning("an analysis took longer than its %g s deadline; its client got 503", limit)
+            raise _over_deadline(limit) from None
+
+    def _slot_freed(self, inner: asyncio.Future) -> None:
+        self._slots.release()
+        self._analysis_ended(inner)
+
+    def _analysis_ended(self, inner: asyncio.Future | None) -> None:
+        if inner is not None:
+            _retrieve(inner)
+        self.active -= 1
+        if not self.active:  # idle: hand the request's freed heap back (rate-limited)
+            try:
+                self._pool.submit(release_soon, TRIM_INTERVAL, self._idle)
+            except RuntimeError:  # shutting down
+                pass
 
     def _analyse_and_build(self, article: Any, *, url: str, canonical_url: str) -> tuple[Analysis, Any]:
         analysis = self.analyzer.analyze_article(article)
