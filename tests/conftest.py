@@ -54,6 +54,22 @@ async def client(settings: Settings, models) -> AsyncIterator[AsyncTestClient]:
         yield c
 
 
+async def story_count(client: AsyncTestClient) -> int:
+    """How many stories the archive holds, as the API lists them."""
+    response = await client.get("/api/v1/stories")
+    assert response.status_code == 200, response.text
+    return response.json()["total"]
+
+
+def assert_problem(response, status: int) -> dict:
+    """The response is a problem+json of this status, with a title and a detail."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["status"] == status and body["title"] and body["detail"]
+    return body
+
+
 @dataclass
 class Route:
     body: bytes

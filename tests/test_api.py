@@ -11,7 +11,7 @@ from litestar.testing import AsyncTestClient
 from backstory.app import create_app
 from backstory.config import CHROME_EXTENSION_ORIGIN, Settings
 
-from .conftest import BASE_URL, wait_ready
+from .conftest import BASE_URL, assert_problem, story_count, wait_ready
 from .pages import (
     AI_PARAGRAPHS,
     AI_TITLE,
@@ -31,18 +31,6 @@ def ai_page(**kwargs) -> str:
     return news_page(AI_TITLE, AI_PARAGRAPHS, **kwargs)
 
 
-async def count(client: AsyncTestClient) -> int:
-    response = await client.get("/api/v1/stories")
-    assert response.status_code == 200
-    return response.json()["total"]
-
-
-def assert_problem(response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["status"] == status and body["title"] and body["detail"]
-    return body
 
 
 def entity(payload: dict, name: str) -> dict:
@@ -137,7 +125,7 @@ async def test_duplicates_are_one_story(client: AsyncTestClient) -> None:
         json={"url": "https://syndication.example/wire/12345", "html": news_page(AI_TITLE, syndicated)},
     )).json()
     assert third["story_id"] == first["story_id"]
-    assert await count(client) == 1
+    assert await story_count(client) == 1
     stored = (await client.get(f"/api/v1/stories/{first['story_id']}")).json()
     # The page itself, re-read, updates its story; the syndicated copy only becomes another source.
     assert stored["byline"] == again["byline"] != first["byline"] and stored["url"] == again["url"]
@@ -155,7 +143,7 @@ async def test_related_ranks_the_same_event_first(client: AsyncTestClient) -> No
             )
             assert response.status_code == 200, response.text
             ids[response.json()["story_id"]] = group
-    assert await count(client) == 5
+    assert await story_count(client) == 5
     a_first = next(i for i, g in ids.items() if g == "A")
     related = (await client.get(f"/api/v1/stories/{a_first}/related?limit=4")).json()["related"]
     assert [ids[r["story_id"]] for r in related[:2]] == ["A", "A"], related
@@ -174,7 +162,7 @@ async def test_related_ranks_the_same_event_first(client: AsyncTestClient) -> No
     payload = response.json()
     assert [ids.get(r["story_id"]) for r in payload["related"][:2]] == ["B", "B"]
     assert payload["archived"] is False
-    assert await count(client) == 5
+    assert await story_count(client) == 5
 
 
 async def test_fetch_path_and_stories_endpoints(client: AsyncTestClient, page_server) -> None:
@@ -261,7 +249,7 @@ BAD_BODIES = [
 async def test_bad_requests_are_4xx_problems(client: AsyncTestClient, body: bytes, status: int) -> None:
     response = await client.post("/api/v1/analyze", content=body, headers={"content-type": "application/json"})
     assert_problem(response, status)
-    assert await count(client) == 0
+    assert await story_count(client) == 0
 
 
 async def test_no_article_and_both_inputs(client: AsyncTestClient) -> None:
@@ -271,7 +259,7 @@ async def test_no_article_and_both_inputs(client: AsyncTestClient) -> None:
     assert_problem(await client.post("/api/v1/analyze", json={"url": "https://a.example/", "text": "   "}), 400)
     assert_problem(await client.post(
         "/api/v1/analyze", json={"url": "https://a.example/", "text": "x", "html": "<p>x</p>"}), 400)
-    assert await count(client) == 0
+    assert await story_count(client) == 0
 
 
 HOSTILE = [
@@ -305,7 +293,7 @@ async def test_body_over_limit_is_413(tmp_path, models) -> None:
         await wait_ready(client)
         big = {"url": "https://a.example/x", "html": "<p>" + "x" * 100_000 + "</p>"}
         assert_problem(await client.post("/api/v1/analyze", json=big), 413)
-        assert await count(client) == 0
+        assert await story_count(client) == 0
 
 
 async def test_fetch_errors_map_to_clear_statuses(client: AsyncTestClient, page_server) -> None:
@@ -320,7 +308,7 @@ async def test_fetch_errors_map_to_clear_statuses(client: AsyncTestClient, page_
     for url, status in cases:
         body = assert_problem(await client.get("/api/v1/analyze", params={"url": url}), status)
         assert body["detail"]
-    assert await count(client) == 0
+    assert await story_count(client) == 0
 
 
 async def test_fetch_timeout_is_504(tmp_path, models, page_server) -> None:
@@ -329,7 +317,7 @@ async def test_fetch_timeout_is_504(tmp_path, models, page_server) -> None:
     async with AsyncTestClient(app=create_app(settings, models=models), base_url=BASE_URL) as client:
         await wait_ready(client)
         assert_problem(await client.get("/api/v1/analyze", params={"url": slow}), 504)
-        assert await count(client) == 0
+        assert await story_count(client) == 0
 
 
 async def test_loopback_is_refused_by_default(tmp_path, models, page_server) -> None:
@@ -386,4 +374,4 @@ async def test_repeat_request_is_served_from_cache(client: AsyncTestClient) -> N
     # Deleting the story drops the cached copy too: the next request re-archives it.
     assert (await client.delete(f"/api/v1/stories/{first['story_id']}")).status_code == 204
     third = (await client.post("/api/v1/analyze", json=body)).json()
-    assert third["cached"] is False and await count(client) == 1
+    assert third["cached"] is False and await story_count(client) == 1

@@ -71,3 +71,4 @@ class Unauthorized(BackstoryError):
 class Unavailable(BackstoryError):
     status = 503
     title = "Service unavailable"
+    headers = {"Retry-After": "5"}  # every cause (models loading, a worker restarting, a busy server) passes in seconds

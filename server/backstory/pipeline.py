@@ -26,7 +26,7 @@ from . import errors
 from .archive.base import identity_url, story_id_for
 from .config import Settings
 from .memory import release_soon
-from .schemas import AnalyzeRequest, Entity, HttpUrl, Keyphrase, RelatedStory, Sidebar, Timings, explain
+from .schemas import MAX_TEXT_CHARS, AnalyzeRequest, Entity, HttpUrl, Keyphrase, RelatedStory, Sidebar, Timings, explain
 from .threads import name_os_thread
 from .words import word_count
 
@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 
 WORDS_PER_MINUTE = 230
 TRIM_INTERVAL = 5.0  # seconds between heap trims when the server falls idle
-MAX_TEXT_CHARS = 1_000_000
 
 _ASCII_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$", re.IGNORECASE)
 

@@ -15,24 +15,12 @@ from backstory.app import create_app
 from backstory.config import Settings
 from backstory.schemas import MAX_TITLE_CHARS, URL_PATTERN
 
-from ..conftest import BASE_URL, wait_ready
+from ..conftest import BASE_URL, assert_problem, story_count, wait_ready
 
 TEXT = "Sam Altman spoke in Paris on Tuesday about open models and the people who build them."
 ANALYZE = "/api/v1/analyze"
 
 
-async def total(client: AsyncTestClient) -> int:
-    response = await client.get("/api/v1/stories")
-    assert response.status_code == 200, response.text
-    return response.json()["total"]
-
-
-def assert_problem(response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["status"] == status and body["title"] and body["detail"]
-    return body
 
 
 async def post_raw(client: AsyncTestClient, body: bytes):
@@ -46,7 +34,7 @@ async def test_invalid_utf8_in_the_body_is_400(client: AsyncTestClient) -> None:
     body = assert_problem(await post_raw(client, b'{"url":"https://a.example/x","text":"\xff"}'), 400)
     assert "UTF-8" in body["detail"]
     assert_problem(await post_raw(client, b'{"url":"https://a.example/x","text":"caf\xc3"}'), 400)  # cut short
-    assert await total(client) == 0
+    assert await story_count(client) == 0
 
 
 @pytest.mark.parametrize("body", [b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
@@ -54,14 +42,14 @@ async def test_invalid_utf8_in_the_body_is_400(client: AsyncTestClient) -> None:
 async def test_deep_nesting_is_400(client: AsyncTestClient, body: bytes) -> None:
     problem = assert_problem(await post_raw(client, body), 400)
     assert "nested" in problem["detail"]
-    assert await total(client) == 0
+    assert await story_count(client) == 0
 
 
 async def test_duplicate_keys_are_400(client: AsyncTestClient) -> None:
     body = b'{"url":"https://a.example/x","text":"' + TEXT.encode() + b'","url":"https://b.example/y"}'
     problem = assert_problem(await post_raw(client, body), 400)
     assert "'url'" in problem["detail"]
-    assert await total(client) == 0
+    assert await story_count(client) == 0
     # The same body without the repeat is stored: the refusal was the repeat's doing.
     ok = await post_raw(client, b'{"url":"https://a.example/x","text":"' + TEXT.encode() + b'"}')
     assert ok.status_code == 200, ok.text
@@ -75,7 +63,7 @@ async def test_a_huge_title_is_refused_and_not_archived(client: AsyncTestClient)
         problem = assert_problem(await client.post(ANALYZE, json={"url": "https://a.example/x", "text": TEXT,
                                                                   "title": title}), 400)
         assert "title" in problem["detail"] and "1000" in problem["detail"]
-    assert await total(client) == 0
+    assert await story_count(client) == 0
     ok = await client.post(ANALYZE, json={"url": "https://a.example/x", "text": TEXT, "title": "T" * MAX_TITLE_CHARS})
     assert ok.status_code == 200, ok.text
 
@@ -92,7 +80,7 @@ async def test_junk_urls_are_refused_with_html_or_text(client: AsyncTestClient, 
         problem = assert_problem(await client.post(ANALYZE, json={"url": url, field: content}), 400)
         assert "url" in problem["detail"].lower()
     assert_problem(await client.get(ANALYZE, params={"url": url}), 400)
-    assert await total(client) == 0
+    assert await story_count(client) == 0
 
 
 async def test_a_host_with_no_idna_form_is_422(client: AsyncTestClient) -> None:
@@ -100,7 +88,7 @@ async def test_a_host_with_no_idna_form_is_422(client: AsyncTestClient) -> None:
     url = "https://" + "\u00e9" * 60 + ".example/x"
     problem = assert_problem(await client.post(ANALYZE, json={"url": url, "text": TEXT}), 422)
     assert "domain name" in problem["detail"]
-    assert await total(client) == 0
+    assert await story_count(client) == 0
 
 
 async def test_usual_urls_still_work(client: AsyncTestClient) -> None:
@@ -115,7 +103,7 @@ async def test_blank_text_and_both_inputs_are_400(client: AsyncTestClient) -> No
     assert_problem(await client.post(ANALYZE, json={"url": "https://a.example/x", "text": "x", "html": "<p>x</p>"}), 400)
     too_long = {"url": "https://a.example/x", "text": "word " * 200_001}
     assert "1000000" in assert_problem(await client.post(ANALYZE, json=too_long), 400)["detail"]
-    assert await total(client) == 0
+    assert await story_count(client) == 0
 
 
 # --- Finding 8 (part): a 401 says which scheme it wants -------------------------------------
@@ -201,4 +189,4 @@ async def test_the_body_is_held_to_json_types(client: AsyncTestClient) -> None:
         problem = assert_problem(await client.post(ANALYZE, json={"url": "https://a.example/x", "text": TEXT,
                                                                   "archive": archive}), 400)
         assert "archive" in problem["detail"]
-    assert await total(client) == 0
+    assert await story_count(client) == 0

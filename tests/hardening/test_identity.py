@@ -11,6 +11,7 @@ from litestar.testing import AsyncTestClient
 
 from backstory.archive.base import SIMHASH_MAX_DISTANCE, hamming, identity_url, simhash
 
+from ..conftest import story_count
 from ..pages import news_page
 
 CRANE_TITLE = "Storm topples container crane at Port Kelvary"
@@ -66,9 +67,6 @@ async def stored(client: AsyncTestClient, story_id: str) -> dict:
     return response.json()
 
 
-async def count(client: AsyncTestClient) -> int:
-    return (await client.get("/api/v1/stories")).json()["total"]
-
 
 async def story_at(client: AsyncTestClient, url: str) -> str | None:
     """The id of the story the archive files this URL under (its canonical URL or an alias)."""
@@ -111,7 +109,7 @@ async def test_a_canonical_on_another_site_cannot_replace_a_stored_story(client:
     kept = await stored(client, victim["story_id"])
     assert (kept["title"], kept["url"], kept["text"]) == (CRANE_TITLE, victim_url, victim["text"])
     assert (await stored(client, attacker["story_id"]))["title"] == "Hijacked title"
-    assert await count(client) == 2
+    assert await story_count(client) == 2
     assert await story_at(client, victim_url) == victim["story_id"]
 
 
@@ -129,7 +127,7 @@ async def test_a_canonical_on_the_same_site_still_unifies(client: AsyncTestClien
         TRAM_TITLE, TRAM, canonical="https://news.example/a"))
     assert other["story_id"] != first["story_id"] and other["canonical_url"] == "https://elsewhere.example/a"
     assert (await stored(client, first["story_id"]))["title"] == CRANE_TITLE + " (updated)"
-    assert await count(client) == 2
+    assert await story_count(client) == 2
 
 
 async def test_a_canonical_under_a_multi_part_public_suffix(client: AsyncTestClient) -> None:
@@ -157,7 +155,7 @@ async def test_the_same_text_at_a_second_url_does_not_rewrite_the_first(client: 
     assert (kept["title"], kept["url"], kept["byline"], kept["canonical_url"]) == (
         CRANE_TITLE, first_url, "Mira Castell", first_url)
     assert kept["text"] == first["text"]
-    assert await count(client) == 1
+    assert await story_count(client) == 1
     assert await story_at(client, copy_url) == first["story_id"]  # the copy's URL is an alias of the story
 
 
@@ -175,7 +173,7 @@ async def test_an_alias_posted_again_with_other_text_does_not_rewrite_the_story(
     assert (await stored(client, later["story_id"]))["title"] == "Hijacked title"
     assert await story_at(client, alias) == later["story_id"]
     assert await story_at(client, victim_url) == victim["story_id"]
-    assert await count(client) == 2
+    assert await story_count(client) == 2
 
 
 async def test_a_copy_not_kept_is_the_stored_story_and_not_its_own_related(client: AsyncTestClient) -> None:
@@ -197,7 +195,7 @@ async def test_a_copy_not_kept_is_the_stored_story_and_not_its_own_related(clien
         for item in payload["entities"]:
             for mention in item["mentions"]:
                 assert copy[mention["start"]:mention["end"]].strip(), item
-    assert await count(client) == 2
+    assert await story_count(client) == 2
     assert (await stored(client, first["story_id"]))["text"] == original
 
 

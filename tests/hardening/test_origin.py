@@ -22,7 +22,7 @@ from backstory.api.guard import HostRule, OriginRule
 from backstory.app import create_app
 from backstory.config import CHROME_EXTENSION_ORIGIN, Settings, open_bind_refusal
 
-from ..conftest import BASE_URL, wait_ready
+from ..conftest import BASE_URL, assert_problem, story_count, wait_ready
 from ..pages import AI_PARAGRAPHS, AI_TITLE, FIRE_A, news_page
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,43 +30,33 @@ STORY = {"url": "https://ledger.example/tech/open-models", "title": AI_TITLE, "t
 PLANTED = {"url": "https://planted.example/x", "title": FIRE_A[1][0], "text": FIRE_A[1][1]}
 
 
-async def total(client: AsyncTestClient) -> int:
-    response = await client.get("/api/v1/stories")
-    assert response.status_code == 200, response.text
-    return response.json()["total"]
-
-
-def assert_problem(response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    return response.json()
 
 
 async def test_a_text_plain_body_is_refused_and_the_archive_is_unchanged(client: AsyncTestClient) -> None:
-    before = await total(client)
+    before = await story_count(client)
     body = json.dumps(PLANTED).encode()
     for content_type in ("text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded",
                          "multipart/form-data; boundary=x", None):
         headers = {"content-type": content_type} if content_type else {}
         assert_problem(await client.post("/api/v1/analyze", content=body, headers=headers), 415)
-    assert await total(client) == before
+    assert await story_count(client) == before
     # The same body as JSON is stored: the refusals above are the content type's doing.
     ok = await client.post("/api/v1/analyze", content=body, headers={"content-type": "application/json; charset=utf-8"})
     assert ok.status_code == 200, ok.text
-    assert await total(client) == before + 1
+    assert await story_count(client) == before + 1
 
 
 async def test_a_foreign_origin_can_neither_write_nor_delete(client: AsyncTestClient) -> None:
     stored = await client.post("/api/v1/analyze", json=STORY, headers={"origin": CHROME_EXTENSION_ORIGIN})
     assert stored.status_code == 200, stored.text
     story_id = stored.json()["story_id"]
-    before = await total(client)
+    before = await story_count(client)
     for origin in ("https://evil.example", "null", "http://127.0.0.1:3000", "http://localhost:8000",
                    "chrome-extension://abcdefghijklmnopabcdefghijklmnop"):
         assert_problem(await client.post("/api/v1/analyze", json=PLANTED, headers={"origin": origin}), 403)
         assert_problem(await client.delete(f"/api/v1/stories/{story_id}", headers={"origin": origin}), 403)
         assert_problem(await client.get("/api/v1/stories", headers={"origin": origin}), 403)
-    assert await total(client) == before
+    assert await story_count(client) == before
     assert (await client.get(f"/api/v1/stories/{story_id}")).status_code == 200
 
 
@@ -75,15 +65,15 @@ async def test_a_cross_site_request_without_origin_cannot_make_the_server_fetch_
 ) -> None:
     """An <img src="http://127.0.0.1:8000/api/v1/analyze?url=…"> sends no Origin, only Sec-Fetch-Site."""
     url = page_server.add("/planted", news_page(FIRE_A[1][0], [FIRE_A[1][1]] * 3))
-    before = await total(client)
+    before = await story_count(client)
     for site in ("cross-site", "same-site"):
         assert_problem(await client.get("/api/v1/analyze", params={"url": url}, headers={"sec-fetch-site": site}), 403)
-    assert page_server.hits == [] and await total(client) == before
+    assert page_server.hits == [] and await story_count(client) == before
     # Reading stays possible for a link followed from another site; writing from curl too.
     assert (await client.get("/api/v1/stories", headers={"sec-fetch-site": "cross-site"})).status_code == 200
     fetched = await client.get("/api/v1/analyze", params={"url": url})
     assert fetched.status_code == 200, fetched.text
-    assert page_server.hits == ["/planted"] and await total(client) == before + 1
+    assert page_server.hits == ["/planted"] and await story_count(client) == before + 1
 
 
 async def test_a_rebinding_host_is_refused(client: AsyncTestClient) -> None:

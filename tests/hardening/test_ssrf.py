@@ -14,7 +14,7 @@ from backstory.app import create_app
 from backstory.config import Settings
 from backstory.fetch import blocked_reason
 
-from ..conftest import BASE_URL, wait_ready
+from ..conftest import BASE_URL, story_count, wait_ready
 from ..pages import AI_PARAGRAPHS, AI_TITLE, news_page
 from ..test_fetch import Server, page, redirect
 
@@ -44,9 +44,6 @@ async def narrow_client(tmp_path: Path, models):
         yield client
 
 
-async def stored(client: AsyncTestClient) -> int:
-    return (await client.get("/api/v1/stories")).json()["total"]
-
 
 def spellings(port: int) -> list[str]:
     """127.0.0.1, where a server listens, written every way a URL parser might accept."""
@@ -58,12 +55,12 @@ def spellings(port: int) -> list[str]:
 
 async def test_no_spelling_of_a_refused_address_is_fetched(narrow_client: AsyncTestClient, servers) -> None:
     target = servers({"/story": page(news_page(AI_TITLE, AI_PARAGRAPHS).encode())}, "127.0.0.1")
-    before = await stored(narrow_client)
+    before = await story_count(narrow_client)
     for url in spellings(target.port):
         response = await narrow_client.get("/api/v1/analyze", params={"url": url})
         assert response.status_code in (400, 422), (url, response.status_code, response.text)
         assert response.headers["content-type"].startswith("application/problem+json")
-    assert target.requests == [] and await stored(narrow_client) == before
+    assert target.requests == [] and await story_count(narrow_client) == before
 
 
 async def test_a_redirect_out_of_the_one_allowed_address_is_refused(narrow_client: AsyncTestClient, servers) -> None:
@@ -77,16 +74,16 @@ async def test_a_redirect_out_of_the_one_allowed_address_is_refused(narrow_clien
         "/to-metadata": redirect("http://169.254.169.254/latest/meta-data/"),
         "/to-self": redirect(outside.url("/story")),
     })
-    before = await stored(narrow_client)
+    before = await story_count(narrow_client)
     for path in ("/to-private", "/to-private-by-number", "/to-metadata"):
         response = await narrow_client.get("/api/v1/analyze", params={"url": outside.url(path)})
         assert response.status_code == 422, (path, response.text)
         assert "redirect" in response.json()["detail"]
-    assert inside.requests == [] and await stored(narrow_client) == before
+    assert inside.requests == [] and await story_count(narrow_client) == before
     # A redirect that stays on the allowed address is followed: the refusals were the target's.
     response = await narrow_client.get("/api/v1/analyze", params={"url": outside.url("/to-self")})
     assert response.status_code == 200, response.text
-    assert await stored(narrow_client) == before + 1
+    assert await story_count(narrow_client) == before + 1
 
 
 @pytest.mark.parametrize("address", [

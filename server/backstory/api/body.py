@@ -25,7 +25,7 @@ def decode_json_body(body: bytes) -> Any:
     """The body's JSON value; raises InvalidInput (400) for anything but strict, unambiguous JSON."""
     try:
         value = msgspec.json.decode(body or b"null")  # strict and fast: syntax, surrogates, NaN
-    except UnicodeDecodeError as exc:
+    except UnicodeDecodeError:
         raise errors.InvalidInput("the body is not valid UTF-8 text") from None
     except RecursionError:
         raise errors.InvalidInput(f"the JSON body is nested more than {MAX_JSON_DEPTH} levels deep") from None
