@@ -42,7 +42,9 @@ HttpUrl = Annotated[
 ]
 STORY_ID_PATTERN = r"^[0-9a-f]{16}$"
 StoryId = Annotated[str, Meta(pattern=STORY_ID_PATTERN, description="16 hex digits.")]
-NOT_BLANK_PATTERN = r"\S"
+# Some character that is neither white space nor a control character (those are removed before
+# analysis, see pipeline.clean_text): a text of only those is blank.
+NOT_BLANK_PATTERN = r"[^\s\x00-\x1f\x7f]"
 Title = Annotated[str, Meta(max_length=MAX_TITLE_CHARS, description="The page's title (at most 1,000 characters).")]
 Html = Annotated[str, Meta(max_length=MAX_HTML_CHARS, description="The page's HTML (at most 10,485,760 characters).")]
 Text = Annotated[
@@ -55,7 +57,7 @@ Text = Annotated[
 PATTERN_RULES = {
     URL_PATTERN: f"must be {URL_RULE}",
     STORY_ID_PATTERN: "must be 16 hex digits",
-    NOT_BLANK_PATTERN: "must not be blank",
+    NOT_BLANK_PATTERN: "must not be blank (only white space and control characters)",
 }
 
 

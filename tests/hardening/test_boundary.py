@@ -13,7 +13,7 @@ from litestar.testing import AsyncTestClient
 
 from backstory.app import create_app
 from backstory.config import Settings
-from backstory.schemas import MAX_TITLE_CHARS, URL_PATTERN
+from backstory.schemas import MAX_TITLE_CHARS, NOT_BLANK_PATTERN, URL_PATTERN
 
 from ..conftest import BASE_URL, assert_problem, story_count, wait_ready
 
@@ -99,7 +99,13 @@ async def test_usual_urls_still_work(client: AsyncTestClient) -> None:
 
 
 async def test_blank_text_and_both_inputs_are_400(client: AsyncTestClient) -> None:
-    assert_problem(await client.post(ANALYZE, json={"url": "https://a.example/x", "text": " \n\t "}), 400)
+    for blank in (" \n\t ", "\x7f", "\x00\x1b \x0b"):  # control characters are removed before analysis
+        body = assert_problem(await client.post(ANALYZE, json={"url": "https://a.example/x", "text": blank}), 400)
+        assert "blank" in body["detail"]
+    # The same rule is the document's, so a generated schema-valid text is never refused as blank.
+    schema = (await client.get("/schema/openapi.json")).json()
+    text_rule = schema["components"]["schemas"]["AnalyzeRequest"]["properties"]["text"]
+    assert text_rule["pattern"] == NOT_BLANK_PATTERN and "x7f" in text_rule["pattern"], text_rule
     assert_problem(await client.post(ANALYZE, json={"url": "https://a.example/x", "text": "x", "html": "<p>x</p>"}), 400)
     too_long = {"url": "https://a.example/x", "text": "word " * 200_001}
     assert "1000000" in assert_problem(await client.post(ANALYZE, json=too_long), 400)["detail"]
