@@ -338,7 +338,8 @@ async def _fill_archive(path: Path, size: int, seed: int = 5) -> dict:
                     b = analysed[(i + 1) % len(analysed)]
                 chunk.append(_perturbed(i, a, b, rng))
                 i += 1
-            await archive.import_many(chunk)
+            # Submitted together, so the archive's writer commits the chunk as one batch.
+            await asyncio.gather(*(archive.import_record(record) for record in chunk))
             chunk = []
         return {"analysed": len(analysed), "copies_tried": i, "stories": await archive.count(),
                 "copy_seconds": round(time.perf_counter() - started, 1)}
