@@ -13,7 +13,7 @@ data is absent):
 2. the same request repeated (response-cache hit);
 3. 16 concurrent clients for 30 s (async httpx loop bounded in count and time);
 4. related-story lookup alone at 100,000 and 1,000,000 synthetic stories
-   (:func:`backstory.archive.bench.speed`, run in a child process);
+   (:func:`backstory_tools.related_bench.speed`, run in a child process);
 5. bulk import rate of JSON-lines text stories (``backstory import``);
 6. cold start to ``/readyz`` and the server's resident memory after warm-up (``/proc``);
 7. the floor under those figures (``scripts/floor.py``): the resident memory of the libraries
@@ -23,7 +23,7 @@ and, in the same run, the naive stack (trafilatura + KeyBERT defaults with the s
 embedder + the full spaCy pipeline) in-process on the same texts, each document right after
 ours (paired: this machine's speed drifts by up to a third over minutes, so two phases minutes
 apart would compare different machines): the ratio naive/ours and each side's keyphrase F1@10
-on the DUC texts (:mod:`backstory.quality.metrics`).
+on the DUC texts (:mod:`backstory_tools.quality.metrics`).
 
 The server is the real one: ``python -m backstory serve`` in a subprocess on 127.0.0.1 (free port).
 The 10,000-story archive is built once and cached in ``.bench-cache/`` (git-ignored): the ECB+
@@ -60,11 +60,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT / "server") not in sys.path:
-    sys.path.insert(0, str(ROOT / "server"))
+from backstory_tools import default_data_dir
 
-DEFAULT_DATA = ROOT.parent / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = default_data_dir()
 CACHE_DIR = ROOT / ".bench-cache"
 CACHE_VERSION = 1  # bump when the archive generation below changes
 STAGES = ("fetch", "extract", "entities", "keyphrases", "related", "total")
@@ -143,7 +142,7 @@ class Doc:
 
 
 def read_jsonl(path: Path, limit: int | None = None) -> list[dict]:
-    from backstory.quality.harness import load_jsonl
+    from backstory_tools.quality.harness import load_jsonl
 
     return load_jsonl(path, limit)
 
@@ -339,7 +338,8 @@ async def _fill_archive(path: Path, size: int, seed: int = 5) -> dict:
                     b = analysed[(i + 1) % len(analysed)]
                 chunk.append(_perturbed(i, a, b, rng))
                 i += 1
-            await archive.import_many(chunk)
+            # Submitted together, so the archive's writer commits the chunk as one batch.
+            await asyncio.gather(*(archive.import_record(record) for record in chunk))
             chunk = []
         return {"analysed": len(analysed), "copies_tried": i, "stories": await archive.count(),
                 "copy_seconds": round(time.perf_counter() - started, 1)}
@@ -777,7 +777,7 @@ _SPEED = (
     "import json, resource, sys\n"
     "cap = int(float(sys.argv[3]) * 2**30)\n"
     "resource.setrlimit(resource.RLIMIT_AS, (cap, cap))  # a MemoryError here, not the OOM killer elsewhere\n"
-    "from backstory.archive.bench import speed\n"
+    "from backstory_tools.related_bench import speed\n"
     "r = speed(int(sys.argv[1]), queries=int(sys.argv[2]))\n"
     "r['peak_rss_mb'] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)\n"
     "print(json.dumps(r))\n"
@@ -787,8 +787,9 @@ _SPEED = (
 def related_code_key() -> str:
     """Hash of the code the lookup-only figure depends on (the index and its synthetic bench)."""
     h = hashlib.sha256()
-    for name in ("related.py", "bench.py", "base.py"):
-        h.update((ROOT / "server" / "backstory" / "archive" / name).read_bytes())
+    archive = ROOT / "server" / "backstory" / "archive"
+    for path in (archive / "related.py", archive / "base.py", ROOT / "tools" / "backstory_tools" / "related_bench.py"):
+        h.update(path.read_bytes())
     return h.hexdigest()[:12]
 
 
@@ -810,7 +811,7 @@ def measure_related_cached(n: int, queries: int, timeout: float, fresh: bool, me
 
 
 def measure_related(n: int, queries: int, timeout: float, mem_gb: float = 12.0) -> dict:
-    """backstory.archive.bench.speed(n) in a child process (its memory is freed afterwards)."""
+    """backstory_tools.related_bench.speed(n) in a child process (its memory is freed afterwards)."""
     started = time.perf_counter()
     try:
         proc = subprocess.run([python(), "-c", _SPEED, str(n), str(queries), str(mem_gb)], cwd=ROOT, capture_output=True,
@@ -896,7 +897,7 @@ def naive_table(rows: list[dict]) -> dict:
 
 
 def f1_at_10(predictions: list[list[str]], golds: list[list[str]]) -> float:
-    from backstory.quality.metrics import keyphrase_scores
+    from backstory_tools.quality.metrics import keyphrase_scores
 
     return round(keyphrase_scores(zip(predictions, golds), 10).f1, 4)
 

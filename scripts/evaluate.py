@@ -4,7 +4,7 @@
     .venv/bin/python scripts/evaluate.py TASK [--data DIR] [--limit N] [--out FILE.json] [--skip-peers]
 
 TASK is extraction, keyphrases, ner, related or all. The product runs through the code the API
-uses (see backstory.quality.harness); the peers run in the same process on the same documents.
+uses (see backstory_tools.quality.harness); the peers run in the same process on the same documents.
 Prints one table per task and writes every figure to a JSON file (default artifacts/quality.json).
 When the data directory is absent it prints "skipped: ..." and exits 0.
 """
@@ -19,19 +19,18 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "server"))
-
-from backstory.quality.harness import (  # noqa: E402
+from backstory_tools import default_data_dir
+from backstory_tools.quality.harness import (
     GATE_LIMITS,
     HEADLINE,
     PRODUCT,
     TASKS,
     TOLERANCE,
-    default_data_dir,
     gated_figures,
     run_task,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # Table columns: the headline figures, then counts and timings (everything is in the JSON).
 EXTRA_COLUMNS = {
@@ -46,7 +45,7 @@ SHORT = {"seconds_per_doc": "s/doc", "analyse_store_seconds_per_doc": "store s/d
 def _commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "server"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "server", "tools"], cwd=ROOT, capture_output=True, text=True, timeout=10)
         if out.returncode != 0 or not out.stdout.strip():
             return "unknown"
         return out.stdout.strip() + ("+uncommitted" if dirty.stdout.strip() else "")

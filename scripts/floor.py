@@ -39,9 +39,9 @@ import sys
 import time
 from pathlib import Path
 
+from backstory_tools import default_data_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT / "server") not in sys.path:
-    sys.path.insert(0, str(ROOT / "server"))
 
 LANGUAGE_MODEL_STEP = "language model (py3langid's, compact; the first text that is not plainly English)"
 _STEPS = {
@@ -260,7 +260,7 @@ def throughput(data: Path, seconds: float = 25.0, processes: int = 2) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("what", choices=["memory", "cpu", "throughput"])
-    p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    p.add_argument("--data", type=Path, default=default_data_dir())
     p.add_argument("--seconds", type=float, default=25.0, help="length of the throughput run")
     args = p.parse_args(argv)
     if args.what == "memory":

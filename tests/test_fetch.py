@@ -22,6 +22,7 @@ import pytest
 
 from backstory import errors
 from backstory.config import Settings
+from backstory.extract import decode_html
 from backstory.fetch import FetchedPage, blocked_reason, fetch_page, looks_like_html
 
 PAGE = b"<!doctype html><html><head><title>Tide tables</title></head><body><p>High water at noon.</p></body></html>"
@@ -134,7 +135,7 @@ async def test_normal_page(serve):
     assert got.content_type == "text/html; charset=utf-8"
     assert got.final_url == got.url == srv.url("/story")
     assert got.address == "127.0.0.2" and got.redirects == []
-    assert "High water at noon." in got.html
+    assert "High water at noon." in decode_html(got.body, got.content_type)
     path, headers = srv.requests[0]
     assert path == "/story"
     assert headers["user-agent"] == "Backstory/0.1 (+self-hosted reading assistant)"
@@ -539,7 +540,7 @@ async def test_header_charset_reaches_the_decoder(serve):
     srv = serve({"/": page(body, ctype="text/html; charset=Windows-1252")})
     got = await fetch_page(srv.url("/"), ALLOW_2)
     assert got.charset == "windows-1252" and got.content_type == "text/html; charset=windows-1252"
-    assert "Caf\u00e9 na\u00efve \u2013 \u20ac5" in got.html
+    assert "Caf\u00e9 na\u00efve \u2013 \u20ac5" in decode_html(got.body, got.content_type)
 
 
 def test_html_sniffing():

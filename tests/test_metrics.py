@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backstory.quality.metrics import (
+from backstory_tools.quality.metrics import (
     PRF,
     extraction_scores,
     f1,

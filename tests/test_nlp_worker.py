@@ -26,6 +26,13 @@ TEXT = (
 )
 
 
+def analyse(worker: NlpWorker, text: str, title: str | None = None) -> tuple[list, list]:
+    """(entities, keyphrase candidates) of one text, through the job the pipeline uses."""
+    job = worker.start(text, title)
+    candidates = job.candidates()
+    return job.entities(), candidates
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -42,7 +49,7 @@ def test_two_processes_give_what_in_process_spacy_gives(models) -> None:
     worker = models.language
     pids = worker.pids
     assert set(pids) == {"tagger", "ner"} and os.getpid() not in pids.values() and len(set(pids.values())) == 2
-    entities, candidates = worker.analyse(TEXT, "Apple fined")
+    entities, candidates = analyse(worker, TEXT, "Apple fined")
     doc = load_nlp()(TEXT)
     assert entities == extract_entities(doc)
     assert [c.text for c in candidates] == [c.text for c in select_candidates(doc, "Apple fined")]
@@ -102,8 +109,8 @@ def test_a_crashed_worker_is_replaced(part: str) -> None:
         while _alive(first) and time.monotonic() < deadline:
             time.sleep(0.05)
         with pytest.raises(errors.Unavailable):
-            worker.analyse(TEXT)
-        entities, candidates = worker.analyse(TEXT)  # the replacement answers
+            analyse(worker, TEXT)
+        entities, candidates = analyse(worker, TEXT)  # the replacement answers
         assert worker.pids[part] != first
         assert any(e.name == "Tim Cook" for e in entities) and candidates
     finally:
@@ -142,7 +149,7 @@ def test_the_worker_does_not_outlive_a_killed_server(tmp_path: Path) -> None:
 def test_texts_that_queue_go_whole_to_the_less_busy_process_with_the_same_results(models) -> None:
     worker = models.language
     texts = [(f"{TEXT} Story {i}: Ms Vestager spoke in Luxembourg.", f"Apple fined {i}") for i in range(6)]
-    split = [worker.analyse(text, title) for text, title in texts]  # one at a time: split
+    split = [analyse(worker, text, title) for text, title in texts]  # one at a time: split
     jobs = [worker.start(text, title) for text, title in texts]  # all in flight at once
     assert set(jobs[0]._futures) == {"tagger", "ner"}  # the first found both processes idle
     whole = [job for job in jobs[1:] if set(job._futures) == {"all"}]
@@ -155,7 +162,7 @@ def test_one_process_mode_gives_the_same_results(models) -> None:
     single = NlpWorker(processes=1)
     try:
         assert list(single.pids) == ["all"] and single.pids["all"] not in models.language.pids.values()
-        assert single.analyse(TEXT, "Apple fined") == models.language.analyse(TEXT, "Apple fined")
+        assert analyse(single, TEXT, "Apple fined") == analyse(models.language, TEXT, "Apple fined")
     finally:
         single.close()
     with pytest.raises(ValueError):
@@ -196,7 +203,7 @@ def test_without_fork_one_process_runs_both_halves(monkeypatch) -> None:
     worker = NlpWorker(processes=2)
     try:
         assert list(worker.pids) == ["all"]
-        entities, candidates = worker.analyse(TEXT, "Apple fined")
+        entities, candidates = analyse(worker, TEXT, "Apple fined")
         assert any(e.name == "Tim Cook" for e in entities) and candidates
     finally:
         worker.close()
@@ -210,7 +217,7 @@ def test_an_error_in_the_ner_process_reaches_the_caller_and_the_process_stays(mo
     with pytest.raises(Exception) as failure:
         worker._handles["ner"].submit("entities", 12345).result(30)  # not a text: spaCy raises in the child
     assert not isinstance(failure.value, BrokenProcessPool)
-    entities, _ = worker.analyse(TEXT)
+    entities, _ = analyse(worker, TEXT)
     assert worker.pids["ner"] == pid and any(e.name == "Tim Cook" for e in entities)
 
 
@@ -229,18 +236,19 @@ def test_serve_forks_the_processes_from_itself_before_any_thread(tmp_path: Path)
             w = take(2)
             pids = w.pids
             parent = lambda pid: int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
-            entities, candidates = w.analyse(%r, "Apple fined")
+            job = w.start(%r, "Apple fined")
+            candidates, entities = job.candidates(), job.entities()
             out = {"me": os.getpid(), "forked": w.forked, "pids": pids, "tagger_parent": parent(pids["tagger"]),
                    "ner_parent": parent(pids["ner"]), "names": [e.name for e in entities],
                    "candidates": len(candidates), "tracker": resource_tracker._resource_tracker._fd is not None}
             os.kill(pids["tagger"], signal.SIGKILL)
             time.sleep(0.5)
             try:
-                w.analyse("A short text about Brussels.")
+                w.start("A short text about Brussels.").candidates()
                 out["unavailable"] = False
             except errors.Unavailable:
                 out["unavailable"] = True
-            entities, _ = w.analyse(%r)
+            entities = w.start(%r).entities()
             again = w.pids
             out.update(again=again, again_parent=parent(again["tagger"]), again_names=[e.name for e in entities])
             w.close()

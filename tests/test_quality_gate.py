@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from backstory.quality.harness import (
+from backstory_tools import default_data_dir
+from backstory_tools.quality.harness import (
     HEADLINE,
     TASKS,
     compare_to_baseline,
-    default_data_dir,
     gated_figures,
     run_task,
     use_models,

@@ -296,8 +296,6 @@ class MiniLMEmbedder(BaseEmbedder):
         self.cache_max_chars = cache_max_chars
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
-        self.cache_hits = 0
-        self.cache_misses = 0
         self.embedding_model = self  # what BaseEmbedder expects to hold
 
     # --- public API -------------------------------------------------------------------------
@@ -331,7 +329,6 @@ class MiniLMEmbedder(BaseEmbedder):
                 if vec is not None:
                     self._cache.move_to_end(text)
                     out[i] = vec
-                    self.cache_hits += 1
                 else:
                     todo.setdefault(text, []).append(i)
         if not todo:
@@ -344,7 +341,6 @@ class MiniLMEmbedder(BaseEmbedder):
             with self._lock:
                 for text, vec in zip(unique, vectors):
                     if len(text) <= self.cache_max_chars:
-                        self.cache_misses += 1
                         vec.setflags(write=False)
                         self._cache[text] = vec
                         self._cache.move_to_end(text)

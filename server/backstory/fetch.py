@@ -70,13 +70,6 @@ class FetchedPage(msgspec.Struct, kw_only=True, frozen=True):
     def media_type(self) -> str:
         return self.content_type.split(";", 1)[0]
 
-    @property
-    def html(self) -> str:
-        """The body as text, decoded by ``extract.decode_html`` (BOM, charset, <meta>, UTF-8)."""
-        from .extract import decode_html
-
-        return decode_html(self.body, self.content_type)
-
 
 # --- address policy -------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@
    news). Scores are scaled into [0, 1].
 
 Tuned on the DUC-2001 dev half (154 news articles): F1@10 0.359, F1@5 0.338 with the metric of
-``backstory.quality.metrics`` and 30 embedded candidates (40 gave 0.361 / 0.344; PatternRank
+``backstory_tools.quality.metrics`` and 30 embedded candidates (40 gave 0.361 / 0.344; PatternRank
 0.286 / 0.247, KeyBERT defaults 0.110).
 """
 

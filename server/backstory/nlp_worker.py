@@ -358,12 +358,6 @@ class NlpWorker:
             raise errors.Unavailable("the language worker restarted; try again in a few seconds") from None
         return NlpJob(self, futures)
 
-    def analyse(self, text: str, title: str | None = None) -> tuple[list, list]:
-        """(entities, keyphrase candidates) of one article text."""
-        job = self.start(text, title)
-        candidates = job.candidates()
-        return job.entities(), candidates
-
     def _restart(self, stale: Any) -> None:
         """Replace the processes (both of a pair) unless ``stale`` is no longer one of them."""
         with self._lock:

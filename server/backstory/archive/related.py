@@ -18,7 +18,7 @@ candidate naming one of the query's years, months or calendar days gains a littl
 years (months, weekdays) but none of the query's loses a little (two floods of the same river
 share every word but the date). Stories that name no date are left as they are.
 
-Measured (``python -m backstory.archive.bench``) on ECB+ dev (496 articles, the project's own
+Measured (``python -m backstory_tools.related_bench``) on ECB+ dev (496 articles, the project's own
 spaCy entities, KeyBERT keyphrases and MiniLM embeddings): P@5 0.982, same-topic-other-event
 share of the top 5 0.017 (without the dates 0.976 / 0.024; plain TF-IDF 0.962 / 0.037, MiniLM
 alone 0.923 / 0.076).
@@ -42,7 +42,7 @@ import numpy as np
 from .base import EMBEDDING_DIM, SIMHASH_MAX_DISTANCE, simhash_usable
 
 FEATURES_VERSION = 2  # bump when compute_features changes: stored features are then recomputed
-# Fusion weights, tuned on ECB+ (see backstory.archive.bench).
+# Fusion weights, tuned on ECB+ (see backstory_tools.related_bench).
 WEIGHTS = {"terms": 0.65, "ents": 0.10, "kps": 0.05, "emb": 0.20}
 PRF_DOCS = 2            # pseudo-relevance feedback: the best first-pass hits ...
 PRF_WEIGHT = 1.0        # ... are added to the query with this weight (ranking only)
@@ -376,29 +376,6 @@ class RelatedIndex:
                 self._bulk -= 1
                 if not self._bulk:
                     self.refresh()
-
-    def add_postings(self, name: str, term_ids: np.ndarray, slots: np.ndarray, raw: np.ndarray) -> None:
-        """Bulk-add ready postings (term ids already in the channel's vocabulary); inside ``bulk()``."""
-        assert self._bulk, "add_postings belongs inside bulk()"
-        self.channels[name].pending_arrays.append(
-            (np.asarray(term_ids, dtype=np.int32), np.asarray(slots, dtype=np.int32), np.asarray(raw, dtype=np.float32))
-        )
-
-    def add_slots(self, story_ids: list[str], embeddings: np.ndarray | None) -> np.ndarray:
-        """Bulk-register stories without features (see add_postings); returns their slots."""
-        with self.lock:
-            start = len(self.ids)
-            self._grow(start + len(story_ids))
-            for i, sid in enumerate(story_ids):
-                self.slot_of[sid] = start + i
-            self.ids.extend(story_ids)
-            self.alive[start : start + len(story_ids)] = True
-            self.n_alive += len(story_ids)
-            if embeddings is not None:
-                norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
-                self.emb[start : start + len(story_ids)] = np.clip(np.rint(embeddings / np.maximum(norms, 1e-12) * 127), -127, 127)
-                self.has_emb[start : start + len(story_ids)] = True
-            return np.arange(start, start + len(story_ids), dtype=np.int32)
 
     def _grow(self, need: int) -> None:
         cap = len(self.alive)

@@ -448,10 +448,6 @@ class SQLiteArchive:
         features = encode_features(compute_features(record.title, record.text, record.entities, record.keyphrases))
         return await self._write(lambda conn: self._store(conn, record, features, keep_identity=True))
 
-    async def import_many(self, records: list[StoryRecord]) -> list[StoryRecord]:
-        """Import several records at once (one transaction for the lot)."""
-        return list(await asyncio.gather(*(self.import_record(r) for r in records)))
-
     def _find_story(
         self, conn: sqlite3.Connection, canonical_url: str, sh: int, ok: bool, text: str | None = None
     ) -> tuple[str | None, bool]:

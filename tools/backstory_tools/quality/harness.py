@@ -58,17 +58,11 @@ __all__ = [
     "TASKS",
     "TOLERANCE",
     "compare_to_baseline",
-    "default_data_dir",
     "gated_figures",
     "load_jsonl",
     "run_task",
     "use_models",
 ]
-
-
-def default_data_dir() -> Path:
-    """``../shared/data`` relative to the repository root."""
-    return Path(__file__).resolve().parents[3].parent / "shared" / "data"
 
 
 def load_jsonl(path: Path, limit: int | None = None) -> list[dict]:

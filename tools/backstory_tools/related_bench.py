@@ -1,8 +1,8 @@
 """Measure the related-story ranking: quality on ECB+ and lookup speed on synthetic archives.
 
-    python -m backstory.archive.bench ecb FEATURES.json   # P@5, P@min(5,R), hard-confusion share (index only)
-    python -m backstory.archive.bench ecb-archive FEATURES.json   # same protocol through SQLiteArchive
-    python -m backstory.archive.bench speed 100000        # p50/p95 lookup ms on N synthetic stories
+    python -m backstory_tools.related_bench ecb FEATURES.json   # P@5, P@min(5,R), hard-confusion share (index only)
+    python -m backstory_tools.related_bench ecb-archive FEATURES.json   # same protocol through SQLiteArchive
+    python -m backstory_tools.related_bench speed 100000        # p50/p95 lookup ms on N synthetic stories
 
 The ECB+ features file is a JSON list of {id, topic, event, entities, keyphrases?, embedding?}
 computed once with the project's NLP (texts are read from ../shared/data/related/ecbplus.jsonl
@@ -20,10 +20,12 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from .. import schemas
-from . import related as rel
+from backstory import schemas
+from backstory.archive import related as rel
 
-DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "related" / "ecbplus.jsonl"
+from . import default_data_dir
+
+DATA = default_data_dir() / "related" / "ecbplus.jsonl"
 
 
 def ecb_eval(features_path: str, weights: dict | None = None, data: Path = DATA) -> dict:
@@ -67,8 +69,8 @@ def ecb_archive_eval(features_path: str, data: Path = DATA) -> dict:
     import asyncio
     import tempfile
 
-    from .base import StoryRecord
-    from .sqlite import SQLiteArchive
+    from backstory.archive.base import StoryRecord
+    from backstory.archive.sqlite import SQLiteArchive
 
     rows = [json.loads(line) for line in data.open()]
     feats = {f["id"]: f for f in json.load(open(features_path))}
@@ -107,10 +109,36 @@ def ecb_archive_eval(features_path: str, data: Path = DATA) -> dict:
     return asyncio.run(run())
 
 
+def _add_slots(index: rel.RelatedIndex, story_ids: list[str], embeddings: np.ndarray) -> np.ndarray:
+    """Register stories without features in one go (their postings follow through
+    :func:`_add_postings`); returns their slots. ``RelatedIndex.add`` takes one story's features
+    at a time, far too slow to build a million-story index, so the benchmark fills its arrays."""
+    with index.lock:
+        start, m = len(index.ids), len(story_ids)
+        index._grow(start + m)
+        index.slot_of.update(zip(story_ids, range(start, start + m)))
+        index.ids.extend(story_ids)
+        index.alive[start : start + m] = True
+        index.n_alive += m
+        norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
+        index.emb[start : start + m] = np.clip(np.rint(embeddings / np.maximum(norms, 1e-12) * 127), -127, 127)
+        index.has_emb[start : start + m] = True
+        return np.arange(start, start + m, dtype=np.int32)
+
+
+def _add_postings(index: rel.RelatedIndex, name: str, term_ids: np.ndarray, slots: np.ndarray, raw: np.ndarray) -> None:
+    """Queue ready postings (term ids already in the channel's vocabulary) inside ``index.bulk()``:
+    the refresh that ends the bulk load computes their impacts, as for stories added one by one."""
+    assert index._bulk, "postings are queued inside bulk()"
+    index.channels[name].pending_arrays.append(
+        (np.asarray(term_ids, dtype=np.int32), np.asarray(slots, dtype=np.int32), np.asarray(raw, dtype=np.float32))
+    )
+
+
 def speed(n: int, queries: int = 200, seed: int = 0) -> dict:
     """Lookup latency on n synthetic stories: Zipf-distributed words (128 per story), 8 names
-    from a Zipf-distributed pool, 5 keyphrases, random unit embeddings. Postings are bulk-loaded
-    through the index's own bulk path; queries are stories of the archive (with feedback)."""
+    from a Zipf-distributed pool, 5 keyphrases, random unit embeddings. Postings are loaded in
+    arrays inside ``index.bulk()`` (see :func:`_add_slots`); queries are stories of the archive (with feedback)."""
     rng = np.random.default_rng(seed)
     vocab, n_ents, n_kps = 500_000, 300_000, 200_000
     index = rel.RelatedIndex()
@@ -133,12 +161,12 @@ def speed(n: int, queries: int = 200, seed: int = 0) -> dict:
         for start in range(0, n, batch):
             m = min(batch, n - start)
             embs = rng.standard_normal((m, rel.EMBEDDING_DIM)).astype(np.float32)
-            slots = index.add_slots([f"{start + i:016x}" for i in range(m)], embs)
+            slots = _add_slots(index, [f"{start + i:016x}" for i in range(m)], embs)
             for name, pool in (("terms", vocab), ("ents", n_ents), ("kps", n_kps)):
                 k = per[name]
                 ids = zipf_ids((m, k), pool)
                 raw = (1.0 + np.log1p(rng.poisson(0.6, (m, k)))).astype(np.float32)
-                index.add_postings(name, ids.ravel(), np.repeat(slots, k), raw.ravel())
+                _add_postings(index, name, ids.ravel(), np.repeat(slots, k), raw.ravel())
                 for i in range(m):
                     if start + i in sample_at:
                         sid = f"{start + i:016x}"
