@@ -51,7 +51,7 @@ async def run(args: argparse.Namespace) -> dict:
     models = Models.load()
     pids = [os.getpid(), *models.language.pids.values()]
     folder = tempfile.mkdtemp(prefix="bounded-")
-    settings = Settings(archive_path=f"{folder}/archive.sqlite3", analysis_deadline=600)
+    settings = Settings(archive=f"{folder}/archive.sqlite3", analysis_deadline=600)
     if args.unbounded:
         settings = settings.replace(max_analysis_chars=2_000_000, max_analysis_tokens=10_000_000, max_html_elements=10_000_000)
     report: dict = {"unbounded": args.unbounded, "inputs": {}, "stall": {}}

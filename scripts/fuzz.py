@@ -133,7 +133,7 @@ def live_server(settings: Any, models: Any) -> Iterator[str]:
 def fuzz_settings(archive_path: str, token: str) -> Any:
     from backstory.config import Settings
 
-    return Settings(archive_path=archive_path, allowed_networks=[f"{PAGE_HOST}/32"], api_token=token)
+    return Settings(archive=archive_path, allowed_networks=[f"{PAGE_HOST}/32"], api_token=token)
 
 
 def run_schemathesis(base_url: str, token: str, *, max_examples: int, workdir: Path, seed: int | None = None,

@@ -31,7 +31,7 @@ def models():
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(archive_path=str(tmp_path / "archive.sqlite3"), allowed_networks=["127.0.0.0/8"])
+    return Settings(archive=str(tmp_path / "archive.sqlite3"), allowed_networks=["127.0.0.0/8"])
 
 
 async def wait_ready(client: AsyncTestClient, timeout: float = 120.0) -> None:

@@ -288,7 +288,7 @@ async def test_lone_surrogate_escapes_are_handled(client: AsyncTestClient) -> No
 
 
 async def test_body_over_limit_is_413(tmp_path, models) -> None:
-    settings = Settings(archive_path=str(tmp_path / "a.sqlite3"), max_body_bytes=64 * 1024)
+    settings = Settings(archive=str(tmp_path / "a.sqlite3"), max_body_bytes=64 * 1024)
     async with AsyncTestClient(app=create_app(settings, models=models), base_url=BASE_URL) as client:
         await wait_ready(client)
         big = {"url": "https://a.example/x", "html": "<p>" + "x" * 100_000 + "</p>"}
@@ -312,7 +312,7 @@ async def test_fetch_errors_map_to_clear_statuses(client: AsyncTestClient, page_
 
 
 async def test_fetch_timeout_is_504(tmp_path, models, page_server) -> None:
-    settings = Settings(archive_path=str(tmp_path / "a.sqlite3"), allowed_networks=["127.0.0.0/8"], fetch_timeout=0.5)
+    settings = Settings(archive=str(tmp_path / "a.sqlite3"), allowed_networks=["127.0.0.0/8"], fetch_timeout=0.5)
     slow = page_server.add("/slow", ai_page(), delay=2.0)
     async with AsyncTestClient(app=create_app(settings, models=models), base_url=BASE_URL) as client:
         await wait_ready(client)
@@ -321,7 +321,7 @@ async def test_fetch_timeout_is_504(tmp_path, models, page_server) -> None:
 
 
 async def test_loopback_is_refused_by_default(tmp_path, models, page_server) -> None:
-    settings = Settings(archive_path=str(tmp_path / "a.sqlite3"))
+    settings = Settings(archive=str(tmp_path / "a.sqlite3"))
     url = page_server.add("/a", ai_page())
     async with AsyncTestClient(app=create_app(settings, models=models), base_url=BASE_URL) as client:
         await wait_ready(client)
@@ -333,7 +333,7 @@ async def test_loopback_is_refused_by_default(tmp_path, models, page_server) -> 
 
 
 async def test_archive_survives_a_restart(tmp_path, models) -> None:
-    settings = Settings(archive_path=str(tmp_path / "keep.sqlite3"))
+    settings = Settings(archive=str(tmp_path / "keep.sqlite3"))
     async with AsyncTestClient(app=create_app(settings, models=models), base_url=BASE_URL) as client:
         await wait_ready(client)
         story_id = (await client.post("/api/v1/analyze", json={"url": AI_URL, "html": ai_page()})).json()["story_id"]
@@ -345,7 +345,7 @@ async def test_archive_survives_a_restart(tmp_path, models) -> None:
 
 
 async def test_token_guard_and_cors(tmp_path, models) -> None:
-    settings = Settings(archive_path=str(tmp_path / "a.sqlite3"), api_token="s3cret")
+    settings = Settings(archive=str(tmp_path / "a.sqlite3"), api_token="s3cret")
     async with AsyncTestClient(app=create_app(settings, models=models), base_url=BASE_URL) as client:
         await wait_ready(client)
         assert_problem(await client.get("/api/v1/stories"), 401)

@@ -58,7 +58,7 @@ async def archive(tmp_path: Path):
 
 async def test_create_and_migrate(tmp_path: Path) -> None:
     path = tmp_path / "a" / "b" / "archive.sqlite3"
-    a = await open_archive(Settings(archive_path=str(path)))
+    a = await open_archive(Settings(archive=str(path)))
     assert isinstance(a, Archive)
     assert await a.count() == 0
     await a.close()

@@ -33,7 +33,7 @@ def stories(path: Path) -> list[dict]:
 @pytest.fixture
 def env_archive(tmp_path: Path, monkeypatch) -> Path:
     path = tmp_path / "cli.sqlite3"
-    monkeypatch.setenv("BACKSTORY_ARCHIVE_PATH", str(path))
+    monkeypatch.setenv("BACKSTORY_ARCHIVE", str(path))
     return path
 
 
@@ -105,7 +105,7 @@ def test_import_stores_at_once_and_the_server_analyses_later(tmp_path: Path, env
 
         from .conftest import BASE_URL, wait_ready
 
-        async with AsyncTestClient(app=create_app(Settings(archive_path=str(env_archive)), models=models), base_url=BASE_URL) as client:
+        async with AsyncTestClient(app=create_app(Settings(archive=str(env_archive)), models=models), base_url=BASE_URL) as client:
             await wait_ready(client)
             # Searchable and related by their words while they wait.
             found = (await client.get("/api/v1/stories", params={"q": "wildfire evacuation"})).json()

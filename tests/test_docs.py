@@ -29,7 +29,7 @@ def test_settings_from_env_and_overrides() -> None:
     s = from_env({"BACKSTORY_PORT": "9001", "BACKSTORY_ALLOWED_NETWORKS": "127.0.0.0/8, 10.1.0.0/16",
                   "DATABASE_URL": "postgresql://db/x"}, port=9002)
     assert s.port == 9002 and s.allowed_networks == ["127.0.0.0/8", "10.1.0.0/16"]
-    assert s.database_url == "postgresql://db/x"
+    assert s.archive == "postgresql://db/x"  # DATABASE_URL: an alias of BACKSTORY_ARCHIVE
     for bad in ({"BACKSTORY_PORT": "eighty"}, {"BACKSTORY_ALLOWED_NETWORKS": "not-a-net"}):
         try:
             from_env(bad)

@@ -165,7 +165,7 @@ async def test_related_through_the_real_pipeline(models, tmp_path: Path) -> None
     from backstory.pipeline import Pipeline
     from backstory.schemas import AnalyzeRequest
 
-    settings = Settings(archive_path=str(tmp_path / "archive.sqlite3"), workers=1)
+    settings = Settings(archive=str(tmp_path / "archive.sqlite3"), workers=1)
     archive = await open_archive(settings)
     pipeline = Pipeline(settings, models, archive)
     try:

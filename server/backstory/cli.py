@@ -15,22 +15,25 @@ from typing import Any, Iterator
 import msgspec
 
 from . import errors
-from .config import Settings, from_env, open_bind_refusal
+from .archive import backend
+from .config import Settings, archive_url, from_env, masked_url, one_archive, open_bind_refusal
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for name in ("host", "port", "archive_path", "insecure_no_auth"):
+    for name in ("host", "port", "insecure_no_auth"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
     try:
+        overrides["archive"] = one_archive(
+            {flag: value for flag, value in (("--archive", args.archive), ("--database-url", args.database_url))
+             if value is not None}
+        )
         settings = from_env(**overrides)
+        backend(settings)  # an archive this version cannot open stops every command here, with why
     except ValueError as exc:
         raise SystemExit(f"backstory: {exc}") from None
-    if settings.database_url:
-        raise SystemExit("backstory: the PostgreSQL archive (DATABASE_URL) is not available in this version yet; "
-                         "unset it to use the SQLite archive")
     return settings
 
 
@@ -59,8 +62,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from .app import create_app
 
-    print(f"Backstory on http://{settings.host}:{settings.port}  archive: "
-          f"{settings.database_url and 'PostgreSQL' or settings.resolved_archive_path()}", file=sys.stderr)
+    print(f"Backstory on http://{settings.host}:{settings.port}  archive: {masked_url(archive_url(settings.archive))}",
+          file=sys.stderr)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal with the handler
     # that was there before it started: make that a normal exit, so supervisors see status 0.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -274,8 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def archive_flag(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--archive", dest="archive_path", metavar="PATH",
-                       help="SQLite archive file (default: BACKSTORY_ARCHIVE_PATH or the user's data directory)")
+        p.add_argument("--archive", metavar="URL",
+                       help="the archive: sqlite:///PATH or a file path (SQLite), postgresql://... "
+                            "(default: BACKSTORY_ARCHIVE, else archive.sqlite3 in the user's data directory)")
+        p.add_argument("--database-url", metavar="URL", help="the same as --archive (its older name)")
 
     serve = sub.add_parser("serve", help="run the HTTP server")
     serve.add_argument("--host", help="listen address (default 127.0.0.1)")

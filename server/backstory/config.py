@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Mapping
 
@@ -24,6 +25,55 @@ def default_archive_path() -> str:
     from platformdirs import user_data_dir
 
     return str(Path(user_data_dir("backstory", appauthor=False)) / "archive.sqlite3")
+
+
+# The archive setting's older names, still read; DATABASE_URL is the one hosting platforms set.
+ARCHIVE_ALIASES = ("BACKSTORY_ARCHIVE_PATH", "BACKSTORY_DATABASE_URL", "DATABASE_URL")
+# SQLAlchemy's spelling: the path is all after the third slash (sqlite:////abs/path, sqlite:///relative).
+SQLITE_URL = "sqlite:///"
+# "://" required, so that a Windows path (C:\archive) stays a path.
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+_SCHEME_ALIASES = {"postgres": "postgresql"}  # libpq and most hosts accept both
+# From the ":" after the user to the LAST "@", so that a password holding "/", "@" or "#" (which
+# should have been percent-encoded) is still hidden whole; masking too much is harmless.
+_USERINFO_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*:).*@")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.I)
+
+
+def archive_url(value: str) -> str:
+    """The archive setting in its one spelling, a URL whose scheme names the backend: a plain path
+    is shorthand for ``sqlite:///PATH`` (``~`` expanded), empty is the default file. ValueError
+    for a SQLite URL with a host or no path."""
+    value = value.strip()
+    match = _SCHEME.match(value)
+    if match is None:
+        return SQLITE_URL + str(Path(value or default_archive_path()).expanduser())
+    scheme = match.group(1).lower()
+    url = _SCHEME_ALIASES.get(scheme, scheme) + value[match.end(1):]
+    if scheme == "sqlite":
+        path = url.removeprefix(SQLITE_URL)
+        if path == url or not path:
+            raise ValueError(f"{masked_url(url)} is not a SQLite archive URL: write sqlite:///PATH "
+                             "(sqlite:////abs/path, sqlite:///relative) or just the path")
+        return SQLITE_URL + str(Path(path).expanduser())
+    return url
+
+
+def masked_url(url: str) -> str:
+    """The URL as it may be shown or logged: a password in it (``user:PASSWORD@host`` or a
+    ``password=`` parameter, both allowed in a PostgreSQL URL) replaced by ``***``."""
+    return _QUERY_PASSWORD.sub(r"\1***", _USERINFO_PASSWORD.sub(r"\1***@", url))
+
+
+def one_archive(given: Mapping[str, str]) -> str | None:
+    """The archive named by settings that may come under several names (``{name: value}``,
+    empty values ignored), as :func:`archive_url`; None when none is given. ValueError when two
+    name different archives: the same archive twice is fine, whatever its spelling."""
+    urls = {name: archive_url(value) for name, value in given.items() if value.strip()}
+    if len(set(urls.values())) > 1:
+        listed = ", ".join(f"{name}={masked_url(url)}" for name, url in urls.items())
+        raise ValueError(f"two different archives are set ({listed}); set only one")
+    return next(iter(urls.values()), None)
 
 
 def model_cache_dir() -> Path:
@@ -97,12 +147,9 @@ def _networks(value: str | list[str]) -> list[str]:
 class Settings(msgspec.Struct, kw_only=True, frozen=True):
     host: Annotated[str, Meta(description="Address the server listens on.")] = "127.0.0.1"
     port: Annotated[int, Meta(ge=0, le=65535, description="Port the server listens on.")] = 8000
-    archive_path: Annotated[
-        str, Meta(description="SQLite archive file (created on first start). Default: the user's data directory.")
-    ] = ""
-    database_url: Annotated[
+    archive: Annotated[
         str,
-        Meta(description="Reserved for the planned PostgreSQL + pgvector backend (also read from DATABASE_URL); not built yet, so the server refuses to start with it set."),
+        Meta(description="Where stories are kept, as a URL whose scheme picks the backend: `sqlite:///PATH` (`sqlite:////abs/path`, `sqlite:///relative`) or a plain file path for the SQLite archive (created on first start); `postgresql://…` (or `postgres://`) for PostgreSQL, not available in this version yet. Also read from BACKSTORY_ARCHIVE_PATH, BACKSTORY_DATABASE_URL and DATABASE_URL (flags: --archive, --database-url); two different archives set at once is an error. Default: archive.sqlite3 in the user's data directory."),
     ] = ""
     max_body_bytes: Annotated[
         int, Meta(ge=1024, description="Largest request body accepted (bytes); larger ones get 413.")
@@ -165,9 +212,6 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     ] = 2
     log_level: Annotated[str, Meta(description="Logging level: DEBUG, INFO, WARNING or ERROR.")] = "INFO"
 
-    def resolved_archive_path(self) -> Path:
-        return Path(self.archive_path or default_archive_path()).expanduser()
-
     def replace(self, **changes: Any) -> "Settings":
         return msgspec.structs.replace(self, **changes)
 
@@ -176,7 +220,8 @@ _LIST_FIELDS = {"allowed_networks", "denied_networks", "cors_origins", "extensio
 
 
 def from_env(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-    """Build Settings from ``BACKSTORY_<FIELD>`` variables (and ``DATABASE_URL``), then overrides."""
+    """Build Settings from ``BACKSTORY_<FIELD>`` variables (and the archive's aliases), then
+    overrides. ValueError for an invalid value or two different archives."""
     env = os.environ if environ is None else environ
     raw: dict[str, Any] = {}
     for field in msgspec.structs.fields(Settings):
@@ -186,16 +231,21 @@ def from_env(environ: Mapping[str, str] | None = None, **overrides: Any) -> Sett
             if field.name in _LIST_FIELDS:
                 value = [v.strip() for v in value.split(",") if v.strip()]
             raw[field.name] = value
-    if "database_url" not in raw and env.get("DATABASE_URL"):
-        raw["database_url"] = env["DATABASE_URL"]
+    try:
+        archive = one_archive({key: env[key] for key in (PREFIX + "ARCHIVE", *ARCHIVE_ALIASES) if key in env})
+    except ValueError as exc:
+        raise ValueError(f"invalid setting archive: {exc}") from None
+    if archive is not None:
+        raw["archive"] = archive
     raw.update({k: v for k, v in overrides.items() if v is not None})
     try:
         settings = msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
         raise ValueError(f"invalid setting: {exc}") from None
-    for name in ("allowed_networks", "denied_networks"):
+    checks = {"allowed_networks": _networks, "denied_networks": _networks, "archive": archive_url}
+    for name, check in checks.items():
         try:
-            _networks(getattr(settings, name))
+            check(getattr(settings, name))
         except ValueError as exc:
             raise ValueError(f"invalid setting {name}: {exc}") from None
     return settings

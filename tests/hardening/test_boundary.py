@@ -116,7 +116,7 @@ async def test_blank_text_and_both_inputs_are_400(client: AsyncTestClient) -> No
 
 
 async def test_401_carries_www_authenticate(tmp_path, models) -> None:
-    settings = Settings(archive_path=str(tmp_path / "a.sqlite3"), api_token="s3cret")
+    settings = Settings(archive=str(tmp_path / "a.sqlite3"), api_token="s3cret")
     async with AsyncTestClient(app=create_app(settings, models=models), base_url=BASE_URL) as client:
         await wait_ready(client)
         for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic czNjcmV0"}):

@@ -109,7 +109,7 @@ async def test_cors_names_only_backstorys_own_extension(client: AsyncTestClient)
 
 
 async def test_configured_origins_and_hosts(tmp_path: Path, models) -> None:
-    settings = Settings(archive_path=str(tmp_path / "a.sqlite3"), cors_origins=["https://intranet.example"],
+    settings = Settings(archive=str(tmp_path / "a.sqlite3"), cors_origins=["https://intranet.example"],
                         allowed_hosts=["backstory.example.org"], extension_origins=[])
     async with AsyncTestClient(app=create_app(settings, models=models), base_url="http://backstory.example.org") as c:
         await wait_ready(c)

@@ -38,7 +38,7 @@ def servers():
 
 @pytest.fixture
 async def narrow_client(tmp_path: Path, models):
-    settings = Settings(archive_path=str(tmp_path / "a.sqlite3"), allowed_networks=[f"{ALLOWED}/32"], fetch_timeout=5.0)
+    settings = Settings(archive=str(tmp_path / "a.sqlite3"), allowed_networks=[f"{ALLOWED}/32"], fetch_timeout=5.0)
     async with AsyncTestClient(app=create_app(settings, models=models), base_url=BASE_URL) as client:
         await wait_ready(client)
         yield client

@@ -2,7 +2,8 @@
 
 Every backend (SQLite now, PostgreSQL + pgvector later) stores StoryRecords, keeps one row per
 story (same canonical URL or near-identical text), and answers ``related`` through the shared
-in-memory :class:`backstory.archive.related.RelatedIndex`.
+in-memory :class:`backstory.archive.related.RelatedIndex`. This module imports no backend: the
+registry in ``backstory.archive`` picks one.
 """
 
 from __future__ import annotations
@@ -268,14 +269,3 @@ class Archive(Protocol):
 
     async def close(self) -> None: ...
 
-
-async def open_archive(settings) -> Archive:
-    """The archive the settings ask for, opened (file created/migrated, related index loaded):
-    PostgreSQL when ``database_url`` is set, else the SQLite file."""
-    if settings.database_url:
-        raise NotImplementedError("the PostgreSQL archive backend is not available yet; unset BACKSTORY_DATABASE_URL")
-    from .sqlite import SQLiteArchive
-
-    archive = SQLiteArchive(settings.resolved_archive_path())
-    await archive.start()
-    return archive

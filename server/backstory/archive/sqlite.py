@@ -24,6 +24,7 @@ import msgspec
 import numpy as np
 
 from .. import schemas
+from ..config import SQLITE_URL
 from ..memory import release_free_memory
 from ..threads import name_os_thread
 from .base import (
@@ -698,3 +699,11 @@ class SQLiteArchive:
             for conn in self._conns:
                 conn.close()
             self._conns.clear()
+
+
+async def open_url(url: str) -> SQLiteArchive:
+    """The archive at a ``sqlite:///PATH`` URL (as :func:`backstory.config.archive_url` spells
+    it), opened: the registry's entry point."""
+    archive = SQLiteArchive(Path(url.removeprefix(SQLITE_URL)))
+    await archive.start()
+    return archive

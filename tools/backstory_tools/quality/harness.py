@@ -349,7 +349,7 @@ async def _product_related_async(rows: list[dict], k: int) -> tuple[list[tuple[s
     from backstory.schemas import AnalyzeRequest
 
     with tempfile.TemporaryDirectory(prefix="backstory-eval-") as tmp:
-        settings = Settings(archive_path=str(Path(tmp) / "archive.sqlite3"), workers=1)
+        settings = Settings(archive=str(Path(tmp) / "archive.sqlite3"), workers=1)
         archive = await open_archive(settings)
         pipeline = Pipeline(settings, _models(), archive)
         try:
