@@ -233,9 +233,9 @@ def _fts_query(q: str) -> str | None:
     return " ".join(quoted)
 
 
-def _fill_index(conn: sqlite3.Connection, index: RelatedIndex) -> list[tuple[bytes, str]]:
-    """Add every stored story to the index. Returns (features, story_id) of the stories whose
-    stored features are from an older FEATURES_VERSION (recomputed here), for storing."""
+def _fill_index(conn: sqlite3.Connection, index: RelatedIndex) -> list[tuple[bytes, str]] | None:
+    """Add every stored story to the index. When the stored features are from another
+    FEATURES_VERSION (recomputed here), returns every story's (features, story_id), to store."""
     row = conn.execute("SELECT value FROM meta WHERE key = 'features_version'").fetchone()
     stale = row is None or row[0] != str(FEATURES_VERSION)
     # Texts are read only when the stored features must be recomputed: reading every story's
@@ -252,7 +252,7 @@ def _fill_index(conn: sqlite3.Connection, index: RelatedIndex) -> list[tuple[byt
                 f = decode_features(feats)
             vec = np.frombuffer(emb, dtype="<f4") if emb is not None else None
             index.add(sid, f, vec, sh, bool(ok))
-    return refreshed if stale else []
+    return refreshed if stale else None
 
 
 def _store_features(conn: sqlite3.Connection, refreshed: list[tuple[bytes, str]]) -> None:
@@ -526,7 +526,7 @@ class SQLiteArchive:
         self.index_seq = conn.execute(_FEED_HEAD).fetchone()[0]
         refreshed = _fill_index(conn, self.index)
         release_free_memory()  # the load's short-lived objects
-        if refreshed:
+        if refreshed is not None:
             self._writer.submit(lambda wconn: (_store_features(wconn, refreshed), None)).result()
 
     # ---- the change feed (see archive/feed.py) ------------------------------------------
@@ -556,10 +556,10 @@ class SQLiteArchive:
     async def reload_index(self) -> int:
         def job(conn: sqlite3.Connection):
             index = RelatedIndex()
-            head = conn.execute(_FEED_HEAD).fetchone()[0]  # the write lock is held: nothing moves
             refreshed = _fill_index(conn, index)
-            if refreshed:
+            if refreshed is not None:
                 _store_features(conn, refreshed)
+            head = conn.execute(_FEED_HEAD).fetchone()[0]  # the write lock is held: nothing else moves
 
             def swap() -> None:
                 self.index = index
