@@ -4,7 +4,8 @@ Every write (upsert, import, delete) is queued to a single writer thread that ow
 read-write connection; queued writes are committed together (one transaction, a savepoint each,
 so one bad record fails alone). Reads run in a small thread pool, each thread with its own
 read-only connection. The event loop only awaits futures. The related-story index lives in
-memory, is loaded from the ``features`` column at start-up and is updated after each commit.
+memory, is loaded from the ``features`` column at start-up and is updated after each commit;
+other processes' writes reach it through the ``changes`` table (see ``archive/feed.py``).
 """
 
 from __future__ import annotations
@@ -363,7 +364,7 @@ class _Writer(threading.Thread):
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list) -> None:
         done = []
-        own = None
+        own_before = None
         try:
             conn.execute("BEGIN IMMEDIATE")
             head = conn.execute(_FEED_HEAD).fetchone()[0]
@@ -383,14 +384,14 @@ class _Writer(threading.Thread):
             through = conn.execute(_FEED_HEAD).fetchone()[0]
             if through > head:
                 self._prune_feed(conn, through)
-                own = self._mark_own(head, through)  # before the commit: a follower may read at once
+                own_before = self._mark_own(head, through)  # before the commit: a follower may read at once
             conn.execute("COMMIT")
         except BaseException as exc:  # noqa: BLE001 - the commit failed: every job fails
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            if own is not None:  # rolled back: those positions will be another writer's
+            if own_before is not None:  # rolled back: those positions will be another writer's
                 with self.own_lock:
-                    self.own = own
+                    self.own = own_before
             for fut, _r, _e in done:
                 fut.set_exception(exc)
             for _fn, fut in batch[len(done):]:
