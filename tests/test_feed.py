@@ -179,3 +179,23 @@ async def test_a_follower_behind_a_cut_feed_reloads_its_index(tmp_path: Path, mo
         assert set(server.index.slot_of) == stored and len(stored) == 4  # five stored, one deleted
         assert follower.seq == server.index_seq
         assert await follower.catch_up() == 0
+
+
+async def test_every_write_is_in_the_feed_and_only_other_writers_changes_are_handed_on(tmp_path: Path) -> None:
+    path = tmp_path / "shared.sqlite3"
+    async with SQLiteArchive(path) as server, SQLiteArchive(path) as other:
+        title, text = FIRE_A[0]
+        pending = await other.upsert(StoryRecord(url="https://n.example/a", canonical_url="https://n.example/a",
+                                                 title=title, text=text, analysed=False))
+        assert await other.store_analysis(msgspec.structs.replace(pending, embedding=[1.0] + [0.0] * 383))
+        imported = await other.import_record(fire_record(1, *FIRE_A[1]))
+        # A copy at another URL joins the stored story: its index entry is unchanged, so no change.
+        await other.upsert(StoryRecord(url="https://copies.example/a", canonical_url="https://copies.example/a",
+                                       title=title, text=text))
+        assert await other.delete(imported.story_id)
+        expected = [(pending.story_id, "upsert"), (pending.story_id, "upsert"), (imported.story_id, "upsert"),
+                    (imported.story_id, "delete")]
+        seq, changes = await server.changes_since(0)
+        assert [tuple(c) for c in changes] == expected
+        assert (await other.changes_since(0)) == (seq, [])  # its own: in its index already
+        assert await server.changes_since(seq) == (seq, [])
