@@ -84,7 +84,9 @@ def test_the_walk_sees_the_package_and_lazy_imports() -> None:
     assert "backstory.archive" in graph["backstory.app"]  # an import inside a function
     # The circle this test was written against (base.open_archive built SQLiteArchive) is found:
     graph["backstory.archive.base"].add("backstory.archive.sqlite")
-    assert {"backstory.archive.base", "backstory.archive.sqlite", "backstory.archive.related"} in circles(graph)
+    # (modules on another path between them, such as archive.feed, join the same circle)
+    assert any({"backstory.archive.base", "backstory.archive.sqlite", "backstory.archive.related"} <= group
+               for group in circles(graph))
 
 
 def test_no_import_circle_in_the_package() -> None:

@@ -110,6 +110,7 @@ def create_app(settings: Settings | None = None, *, models: Any = None) -> Lites
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         from .archive import open_archive
+        from .archive.feed import Follower
         from .pipeline import Models, Pipeline
 
         state = State(settings)
@@ -123,6 +124,9 @@ def create_app(settings: Settings | None = None, *, models: Any = None) -> Lites
             if own_models is not None:
                 own_models.add_done_callback(lambda t: t.exception() is None and t.result().close())
             raise
+        # Stories other processes write (an import, another server) reach the related index.
+        follower = Follower(state.archive, settings.feed_poll_interval)
+        follower.start()
 
         async def load() -> None:
             try:
@@ -142,6 +146,7 @@ def create_app(settings: Settings | None = None, *, models: Any = None) -> Lites
             yield
         finally:
             loader.cancel()
+            await follower.stop()
             if state.backlog is not None:
                 state.backlog.cancel()
                 await asyncio.gather(state.backlog, return_exceptions=True)

@@ -151,6 +151,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         str,
         Meta(description="Where stories are kept, as a URL whose scheme picks the backend: `sqlite:///PATH` (`sqlite:////abs/path`, `sqlite:///relative`) or a plain file path for the SQLite archive (created on first start); `postgresql://…` (or `postgres://`) for PostgreSQL, not available in this version yet. Also read from BACKSTORY_ARCHIVE_PATH, BACKSTORY_DATABASE_URL and DATABASE_URL (flags: --archive, --database-url); two different archives set at once is an error. Default: archive.sqlite3 in the user's data directory."),
     ] = ""
+    feed_poll_interval: Annotated[
+        float,
+        Meta(gt=0, le=60, description="Seconds between the server's looks at the archive's change feed: stories another process (an import, another server on the same archive) adds, changes or deletes reach the related stories and duplicate detection within about this long."),
+    ] = 0.5
     max_body_bytes: Annotated[
         int, Meta(ge=1024, description="Largest request body accepted (bytes); larger ones get 413.")
     ] = 10 * 1024 * 1024

@@ -223,8 +223,10 @@ class Archive(Protocol):
 
     @property
     def generation(self) -> int:
-        """A number that changes after every write this archive object makes. While it stays the
-        same, :meth:`related` for the same record gives the same answer (the pipeline reuses it)."""
+        """A number that changes after every write this archive object makes, and after it
+        applies another process's writes from the change feed (see ``archive/feed.py``). While it
+        stays the same, :meth:`related` for the same record gives the same answer (the pipeline
+        reuses it)."""
 
     async def upsert(self, record: StoryRecord) -> StoryRecord:
         """Store a story. The same canonical URL is the same page: the story is updated (id and

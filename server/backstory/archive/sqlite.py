@@ -4,7 +4,8 @@ Every write (upsert, import, delete) is queued to a single writer thread that ow
 read-write connection; queued writes are committed together (one transaction, a savepoint each,
 so one bad record fails alone). Reads run in a small thread pool, each thread with its own
 read-only connection. The event loop only awaits futures. The related-story index lives in
-memory, is loaded from the ``features`` column at start-up and is updated after each commit.
+memory, is loaded from the ``features`` column at start-up and is updated after each commit;
+other processes' writes reach it through the ``changes`` table (see ``archive/feed.py``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from .base import (
     simhash_usable,
     utc_now,
 )
+from .feed import Change, ChangesPruned, IndexEntry, apply_entries
 from .related import FEATURES_VERSION, RelatedIndex, compute_features, decode_features, encode_features
 
 log = logging.getLogger(__name__)
@@ -111,6 +113,26 @@ MIGRATIONS: list[str] = [
     ALTER TABLE stories ADD COLUMN analysed INTEGER NOT NULL DEFAULT 1;
     CREATE INDEX stories_pending ON stories (id) WHERE analysed = 0;
     """,
+    # 4: the change feed other processes follow (see archive/feed.py). Triggers write it, in the
+    # transaction of the change itself, for any statement that changes what the related index
+    # holds, whichever code (or a hand-run repair) issues it; a copy refreshing last_seen is no change.
+    """
+    CREATE TABLE changes (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        story_id TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('upsert', 'delete')),
+        at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+    );
+    CREATE TRIGGER stories_feed_ai AFTER INSERT ON stories BEGIN
+        INSERT INTO changes (story_id, kind) VALUES (new.story_id, 'upsert');
+    END;
+    CREATE TRIGGER stories_feed_au AFTER UPDATE OF story_id, features, embedding, simhash, simhash_ok ON stories BEGIN
+        INSERT INTO changes (story_id, kind) VALUES (new.story_id, 'upsert');
+    END;
+    CREATE TRIGGER stories_feed_ad AFTER DELETE ON stories BEGIN
+        INSERT INTO changes (story_id, kind) VALUES (old.story_id, 'delete');
+    END;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -128,6 +150,11 @@ _POINT_ALIAS = (
 )
 _FTS_WORD = re.compile(r"\w+", re.UNICODE)
 _BATCH = 128
+# The change feed keeps this many latest changes; a follower further behind reloads its index.
+CHANGES_KEPT = 10_000
+_FEED_PAGE = 1_000  # changes handed to a follower per call
+_FEED_HEAD = "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0)"
+_PRUNED_THROUGH = "SELECT coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'changes_pruned_through'), 0)"
 
 
 class SchemaTooNew(RuntimeError):
@@ -207,6 +234,51 @@ def _fts_query(q: str) -> str | None:
     return " ".join(quoted)
 
 
+def _fill_index(conn: sqlite3.Connection, index: RelatedIndex) -> list[tuple[bytes, str]] | None:
+    """Add every stored story to the index. When the stored features are from another
+    FEATURES_VERSION (recomputed here), returns every story's (features, story_id), to store."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'features_version'").fetchone()
+    stale = row is None or row[0] != str(FEATURES_VERSION)
+    # Texts are read only when the stored features must be recomputed: reading every story's
+    # text just to drop it leaves a large freed-but-resident heap behind.
+    extra = "title, text, entities, keyphrases" if stale else "NULL, NULL, NULL, NULL"
+    cur = conn.execute(f"SELECT story_id, features, embedding, simhash, simhash_ok, {extra} FROM stories ORDER BY id")
+    refreshed = []
+    with index.bulk():
+        for sid, feats, emb, sh, ok, title, text, ents, kps in cur:
+            if stale:
+                f = compute_features(title, text, _ent_decoder.decode(ents), _kp_decoder.decode(kps))
+                refreshed.append((encode_features(f), sid))
+            else:
+                f = decode_features(feats)
+            vec = np.frombuffer(emb, dtype="<f4") if emb is not None else None
+            index.add(sid, f, vec, sh, bool(ok))
+    return refreshed if stale else None
+
+
+def _store_features(conn: sqlite3.Connection, refreshed: list[tuple[bytes, str]]) -> None:
+    conn.executemany("UPDATE stories SET features = ? WHERE story_id = ?", refreshed)
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('features_version', ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(FEATURES_VERSION),)
+    )
+
+
+def _index_entries(conn: sqlite3.Connection, story_ids: list[str]) -> dict[str, IndexEntry | None]:
+    """The stored index entries of these stories; None for a story no longer stored."""
+    entries: dict[str, IndexEntry | None] = dict.fromkeys(story_ids)
+    for start in range(0, len(story_ids), 500):  # within SQLite's bound-parameter limit
+        chunk = story_ids[start : start + 500]
+        rows = conn.execute(
+            f"SELECT story_id, features, embedding, simhash, simhash_ok FROM stories "
+            f"WHERE story_id IN ({', '.join('?' * len(chunk))})", chunk,
+        )
+        for sid, feats, emb, sh, ok in rows:
+            vec = np.frombuffer(emb, dtype="<f4") if emb is not None else None
+            entries[sid] = IndexEntry(decode_features(feats), vec, sh, bool(ok))
+    return entries
+
+
 class _Writer(threading.Thread):
     """The one thread that writes. Jobs are ``fn(conn) -> (result, after_commit | None)``."""
 
@@ -217,6 +289,11 @@ class _Writer(threading.Thread):
         self.conn: sqlite3.Connection | None = None
         self.ready = concurrent.futures.Future()
         self.generation = 0  # committed batches, counted after their index updates ran
+        # Feed positions of this writer's own changes, as (after, through) ranges: its index has
+        # them already, so its follower skips them. Only ranges still in the feed are kept.
+        self.own: list[tuple[int, int]] = []
+        self.own_lock = threading.Lock()
+        self._pruned_through = 0
 
     def submit(self, fn: Callable) -> concurrent.futures.Future:
         fut: concurrent.futures.Future = concurrent.futures.Future()
@@ -258,10 +335,39 @@ class _Writer(threading.Thread):
             pass
         conn.close()
 
+    def _mark_own(self, head: int, through: int) -> list[tuple[int, int]]:
+        """Record (head, through] as this writer's; returns the ranges before, to restore."""
+        with self.own_lock:
+            before = self.own
+            own = [r for r in before if r[1] > through - CHANGES_KEPT]
+            if own and own[-1][1] == head:  # consecutive batches: one range
+                head = own.pop()[0]
+            self.own = [*own, (head, through)]
+        return before
+
+    def is_own(self, seq: int) -> bool:
+        with self.own_lock:
+            return any(after < seq <= through for after, through in self.own)
+
+    def _prune_feed(self, conn: sqlite3.Connection, through: int) -> None:
+        """Cut the feed to its latest CHANGES_KEPT changes, once it holds twice as many (one
+        delete per CHANGES_KEPT changes, not one per batch)."""
+        if through - self._pruned_through < 2 * CHANGES_KEPT:
+            return
+        cut = max(through - CHANGES_KEPT, conn.execute(_PRUNED_THROUGH).fetchone()[0])
+        conn.execute("DELETE FROM changes WHERE seq <= ?", (cut,))
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('changes_pruned_through', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(cut),)
+        )
+        self._pruned_through = cut
+
     def _run_batch(self, conn: sqlite3.Connection, batch: list) -> None:
         done = []
+        own_before = None
         try:
             conn.execute("BEGIN IMMEDIATE")
+            head = conn.execute(_FEED_HEAD).fetchone()[0]
             for fn, fut in batch:
                 if not fut.set_running_or_notify_cancel():
                     continue
@@ -274,10 +380,18 @@ class _Writer(threading.Thread):
                     conn.execute("ROLLBACK TO job")
                     conn.execute("RELEASE job")
                     done.append((fut, None, exc))
+            # The write lock is held since BEGIN IMMEDIATE: every change after head is this batch's.
+            through = conn.execute(_FEED_HEAD).fetchone()[0]
+            if through > head:
+                self._prune_feed(conn, through)
+                own_before = self._mark_own(head, through)  # before the commit: a follower may read at once
             conn.execute("COMMIT")
         except BaseException as exc:  # noqa: BLE001 - the commit failed: every job fails
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            if own_before is not None:  # rolled back: those positions will be another writer's
+                with self.own_lock:
+                    self.own = own_before
             for fut, _r, _e in done:
                 fut.set_exception(exc)
             for _fn, fut in batch[len(done):]:
@@ -345,6 +459,7 @@ class SQLiteArchive:
     def __init__(self, path: str | Path, readers: int = 4) -> None:
         self.path = Path(path).expanduser()
         self.index = RelatedIndex()
+        self.index_seq = 0  # the change-feed position the index was loaded at (see archive/feed.py)
         self._features = _FeatureMemo()
         self._readers = readers
         self._writer: _Writer | None = None
@@ -408,32 +523,54 @@ class SQLiteArchive:
         return await asyncio.wrap_future(self._writer.submit(fn))
 
     def _load_index(self, conn: sqlite3.Connection) -> None:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'features_version'").fetchone()
-        stale = row is None or row[0] != str(FEATURES_VERSION)
-        # Texts are read only when the stored features must be recomputed: reading every story's
-        # text just to drop it left ~150 MB of freed-but-resident heap behind at 10,000 stories.
-        extra = "title, text, entities, keyphrases" if stale else "NULL, NULL, NULL, NULL"
-        cur = conn.execute(f"SELECT story_id, features, embedding, simhash, simhash_ok, {extra} FROM stories ORDER BY id")
-        refreshed = []
-        with self.index.bulk():
-            for sid, feats, emb, sh, ok, title, text, ents, kps in cur:
-                if stale:
-                    f = compute_features(title, text, _ent_decoder.decode(ents), _kp_decoder.decode(kps))
-                    refreshed.append((encode_features(f), sid))
-                else:
-                    f = decode_features(feats)
-                vec = np.frombuffer(emb, dtype="<f4") if emb is not None else None
-                self.index.add(sid, f, vec, sh, bool(ok))
+        # Read before the stories: a change committed meanwhile is read again by the follower.
+        self.index_seq = conn.execute(_FEED_HEAD).fetchone()[0]
+        refreshed = _fill_index(conn, self.index)
         release_free_memory()  # the load's short-lived objects
-        if stale:
-            def store(wconn: sqlite3.Connection):
-                wconn.executemany("UPDATE stories SET features = ? WHERE story_id = ?", refreshed)
-                wconn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('features_version', ?) "
-                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(FEATURES_VERSION),)
-                )
-                return None, None
-            self._writer.submit(store).result()
+        if refreshed is not None:
+            self._writer.submit(lambda wconn: (_store_features(wconn, refreshed), None)).result()
+
+    # ---- the change feed (see archive/feed.py) ------------------------------------------
+    async def changes_since(self, seq: int) -> tuple[int, list[Change]]:
+        def job(conn: sqlite3.Connection):
+            rows = conn.execute(
+                "SELECT seq, story_id, kind FROM changes WHERE seq > ? ORDER BY seq LIMIT ?", (seq, _FEED_PAGE)
+            ).fetchall()
+            # Read after the rows: a cut that removed some of them had committed before they were read.
+            if seq < conn.execute(_PRUNED_THROUGH).fetchone()[0]:
+                raise ChangesPruned(f"the change feed no longer holds the changes after {seq}")
+            if not rows:
+                return seq, []
+            return rows[-1][0], [Change(r[1], r[2]) for r in rows if not self._writer.is_own(r[0])]
+
+        return await self._read(job)
+
+    async def follow(self, story_ids: list[str]) -> None:
+        def job(conn: sqlite3.Connection):
+            entries = _index_entries(conn, story_ids)
+            return None, lambda: apply_entries(self.index, entries)
+
+        # On the writer thread: own writes are applied in commit order, so a stale read never
+        # lands after a newer write of the same story.
+        await self._write(job)
+
+    async def reload_index(self) -> int:
+        def job(conn: sqlite3.Connection):
+            index = RelatedIndex()
+            refreshed = _fill_index(conn, index)
+            if refreshed is not None:
+                _store_features(conn, refreshed)
+            head = conn.execute(_FEED_HEAD).fetchone()[0]  # the write lock is held: nothing else moves
+
+            def swap() -> None:
+                self.index = index
+                self.index_seq = head
+
+            return head, swap
+
+        head = await self._write(job)
+        release_free_memory()
+        return head
 
     # ---- writes -------------------------------------------------------------------------
     async def upsert(self, record: StoryRecord) -> StoryRecord:
@@ -630,7 +767,8 @@ class SQLiteArchive:
 
     async def related(self, record: StoryRecord, limit: int = 10) -> list[schemas.RelatedStory]:
         def job(conn: sqlite3.Connection):
-            exclude = record.story_id if record.story_id in self.index.slot_of else None
+            index = self.index  # one index for the whole lookup: a reload may swap it meanwhile
+            exclude = record.story_id if record.story_id in index.slot_of else None
             if exclude is None and record.canonical_url:
                 row = conn.execute(
                     "SELECT story_id FROM aliases WHERE canonical_url = ?", (normalize_url(record.canonical_url),)
@@ -644,7 +782,7 @@ class SQLiteArchive:
                 empty = encode_features(compute_features(None, "", [], []))
                 return [decode_features(rows.get(i, empty)) for i in ids]
 
-            hits = self.index.query(
+            hits = index.query(
                 features, record.embedding, exclude_id=exclude,
                 simhash=sh if simhash_usable(record.text) else None, limit=limit, features_of=features_of,
             )
