@@ -180,10 +180,9 @@ class Stages:
 
 
 def _pages(data: Path) -> list:
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import bench
+    from backstory_tools.bench.corpus import load_pages
 
-    return bench.load_pages(data, None)
+    return load_pages(data, None)
 
 
 def cpu_stages(data: Path, min_words: int, max_words: int) -> dict:
