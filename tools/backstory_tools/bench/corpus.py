@@ -130,7 +130,8 @@ def run_import(jsonl: Path, archive: Path, timeout: float, analyse: bool = False
     done, skipped, failed = marks[-1][1], marks[-1][2], marks[-1][3]
     out.update(stories=done, skipped=skipped, failed=failed, rate_wall_per_s=round(done / wall, 2))
     first = next((m for m in marks if m[1] >= 1), None)
-    if first is not None and marks[-1][1] > first[1]:
+    # a short import can report all its progress in one read: no interval to take a rate over
+    if first is not None and marks[-1][1] > first[1] and marks[-1][0] > first[0]:
         out["startup_s"] = round(first[0] - started, 2)
         out["rate_steady_per_s"] = round((marks[-1][1] - first[1]) / (marks[-1][0] - first[0]), 2)
     if failed:
