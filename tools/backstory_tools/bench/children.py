@@ -72,7 +72,3 @@ def run_floor(what: str, data: Path, timeout: float, *extra: str) -> dict:
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or [str(proc.returncode)])[-1]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-# ---------------------------------------------------------------------------------------------
-# the naive stack, in-process

@@ -12,21 +12,6 @@ from backstory_tools import default_data_dir, repo_root
 ROOT = repo_root()
 DEFAULT_DATA = default_data_dir()
 CACHE_DIR = ROOT / ".bench-cache"
-CACHE_VERSION = 1  # bump when the archive generation below changes
-STAGES = ("fetch", "extract", "entities", "keyphrases", "related", "total")
-
-TARGETS = {
-    "analyze_p50_ms": 300.0,
-    "speedup_vs_naive": 6.0,
-    "cache_hit_p50_ms": 20.0,
-    "load_throughput_per_s": 6.0,
-    "load_p95_ms": 2000.0,
-    "related_100k_p50_ms": 5.0,
-    "related_1m_p50_ms": 20.0,
-    "import_per_s": 20.0,
-    "cold_start_s": 8.0,
-    "rss_mb": 450.0,
-}
 
 
 def python() -> str:

@@ -17,8 +17,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from backstory_tools.bench.common import CACHE_DIR, CACHE_VERSION, ROOT, log, python
+from backstory_tools.bench.common import CACHE_DIR, ROOT, log, python
 from backstory_tools.bench.server import Server
+
+
+CACHE_VERSION = 1  # bump when the archive generation below changes
 
 
 @dataclass

@@ -6,11 +6,14 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from backstory_tools.bench.common import STAGES, summary
+from backstory_tools.bench.common import summary
 from backstory_tools.bench.corpus import Doc
 
 if TYPE_CHECKING:  # the naive stack's libraries load only when the bench runs it
     from backstory_tools.bench.naive import NaiveStack
+
+
+STAGES = ("fetch", "extract", "entities", "keyphrases", "related", "total")
 
 
 def analyze_once(client: Any, body: dict) -> tuple[float, dict]:
@@ -132,7 +135,3 @@ def measure_load(base: str, docs: list[Doc], clients: int, seconds: float, max_r
     """``tag`` names the query parameter that makes each request's URL new: a second load on the
     same server needs another one, or its first requests are cache hits."""
     return asyncio.run(_load(base, docs, clients, seconds, max_requests, timeout=max(60.0, seconds * 2), tag=tag))
-
-
-# ---------------------------------------------------------------------------------------------
-# related lookup alone (4)

@@ -72,7 +72,3 @@ def f1_at_10(predictions: list[list[str]], golds: list[list[str]]) -> float:
     from backstory_tools.quality.metrics import keyphrase_scores
 
     return round(keyphrase_scores(zip(predictions, golds), 10).f1, 4)
-
-
-# ---------------------------------------------------------------------------------------------
-# report

@@ -19,7 +19,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-
 class Server:
     """``python -m backstory serve`` as a subprocess on 127.0.0.1 and a free port."""
 
