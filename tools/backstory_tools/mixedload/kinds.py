@@ -156,7 +156,7 @@ def material(data: Path) -> Material:
 
 
 # ---------------------------------------------------------------------------------------------
-# one phase
+# what a phase has seen, and one request
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from backstory_tools.mixedload.kinds import KINDS
 
 
