@@ -83,11 +83,10 @@ _CHILD = (
 
 def memory() -> dict:
     result: dict = {"processes": {}}
-    env_path = str(ROOT / "server")
     for process, steps in _STEPS.items():
         proc = subprocess.run(
             [sys.executable, "-c", _CHILD, json.dumps(steps)], capture_output=True, text=True, cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": env_path}, timeout=300,
+            timeout=300,
         )
         if proc.returncode != 0:
             raise RuntimeError(proc.stderr.strip().splitlines()[-1])
