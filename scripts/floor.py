@@ -83,11 +83,10 @@ _CHILD = (
 
 def memory() -> dict:
     result: dict = {"processes": {}}
-    env_path = str(ROOT / "server")
     for process, steps in _STEPS.items():
         proc = subprocess.run(
             [sys.executable, "-c", _CHILD, json.dumps(steps)], capture_output=True, text=True, cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": env_path}, timeout=300,
+            timeout=300,
         )
         if proc.returncode != 0:
             raise RuntimeError(proc.stderr.strip().splitlines()[-1])
@@ -180,10 +179,9 @@ class Stages:
 
 
 def _pages(data: Path) -> list:
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import bench
+    from backstory_tools.bench.corpus import load_pages
 
-    return bench.load_pages(data, None)
+    return load_pages(data, None)
 
 
 def cpu_stages(data: Path, min_words: int, max_words: int) -> dict:

@@ -27,9 +27,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import bench  # noqa: E402
+from backstory_tools.bench.common import DEFAULT_DATA
+from backstory_tools.bench.corpus import cached_archive, data_missing, load_pages
+from backstory_tools.bench.load import measure_load
+from backstory_tools.bench.procs import thread_cpu, thread_cpu_per_request
+from backstory_tools.bench.server import Server
 
 
 def machine_ticks() -> list[int]:
@@ -38,31 +40,31 @@ def machine_ticks() -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=bench.DEFAULT_DATA)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=25.0)
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the server (repeatable)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args(argv)
 
-    missing = bench.data_missing(args.data)
+    missing = data_missing(args.data)
     if missing:
         print(f"loadprof: evaluation data not found ({', '.join(missing)}); nothing measured")
         return 0
     env = dict(item.split("=", 1) for item in args.env)
-    source, _ = bench.cached_archive(args.data, 10_000, 496, 3600)
-    pages = bench.load_pages(args.data, None)
+    source, _ = cached_archive(args.data, 10_000, 496, 3600)
+    pages = load_pages(args.data, None)
     work = Path(tempfile.mkdtemp(prefix="backstory-loadprof-"))
     archive = work / "archive.sqlite3"
     shutil.copyfile(source, archive)
-    server = bench.Server(archive, work / "server.log", env)
+    server = Server(archive, work / "server.log", env)
     try:
         server.start()
         # warm-up: every process has answered (under other URLs: the measured requests must not hit its cache)
-        bench.measure_load(server.base, pages, 4, 3, 12, tag="loadprof_warm_up")
-        before, ticks0, client0 = bench.thread_cpu(server.proc.pid), machine_ticks(), time.process_time()
-        load = bench.measure_load(server.base, pages, args.clients, args.seconds, 5000)
-        after, ticks1, client1 = bench.thread_cpu(server.proc.pid), machine_ticks(), time.process_time()
+        measure_load(server.base, pages, 4, 3, 12, tag="loadprof_warm_up")
+        before, ticks0, client0 = thread_cpu(server.proc.pid), machine_ticks(), time.process_time()
+        load = measure_load(server.base, pages, args.clients, args.seconds, 5000)
+        after, ticks1, client1 = thread_cpu(server.proc.pid), machine_ticks(), time.process_time()
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -70,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     done = max(1, load["ok"])
     ticks = [b - a for a, b in zip(ticks0, ticks1)]
     idle = (ticks[3] + ticks[4]) / max(1, sum(ticks))
-    rows = bench.thread_cpu_per_request(before, after, load["ok"])
+    rows = thread_cpu_per_request(before, after, load["ok"])
     report = {
         "env": env,
         "clients": args.clients,

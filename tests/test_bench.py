@@ -1,25 +1,23 @@
-"""Pieces of ``scripts/bench.py`` that its verdicts rest on: the ideal server that bounds what any
-server could do under the load phase, and the per-thread CPU reading of a process tree."""
+"""Pieces of ``scripts/bench.py`` (``backstory_tools.bench``) that its verdicts rest on: the ideal
+server that bounds what any server could do under the load phase, and the per-thread CPU reading
+of a process tree."""
 
 from __future__ import annotations
 
 import os
 import signal
 import statistics
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-
-import bench  # noqa: E402
+from backstory_tools.bench.ideal import ideal_server
+from backstory_tools.bench.procs import proc_tree, roles, thread_cpu, thread_cpu_per_request
 
 
 def test_ideal_server_with_equal_requests_is_clients_times_cost_over_cores() -> None:
-    r = bench.ideal_server([100.0], clients=16, seconds=30, cores=2)
+    r = ideal_server([100.0], clients=16, seconds=30, cores=2)
     assert r["throughput_per_s"] == 20.0  # 2 cores / 100 ms
     # once the first round has passed, every request waits for the 15 ahead of it: 16 x 100 / 2
     assert r["latency_ms"]["p50"] == 800.0 and r["latency_ms"]["p95"] == 800.0
@@ -28,7 +26,7 @@ def test_ideal_server_with_equal_requests_is_clients_times_cost_over_cores() -> 
 
 def test_ideal_server_obeys_littles_law_and_serves_in_order() -> None:
     costs = [60.0, 310.0, 120.0, 95.0, 240.0, 180.0, 75.0]
-    r = bench.ideal_server(costs, clients=16, seconds=60, cores=2)
+    r = ideal_server(costs, clients=16, seconds=60, cores=2)
     mean_cost = statistics.fmean(costs)
     assert r["mean_cost_ms"] == pytest.approx(mean_cost, abs=0.05)
     assert r["throughput_per_s"] == pytest.approx(2000 / mean_cost, rel=0.01)
@@ -40,15 +38,15 @@ def test_ideal_server_obeys_littles_law_and_serves_in_order() -> None:
 
 def test_ideal_server_costs_follow_the_load_phase_order() -> None:
     # one dear page among cheap ones: its share of the work sets the rate
-    cheap = bench.ideal_server([100.0] * 9 + [100.0], clients=4, seconds=20)
-    dear = bench.ideal_server([100.0] * 9 + [1100.0], clients=4, seconds=20)
+    cheap = ideal_server([100.0] * 9 + [100.0], clients=4, seconds=20)
+    dear = ideal_server([100.0] * 9 + [1100.0], clients=4, seconds=20)
     assert dear["throughput_per_s"] == pytest.approx(cheap["throughput_per_s"] * 100 / 200, rel=0.02)
 
 
 def test_shortest_first_starves_the_dear_pages() -> None:
     costs = [60.0, 310.0, 120.0, 95.0, 240.0, 180.0, 75.0]
-    fifo = bench.ideal_server(costs, clients=16, seconds=60)
-    sjf = bench.ideal_server(costs, clients=16, seconds=60, shortest_first=True)
+    fifo = ideal_server(costs, clients=16, seconds=60)
+    sjf = ideal_server(costs, clients=16, seconds=60, shortest_first=True)
     assert sjf["latency_ms"]["p50"] < fifo["latency_ms"]["p50"]
     assert sjf["latency_ms"]["p95"] > 3 * fifo["latency_ms"]["p95"]
     assert sjf["waiting_at_end_ms"] > 3 * fifo["waiting_at_end_ms"]
@@ -68,15 +66,15 @@ def test_thread_cpu_names_this_process_and_its_busy_thread() -> None:
         spun.set()
         read.wait(10)  # a finished thread leaves /proc: stay until it has been read
 
-    before = bench.thread_cpu(os.getpid())
+    before = thread_cpu(os.getpid())
     thread = threading.Thread(target=spin, name="backstory-bench-spin")
     thread.start()
     assert spun.wait(10)
-    during = bench.thread_cpu(os.getpid())
+    during = thread_cpu(os.getpid())
     read.set()
     thread.join()
     assert ("server", "main") in during
-    rows = bench.thread_cpu_per_request(before, during, answered=1)
+    rows = thread_cpu_per_request(before, during, answered=1)
     mine = [r for r in rows if r["thread"] == "bench-spin"]
     assert mine and mine[0]["process"] == "server" and mine[0]["cpu_ms_per_request"] >= 200
 
@@ -91,10 +89,10 @@ def test_each_process_of_the_tree_gets_a_role_of_its_own() -> None:
     second = subprocess.Popen(["sleep", "30"])
     try:
         deadline = time.monotonic() + 10
-        while len(bench.proc_tree(first.pid)) < 2 and time.monotonic() < deadline:
+        while len(proc_tree(first.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
-        grandchild = [p for p in bench.proc_tree(first.pid) if p != first.pid]
-        found = bench.roles(os.getpid())
+        grandchild = [p for p in proc_tree(first.pid) if p != first.pid]
+        found = roles(os.getpid())
         assert found[os.getpid()] == "server"
         assert len(set(found.values())) == len(found)  # no two alike
         assert found[first.pid].startswith("spaCy tagger process")

@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
+from backstory_tools.bench.common import DEFAULT_DATA, ROOT, python
+from backstory_tools.bench.corpus import data_missing
+from backstory_tools.mixedload.kinds import KINDS
 
-import bench  # noqa: E402
-import load  # noqa: E402
-
-DATA_MISSING = [p for p in bench.data_missing(bench.DEFAULT_DATA) if "related" not in Path(p).parts]
+DATA_MISSING = [p for p in data_missing(DEFAULT_DATA) if "related" not in Path(p).parts]
 
 # Mostly the cheap hostile requests, so that each of them is drawn many times in a few seconds;
 # one huge request at a time, as in the real run.
@@ -29,8 +26,8 @@ WEIGHTS = {"analyze_new": 4, "analyze_cached": 3, "analyze_text": 2, "search": 4
 @pytest.mark.skipif(bool(DATA_MISSING), reason=f"the load script sends the evaluation data's pages and texts, "
                     f"not found here: {', '.join(DATA_MISSING)}")
 def test_a_short_mixed_load_refuses_every_hostile_request_and_never_fails() -> None:
-    assert set(WEIGHTS) == set(load.KINDS)
-    argv = [bench.python(), str(ROOT / "scripts" / "load.py"), "--fresh", "--clients", "3", "--seconds", "6",
+    assert set(WEIGHTS) == set(KINDS)
+    argv = [python(), str(ROOT / "scripts" / "load.py"), "--fresh", "--clients", "3", "--seconds", "6",
             "--max-requests", "400", "--settle", "0.5", "--warm-up", "3", "--huge-timeout", "20", "--json",
             *(f"--weight={k}={w}" for k, w in WEIGHTS.items())]
     run = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=150)
@@ -49,21 +46,21 @@ def test_a_short_mixed_load_refuses_every_hostile_request_and_never_fails() -> N
     assert len(phase["loadavg"]["before"]) == 3 and len(phase["loadavg"]["after"]) == 3
     overall = phase["overall"]
     assert set(overall["latency_ms"]) == {"n", "p50", "p95", "p99", "max"}
-    assert overall["count"] == sum(k["count"] for name, k in phase["kinds"].items() if not load.KINDS[name].huge)
+    assert overall["count"] == sum(k["count"] for name, k in phase["kinds"].items() if not KINDS[name].huge)
     assert sum(k["count"] for k in phase["kinds"].values()) == phase["requests"]
 
     kinds = phase["kinds"]
     for name, kind in kinds.items():
         answered = {int(s) for s in kind["statuses"] if s.isdigit()}
-        if load.KINDS[name].huge:
+        if KINDS[name].huge:
             # answered or refused (503 is its over-the-deadline answer); a client timeout is
             # counted as an error in the report, but what it says about speed is the real run's
-            assert all(load.KINDS[name].ok(s) for s in answered), (name, kind)
+            assert all(KINDS[name].ok(s) for s in answered), (name, kind)
             continue
         assert not any(s >= 500 for s in answered), (name, kind, phase["error_kinds"])
         # the expected status every time: no transport error, and every hostile request refused
-        assert kind["errors"] == 0 and all(load.KINDS[name].ok(s) for s in answered), (name, kind)
-        if load.KINDS[name].hostile:
+        assert kind["errors"] == 0 and all(KINDS[name].ok(s) for s in answered), (name, kind)
+        if KINDS[name].hostile:
             assert kind["count"] > 0, name
     for name in ("text_plain", "foreign_origin", "bad_utf8", "deep_json", "bad_host"):
         assert set(kinds[name]["statuses"]) == {kinds[name]["expected"]}, (name, kinds[name])

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-from pathlib import Path
 
 import msgspec
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 from litestar.testing import AsyncTestClient
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-import fuzz as fuzz_script  # noqa: E402 - scripts/fuzz.py: the same run with many more cases
+from backstory_tools import fuzz as fuzz_script  # scripts/fuzz.py: the same run with many more cases
+
 
 # Examples per operation and phase: enough for the 1,000 cases the test asks for (docs/benchmarks.md).
 MAX_EXAMPLES = int(os.environ.get("BACKSTORY_FUZZ_EXAMPLES", "80"))

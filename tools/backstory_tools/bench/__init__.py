@@ -1,0 +1,8 @@
+"""The speed benchmark of ``scripts/bench.py`` (issue 5), in modules that scripts and tests import.
+
+``common`` (paths, log, percentiles), ``corpus`` (documents, bulk import, the cached archive),
+``procs`` (``/proc`` accounting), ``server`` (the real server in a subprocess), ``load`` (requests
+against it), ``children`` (the related lookup alone and the floor, in child processes), ``naive``
+(the naive stack), ``ideal`` (the ideal server), ``report`` (verdicts, table, Markdown) and
+``run`` (the command line: ``python -m backstory_tools.bench`` or ``scripts/bench.py``).
+"""
