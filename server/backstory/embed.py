@@ -36,7 +36,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from keybert.backend import BaseEmbedder
 
-from .config import model_cache_dir, prune_model_cache
+from .model_cache import model_cache_dir, prune_model_cache
 
 DIM = 384
 MAX_TOKENS = 256  # the model's max_seq_length (sentence_bert_config.json)
