@@ -565,7 +565,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "server's queue, which grows with the clients")
     parser.add_argument("--huge-in-flight", type=int, default=1)
     parser.add_argument("--settle", type=float, default=10.0, help="idle seconds before the last memory reading")
-    parser.add_argument("--warm-up", type=int, default=6, help="pages analysed before the first phase")
+    parser.add_argument("--warm-up", type=int, default=6, help="pages analyzed before the first phase")
     parser.add_argument("--fresh", action="store_true", help="a new empty archive instead of the cached 10,000 stories")
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the server (repeatable)")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON line at the end")
