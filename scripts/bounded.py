@@ -11,7 +11,7 @@ The real app (real models, the spaCy processes, a fresh SQLite archive) under uv
 tests/hardening/test_bounded.py, ``--reps`` times (a new URL each time, so never a cache hit),
 the median wall time seen by the client, the median CPU of this process and the spaCy processes
 over the request (``/proc``), and the response's stage timings. ``stall``: the latency of a small
-text (three paragraphs) alone, then while a 950,000-character text is analysed. Prints JSON.
+text (three paragraphs) alone, then while a 950,000-character text is analyzed. Prints JSON.
 """
 
 from __future__ import annotations
@@ -86,8 +86,8 @@ async def run(args: argparse.Namespace) -> dict:
             await small_one()
             alone = [await small_one() for _ in range(5)]
             huge = asyncio.ensure_future(post({"url": "https://huge.example/", "text": prose(950_000, seed=9), "archive": False}))
-            before = live.pipeline.analyzer.analysed
-            while live.pipeline.analyzer.analysed == before and not huge.done():
+            before = live.pipeline.analyzer.analyzed
+            while live.pipeline.analyzer.analyzed == before and not huge.done():
                 await asyncio.sleep(0.005)  # the huge text has reached the language stages
             during = []
             while not huge.done() and len(during) < 150:

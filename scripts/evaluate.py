@@ -37,9 +37,9 @@ EXTRA_COLUMNS = {
     "extraction": ["empty_predictions", "seconds_per_doc"],
     "keyphrases": ["seconds_per_doc"],
     "ner": ["seconds_per_doc"],
-    "related": ["empty_results", "seconds_per_doc", "analyse_store_seconds_per_doc"],
+    "related": ["empty_results", "seconds_per_doc", "analyze_store_seconds_per_doc"],
 }
-SHORT = {"seconds_per_doc": "s/doc", "analyse_store_seconds_per_doc": "store s/doc", "empty_predictions": "empty", "empty_results": "empty"}
+SHORT = {"seconds_per_doc": "s/doc", "analyze_store_seconds_per_doc": "store s/doc", "empty_predictions": "empty", "empty_results": "empty"}
 
 
 def _commit() -> str:

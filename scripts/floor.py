@@ -141,12 +141,14 @@ class Stages:
 
     def __init__(self) -> None:
         from backstory.embed import MiniLMEmbedder
+        from backstory.entities import load_gazetteer
         from backstory.extract import warm_up
         from backstory.keyphrases import KeyphraseExtractor
         from backstory.nlp import load_nlp
 
         warm_up()
         self.tagger, self.ner = load_nlp("tagger"), load_nlp("ner")
+        load_gazetteer()  # as the spaCy processes do at start, so the first page's NER time is not its load
         self.embedder = MiniLMEmbedder()
         self.ranker = KeyphraseExtractor(self.embedder)
 

@@ -45,13 +45,13 @@ def test_import_export_round_trip(tmp_path: Path, env_archive: Path, capsys) -> 
     rows.append({"url": "https://ledger.example/ai", "html": news_page(AI_TITLE, AI_PARAGRAPHS)})
     rows.append({"url": "https://broken.example/x"})  # neither text nor html: reported, not fatal
     source = write_jsonl(tmp_path / "in.jsonl", rows)
-    assert main(["import", str(source), "--analyse"]) == 1  # one bad line
+    assert main(["import", str(source), "--analyze"]) == 1  # one bad line
     err = capsys.readouterr().err
     assert "6/7" in err or "7/7" in err
     assert "line 7" in err
 
-    # Resumable: a second run skips everything already archived and analyses nothing.
-    assert main(["import", str(source), "--analyse"]) == 1
+    # Resumable: a second run skips everything already archived and analyzes nothing.
+    assert main(["import", str(source), "--analyze"]) == 1
     assert "6 skipped" in capsys.readouterr().err
 
     first = tmp_path / "export1.jsonl"
@@ -70,7 +70,15 @@ def test_import_export_round_trip(tmp_path: Path, env_archive: Path, capsys) -> 
     assert second.read_bytes() == first.read_bytes()
 
 
-def test_import_stores_at_once_and_the_server_analyses_later(tmp_path: Path, env_archive: Path, capsys, models) -> None:
+def test_the_old_analyse_flag_is_an_alias() -> None:
+    from backstory.cli import build_parser
+
+    for flag in ("--analyze", "--analyse"):
+        assert build_parser().parse_args(["import", "in.jsonl", flag]).analyze is True
+    assert build_parser().parse_args(["import", "in.jsonl"]).analyze is False
+
+
+def test_import_stores_at_once_and_the_server_analyzes_later(tmp_path: Path, env_archive: Path, capsys, models) -> None:
     rows = [
         {"url": f"https://news.example/fire/{i}", "title": title, "text": text}
         for i, (title, text) in enumerate(FIRE_A + FIRE_B)
@@ -112,7 +120,7 @@ def test_import_stores_at_once_and_the_server_analyses_later(tmp_path: Path, env
             assert found["total"] >= 1
             deadline = time.monotonic() + 120
             while (await client.get("/readyz")).json()["pending_analysis"]:
-                assert time.monotonic() < deadline, "the backlog was never analysed"
+                assert time.monotonic() < deadline, "the backlog was never analyzed"
                 await asyncio.sleep(0.2)
             sid = next(s["story_id"] for s in pending if s["url"] == "https://news.example/fire/0")
             story = (await client.get(f"/api/v1/stories/{sid}")).json()

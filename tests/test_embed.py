@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import struct
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -369,3 +370,15 @@ def test_the_mask_stays_when_it_is_read_elsewhere() -> None:
     assert drop_attention_mask(dropped) == 1
     assert [n.op_type for n in dropped.node] == ["Softmax"] and dropped.node[0].input[0] == "x"
     assert [i.name for i in dropped.input] == ["x"]
+
+
+def test_the_model_cache_setting_is_read_from_the_environment(tmp_path, monkeypatch) -> None:
+    from platformdirs import user_cache_dir
+
+    from backstory.model_cache import model_cache_dir
+
+    monkeypatch.delenv("BACKSTORY_MODEL_CACHE", raising=False)
+    assert model_cache_dir() == Path(user_cache_dir("backstory", appauthor=False))
+    monkeypatch.setenv("BACKSTORY_MODEL_CACHE", str(tmp_path / "models"))
+    monkeypatch.setenv("BACKSTORY_PORT", "eighty")  # another setting's error is not the loaders' to report
+    assert model_cache_dir() == tmp_path / "models"

@@ -26,7 +26,7 @@ TEXT = (
 )
 
 
-def analyse(worker: NlpWorker, text: str, title: str | None = None) -> tuple[list, list]:
+def analyze(worker: NlpWorker, text: str, title: str | None = None) -> tuple[list, list]:
     """(entities, keyphrase candidates) of one text, through the job the pipeline uses."""
     job = worker.start(text, title)
     candidates = job.candidates()
@@ -49,7 +49,7 @@ def test_two_processes_give_what_in_process_spacy_gives(models) -> None:
     worker = models.language
     pids = worker.pids
     assert set(pids) == {"tagger", "ner"} and os.getpid() not in pids.values() and len(set(pids.values())) == 2
-    entities, candidates = analyse(worker, TEXT, "Apple fined")
+    entities, candidates = analyze(worker, TEXT, "Apple fined")
     doc = load_nlp()(TEXT)
     assert entities == extract_entities(doc)
     assert [c.text for c in candidates] == [c.text for c in select_candidates(doc, "Apple fined")]
@@ -109,8 +109,8 @@ def test_a_crashed_worker_is_replaced(part: str) -> None:
         while _alive(first) and time.monotonic() < deadline:
             time.sleep(0.05)
         with pytest.raises(errors.Unavailable):
-            analyse(worker, TEXT)
-        entities, candidates = analyse(worker, TEXT)  # the replacement answers
+            analyze(worker, TEXT)
+        entities, candidates = analyze(worker, TEXT)  # the replacement answers
         assert worker.pids[part] != first
         assert any(e.name == "Tim Cook" for e in entities) and candidates
     finally:
@@ -149,7 +149,7 @@ def test_the_worker_does_not_outlive_a_killed_server(tmp_path: Path) -> None:
 def test_texts_that_queue_go_whole_to_the_less_busy_process_with_the_same_results(models) -> None:
     worker = models.language
     texts = [(f"{TEXT} Story {i}: Ms Vestager spoke in Luxembourg.", f"Apple fined {i}") for i in range(6)]
-    split = [analyse(worker, text, title) for text, title in texts]  # one at a time: split
+    split = [analyze(worker, text, title) for text, title in texts]  # one at a time: split
     jobs = [worker.start(text, title) for text, title in texts]  # all in flight at once
     assert set(jobs[0]._futures) == {"tagger", "ner"}  # the first found both processes idle
     whole = [job for job in jobs[1:] if set(job._futures) == {"all"}]
@@ -162,7 +162,7 @@ def test_one_process_mode_gives_the_same_results(models) -> None:
     single = NlpWorker(processes=1)
     try:
         assert list(single.pids) == ["all"] and single.pids["all"] not in models.language.pids.values()
-        assert analyse(single, TEXT, "Apple fined") == analyse(models.language, TEXT, "Apple fined")
+        assert analyze(single, TEXT, "Apple fined") == analyze(models.language, TEXT, "Apple fined")
     finally:
         single.close()
     with pytest.raises(ValueError):
@@ -203,7 +203,7 @@ def test_without_fork_one_process_runs_both_halves(monkeypatch) -> None:
     worker = NlpWorker(processes=2)
     try:
         assert list(worker.pids) == ["all"]
-        entities, candidates = analyse(worker, TEXT, "Apple fined")
+        entities, candidates = analyze(worker, TEXT, "Apple fined")
         assert any(e.name == "Tim Cook" for e in entities) and candidates
     finally:
         worker.close()
@@ -217,7 +217,7 @@ def test_an_error_in_the_ner_process_reaches_the_caller_and_the_process_stays(mo
     with pytest.raises(Exception) as failure:
         worker._handles["ner"].submit("entities", 12345).result(30)  # not a text: spaCy raises in the child
     assert not isinstance(failure.value, BrokenProcessPool)
-    entities, _ = analyse(worker, TEXT)
+    entities, _ = analyze(worker, TEXT)
     assert worker.pids["ner"] == pid and any(e.name == "Tim Cook" for e in entities)
 
 

@@ -113,7 +113,7 @@ async def test_delete_and_update_reach_the_index(archive: SQLiteArchive) -> None
     assert await archive.delete(a[1].story_id)
     ids = [h.story_id for h in await archive.related(a[0], limit=5)]
     assert a[1].story_id not in ids and a[2].story_id in ids
-    # re-analysing a story with new text moves it in the index (no stale postings)
+    # re-analyzing a story with new text moves it in the index (no stale postings)
     moved = make(2, ("Bakery news", "The Penrow bakery opened a second shop selling sourdough rye loaves.",
                      [("Penrow", "GPE", 1)]))
     await archive.upsert(moved)

@@ -84,7 +84,7 @@ class State:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.archive: Any = None
-        self.backlog: asyncio.Task | None = None  # analyses stories a bulk import stored
+        self.backlog: asyncio.Task | None = None  # analyzes stories a bulk import stored
         self.pipeline: Any = None
         self.ready = asyncio.Event()
         self.load_error: BaseException | None = None

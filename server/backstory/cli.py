@@ -78,7 +78,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 class ImportLine(msgspec.Struct, kw_only=True):
-    """One line of an import file: a page or a text to analyse (unknown keys are ignored)."""
+    """One line of an import file: a page or a text to analyze (unknown keys are ignored)."""
 
     url: str
     title: str | None = None
@@ -182,7 +182,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         archive = await open_archive(settings)
         pipeline = None
         progress = Progress(total, f"import {path.name}")
-        # Stories to analyse run a few at a time (the pipeline's workers keep both cores busy);
+        # Stories to analyze run a few at a time (the pipeline's workers keep both cores busy);
         # exported records are stored in file order, so an export re-imports identically.
         running: set[asyncio.Task] = set()
         window = settings.workers * 2
@@ -191,9 +191,9 @@ def cmd_import(args: argparse.Namespace) -> int:
             progress.step(failed=True)
             print(f"\nline {number}: {exc}", file=sys.stderr)
 
-        async def analyse(number: int, request: AnalyzeRequest, published: str | None) -> None:
+        async def analyze(number: int, request: AnalyzeRequest, published: str | None) -> None:
             try:
-                await pipeline.ingest(request, published=published, analyse=args.analyse)
+                await pipeline.ingest(request, published=published, analyze=args.analyze)
                 progress.step()
             except Exception as exc:  # one bad story must not stop the import
                 failed(number, exc)
@@ -220,14 +220,14 @@ def cmd_import(args: argparse.Namespace) -> int:
                     failed(number, exc)
                     continue
                 if pipeline is None:
-                    pipeline = await _pipeline(settings, archive, models=args.analyse)
+                    pipeline = await _pipeline(settings, archive, models=args.analyze)
                 if len(running) >= window:
                     _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                running.add(asyncio.create_task(analyse(number, request, item.published)))
+                running.add(asyncio.create_task(analyze(number, request, item.published)))
             if running:
                 await asyncio.wait(running)
             progress.draw(end="\n")
-            if not args.analyse and pipeline is not None:
+            if not args.analyze and pipeline is not None:
                 print(
                     "stored; the server computes names, keyphrases and embeddings of the new stories in the "
                     "background (they are searchable and related by their words already)",
@@ -238,7 +238,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             for task in running:
                 task.cancel()
             if pipeline is not None:
-                pipeline.close(models=args.analyse)
+                pipeline.close(models=args.analyze)
             await archive.close()
 
     progress = asyncio.run(run())
@@ -290,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     archive_flag(serve)
     serve.set_defaults(func=cmd_serve)
 
-    analyze = sub.add_parser("analyze", help="analyse a URL or a local .html/.txt file and print the JSON payload")
+    analyze = sub.add_parser("analyze", help="analyze a URL or a local .html/.txt file and print the JSON payload")
     analyze.add_argument("target", metavar="URL_OR_FILE")
     analyze.add_argument("--url", help="the URL to file a local file under")
     analyze.add_argument("--no-archive", action="store_true", help="do not keep the story")
@@ -301,8 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
                                         "or the lines of an export)")
     imp.add_argument("file", metavar="FILE.jsonl")
     imp.add_argument(
-        "--analyse", action="store_true",
-        help="analyse every story now (entities, keyphrases, embedding; ~5 stories/s on 2 cores) "
+        "--analyze", "--analyse", action="store_true",  # --analyse: its first spelling, kept for existing scripts
+        help="analyze every story now (entities, keyphrases, embedding; ~5 stories/s on 2 cores) "
              "instead of storing it at once and leaving that to the running server's background",
     )
     archive_flag(imp)

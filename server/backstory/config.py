@@ -76,43 +76,6 @@ def one_archive(given: Mapping[str, str]) -> str | None:
     return next(iter(urls.values()), None)
 
 
-def model_cache_dir() -> Path:
-    """Where models prepared from the shipped ones are kept (``BACKSTORY_MODEL_CACHE``, else the
-    user's cache directory)."""
-    env = os.environ.get("BACKSTORY_MODEL_CACHE")
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("backstory", appauthor=False))
-
-
-def prune_model_cache(kept: Path) -> list[Path]:
-    """Delete the entries of ``kept``'s kind that an earlier version left in its cache folder.
-
-    Entries are named ``<kind>-<16 hex key>.<ext>``, the key changing with the source model, the
-    library version or the recipe; after an upgrade the old file is never read again. Called
-    right after a new entry was written. Never fails: what cannot be deleted stays."""
-    kind, _, key = kept.stem.rpartition("-")
-    removed = []
-    try:
-        others = list(kept.parent.glob(f"{kind}-*{kept.suffix}"))
-    except OSError:
-        return removed
-    for other in others:
-        other_kind, _, other_key = other.stem.rpartition("-")
-        if other == kept or other_kind != kind or len(other_key) != len(key):
-            continue
-        if not all(c in "0123456789abcdef" for c in other_key):
-            continue
-        try:
-            other.unlink()
-        except OSError:
-            continue
-        removed.append(other)
-    return removed
-
-
 def is_loopback(host: str) -> bool:
     """True for an address or name that only this machine can reach."""
     host = host.strip().strip("[]").lower()
@@ -215,6 +178,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         Meta(ge=1, le=2, description="spaCy processes: 2 runs tagger and NER side by side (fastest); 1 saves ~15 MB of memory (the two share the loaded model) for ~50 ms more per story."),
     ] = 2
     log_level: Annotated[str, Meta(description="Logging level: DEBUG, INFO, WARNING or ERROR.")] = "INFO"
+    model_cache: Annotated[
+        str,
+        Meta(description="Folder for the models prepared once from the shipped ones (the quantised embedding model, the compact language identifier), read by every later start; an upgrade that changes one replaces its file. Default: the user's cache directory."),
+    ] = ""
 
     def replace(self, **changes: Any) -> "Settings":
         return msgspec.structs.replace(self, **changes)

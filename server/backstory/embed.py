@@ -36,7 +36,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from keybert.backend import BaseEmbedder
 
-from .config import model_cache_dir, prune_model_cache
+from .model_cache import model_cache_dir, prune_model_cache
 
 DIM = 384
 MAX_TOKENS = 256  # the model's max_seq_length (sentence_bert_config.json)
@@ -314,7 +314,7 @@ class MiniLMEmbedder(BaseEmbedder):
         to its solo vector 0.991 on average, 0.968 at worst, over 1,195 DUC candidates). The scores only rank one document's own
         candidates against each other, and the batches are made from the document's list alone
         (the cache of short texts is not used here), so a document's keyphrases depend on that
-        document alone, never on what was analysed before. Keyphrase F1@10 / F1@5 on the DUC dev
+        document alone, never on what was analyzed before. Keyphrase F1@10 / F1@5 on the DUC dev
         texts: 0.359 / 0.338 batched so, the same as with one phrase per run.
         """
         return self._embed([str(t) for t in phrases], self.phrase_batch_size, cached=False, max_pad=0)

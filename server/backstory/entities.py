@@ -80,7 +80,9 @@ _COUNTRY_PERSON_NAMES = {"Jordan", "Chad", "Georgia", "Israel", "Niger"}
 
 
 def load_gazetteer() -> None:
-    """Load the place names (about a second, once); ``nlp.load_nlp`` calls it."""
+    """Load the place names (about a second, once; else the first text waits for them).
+
+    The spaCy processes call it at start, before the NER process is forked, so both share it."""
     _gaz()
 
 

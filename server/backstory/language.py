@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import model_cache_dir, prune_model_cache
+from .model_cache import model_cache_dir, prune_model_cache
 
 log = logging.getLogger(__name__)
 

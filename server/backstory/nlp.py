@@ -41,10 +41,6 @@ def load_nlp(part: str = "all") -> Any:
 
                 nlp = spacy.load(MODEL, exclude=list(EXCLUDED + PART_EXCLUDED[part]))
                 nlp.max_length = MAX_LENGTH
-                if part != "tagger":
-                    from .entities import load_gazetteer
-
-                    load_gazetteer()  # the entity corrections' place names, so no reader waits for them
                 _nlps[part] = nlp
     return nlp
 

@@ -187,7 +187,7 @@ _TOKEN = re.compile(r"\w+|\s*\n\s*|\s\s+|[^\w\s]")
 _LAST_SPACE = re.compile(r"\s\S*\Z")
 
 
-def analysed_part(text: str, max_chars: int, max_tokens: int) -> str:
+def analyzed_part(text: str, max_chars: int, max_tokens: int) -> str:
     """The first part of ``text`` that entities, keyphrases and the embedding are computed from:
     at most ``max_chars`` characters and about ``max_tokens`` spaCy tokens, cut before a word
     that would be split (unless the part is one word). A prefix, so offsets into it are offsets
@@ -214,7 +214,7 @@ class Analyzer:
 
     The work is bounded by input size, not by time (a thread cannot be stopped): extraction reads
     at most ``max_html_elements`` nodes of a page, and the language stages at most
-    :func:`analysed_part` of the text. :attr:`extracted` and :attr:`analysed` count the pages and texts that went through the
+    :func:`analyzed_part` of the text. :attr:`extracted` and :attr:`analyzed` count the pages and texts that went through the
     stages (what request coalescing saves shows there)."""
 
     def __init__(
@@ -229,7 +229,7 @@ class Analyzer:
         self.max_chars = max_chars
         self.max_tokens = max_tokens
         self.max_html_elements = max_html_elements
-        self.analysed = 0
+        self.analyzed = 0
         self.extracted = 0
         self._count_lock = threading.Lock()
         # A second thread per analysis: the document embedding runs beside spaCy.
@@ -262,9 +262,9 @@ class Analyzer:
         if len(article.text) > MAX_TEXT_CHARS:
             raise errors.PayloadTooLarge(f"article text is longer than {MAX_TEXT_CHARS:,} characters")
         with self._count_lock:
-            self.analysed += 1
+            self.analyzed += 1
         # A longer text is summarised by its first part: spaCy's time grows with the text.
-        text = analysed_part(article.text, self.max_chars, self.max_tokens)
+        text = analyzed_part(article.text, self.max_chars, self.max_tokens)
         doc_text = f"{article.title}\n\n{text}" if article.title else text
         embedding_future = self._side.submit(self.models.embedder.embed_document, doc_text)
         t = time.perf_counter()
@@ -416,10 +416,10 @@ class ResponseCache:
 
 
 class Pipeline:
-    """The analyse use case: request in, Sidebar out; shared by the API, the CLI and the scripts.
+    """The analyze use case: request in, Sidebar out; shared by the API, the CLI and the scripts.
 
     ``models`` may be None for a store-only pipeline (a bulk import that leaves the analysis to
-    the server): only :meth:`ingest` with ``analyse=False`` works then.
+    the server): only :meth:`ingest` with ``analyze=False`` works then.
     """
 
     def __init__(self, settings: Settings, models: Models, archive: Any) -> None:
@@ -448,7 +448,7 @@ class Pipeline:
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
 
     async def analyze(self, request: AnalyzeRequest) -> Sidebar:
-        """Analyse one page or text; archive it unless asked not to; add the related stories."""
+        """Analyze one page or text; archive it unless asked not to; add the related stories."""
         started = time.perf_counter()
         record, stages, cached = await self._process(request)
         t = time.perf_counter()
@@ -463,11 +463,11 @@ class Pipeline:
         archived = request.archive or await self.archive.get(record.story_id) is not None
         return sidebar_from_record(record, related, timings=timings, archived=archived, cached=cached)
 
-    async def ingest(self, request: AnalyzeRequest, *, published: str | None = None, analyse: bool = True) -> Any:
-        """Archive one story (bulk import): no related lookup. With ``analyse=False`` only the
+    async def ingest(self, request: AnalyzeRequest, *, published: str | None = None, analyze: bool = True) -> Any:
+        """Archive one story (bulk import): no related lookup. With ``analyze=False`` only the
         cheap part runs now (extraction, language, hashes, the words the related search reads)
-        and the story is stored as pending: :meth:`analyse_stored` completes it later."""
-        if analyse:
+        and the story is stored as pending: :meth:`analyze_stored` completes it later."""
+        if analyze:
             record, _, _ = await self._process(request, published=published)
             return record
         url = _checked_url(request)
@@ -484,7 +484,7 @@ class Pipeline:
         self.backlog_wake.set()
         return stored
 
-    async def analyse_stored(self, record: Any) -> Any:
+    async def analyze_stored(self, record: Any) -> Any:
         """Compute what a pending story lacks (entities, keyphrases, embedding) and store it in
         place; returns the completed record, or None when the story was deleted meanwhile."""
         from .extract import Article
@@ -526,7 +526,7 @@ class Pipeline:
                 record = await self._keep(record)
             return record, stages, True
 
-        async def analyse(check_deadline: Any) -> tuple[Analysis, Any, dict[str, float]]:
+        async def analyze(check_deadline: Any) -> tuple[Analysis, Any, dict[str, float]]:
             extracted: dict[str, float] = {}
             t = time.perf_counter()
             article = await self._run(
@@ -538,11 +538,11 @@ class Pipeline:
                 article = msgspec.structs.replace(article, published=published)
             canonical = identity_url(article.canonical_url, final_url)
             # The record (its hashes read the whole text) is built in the worker thread too.
-            analysis, record = await self._run(self._analyse_and_build, article, url=url, canonical_url=canonical)
+            analysis, record = await self._run(self._analyze_and_build, article, url=url, canonical_url=canonical)
             return analysis, record, extracted
 
         # Identical requests in flight share one analysis; each then stores and answers on its own.
-        analysis, record, extracted = await self._coalesced((key, url, published), analyse)
+        analysis, record, extracted = await self._coalesced((key, url, published), analyze)
         stages.update(extracted)
         stages.update(analysis.timings)
         if request.archive:
@@ -615,14 +615,14 @@ class Pipeline:
             except RuntimeError:  # shutting down
                 pass
 
-    def _analyse_and_build(self, article: Any, *, url: str, canonical_url: str) -> tuple[Analysis, Any]:
+    def _analyze_and_build(self, article: Any, *, url: str, canonical_url: str) -> tuple[Analysis, Any]:
         analysis = self.analyzer.analyze_article(article)
         return analysis, build_record(analysis, url=url, canonical_url=canonical_url)
 
     async def run_backlog(
         self, *, batch: int = 16, parallel: int = 2, idle_poll: float = 0.1, wait: float = 30.0
     ) -> None:
-        """Analyse pending stories (stored by a bulk import), forever, yielding to readers: a
+        """Analyze pending stories (stored by a bulk import), forever, yielding to readers: a
         story starts only while no client analysis is running or queued, and at most
         ``parallel`` are in flight (two keep both cores busy: spaCy's process and this one).
         Wakes up when :attr:`backlog_wake` is set (an import in this process) or every ``wait``
@@ -633,9 +633,9 @@ class Pipeline:
 
         async def one(record: Any) -> None:
             try:
-                await self.analyse_stored(record)
+                await self.analyze_stored(record)
             except Exception:  # noqa: BLE001 - one bad story must not stop the backlog
-                log.exception("analysing stored story %s failed; skipped until restart", record.story_id)
+                log.exception("analyzing stored story %s failed; skipped until restart", record.story_id)
                 failed.add(record.story_id)
 
         try:

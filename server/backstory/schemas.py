@@ -79,7 +79,7 @@ class Value(Base, frozen=True):
 
 
 class AnalyzeRequest(Base):
-    """A page (or plain text) to analyse: send html or text (not both), or neither and the
+    """A page (or plain text) to analyze: send html or text (not both), or neither and the
     server fetches the URL."""
 
     url: HttpUrl

@@ -3,7 +3,7 @@
 * No input holds the server for long: every pathological input is answered with a result, a 4xx
   or a 503 within the analysis deadline, and a huge text in flight does not stall small requests.
 * A deadline that passes gives a clear 503 and stores nothing.
-* Identical requests in flight are analysed once (counted by the pipeline's analyser).
+* Identical requests in flight are analyzed once (counted by the pipeline's analyzer).
 * Word counts for Chinese and Japanese, a NUL inside a name, a bare ``<p>`` fragment.
 
 Real parts throughout: the app, the models, the spaCy processes, a SQLite archive.
@@ -157,17 +157,17 @@ async def test_pathological_input_is_answered_within_the_deadline(bounded: Async
             assert all(m["end"] <= limit for m in item["mentions"])
 
 
-def test_the_analysed_part_is_a_prefix_cut_between_words() -> None:
-    from backstory.pipeline import analysed_part
+def test_the_analyzed_part_is_a_prefix_cut_between_words() -> None:
+    from backstory.pipeline import analyzed_part
 
     text = prose(120_000)
-    part = analysed_part(text, 50_000, 1_000_000)
+    part = analyzed_part(text, 50_000, 1_000_000)
     assert text.startswith(part) and 49_000 < len(part) <= 50_000
     assert text[len(part)].isspace() and not part[-1].isspace()  # no word cut in two
-    assert analysed_part("short text", 50_000, 10_000) == "short text"
+    assert analyzed_part("short text", 50_000, 10_000) == "short text"
     lines = "ab\n" * 100_000  # 2 tokens a line: the token limit cuts first
-    assert 9_000 <= len(analysed_part(lines, 50_000, 10_000)) <= 15_000
-    assert analysed_part("a" * 100_000, 50_000, 10_000) == "a" * 50_000  # one word: cut anyway
+    assert 9_000 <= len(analyzed_part(lines, 50_000, 10_000)) <= 15_000
+    assert analyzed_part("a" * 100_000, 50_000, 10_000) == "a" * 50_000  # one word: cut anyway
 
 
 async def test_long_text_is_returned_whole_and_summarised_by_its_first_part(bounded: AsyncTestClient) -> None:
@@ -180,7 +180,7 @@ async def test_long_text_is_returned_whole_and_summarised_by_its_first_part(boun
     assert payload["text"] == text  # the whole text is returned (and archived)
     names = {e["name"] for e in payload["entities"]}
     assert "Sam Altman" in names or "Altman" in names  # from the first part
-    assert not any("Zapolska" in n or "Vantorbeck" in n for n in names)  # past the analysed part
+    assert not any("Zapolska" in n or "Vantorbeck" in n for n in names)  # past the analyzed part
     limit = pipeline_of(bounded).settings.max_analysis_chars
     for item in payload["entities"]:
         for m in item["mentions"]:
@@ -204,7 +204,7 @@ async def test_a_passed_deadline_is_a_clear_503_and_nothing_is_stored(settings: 
 
 
 async def test_a_huge_text_in_flight_does_not_stall_small_requests(live: LiveServer) -> None:
-    """The stall test. Bound: while a 950,000-character text is analysed, each of 4 small
+    """The stall test. Bound: while a 950,000-character text is analyzed, each of 4 small
     requests (three paragraphs each) answers within 8 × the median latency of the same kind of
     request with nothing else in flight, plus 4 s. Before the fix a small request waited for the
     huge analysis (13 s measured; the huge one took 15-45 s); now that holds the language workers
@@ -222,12 +222,12 @@ async def test_a_huge_text_in_flight_does_not_stall_small_requests(live: LiveSer
         alone = statistics.median([await timed(i) for i in (1, 2, 3)])
         bound = 8 * alone + 4.0
 
-        before = live.pipeline.analyzer.analysed
+        before = live.pipeline.analyzer.analyzed
         huge = asyncio.ensure_future(
             http.post(ANALYZE, json={"url": "https://huge.example/", "text": prose(950_000, seed=9), "archive": False})
         )
         end = time.monotonic() + 30
-        while live.pipeline.analyzer.analysed == before and not huge.done() and time.monotonic() < end:
+        while live.pipeline.analyzer.analyzed == before and not huge.done() and time.monotonic() < end:
             await asyncio.sleep(0.005)  # until the huge text has reached the language stages
         assert not huge.done(), "the huge request ended before the small ones were sent"
         during = [await timed(i) for i in (4, 5, 6, 7)]
@@ -236,13 +236,13 @@ async def test_a_huge_text_in_flight_does_not_stall_small_requests(live: LiveSer
     assert max(during) <= bound, f"small requests took {during} s with a huge one in flight (alone {alone:.2f} s)"
 
 
-async def test_identical_requests_in_flight_are_analysed_once(live: LiveServer) -> None:
+async def test_identical_requests_in_flight_are_analyzed_once(live: LiveServer) -> None:
     body = {"url": "https://same.example/story", "title": AI_TITLE, "text": "\n\n".join(AI_PARAGRAPHS) + "\n\n" + prose(30_000)}
-    before = live.pipeline.analyzer.analysed
+    before = live.pipeline.analyzer.analyzed
     async with live.client() as http:
         responses = await asyncio.gather(*(http.post(ANALYZE, json=body) for _ in range(12)))
         assert [r.status_code for r in responses] == [200] * 12
-        assert live.pipeline.analyzer.analysed - before == 1
+        assert live.pipeline.analyzer.analyzed - before == 1
         payloads = [r.json() for r in responses]
         assert len({p["story_id"] for p in payloads}) == 1
         assert all(p["entities"] == payloads[0]["entities"] and p["text"] == body["text"] for p in payloads)
@@ -278,7 +278,7 @@ async def test_a_waiter_that_goes_away_does_not_cancel_the_analysis_for_the_othe
         assert isinstance(results[0], asyncio.CancelledError)
         assert all(r.story_id == results[1].story_id and r.entities == results[1].entities for r in results[1:])
         assert any(e.name == "Mark Zuckerberg" for e in results[1].entities)
-        assert pipeline.analyzer.analysed == 1 and pipeline.analyzer.extracted == 1
+        assert pipeline.analyzer.analyzed == 1 and pipeline.analyzer.extracted == 1
     finally:
         pipeline.close()
         await archive.close()
@@ -323,7 +323,7 @@ async def test_a_nul_inside_a_name_does_not_split_it(client: AsyncTestClient) ->
     assert response.status_code == 200, response.text
     payload = response.json()
     # Control characters are removed before anything reads the text: the text returned is the
-    # text analysed, and every offset points into it.
+    # text analyzed, and every offset points into it.
     assert payload["text"] == "\n\n".join(AI_PARAGRAPHS)
     names = {e["name"] for e in payload["entities"]}
     assert "Sam Altman" in names and not any(n in names for n in ("Sam Alt", "Alt", "man"))
@@ -332,7 +332,7 @@ async def test_a_nul_inside_a_name_does_not_split_it(client: AsyncTestClient) ->
     assert {payload["text"][m["start"]:m["end"]] for m in altman["mentions"]} <= {"Sam Altman", "Altman"}
 
 
-async def test_a_bare_paragraph_fragment_is_analysed(client: AsyncTestClient) -> None:
+async def test_a_bare_paragraph_fragment_is_analyzed(client: AsyncTestClient) -> None:
     prose_900 = (
         "The harbour board of Kestrel Bay met on Thursday evening to settle a dispute over the old "
         "ferry pier, which has been closed since a winter storm cracked two of its concrete pillars. "

@@ -23,7 +23,7 @@ class AnalyzeController(Controller):
 
     @post(operation_id="analyze", status_code=200, responses=ANALYZE_ERRORS)
     async def analyze(self, request: Request, data: AnalyzeRequest) -> Sidebar:
-        """Analyse a page: send its HTML (or plain text); without either the server fetches the URL."""
+        """Analyze a page: send its HTML (or plain text); without either the server fetches the URL."""
         pipeline = await app_state(request).pipeline_ready()
         return await pipeline.analyze(data)
 
@@ -34,6 +34,6 @@ class AnalyzeController(Controller):
         url: Annotated[str, Parameter(**rules_of(HttpUrl))],
         archive: Annotated[bool, Parameter(description="Keep the story in the archive.")] = True,
     ) -> Sidebar:
-        """Fetch a URL and analyse it (curl-friendly)."""
+        """Fetch a URL and analyze it (curl-friendly)."""
         pipeline = await app_state(request).pipeline_ready()
         return await pipeline.analyze(AnalyzeRequest(url=url, archive=archive))

@@ -87,7 +87,7 @@ def finish_document(document: OpenAPI, settings: Settings) -> None:
         both = Schema(type=OpenAPIType.OBJECT, required=["html", "text"],
                       properties={"html": Schema(type=OpenAPIType.STRING), "text": Schema(type=OpenAPIType.STRING)})
         schemas["AnalyzeRequest"].schema_not = both
-        # A request that is analysed and stored: testers (and schemathesis) start from a real story.
+        # A request that is analyzed and stored: testers (and schemathesis) start from a real story.
         schemas["AnalyzeRequest"].examples = [{
             "url": "https://news.example/2026/11/17/open-models",
             "title": "OpenAI to publish open models",

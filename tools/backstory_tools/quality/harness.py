@@ -373,7 +373,7 @@ async def _product_related_async(rows: list[dict], k: int) -> tuple[list[tuple[s
             pipeline.close()
             await archive.close()
     merged = len(rows) - len(story_to_doc)
-    return results, {"analyse_store_seconds_per_doc": _r(store_seconds), "seconds_per_doc": _r(query_seconds), "merged_as_duplicates": merged}
+    return results, {"analyze_store_seconds_per_doc": _r(store_seconds), "seconds_per_doc": _r(query_seconds), "merged_as_duplicates": merged}
 
 
 def _top_k(rows: list[dict], sims: Any, k: int) -> list[tuple[str, list[str]]]:
