@@ -196,3 +196,11 @@ async def test_the_body_is_held_to_json_types(client: AsyncTestClient) -> None:
                                                                   "archive": archive}), 400)
         assert "archive" in problem["detail"]
     assert await story_count(client) == 0
+
+
+async def test_a_fragment_rooted_in_an_svg_is_a_4xx_not_a_server_error(client: AsyncTestClient) -> None:
+    """Found by the hypothesis bodies: lxml made the <svg> the document's root, and a cleaner
+    that drops <svg> elements from their parent failed on it (500)."""
+    for html in ("<svg><p><p>Sam Altman a parlé à Paris mardi. </p></p></svg>", "<math><p>x</p></math>"):
+        response = await client.post(ANALYZE, json={"url": "https://news.example/x", "html": html})
+        assert_problem(response, 422)

@@ -147,7 +147,8 @@ def _extract_article(html: str, url: str, max_elements: int = MAX_HTML_ELEMENTS)
                     doc.body, doc.text = full.body, full.text
                 else:
                     doc = full
-    except (RecursionError, ValueError, TypeError, AttributeError, IndexError) as exc:  # pragma: no cover
+    except (RecursionError, ValueError, TypeError, AttributeError, IndexError, AssertionError) as exc:
+        # AssertionError: lxml asserts on a tree its callers (trafilatura, htmldate) broke
         raise NotAnArticle(f"the page could not be read ({type(exc).__name__})") from None
     if doc is None or doc.body is None:
         raise NotAnArticle("no article text found on the page")

@@ -16,9 +16,11 @@ def _load(html: str):
 
     try:
         tree = load_html(html)  # libxml2 stops nesting at 255 levels: deep pages cannot blow the stack
-        if (tree is None or len(tree) == 0) and _FRAGMENT.match(html):
+        if (tree is None or len(tree) == 0 or tree.tag != "html") and _FRAGMENT.match(html):
             # trafilatura refuses markup without "html" near its start that parses to a single
-            # block (a bare "<p>...</p>" an extension or a script sends): give it a document.
+            # block (a bare "<p>...</p>" an extension or a script sends), and a fragment whose
+            # first element became the root (an "<svg>…") breaks the cleaners that drop
+            # elements from their parent: give it a document.
             tree = load_html(f"<html><body>{html}</body></html>")
         return tree
     except (ValueError, etree.LxmlError, RecursionError):
