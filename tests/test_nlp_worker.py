@@ -41,7 +41,7 @@ def _alive(pid: int) -> bool:
     # A zombie (exited, not yet reaped) counts as gone.
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # reaped between the two looks (ESRCH on read)
         return False
 
 
