@@ -35,6 +35,14 @@ def env_without_uv(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def test_sourcing_the_helper_gives_a_working_uv(env_without_uv: dict[str, str]) -> None:
+    """After `. scripts/_uv.sh`, both `uv` and `"${UV[@]}"` run uv, though uv is no command."""
+    done = subprocess.run(["bash", "-c", '. scripts/_uv.sh && uv --version && "${UV[@]}" --version'],
+                          cwd=ROOT, env=env_without_uv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("uv ") == 2, done.stdout
+
+
 def test_the_test_command_runs_without_a_uv_command(env_without_uv: dict[str, str]) -> None:
     done = subprocess.run(
         ["bash", "scripts/test", "-q", "-p", "no:cacheprovider", "tests/test_threads.py"],
