@@ -39,6 +39,7 @@ import sys
 import time
 from pathlib import Path
 
+from backstory.story import embedding_text
 from backstory_tools import default_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,8 +173,7 @@ class Stages:
             return None
         cands = timed("spaCy tagger + candidates", lambda: select_candidates(self.tagger(article.text), article.title))
         timed("spaCy NER + entities", lambda: extract_entities(self.ner(article.text)))
-        doc_text = f"{article.title}\n\n{article.text}" if article.title else article.text
-        vector = timed("document embedding", self.embedder.embed_document, doc_text)
+        vector = timed("document embedding", self.embedder.embed_document, embedding_text(article.title, article.text))
         timed("candidate embeddings + ranking", self.ranker.extract_from, cands, article.text, article.title,
               top_n=10, doc_embedding=vector)
         ms["words"] = len(article.text.split())

@@ -10,8 +10,10 @@ import msgspec
 import pytest
 
 from backstory import schemas
-from backstory.archive import Archive, StoryRecord, open_archive, story_id_for
-from backstory.archive.base import hamming, normalize_url, simhash
+from backstory.archive import Archive, open_archive
+from backstory.duplicates import hamming, simhash
+from backstory.story import StoryRecord, story_id_for
+from backstory.urls import normalize_url
 from backstory.archive.sqlite import SCHEMA_VERSION, SchemaTooNew, SQLiteArchive
 from backstory.config import Settings
 
@@ -303,7 +305,7 @@ async def test_concurrent_reads_while_writing(archive: SQLiteArchive) -> None:
 
 async def test_url_normalisation() -> None:
     assert normalize_url("HTTPS://Example.COM:443/a?utm_source=x&id=3#frag") == "https://example.com/a?id=3"
-    assert story_id_for("https://example.com/a?fbclid=1") == story_id_for("https://example.com/a")
+    assert story_id_for(normalize_url("https://example.com/a?fbclid=1")) == story_id_for("https://example.com/a")
 
 
 async def test_committed_stories_survive_a_killed_process(tmp_path: Path) -> None:
@@ -316,7 +318,7 @@ async def test_committed_stories_survive_a_killed_process(tmp_path: Path) -> Non
     script = textwrap.dedent(f"""
         import asyncio, os
         from backstory.archive.sqlite import SQLiteArchive
-        from backstory.archive import StoryRecord
+        from backstory.story import StoryRecord
         async def main():
             a = SQLiteArchive({str(path)!r})
             for i in range(20):

@@ -15,7 +15,7 @@ import msgspec
 from litestar.testing import AsyncTestClient
 
 from backstory.archive import sqlite as sqlite_backend
-from backstory.archive.base import StoryRecord, story_id_for
+from backstory.story import StoryRecord, story_id_for
 from backstory.archive.feed import Follower
 from backstory.archive.sqlite import SQLiteArchive
 from backstory.config import Settings

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from backstory import schemas
-from backstory.archive import StoryRecord
+from backstory.story import StoryRecord
 from backstory.archive.related import Features, RelatedIndex, compute_features
 from backstory.archive.sqlite import SQLiteArchive
 

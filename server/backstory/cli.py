@@ -165,7 +165,8 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from .archive.base import StoryRecord, normalize_url
+    from .story import StoryRecord
+    from .urls import normalize_url
     from .schemas import AnalyzeRequest
 
     path = Path(args.file)

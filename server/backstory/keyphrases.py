@@ -33,6 +33,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .schemas import Keyphrase
+from .story import embedding_text
 
 _NON_WORD = re.compile(r"\W+")
 _STEM_LOCK = threading.Lock()
@@ -379,7 +380,7 @@ class KeyphraseExtractor:
             return []
         texts = [c.text for c in cands]
         if doc_embedding is None:
-            doc_embedding = self.embedder.embed_document(f"{title}\n\n{text}" if title else text)
+            doc_embedding = self.embedder.embed_document(embedding_text(title, text))
         embed_phrases = getattr(self.embedder, "embed_phrases", self.embedder.embed)
         word_embeddings = embed_phrases(texts)
         similarity = self._similarities(text, texts, np.asarray(doc_embedding, dtype=np.float32), word_embeddings)

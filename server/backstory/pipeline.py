@@ -23,46 +23,17 @@ from urllib.parse import urlsplit
 import msgspec
 
 from . import errors
-from .archive.base import identity_url, story_id_for
 from .config import Settings
+from .extract import Article, decode_html, detect_language, extract_article
 from .memory import release_soon
-from .schemas import MAX_TEXT_CHARS, AnalyzeRequest, Entity, HttpUrl, Keyphrase, RelatedStory, Sidebar, Timings, explain
+from .schemas import MAX_TEXT_CHARS, AnalyzeRequest, Entity, Keyphrase, Sidebar, Timings
+from .story import StoryRecord, embedding_text, new_story, story_id_for, to_sidebar
 from .threads import name_os_thread
-from .words import word_count
+from .urls import check_url, identity_url
 
 log = logging.getLogger(__name__)
 
-WORDS_PER_MINUTE = 230
 TRIM_INTERVAL = 5.0  # seconds between heap trims when the server falls idle
-
-_ASCII_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$", re.IGNORECASE)
-
-
-def check_url(url: str) -> str:
-    """A client's URL, stripped and checked; raises InvalidUrl.
-
-    schemas.HttpUrl is the one definition of an acceptable URL (HTTP requests were held to it at
-    the boundary; the CLI's are held to it here). This adds what its pattern cannot see: a
-    bracketed host must be an IPv6 address, and a name must have a valid IDNA (ASCII) form."""
-    url = url.strip()
-    try:
-        msgspec.convert(url, HttpUrl)
-    except msgspec.ValidationError as exc:
-        reason = explain(str(exc))
-        raise errors.InvalidUrl(f"the URL: {reason[0].lower()}{reason[1:]}") from None
-    try:
-        host = urlsplit(url).hostname or ""  # ValueError: a bracketed host that is no IPv6 address
-    except ValueError as exc:
-        raise errors.InvalidUrl(f"invalid URL: {exc}") from None
-    if ":" not in host:  # a name (or an IPv4 address), not an IPv6 literal
-        try:
-            ascii_host = host.rstrip(".").encode("idna").decode("ascii")
-        except UnicodeError:
-            ascii_host = ""
-        if len(ascii_host) > 253 or not all(_ASCII_LABEL.match(label) for label in ascii_host.split(".")):
-            raise errors.InvalidUrl(f"the host {host!r} is not a valid domain name")
-    return url
-
 
 def _checked_url(request: AnalyzeRequest) -> str:
     """The request's URL, checked, once the request sends at most one of html and text."""
@@ -70,10 +41,6 @@ def _checked_url(request: AnalyzeRequest) -> str:
     if request.html is not None and request.text is not None:
         raise errors.InvalidInput("send either html or text, not both")
     return url
-
-
-def reading_minutes(word_count: int) -> int:
-    return max(1, math.ceil(word_count / WORDS_PER_MINUTE)) if word_count else 0
 
 
 def _ms(start: float) -> float:
@@ -142,27 +109,12 @@ def _load_keyphraser(embedder: Any) -> Any:
 
 @dataclass
 class Analysis:
-    """What the CPU stages make of one story (before the archive and related)."""
+    """What the language stages make of one story's text."""
 
-    article: Any
     keyphrases: list[Keyphrase]
     entities: list[Entity]
     embedding: list[float] | None
     timings: dict[str, float]
-
-
-def _article_from_text(text: str, title: str | None) -> Any:
-    from .extract import Article, detect_language
-
-    return Article(
-        title=(title or "").strip() or None,
-        byline=None,
-        site_name=None,
-        published=None,
-        language=detect_language(text),
-        text=text,
-        canonical_url=None,
-    )
 
 
 # C0 control characters (but tab, line feed, carriage return) and DEL: never text, and spaCy
@@ -243,8 +195,7 @@ class Analyzer:
             text = clean_text(text)
             if not text.strip():
                 raise errors.InvalidInput("text is empty")
-            return _article_from_text(text, title)
-        from .extract import extract_article
+            return Article(title=(title or "").strip() or None, language=detect_language(text), text=text)
 
         assert html is not None
         article = extract_article(html, url, max_elements=self.max_html_elements)
@@ -257,30 +208,29 @@ class Analyzer:
             changes["title"] = title.strip()
         return msgspec.structs.replace(article, **changes) if changes else article
 
-    def analyze_article(self, article: Any) -> Analysis:
+    def analyze(self, title: str | None, full_text: str) -> Analysis:
+        """Entities, keyphrases and the document embedding of a story's title and text."""
         timings: dict[str, float] = {}
-        if len(article.text) > MAX_TEXT_CHARS:
+        if len(full_text) > MAX_TEXT_CHARS:
             raise errors.PayloadTooLarge(f"article text is longer than {MAX_TEXT_CHARS:,} characters")
         with self._count_lock:
             self.analyzed += 1
         # A longer text is summarised by its first part: spaCy's time grows with the text.
-        text = analyzed_part(article.text, self.max_chars, self.max_tokens)
-        doc_text = f"{article.title}\n\n{text}" if article.title else text
-        embedding_future = self._side.submit(self.models.embedder.embed_document, doc_text)
+        text = analyzed_part(full_text, self.max_chars, self.max_tokens)
+        embedding_future = self._side.submit(self.models.embedder.embed_document, embedding_text(title, text))
         t = time.perf_counter()
-        job = self.models.language.start(text, article.title)  # the spaCy processes: tagger | NER
+        job = self.models.language.start(text, title)  # the spaCy processes: tagger | NER
         candidates = job.candidates()
         t_kp = time.perf_counter()
         # Embedding and ranking the candidates overlaps NER in its own process.
         doc_embedding = embedding_future.result()
         keyphrases = self.models.keyphraser.extract_from(
-            candidates, text, article.title, top_n=10, doc_embedding=doc_embedding
+            candidates, text, title, top_n=10, doc_embedding=doc_embedding
         )
         timings["keyphrases"] = _ms(t_kp)
         entities = job.entities()
         timings["entities"] = _ms(t)
         return Analysis(
-            article=article,
             keyphrases=keyphrases,
             entities=entities,
             embedding=[float(x) for x in doc_embedding],
@@ -289,63 +239,6 @@ class Analyzer:
 
     def close(self) -> None:
         self._side.shutdown(wait=False, cancel_futures=True)
-
-
-def build_record(analysis: Analysis, *, url: str, canonical_url: str) -> Any:
-    from .archive.base import StoryRecord, content_hash, simhash, story_id_for, utc_now
-
-    article = analysis.article
-    now = utc_now()
-    words = word_count(article.text)
-    return StoryRecord(
-        story_id=story_id_for(canonical_url),
-        url=url,
-        canonical_url=canonical_url,
-        title=article.title,
-        byline=article.byline,
-        site_name=article.site_name,
-        published=article.published,
-        language=article.language,
-        text=article.text,
-        word_count=words,
-        keyphrases=analysis.keyphrases,
-        entities=analysis.entities,
-        embedding=analysis.embedding,
-        simhash=simhash(article.text),
-        content_hash=content_hash(article.text),
-        first_seen=now,
-        last_seen=now,
-    )
-
-
-def sidebar_from_record(
-    record: Any,
-    related: list[RelatedStory],
-    *,
-    timings: Timings | None = None,
-    archived: bool = False,
-    cached: bool = False,
-) -> Sidebar:
-    return Sidebar(
-        story_id=record.story_id,
-        url=record.url,
-        canonical_url=record.canonical_url,
-        title=record.title,
-        byline=record.byline,
-        site_name=record.site_name,
-        published=record.published,
-        language=record.language,
-        word_count=record.word_count,
-        reading_minutes=reading_minutes(record.word_count),
-        text=record.text,
-        keyphrases=record.keyphrases,
-        entities=record.entities,
-        related=related,
-        timings_ms=timings or Timings(),
-        archived=archived,
-        cached=cached,
-        analysed=record.analysed,
-    )
 
 
 def _over_deadline(limit: float) -> errors.Unavailable:
@@ -461,7 +354,7 @@ class Pipeline:
         timings = Timings(**stages, related=_ms(t), total=_ms(started))
         # A page the reader chose not to keep may still be a copy of a story the archive holds.
         archived = request.archive or await self.archive.get(record.story_id) is not None
-        return sidebar_from_record(record, related, timings=timings, archived=archived, cached=cached)
+        return to_sidebar(record, related, timings=timings, archived=archived, cached=cached)
 
     async def ingest(self, request: AnalyzeRequest, *, published: str | None = None, analyze: bool = True) -> Any:
         """Archive one story (bulk import): no related lookup. With ``analyze=False`` only the
@@ -478,23 +371,16 @@ class Pipeline:
             article = msgspec.structs.replace(article, published=published)
         if len(article.text) > MAX_TEXT_CHARS:
             raise errors.PayloadTooLarge(f"article text is longer than {MAX_TEXT_CHARS:,} characters")
-        pending = Analysis(article=article, keyphrases=[], entities=[], embedding=None, timings={})
-        record = build_record(pending, url=url, canonical_url=identity_url(article.canonical_url, url))
-        stored = await self.archive.upsert(msgspec.structs.replace(record, analysed=False))
+        record = new_story(article, url=url, canonical_url=identity_url(article.canonical_url, url), analysed=False)
+        stored = await self.archive.upsert(record)
         self.backlog_wake.set()
         return stored
 
     async def analyze_stored(self, record: Any) -> Any:
         """Compute what a pending story lacks (entities, keyphrases, embedding) and store it in
         place; returns the completed record, or None when the story was deleted meanwhile."""
-        from .extract import Article
-
-        article = Article(
-            title=record.title, byline=record.byline, site_name=record.site_name, published=record.published,
-            language=record.language, text=record.text, canonical_url=record.canonical_url,
-        )
         async with self._slots:
-            analysis = await self._run(self.analyzer.analyze_article, article)
+            analysis = await self._run(self.analyzer.analyze, record.title, record.text)
         done = msgspec.structs.replace(
             record, keyphrases=analysis.keyphrases, entities=analysis.entities, embedding=analysis.embedding,
             analysed=True,
@@ -510,7 +396,6 @@ class Pipeline:
         html, text, final_url = request.html, request.text, url
         stages: dict[str, float] = {}
         if html is None and text is None:
-            from .extract import decode_html
             from .fetch import fetch_page
 
             t = time.perf_counter()
@@ -538,7 +423,7 @@ class Pipeline:
                 article = msgspec.structs.replace(article, published=published)
             canonical = identity_url(article.canonical_url, final_url)
             # The record (its hashes read the whole text) is built in the worker thread too.
-            analysis, record = await self._run(self._analyze_and_build, article, url=url, canonical_url=canonical)
+            analysis, record = await self._run(self._analyze_new, article, url=url, canonical_url=canonical)
             return analysis, record, extracted
 
         # Identical requests in flight share one analysis; each then stores and answers on its own.
@@ -615,9 +500,11 @@ class Pipeline:
             except RuntimeError:  # shutting down
                 pass
 
-    def _analyze_and_build(self, article: Any, *, url: str, canonical_url: str) -> tuple[Analysis, Any]:
-        analysis = self.analyzer.analyze_article(article)
-        return analysis, build_record(analysis, url=url, canonical_url=canonical_url)
+    def _analyze_new(self, article: Article, *, url: str, canonical_url: str) -> tuple[Analysis, StoryRecord]:
+        analysis = self.analyzer.analyze(article.title, article.text)
+        # The record's fingerprints read the whole text: built here, in the worker thread, too.
+        return analysis, new_story(article, url=url, canonical_url=canonical_url, keyphrases=analysis.keyphrases,
+                                   entities=analysis.entities, embedding=analysis.embedding)
 
     async def run_backlog(
         self, *, batch: int = 16, parallel: int = 2, idle_poll: float = 0.1, wait: float = 30.0

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
-from backstory.archive.base import StoryRecord, prepare
+from backstory.story import StoryRecord, derive
 from backstory.config import Settings
 
 from ..conftest import BASE_URL, wait_ready
@@ -305,7 +305,7 @@ async def test_chinese_and_japanese_words_and_reading_time(client: AsyncTestClie
     # Kanji and kana are a word each; "、" and "。" are not.
     assert payload["word_count"] == (len(JAPANESE) - 3) * 20
     # The archive counts the same way (a bulk import leaves the count to it).
-    stored = prepare(StoryRecord(story_id="", url="https://zh.example/x", canonical_url="", title=None, text=CHINESE))
+    stored = derive(StoryRecord(story_id="", url="https://zh.example/x", canonical_url="", title=None, text=CHINESE))
     assert stored.word_count == 64
 
 

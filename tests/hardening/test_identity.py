@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 from litestar.testing import AsyncTestClient
 
-from backstory.archive.base import SIMHASH_MAX_DISTANCE, hamming, identity_url, simhash
+from backstory.duplicates import SIMHASH_MAX_DISTANCE, hamming, simhash
+from backstory.urls import identity_url
 
 from ..conftest import story_count
 from ..pages import news_page

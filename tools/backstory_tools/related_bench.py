@@ -69,7 +69,7 @@ def ecb_archive_eval(features_path: str, data: Path = DATA) -> dict:
     import asyncio
     import tempfile
 
-    from backstory.archive.base import StoryRecord
+    from backstory.story import StoryRecord
     from backstory.archive.sqlite import SQLiteArchive
 
     rows = [json.loads(line) for line in data.open()]

@@ -9,6 +9,7 @@ from litestar.params import Parameter
 
 from .. import errors
 from ..schemas import MAX_QUERY_CHARS, RelatedList, Sidebar, StoryId, StoryList
+from ..story import to_sidebar
 from .deps import app_state, require_token
 from .openapi import problems, rules_of
 
@@ -37,12 +38,10 @@ class StoriesController(Controller):
     @get("/{story_id:str}", operation_id="getStory", responses=problems(404))
     async def get_story(self, request: Request, story_id: StoryIdParam) -> Sidebar:
         """The stored sidebar payload of one story, with its related stories as of now."""
-        from ..pipeline import sidebar_from_record
-
         archive = app_state(request).archive
         record = await _record(archive, story_id)
         related = await archive.related(record, limit=10)
-        return sidebar_from_record(record, related, archived=True)
+        return to_sidebar(record, related, archived=True)
 
     @get("/{story_id:str}/related", operation_id="relatedStories", responses=problems(404))
     async def related(

@@ -10,7 +10,7 @@ import importlib
 from typing import NamedTuple
 
 from ..config import Settings, archive_url
-from .base import Archive, StoryRecord, content_hash, normalize_url, simhash, story_id_for
+from .base import Archive
 
 
 class Backend(NamedTuple):
@@ -51,5 +51,4 @@ async def open_archive(settings: Settings) -> Archive:
     return await module.open_url(archive_url(settings.archive))
 
 
-__all__ = ["BACKENDS", "Archive", "ArchiveUnavailable", "Backend", "StoryRecord", "backend", "content_hash",
-           "normalize_url", "open_archive", "simhash", "story_id_for"]
+__all__ = ["BACKENDS", "Archive", "ArchiveUnavailable", "Backend", "backend", "open_archive"]

@@ -39,7 +39,8 @@ from typing import Callable, Iterable, Sequence
 import msgspec
 import numpy as np
 
-from .base import EMBEDDING_DIM, SIMHASH_MAX_DISTANCE, simhash_usable
+from ..duplicates import SIMHASH_MAX_DISTANCE, simhash_usable
+from ..story import EMBEDDING_DIM
 
 FEATURES_VERSION = 2  # bump when compute_features changes: stored features are then recomputed
 # Fusion weights, tuned on ECB+ (see backstory_tools.related_bench).

@@ -28,20 +28,18 @@ from .. import schemas
 from ..config import SQLITE_URL
 from ..memory import release_free_memory
 from ..threads import name_os_thread
-from .base import (
+from ..duplicates import (
     DUPLICATE_JACCARD,
     SIMHASH_CANDIDATE_DISTANCE,
     SIMHASH_MAX_DISTANCE,
-    StoryRecord,
     content_hash,
-    normalize_url,
-    prepare,
+    shingle_jaccard,
     simhash,
     simhash_bands,
-    shingle_jaccard,
     simhash_usable,
-    utc_now,
 )
+from ..story import StoryRecord, derive, utc_now
+from ..urls import normalize_url
 from .feed import Change, ChangesPruned, IndexEntry, apply_entries
 from .related import FEATURES_VERSION, RelatedIndex, compute_features, decode_features, encode_features
 
@@ -574,7 +572,7 @@ class SQLiteArchive:
 
     # ---- writes -------------------------------------------------------------------------
     async def upsert(self, record: StoryRecord) -> StoryRecord:
-        record = prepare(record)
+        record = derive(record)
         # The features are computed in the writer thread, not on the event loop, and kept for
         # the related search that follows (see _FeatureMemo).
         return await self._write(
@@ -582,7 +580,7 @@ class SQLiteArchive:
         )
 
     async def import_record(self, record: StoryRecord) -> StoryRecord:
-        record = prepare(record)
+        record = derive(record)
         features = encode_features(compute_features(record.title, record.text, record.entities, record.keyphrases))
         return await self._write(lambda conn: self._store(conn, record, features, keep_identity=True))
 

@@ -45,13 +45,13 @@ _MIN_WORDS = 15
 class Article(msgspec.Struct, kw_only=True, frozen=True):
     """What the page says about itself; every field is None when the page does not say."""
 
-    title: str | None
-    byline: str | None
-    site_name: str | None
-    published: str | None  # YYYY-MM-DD
-    language: str | None  # ISO 639-1
     text: str  # paragraphs separated by a blank line
-    canonical_url: str | None
+    title: str | None = None
+    byline: str | None = None
+    site_name: str | None = None
+    published: str | None = None  # YYYY-MM-DD
+    language: str | None = None  # ISO 639-1
+    canonical_url: str | None = None
 
 
 _COMPARE_BELOW_CHARS = 1000

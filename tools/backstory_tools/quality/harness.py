@@ -27,6 +27,8 @@ from typing import Any
 
 import msgspec
 
+from backstory.story import embedding_text
+
 from . import metrics
 
 PRODUCT = "backstory"
@@ -234,14 +236,12 @@ def run_extraction(data: Path, limit: int | None, peers: bool) -> dict:
 
 
 def _doc_text(row: dict) -> str:
-    title = (row.get("title") or "").strip()
-    return f"{title}\n\n{row['text']}" if title else row["text"]
+    return embedding_text((row.get("title") or "").strip() or None, row["text"])
 
 
 def _product_keyphrases(row: dict) -> list[str]:
-    from backstory.pipeline import _article_from_text
-
-    analysis = _analyzer().analyze_article(_article_from_text(row["text"], row.get("title")))
+    title = (row.get("title") or "").strip() or None
+    analysis = _analyzer().analyze(title, row["text"])
     return [k.phrase for k in analysis.keyphrases]
 
 
