@@ -22,6 +22,23 @@ from backstory.config import Settings
 BASE_URL = "http://127.0.0.1:8000"
 
 
+# The archive suites (test_archive, test_related, test_feed) run on every backend named here: a
+# backend's name -> the URL of a new, empty archive of it in a directory.
+ARCHIVE_BACKENDS = {
+    "sqlite": lambda directory, name: f"sqlite:///{directory / name}.sqlite3",
+}
+
+
+@pytest.fixture(params=sorted(ARCHIVE_BACKENDS))
+def new_archive(request: pytest.FixtureRequest, tmp_path: Path):
+    """A factory of new, not yet opened archives on the backend under test (``name`` tells two
+    apart; the same name opens the same archive again)."""
+    from backstory.archive import create_archive
+
+    make_url = ARCHIVE_BACKENDS[request.param]
+    return lambda name="archive": create_archive(make_url(tmp_path, name))
+
+
 @pytest.fixture(scope="session")
 def models():
     from backstory.pipeline import Models

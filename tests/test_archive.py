@@ -1,4 +1,6 @@
-"""The SQLite archive on real files: schema, dedup, persistence, search, delete, export/import, concurrency."""
+"""The archive suite: dedup, persistence, search, delete, export/import, concurrency — on every
+backend of ``conftest.ARCHIVE_BACKENDS`` through the ``Archive`` protocol (the ``archive`` and
+``new_archive`` fixtures); then the SQLite file's own guarantees (schema, WAL, a killed process)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from backstory.archive import Archive, open_archive
 from backstory.duplicates import hamming, simhash
 from backstory.story import StoryRecord, story_id_for
 from backstory.urls import normalize_url
-from backstory.archive.sqlite import SCHEMA_VERSION, SchemaTooNew, SQLiteArchive
+from backstory.archive.stories import StoryArchive
+from backstory.archive.sqlite import SCHEMA_VERSION, SchemaTooNew, archive_at
 from backstory.config import Settings
 
 RIVER = (
@@ -51,11 +54,9 @@ def record(url: str, text: str, title: str = "A story", **kw) -> StoryRecord:
 
 
 @pytest.fixture
-async def archive(tmp_path: Path):
-    a = SQLiteArchive(tmp_path / "nested" / "dir" / "archive.sqlite3")
-    await a.start()
-    yield a
-    await a.close()
+async def archive(new_archive):
+    async with new_archive() as a:
+        yield a
 
 
 async def test_create_and_migrate(tmp_path: Path) -> None:
@@ -72,14 +73,14 @@ async def test_create_and_migrate(tmp_path: Path) -> None:
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.commit()
     conn.close()
-    newer = SQLiteArchive(path)
+    newer = archive_at(path)
     with pytest.raises(SchemaTooNew):
         await newer.start()
     await newer.close()
 
 
 async def test_older_schema_is_migrated_in_place(tmp_path: Path) -> None:
-    from backstory.archive.sqlite import MIGRATIONS, _split_sql
+    from backstory.archive.sqlite.schema import MIGRATIONS, _split_sql
 
     path = tmp_path / "archive.sqlite3"
     conn = sqlite3.connect(path)
@@ -95,7 +96,7 @@ async def test_older_schema_is_migrated_in_place(tmp_path: Path) -> None:
     conn.execute("INSERT INTO aliases VALUES ('https://old.example/', '00000000000000aa')")
     conn.commit()
     conn.close()
-    async with SQLiteArchive(path) as a:
+    async with archive_at(path) as a:
         old = await a.get("00000000000000aa")
         assert old is not None and old.text == "kept from version one" and old.first_seen.startswith("2020")
         assert old.analysed is True and await a.count_pending() == 0  # v3: stories of before were analysed
@@ -109,7 +110,7 @@ async def test_older_schema_is_migrated_in_place(tmp_path: Path) -> None:
     conn.close()
 
 
-async def test_pending_stories_are_completed_in_place(archive: SQLiteArchive) -> None:
+async def test_pending_stories_are_completed_in_place(archive: StoryArchive) -> None:
     text = distinct(1, "Governor Katie Hobbs ordered the evacuation of Paradise Valley.")
     stored = await archive.upsert(record("https://n.example/a", text, analysed=False))
     other = await archive.upsert(record("https://n.example/b", distinct(2), title="Other"))
@@ -126,14 +127,14 @@ async def test_pending_stories_are_completed_in_place(archive: SQLiteArchive) ->
     assert await archive.count_pending() == 0 and await archive.get(other.story_id) is not None
 
 
-async def test_a_deleted_pending_story_stays_deleted(archive: SQLiteArchive) -> None:
+async def test_a_deleted_pending_story_stays_deleted(archive: StoryArchive) -> None:
     stored = await archive.upsert(record("https://n.example/gone", distinct(3), analysed=False))
     assert await archive.delete(stored.story_id)
     assert await archive.store_analysis(msgspec.structs.replace(stored, analysed=True)) is False
     assert await archive.get(stored.story_id) is None and await archive.count() == 0
 
 
-async def test_an_unanalysed_copy_never_replaces_an_analysed_story(archive: SQLiteArchive) -> None:
+async def test_an_unanalysed_copy_never_replaces_an_analysed_story(archive: StoryArchive) -> None:
     text = distinct(4, "The harbour bridge reopened after repairs.")
     analysed = await archive.upsert(record("https://n.example/bridge", text, entities=[entity("Harbour Bridge", "FAC")]))
     copy = await archive.upsert(record("https://mirror.example/bridge", text, analysed=False))
@@ -143,7 +144,7 @@ async def test_an_unanalysed_copy_never_replaces_an_analysed_story(archive: SQLi
     assert await archive.count_pending() == 0
 
 
-async def test_upsert_same_canonical_url_is_one_story(archive: SQLiteArchive) -> None:
+async def test_upsert_same_canonical_url_is_one_story(archive: StoryArchive) -> None:
     first = await archive.upsert(record("https://news.example/flood?utm_source=feed", RIVER, canonical_url="https://news.example/flood"))
     assert first.story_id == story_id_for("https://news.example/flood")
     await asyncio.sleep(1.1)
@@ -159,7 +160,7 @@ async def test_upsert_same_canonical_url_is_one_story(archive: SQLiteArchive) ->
     assert not await archive.has_canonical_url("https://news.example/other")
 
 
-async def test_near_identical_text_is_one_story(archive: SQLiteArchive) -> None:
+async def test_near_identical_text_is_one_story(archive: StoryArchive) -> None:
     syndicated = RIVER.replace("on Tuesday night", "late on Tuesday night")
     assert 3 < hamming(simhash(RIVER), simhash(syndicated)) <= 10  # too far for the hash alone
     a = await archive.upsert(record("https://one.example/vell-flood", RIVER))
@@ -177,24 +178,23 @@ async def test_near_identical_text_is_one_story(archive: SQLiteArchive) -> None:
     assert c.story_id != a.story_id and await archive.count() == 2
 
 
-async def test_short_texts_are_not_merged_by_simhash(archive: SQLiteArchive) -> None:
+async def test_short_texts_are_not_merged_by_simhash(archive: StoryArchive) -> None:
     await archive.upsert(record("https://a.example/1", "Subscribe to continue reading."))
     await archive.upsert(record("https://a.example/2", "Subscribe to continue reading."))
     assert await archive.count() == 2
 
 
-async def test_survives_close_and_reopen(tmp_path: Path) -> None:
-    path = tmp_path / "archive.sqlite3"
+async def test_survives_close_and_reopen(new_archive) -> None:
     emb = [0.0] * 384
     emb[3] = 1.0
     original = record("https://news.example/flood", RIVER, byline="J. Doe", site_name="Example News",
                       published="2026-03-01", language="en", embedding=emb,
                       entities=[entity("Lorrington", "GPE", 2), entity("Ada Quenby", "PERSON")],
                       keyphrases=[schemas.Keyphrase(phrase="river flood", score=0.61)])
-    async with SQLiteArchive(path) as a:
+    async with new_archive() as a:
         stored = await a.upsert(original)
         await a.upsert(record("https://news.example/chess", CHESS))
-    async with SQLiteArchive(path) as b:
+    async with new_archive() as b:
         again = await b.get(stored.story_id)
         assert again == stored
         assert again.embedding == emb and again.entities[0].name == "Lorrington"
@@ -206,7 +206,7 @@ async def test_survives_close_and_reopen(tmp_path: Path) -> None:
         assert [h.story_id for h in hits][:1] == [stored.story_id]
 
 
-async def test_search_full_text_newest_first_and_paging(archive: SQLiteArchive) -> None:
+async def test_search_full_text_newest_first_and_paging(archive: StoryArchive) -> None:
     ids = []
     for i in range(5):
         text = distinct(i, "The embankment held." if i % 2 == 0 else "The grandmaster resigned.")
@@ -229,7 +229,7 @@ async def test_search_full_text_newest_first_and_paging(archive: SQLiteArchive) 
     assert await archive.search("   ", limit=5, offset=0) == ([], 0)
 
 
-async def test_delete_removes_row_search_and_related(archive: SQLiteArchive) -> None:
+async def test_delete_removes_row_search_and_related(archive: StoryArchive) -> None:
     a = await archive.upsert(record("https://news.example/flood", RIVER, entities=[entity("Lorrington", "GPE")]))
     probe = record("https://q.example/", "More rain is due in Lorrington, where the river Vell flooded the market "
                    "square and the embankment near the mill is weak.", entities=[entity("Lorrington", "GPE")])
@@ -243,7 +243,7 @@ async def test_delete_removes_row_search_and_related(archive: SQLiteArchive) -> 
     assert await archive.count() == 0
 
 
-async def test_generation_changes_with_every_write_and_only_then(archive: SQLiteArchive) -> None:
+async def test_generation_changes_with_every_write_and_only_then(archive: StoryArchive) -> None:
     g0 = archive.generation
     a = await archive.upsert(record("https://news.example/flood", RIVER, entities=[entity("Lorrington", "GPE")]))
     g1 = archive.generation
@@ -260,8 +260,8 @@ async def test_generation_changes_with_every_write_and_only_then(archive: SQLite
     assert archive.generation == g2 + 1
 
 
-async def test_export_import_round_trip(tmp_path: Path) -> None:
-    async with SQLiteArchive(tmp_path / "a.sqlite3") as a:
+async def test_export_import_round_trip(new_archive) -> None:
+    async with new_archive("a") as a:
         for i in range(7):
             await a.upsert(record(f"https://news.example/{i}", distinct(i),
                                   entities=[entity(f"Person {i}", "PERSON")],
@@ -271,7 +271,7 @@ async def test_export_import_round_trip(tmp_path: Path) -> None:
         await a.upsert(record("https://news.example/copy", distinct(3) + " Syndicated."))  # merged into 3
         exported = [r async for r in a.export()]
     assert len(exported) == 7
-    async with SQLiteArchive(tmp_path / "b.sqlite3") as b:
+    async with new_archive("b") as b:
         for r in exported:
             await b.import_record(r)
         await b.import_record(exported[0])  # importing twice changes nothing
@@ -280,7 +280,7 @@ async def test_export_import_round_trip(tmp_path: Path) -> None:
     assert msgspec.json.encode(again) == msgspec.json.encode(exported)
 
 
-async def test_concurrent_reads_while_writing(archive: SQLiteArchive) -> None:
+async def test_concurrent_reads_while_writing(archive: StoryArchive) -> None:
     n = 60
 
     async def write(i: int):
@@ -317,10 +317,10 @@ async def test_committed_stories_survive_a_killed_process(tmp_path: Path) -> Non
     path = tmp_path / "archive.sqlite3"
     script = textwrap.dedent(f"""
         import asyncio, os
-        from backstory.archive.sqlite import SQLiteArchive
+        from backstory.archive.sqlite import archive_at
         from backstory.story import StoryRecord
         async def main():
-            a = SQLiteArchive({str(path)!r})
+            a = archive_at({str(path)!r})
             for i in range(20):
                 await a.upsert(StoryRecord(url=f"https://k.example/{{i}}", canonical_url=f"https://k.example/{{i}}",
                                            text=f"Item {{i}} " + " ".join(f"t{{i}}x{{j}}" for j in range(40))))
@@ -330,7 +330,7 @@ async def test_committed_stories_survive_a_killed_process(tmp_path: Path) -> Non
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert "stored" in done.stdout, done.stderr
-    async with SQLiteArchive(path) as a:
+    async with archive_at(path) as a:
         assert await a.count() == 20
         hits, total = await a.search("t7x3", 5, 0)
         assert total == 1 and hits[0].url == "https://k.example/7"
@@ -338,7 +338,7 @@ async def test_committed_stories_survive_a_killed_process(tmp_path: Path) -> Non
 
 async def test_stale_features_are_recomputed_on_start(tmp_path: Path) -> None:
     path = tmp_path / "archive.sqlite3"
-    async with SQLiteArchive(path) as a:
+    async with archive_at(path) as a:
         flood = await a.upsert(record("https://news.example/flood", RIVER, entities=[entity("Lorrington", "GPE")]))
         await a.upsert(record("https://news.example/chess", CHESS))
     conn = sqlite3.connect(path)
@@ -346,7 +346,7 @@ async def test_stale_features_are_recomputed_on_start(tmp_path: Path) -> None:
     conn.execute("UPDATE meta SET value = '0' WHERE key = 'features_version'")
     conn.commit()
     conn.close()
-    async with SQLiteArchive(path) as a:
+    async with archive_at(path) as a:
         probe = record("https://q.example/", "Lorrington flood: the river Vell and the embankment near the mill.",
                        entities=[entity("Lorrington", "GPE")])
         assert [h.story_id for h in await a.related(probe)] == [flood.story_id]
@@ -356,18 +356,18 @@ async def test_stale_features_are_recomputed_on_start(tmp_path: Path) -> None:
 
 
 async def test_features_are_computed_once_for_a_store_and_the_lookup_after_it(
-    archive: SQLiteArchive, monkeypatch: pytest.MonkeyPatch
+    archive: StoryArchive, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import backstory.archive.sqlite as sqlite_module
+    import backstory.archive.stories as stories_module
 
     calls: list[str | None] = []
-    real = sqlite_module.compute_features
+    real = stories_module.compute_features
 
     def counting(title, text, entities, keyphrases):
         calls.append(title)
         return real(title, text, entities, keyphrases)
 
-    monkeypatch.setattr(sqlite_module, "compute_features", counting)
+    monkeypatch.setattr(stories_module, "compute_features", counting)
     await archive.upsert(record("https://news.example/chess", CHESS, title="Chess"))
     stored = await archive.upsert(
         record("https://news.example/river", RIVER, title="Flood", entities=[entity("Lorrington", "GPE", 3)])

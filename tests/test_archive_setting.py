@@ -14,7 +14,7 @@ import pytest
 
 from backstory import cli
 from backstory.archive import BACKENDS, ArchiveUnavailable, Backend, backend, open_archive
-from backstory.archive.sqlite import SQLiteArchive
+from backstory.archive.sqlite import SQLiteStorage
 from backstory.config import ARCHIVE_ALIASES, Settings, archive_url, default_archive_path, from_env, masked_url
 
 NOT_YET = "the PostgreSQL archive is not available in this version yet"
@@ -63,7 +63,7 @@ async def test_sqlite_spellings_open_that_file(spelling: str, tmp_path: Path, mo
     assert backend(settings) == BACKENDS["sqlite"]
     archive = await open_archive(settings)
     try:
-        assert isinstance(archive, SQLiteArchive) and archive.path.resolve() == target.resolve()
+        assert isinstance(archive.storage, SQLiteStorage) and archive.storage.path.resolve() == target.resolve()
         assert target.exists()
     finally:
         await archive.close()

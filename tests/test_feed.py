@@ -17,7 +17,7 @@ from litestar.testing import AsyncTestClient
 from backstory.archive import sqlite as sqlite_backend
 from backstory.story import StoryRecord, story_id_for
 from backstory.archive.feed import Follower
-from backstory.archive.sqlite import SQLiteArchive
+from backstory.archive.sqlite import archive_at
 from backstory.config import Settings
 
 from .pages import FIRE_A, FIRE_B
@@ -39,8 +39,8 @@ async def exported_lines(models, tmp_path: Path, stories: list[tuple[str, str, s
     from backstory.pipeline import Pipeline
     from backstory.schemas import AnalyzeRequest
 
-    scratch = SQLiteArchive(tmp_path / "scratch.sqlite3")
-    pipeline = Pipeline(Settings(archive=str(scratch.path)), models, scratch)
+    scratch = archive_at(tmp_path / "scratch.sqlite3")
+    pipeline = Pipeline(Settings(archive=str(tmp_path / "scratch.sqlite3")), models, scratch)
     try:
         for url, title, text in stories:
             await pipeline.ingest(AnalyzeRequest(url=url, title=title, text=text))
@@ -115,10 +115,10 @@ async def test_the_response_cache_does_not_serve_a_related_list_another_process_
 
 DELETE = """
 import asyncio, sys
-from backstory.archive.sqlite import SQLiteArchive
+from backstory.archive.sqlite import archive_at
 
 async def main():
-    async with SQLiteArchive(sys.argv[1]) as archive:
+    async with archive_at(sys.argv[1]) as archive:
         assert await archive.delete(sys.argv[2])
 
 asyncio.run(main())
@@ -155,7 +155,7 @@ def fire_record(i: int, title: str, text: str) -> StoryRecord:
 async def test_a_follower_behind_a_cut_feed_reloads_its_index(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(sqlite_backend, "CHANGES_KEPT", 2)
     path = tmp_path / "shared.sqlite3"
-    async with SQLiteArchive(path) as server, SQLiteArchive(path) as other:
+    async with archive_at(path) as server, archive_at(path) as other:
         follower = Follower(server, interval=60)  # stepped by hand below
         await server.import_record(fire_record(0, *FIRE_A[0]))
         assert await follower.catch_up() == 0  # its own write: in its index already
@@ -169,7 +169,7 @@ async def test_a_follower_behind_a_cut_feed_reloads_its_index(tmp_path: Path, mo
         for i, (title, text) in enumerate(FIRE_A[2:] + FIRE_B, start=2):
             await other.import_record(fire_record(i, title, text))
         assert await other.delete(story_id_for("https://news.example/fire/1"))
-        kept = server._reader().execute("SELECT count(*) FROM changes").fetchone()[0]
+        kept = await server.storage.read(lambda rows: rows.conn.execute("SELECT count(*) FROM changes").fetchone()[0])
         assert kept <= 2 * sqlite_backend.CHANGES_KEPT  # cut once twice as many pile up
 
         index_before = server.index
@@ -183,7 +183,7 @@ async def test_a_follower_behind_a_cut_feed_reloads_its_index(tmp_path: Path, mo
 
 async def test_every_write_is_in_the_feed_and_only_other_writers_changes_are_handed_on(tmp_path: Path) -> None:
     path = tmp_path / "shared.sqlite3"
-    async with SQLiteArchive(path) as server, SQLiteArchive(path) as other:
+    async with archive_at(path) as server, archive_at(path) as other:
         title, text = FIRE_A[0]
         pending = await other.upsert(StoryRecord(url="https://n.example/a", canonical_url="https://n.example/a",
                                                  title=title, text=text, analysed=False))

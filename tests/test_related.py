@@ -10,7 +10,7 @@ import pytest
 from backstory import schemas
 from backstory.story import StoryRecord
 from backstory.archive.related import Features, RelatedIndex, compute_features
-from backstory.archive.sqlite import SQLiteArchive
+from backstory.archive.stories import StoryArchive
 
 # Topic "bridge collapse": event A in Kelmarsh (three reports), event B in Dunhollow (two reports).
 A = [
@@ -54,19 +54,19 @@ def make(i: int, story: tuple, site: str = "news.example") -> StoryRecord:
 
 
 @pytest.fixture
-async def archive(tmp_path: Path):
-    async with SQLiteArchive(tmp_path / "archive.sqlite3") as a:
+async def archive(new_archive):
+    async with new_archive() as a:
         yield a
 
 
-async def fill(archive: SQLiteArchive) -> tuple[list[StoryRecord], list[StoryRecord], StoryRecord]:
+async def fill(archive: StoryArchive) -> tuple[list[StoryRecord], list[StoryRecord], StoryRecord]:
     a = [await archive.upsert(make(i, s)) for i, s in enumerate(A)]
     b = [await archive.upsert(make(10 + i, s)) for i, s in enumerate(B)]
     other = await archive.upsert(make(20, OTHER))
     return a, b, other
 
 
-async def test_same_event_first_with_shared_entities_as_reasons(archive: SQLiteArchive) -> None:
+async def test_same_event_first_with_shared_entities_as_reasons(archive: StoryArchive) -> None:
     a, b, other = await fill(archive)
     for query in a:
         hits = await archive.related(query, limit=5)
@@ -85,7 +85,7 @@ async def test_same_event_first_with_shared_entities_as_reasons(archive: SQLiteA
         assert "Dunhollow" in hits[0].shared_entities and "Petra Lind" in hits[0].shared_entities
 
 
-async def test_record_not_archived_and_duplicates_excluded(archive: SQLiteArchive) -> None:
+async def test_record_not_archived_and_duplicates_excluded(archive: StoryArchive) -> None:
     a, b, _ = await fill(archive)
     fresh = make(99, ("Harwick bridge: what we know",
                       "What we know about the Harwick bridge collapse in Kelmarsh: the span over the Arden river fell "
@@ -101,14 +101,14 @@ async def test_record_not_archived_and_duplicates_excluded(archive: SQLiteArchiv
     assert a[0].story_id not in ids and a[1].story_id in ids
 
 
-async def test_unrelated_story_gets_nothing(archive: SQLiteArchive) -> None:
+async def test_unrelated_story_gets_nothing(archive: StoryArchive) -> None:
     await fill(archive)
     lonely = make(50, ("Comet seen over Ostrava", "Astronomers in Ostrava photographed a faint green comet "
                        "low on the horizon before sunrise.", [("Ostrava", "GPE", 1)]))
     assert await archive.related(lonely) == []
 
 
-async def test_delete_and_update_reach_the_index(archive: SQLiteArchive) -> None:
+async def test_delete_and_update_reach_the_index(archive: StoryArchive) -> None:
     a, _, _ = await fill(archive)
     assert await archive.delete(a[1].story_id)
     ids = [h.story_id for h in await archive.related(a[0], limit=5)]

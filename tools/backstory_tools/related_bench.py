@@ -1,7 +1,7 @@
 """Measure the related-story ranking: quality on ECB+ and lookup speed on synthetic archives.
 
     python -m backstory_tools.related_bench ecb FEATURES.json   # P@5, P@min(5,R), hard-confusion share (index only)
-    python -m backstory_tools.related_bench ecb-archive FEATURES.json   # same protocol through SQLiteArchive
+    python -m backstory_tools.related_bench ecb-archive FEATURES.json   # same protocol through the SQLite archive
     python -m backstory_tools.related_bench speed 100000        # p50/p95 lookup ms on N synthetic stories
 
 The ECB+ features file is a JSON list of {id, topic, event, entities, keyphrases?, embedding?}
@@ -70,14 +70,14 @@ def ecb_archive_eval(features_path: str, data: Path = DATA) -> dict:
     import tempfile
 
     from backstory.story import StoryRecord
-    from backstory.archive.sqlite import SQLiteArchive
+    from backstory.archive.sqlite import archive_at
 
     rows = [json.loads(line) for line in data.open()]
     feats = {f["id"]: f for f in json.load(open(features_path))}
 
     async def run() -> dict:
         with tempfile.TemporaryDirectory(prefix="backstory-bench-") as tmp:
-            async with SQLiteArchive(Path(tmp) / "a.sqlite3") as archive:
+            async with archive_at(Path(tmp) / "a.sqlite3") as archive:
                 doc_story, story_doc = {}, {}
                 t0 = time.perf_counter()
                 for r in rows:

@@ -11,12 +11,13 @@ from typing import NamedTuple
 
 from ..config import Settings, archive_url
 from .base import Archive
+from .stories import StoryArchive
 
 
 class Backend(NamedTuple):
     name: str
     module: str | None
-    """Module (relative to this package) with ``async def open_url(url) -> Archive``, imported
+    """Module (relative to this package) with ``def create(url) -> StoryArchive`` (not opened yet), imported
     only when opened: the CLI checks the setting before forking the spaCy processes, and a backend
     loads numpy and more. None: known, not built yet."""
 
@@ -35,7 +36,11 @@ class ArchiveUnavailable(ValueError):
 def backend(settings: Settings) -> Backend:
     """The backend the archive setting names; :class:`ArchiveUnavailable` (with a message for
     people) when there is none in this version. Checks without opening anything."""
-    scheme = archive_url(settings.archive).partition("://")[0]
+    return _backend_of(archive_url(settings.archive))
+
+
+def _backend_of(url: str) -> Backend:
+    scheme = url.partition("://")[0]
     found = BACKENDS.get(scheme)
     if found is None:
         raise ArchiveUnavailable(f"there is no {scheme}:// archive; set the archive to sqlite:///PATH or a file path")
@@ -45,10 +50,17 @@ def backend(settings: Settings) -> Backend:
     return found
 
 
-async def open_archive(settings: Settings) -> Archive:
+def create_archive(url: str) -> StoryArchive:
+    """The archive at an archive URL (as :func:`backstory.config.archive_url` spells it), not opened."""
+    return importlib.import_module(_backend_of(url).module, __name__).create(url)
+
+
+async def open_archive(settings: Settings) -> StoryArchive:
     """The archive the settings name, opened (created or migrated, related index loaded)."""
-    module = importlib.import_module(backend(settings).module, __name__)
-    return await module.open_url(archive_url(settings.archive))
+    archive = create_archive(archive_url(settings.archive))
+    await archive.start()
+    return archive
 
 
-__all__ = ["BACKENDS", "Archive", "ArchiveUnavailable", "Backend", "backend", "open_archive"]
+__all__ = ["BACKENDS", "Archive", "ArchiveUnavailable", "Backend", "StoryArchive", "backend", "create_archive",
+           "open_archive"]

@@ -222,9 +222,9 @@ def _perturbed(i: int, a: Any, b: Any, rng: random.Random) -> Any:
 
 
 async def _fill_archive(path: Path, size: int, seed: int = 5) -> dict:
-    from backstory.archive.sqlite import SQLiteArchive
+    from backstory.archive.sqlite import archive_at
 
-    archive = SQLiteArchive(path)
+    archive = archive_at(path)
     await archive.start()
     try:
         analysed = [r async for r in archive.export()]
@@ -253,9 +253,9 @@ async def _fill_archive(path: Path, size: int, seed: int = 5) -> dict:
 
 
 async def _open_close(path: Path) -> None:
-    from backstory.archive.sqlite import SQLiteArchive
+    from backstory.archive.sqlite import archive_at
 
-    archive = SQLiteArchive(path)
+    archive = archive_at(path)
     await archive.start()
     await archive.close()
 

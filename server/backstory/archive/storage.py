@@ -1,0 +1,130 @@
+"""The storage protocol: what a backend implements under :class:`backstory.archive.stories.StoryArchive`.
+
+A backend stores rows and answers lookups; it decides nothing about which stories are one story,
+what the related index holds or when a cached answer goes stale (the story archive does). Its
+calls are synchronous and run in the backend's own threads; a write runs in one transaction
+(atomic, in commit order with the other writes). Features arrive encoded (``bytes``) and leave as stored.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator, NamedTuple, Protocol, TypeVar
+
+import numpy as np
+
+from .. import schemas
+from ..story import StoryRecord
+from .feed import Change
+
+T = TypeVar("T")
+AfterCommit = Callable[[], None] | None
+"""Run once the write is committed, in commit order, before its caller hears of it."""
+
+
+class UrlOwner(NamedTuple):
+    """The story a URL belongs to (as its canonical URL or as an alias)."""
+
+    story_id: str
+    own: bool  # the URL is the story's canonical URL
+    text: str
+
+
+class Identity(NamedTuple):
+    canonical_url: str
+    first_seen: str
+    last_seen: str
+    analysed: bool
+
+
+class Card(NamedTuple):
+    """What a related-story entry shows of a stored story."""
+
+    canonical_url: str
+    title: str | None
+    site_name: str | None
+    published: str | None
+
+
+class IndexRow(NamedTuple):
+    """What the related index needs of one stored story (``content``: title, text, entities and
+    keyphrases, only when the stored features must be recomputed)."""
+
+    story_id: str
+    features: bytes
+    embedding: np.ndarray | None
+    simhash: int
+    simhash_ok: bool
+    content: tuple[str | None, str, list[schemas.Entity], list[schemas.Keyphrase]] | None = None
+
+
+class Reader(Protocol):
+    def get(self, story_id: str) -> StoryRecord | None: ...
+
+    def owner_of(self, url: str) -> UrlOwner | None:
+        """The story with this (normalised) URL as canonical URL or alias."""
+
+    def text(self, story_id: str) -> str | None: ...
+
+    def features(self, story_ids: list[str]) -> dict[str, bytes]: ...
+
+    def cards(self, story_ids: list[str]) -> dict[str, Card]: ...
+
+    def search(self, q: str | None, limit: int, offset: int) -> tuple[list[schemas.StorySummary], int]:
+        """Full-text search (with snippets) when q is given, else newest first; (page, total)."""
+
+    def count(self, pending_only: bool = False) -> int: ...
+
+    def pending(self, limit: int) -> list[StoryRecord]:
+        """Stories stored unanalysed, oldest first."""
+
+    def export_page(self, after: int) -> tuple[list[StoryRecord], int]:
+        """The next records after a position (0: from the start), oldest first, and the position
+        reached; an empty page at the end."""
+
+    def index_rows(self, with_content: bool) -> Iterator[IndexRow]:
+        """Every story's index row, in storage order."""
+
+    def index_row(self, story_ids: list[str]) -> dict[str, IndexRow | None]:
+        """These stories' index rows; None for one no longer stored."""
+
+    def features_version(self) -> str | None: ...
+
+    def feed_head(self) -> int:
+        """The change feed's latest position."""
+
+
+class Writer(Reader, Protocol):
+    def put(self, record: StoryRecord, features: bytes, simhash_ok: bool, new: bool) -> None:
+        """Insert (``new``) or replace the story ``record.story_id``."""
+
+    def identity(self, story_id: str) -> Identity | None: ...
+
+    def seen(self, story_id: str, at: str) -> None:
+        """Move the story's last_seen up to ``at``."""
+
+    def point_alias(self, url: str, story_id: str) -> None:
+        """Point an alias URL at a story; a story's own canonical URL is never taken from it."""
+
+    def delete(self, story_id: str) -> bool: ...
+
+    def complete(self, record: StoryRecord, features: bytes) -> bool:
+        """Store a pending story's analysis; False when it is gone or already analysed."""
+
+    def store_features(self, features: list[tuple[bytes, str]], version: str) -> None:
+        """Replace stored features (recomputed for a new features version)."""
+
+
+class Storage(Protocol):
+    async def start(self) -> None:
+        """Create or migrate the schema (a schema newer than the code refuses to start)."""
+
+    async def close(self) -> None: ...
+
+    async def read(self, fn: Callable[[Reader], T]) -> T: ...
+
+    async def write(self, fn: Callable[[Writer], tuple[T, AfterCommit]]) -> T:
+        """Run ``fn`` in a write transaction; its ``AfterCommit`` runs after the commit."""
+
+    async def changes_since(self, seq: int) -> tuple[int, list[Change]]:
+        """The feed's changes after ``seq`` made by other processes (see
+        :class:`backstory.archive.feed.Followed`)."""

@@ -1,0 +1,340 @@
+"""The story archive: the backend-neutral half of every archive (see :class:`backstory.archive.base.Archive`).
+
+It owns what makes an archive Backstory's and not just storage: which stored story a page is
+(the duplicate and merge rules), the related-story index and its features, and the
+``generation`` that tells the response cache when a related list may have changed. Under it a
+:class:`backstory.archive.storage.Storage` keeps the rows; other processes' writes reach the
+index through the storage's change feed (see ``archive/feed.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import AsyncIterator, Callable, TypeVar
+
+import msgspec
+from cachetools import LRUCache
+
+from .. import schemas
+from ..duplicates import (
+    SIMHASH_CANDIDATE_DISTANCE,
+    SIMHASH_MAX_DISTANCE,
+    content_hash,
+    is_copy,
+    simhash,
+    simhash_usable,
+)
+from ..memory import release_free_memory
+from ..story import StoryRecord, derive, utc_now
+from ..urls import normalize_url
+from .feed import Change, IndexEntry, apply_entries
+from .related import FEATURES_VERSION, Features, RelatedIndex, compute_features, decode_features, encode_features
+from .storage import AfterCommit, IndexRow, Reader, Storage, Writer
+
+T = TypeVar("T")
+_NEAR_CHECKED = 20  # near-duplicate candidates whose texts are compared, nearest first
+_EMPTY = encode_features(compute_features(None, "", [], []))
+
+
+def _features(record: StoryRecord) -> Features:
+    return compute_features(record.title, record.text, record.entities, record.keyphrases)
+
+
+class FeatureMemo:
+    """The related-search features of the last few records seen: a story analysed for a reader is
+    stored and then looked up at once, and both need its features (tokenising a whole page), so
+    they are computed once. A hit needs the same text (content hash), title, entities and
+    keyphrases (the very lists: records are immutable and share them)."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._items: LRUCache[str, tuple] = LRUCache(size)
+        self._lock = threading.Lock()
+
+    def of(self, record: StoryRecord) -> Features:
+        key = record.content_hash or content_hash(record.text)
+        with self._lock:
+            hit = self._items.get(key)
+        if hit is not None and hit[0] == record.title and hit[1] is record.entities and hit[2] is record.keyphrases:
+            return hit[3]
+        features = _features(record)
+        with self._lock:
+            self._items[key] = (record.title, record.entities, record.keyphrases, features)
+        return features
+
+
+def _entry(row: IndexRow | None) -> IndexEntry | None:
+    if row is None:
+        return None
+    return IndexEntry(decode_features(row.features), row.embedding, row.simhash, row.simhash_ok)
+
+
+class StoryArchive:
+    """An archive on any :class:`Storage` (see :class:`backstory.archive.base.Archive`)."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.index = RelatedIndex()
+        self.index_seq = 0  # the change-feed position the index was loaded at (see archive/feed.py)
+        self._features = FeatureMemo()
+        self._generation = 0
+        self._started = False
+        self._start_lock = asyncio.Lock()
+
+    @property
+    def generation(self) -> int:
+        """Changes after every write (see :class:`backstory.archive.base.Archive`)."""
+        return self._generation
+
+    async def start(self) -> None:
+        """Open the storage and load the related index from it."""
+        async with self._start_lock:
+            if self._started:
+                return
+            await self.storage.start()
+            refreshed = await self.storage.read(lambda r: self._fill(r, self.index))
+            release_free_memory()  # the load's short-lived objects
+            if refreshed is not None:
+                await self.storage.write(lambda w: (w.store_features(refreshed, str(FEATURES_VERSION)), None))
+            self._started = True
+
+    async def close(self) -> None:
+        await self.storage.close()
+
+    async def __aenter__(self) -> "StoryArchive":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _fill(self, reader: Reader, index: RelatedIndex) -> list[tuple[bytes, str]] | None:
+        """Load every stored story into ``index`` (and set ``index_seq``). When the stored
+        features are from another FEATURES_VERSION they are recomputed here and returned, to store."""
+        self.index_seq = reader.feed_head()  # before the stories: a change meanwhile is read again
+        stale = reader.features_version() != str(FEATURES_VERSION)
+        refreshed = []
+        with index.bulk():
+            # Texts are read only to recompute features: reading every text just to drop it
+            # leaves a large freed-but-resident heap behind.
+            for row in reader.index_rows(with_content=stale):
+                if stale:
+                    features = compute_features(*row.content)
+                    refreshed.append((encode_features(features), row.story_id))
+                else:
+                    features = decode_features(row.features)
+                index.add(row.story_id, features, row.embedding, row.simhash, row.simhash_ok)
+        return refreshed if stale else None
+
+    async def _write(self, fn: Callable[[Writer], tuple[T, AfterCommit]]) -> T:
+        if not self._started:
+            await self.start()
+
+        def job(writer: Writer) -> tuple[T, AfterCommit]:
+            result, after = fn(writer)
+
+            def committed() -> None:
+                if after is not None:
+                    after()
+                # Counted once the index shows the write and before its caller hears of it: a
+                # related list computed under an older number may miss it, never the reverse.
+                self._generation += 1
+
+            return result, committed
+
+        return await self.storage.write(job)
+
+    async def _read(self, fn: Callable[[Reader], T]) -> T:
+        if not self._started:
+            await self.start()
+        return await self.storage.read(fn)
+
+    # ---- which stored story a page is -------------------------------------------------------
+    def _find_story(self, reader: Reader, canonical_url: str, sh: int, ok: bool,
+                    text: str | None = None) -> tuple[str | None, bool]:
+        """The stored story a page with this (normalised) canonical URL and text is, and whether
+        the page is that story's own (its canonical URL): the story with this canonical URL;
+        else the story that has it as an alias while the texts are still copies (any, when the
+        text is not known); else a copy by text (:func:`backstory.duplicates.is_copy` among the
+        SimHash candidates, or a SimHash within SIMHASH_MAX_DISTANCE when the text is not known)."""
+        owner = reader.owner_of(canonical_url)
+        if owner is not None:
+            if owner.own:
+                return owner.story_id, True
+            if text is None or is_copy(text, owner.text):
+                return owner.story_id, False
+            # The page at this alias says something else now: it is no copy of that story any more.
+        if not ok:
+            return None, False
+        near = self.index.near_simhash(sh, SIMHASH_CANDIDATE_DISTANCE if text is not None else SIMHASH_MAX_DISTANCE)
+        if text is None:
+            return (near[0][0] if near else None), False
+        for story_id, _distance in near[:_NEAR_CHECKED]:
+            other = reader.text(story_id)
+            if other is not None and is_copy(text, other):
+                return story_id, False
+        return None, False
+
+    def _store(self, w: Writer, rec: StoryRecord, features: Features, keep_identity: bool
+               ) -> tuple[StoryRecord, AfterCommit]:
+        ok = simhash_usable(rec.text)
+        existing, own = self._find_story(w, rec.canonical_url, rec.simhash, ok, rec.text)
+        if existing is None and w.identity(rec.story_id) is not None:
+            existing = rec.story_id  # an id taken by another canonical URL (only through imports)
+        if keep_identity:
+            # An import (of an export) merges into the stored story, taking the imported fields: the
+            # archive's own records, so that an export imported again changes nothing.
+            own = existing is not None
+        incoming, page_url = rec.canonical_url, normalize_url(rec.url)
+        if existing is not None and not own:
+            # A copy (by text) of a stored story is one more source of it, never a rewrite of it:
+            # otherwise any page could replace another site's story with its own title and URL.
+            w.seen(existing, utc_now())
+            for alias in (incoming, page_url):
+                w.point_alias(alias, existing)
+            return w.get(existing), None
+        if existing is not None:
+            old = w.identity(existing)
+            if not rec.analysed and old.analysed:
+                # An unanalysed copy never replaces an analysed story: it only adds its URLs.
+                for alias in (incoming, page_url):
+                    w.point_alias(alias, existing)
+                return w.get(existing), None
+            rec = msgspec.structs.replace(
+                rec, story_id=existing, canonical_url=old.canonical_url,
+                first_seen=min(old.first_seen, rec.first_seen) if keep_identity else old.first_seen,
+                last_seen=max(old.last_seen, rec.last_seen) if keep_identity else max(old.last_seen, utc_now()),
+            )
+        w.put(rec, encode_features(features), ok, new=existing is None)
+        for alias in (rec.canonical_url, page_url, incoming):
+            w.point_alias(alias, rec.story_id)
+        stored = rec
+        return stored, lambda: self.index.add(stored.story_id, features, stored.embedding, stored.simhash, ok)
+
+    # ---- writes -----------------------------------------------------------------------------
+    async def upsert(self, record: StoryRecord) -> StoryRecord:
+        record = derive(record)
+        # The features are computed in the storage's writer thread, not on the event loop, and
+        # kept for the related search that follows (see FeatureMemo).
+        return await self._write(lambda w: self._store(w, record, self._features.of(record), keep_identity=False))
+
+    async def import_record(self, record: StoryRecord) -> StoryRecord:
+        record = derive(record)
+        return await self._write(lambda w: self._store(w, record, _features(record), keep_identity=True))
+
+    async def delete(self, story_id: str) -> bool:
+        def job(w: Writer) -> tuple[bool, AfterCommit]:
+            gone = w.delete(story_id)
+            return gone, (lambda: self.index.remove(story_id)) if gone else None
+
+        return await self._write(job)
+
+    async def store_analysis(self, record: StoryRecord) -> bool:
+        """Fill in a pending story's entities, keyphrases and embedding. False (and nothing
+        written) when the story is gone or was analysed meanwhile: a delete is never undone."""
+        features = _features(record)
+
+        def job(w: Writer) -> tuple[bool, AfterCommit]:
+            if not w.complete(record, encode_features(features)):
+                return False, None
+            ok = simhash_usable(record.text)
+            return True, lambda: self.index.add(record.story_id, features, record.embedding, record.simhash, ok)
+
+        return await self._write(job)
+
+    # ---- reads ------------------------------------------------------------------------------
+    async def find_duplicate(self, canonical_url: str, simhash: int, text: str | None = None) -> str | None:
+        ok = simhash_usable(text) if text is not None else True
+        url = normalize_url(canonical_url)
+        return await self._read(lambda r: self._find_story(r, url, simhash, ok, text)[0])
+
+    async def has_canonical_url(self, url: str) -> bool:
+        normalized = normalize_url(url)
+        return await self._read(lambda r: r.owner_of(normalized) is not None)
+
+    async def get(self, story_id: str) -> StoryRecord | None:
+        return await self._read(lambda r: r.get(story_id))
+
+    async def count(self) -> int:
+        return await self._read(lambda r: r.count())
+
+    async def count_pending(self) -> int:
+        return await self._read(lambda r: r.count(pending_only=True))
+
+    async def pending(self, limit: int = 8) -> list[StoryRecord]:
+        return await self._read(lambda r: r.pending(limit))
+
+    async def search(self, q: str | None, limit: int = 20, offset: int = 0) -> tuple[list[schemas.StorySummary], int]:
+        limit, offset = max(0, int(limit)), max(0, int(offset))
+        return await self._read(lambda r: r.search(q, limit, offset))
+
+    async def related(self, record: StoryRecord, limit: int = 10) -> list[schemas.RelatedStory]:
+        def job(r: Reader) -> list[schemas.RelatedStory]:
+            index = self.index  # one index for the whole lookup: a reload may swap it meanwhile
+            exclude = record.story_id if record.story_id in index.slot_of else None
+            if exclude is None and record.canonical_url:
+                owner = r.owner_of(normalize_url(record.canonical_url))
+                exclude = owner.story_id if owner is not None else None
+            sh = record.simhash or (simhash(record.text) if record.text else 0)
+
+            def features_of(ids: list[str]) -> list[Features]:
+                stored = r.features(ids)
+                return [decode_features(stored.get(i, _EMPTY)) for i in ids]
+
+            hits = index.query(
+                self._features.of(record), record.embedding, exclude_id=exclude,
+                simhash=sh if simhash_usable(record.text) else None, limit=limit, features_of=features_of,
+            )
+            cards = r.cards([h.story_id for h in hits]) if hits else {}
+            return [
+                schemas.RelatedStory(
+                    story_id=h.story_id, url=card.canonical_url, title=card.title, site_name=card.site_name,
+                    published=card.published, score=h.score, shared_entities=h.shared_entities,
+                    shared_keyphrases=h.shared_keyphrases,
+                )
+                for h in hits
+                if (card := cards.get(h.story_id)) is not None  # deleted between the index lookup and now
+            ]
+
+        return await self._read(job)
+
+    async def export(self) -> AsyncIterator[StoryRecord]:
+        position = 0
+        while True:
+            records, position = await self._read(lambda r, after=position: r.export_page(after))
+            if not records:
+                return
+            for record in records:
+                yield record
+
+    # ---- the change feed (see archive/feed.py) ----------------------------------------------
+    async def changes_since(self, seq: int) -> tuple[int, list[Change]]:
+        return await self.storage.changes_since(seq)
+
+    async def follow(self, story_ids: list[str]) -> None:
+        def job(w: Writer) -> tuple[None, AfterCommit]:
+            entries = {sid: _entry(row) for sid, row in w.index_row(story_ids).items()}
+            return None, lambda: apply_entries(self.index, entries)
+
+        # Through the writer: own writes are applied in commit order, so a stale read never
+        # lands after a newer write of the same story.
+        await self._write(job)
+
+    async def reload_index(self) -> int:
+        def job(w: Writer) -> tuple[int, AfterCommit]:
+            index = RelatedIndex()
+            before = self.index_seq
+            refreshed = self._fill(w, index)  # the write lock is held: nothing else moves meanwhile
+            if refreshed is not None:
+                w.store_features(refreshed, str(FEATURES_VERSION))
+            head, self.index_seq = self.index_seq, before
+
+            def swap() -> None:
+                self.index = index
+                self.index_seq = head
+
+            return head, swap
+
+        head = await self._write(job)
+        release_free_memory()
+        return head
