@@ -57,7 +57,7 @@ async function saveSettings({ server, token, archive }) {
   ]);
 }
 
-/** The key under which the background worker leaves "analyse this tab" requests for a window's panel. */
+/** The key under which the background worker leaves "analyze this tab" requests for a window's panel. */
 function requestKey(windowId) {
   return "request:" + windowId;
 }

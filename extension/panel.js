@@ -1,6 +1,6 @@
 /* Backstory panel: reads the tab it was asked to read, sends it to the configured server, shows the result.
  * Runs in Chrome's side panel and in Firefox's sidebar. Nothing is sent anywhere but the configured
- * server, and only after the reader clicked the toolbar button (or "Analyse this tab"). */
+ * server, and only after the reader clicked the toolbar button (or "Analyze this tab"). */
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -89,7 +89,7 @@ async function captureTab(tabId) {
   const page = results && results[0] && results[0].result;
   if (!page) throw new CannotRead("The page did not answer; it may still be loading. Try again in a moment.");
   if (!/^https?:/i.test(page.url)) {
-    throw new CannotRead("Only web pages (http or https) can be analysed; this is " + page.url.split(":")[0] + ":.");
+    throw new CannotRead("Only web pages (http or https) can be analyzed; this is " + page.url.split(":")[0] + ":.");
   }
   if (!/html|xml/i.test(page.contentType || "text/html")) {
     const kind = /pdf/i.test(page.contentType) ? "a PDF" : "a " + page.contentType + " document";
@@ -150,7 +150,7 @@ async function postAnalyze(settings, body) {
 
 /* ---------- the whole analysis ---------- */
 
-async function analyse(tabId) {
+async function analyze(tabId) {
   const run = ++state.run;
   if (state.activeChip && state.tabId != null) runInTab(backstoryClearHighlights, []).catch(() => {});
   state.tabId = tabId;
@@ -175,7 +175,7 @@ async function analyse(tabId) {
     throw err;
   }
   if (!current()) return;
-  showLoading("Analysing the story…",
+  showLoading("Analyzing the story…",
     "Sending it to your Backstory server at " + settings.server + " (and nowhere else).");
   try {
     const result = await postAnalyze(settings, { url: page.url, html: page.html, archive: settings.archive });
@@ -208,7 +208,7 @@ function showFailure(err, settings) {
     });
   } else if (err instanceof ServerProblem) {
     showStatus("error", {
-      title: "The server could not analyse this page (" + err.status + " " + err.title + ")",
+      title: "The server could not analyze this page (" + err.status + " " + err.title + ")",
       detail: err.detail,
       hint: err.status === 401 ? "Set the server's API token in Options." : "",
       actions: true,
@@ -282,7 +282,7 @@ function renderResult(result, settings) {
     : "Nothing related yet. Switch on “Keep stories I read” in Options so later stories can be related.";
 
   const kept = result.archived ? "Kept in your archive" : settings.archive ? "Not kept" : "Not kept (archiving is off)";
-  const took = result.timings_ms && result.timings_ms.total ? "analysed in " + Math.round(result.timings_ms.total) + " ms" : "";
+  const took = result.timings_ms && result.timings_ms.total ? "analyzed in " + Math.round(result.timings_ms.total) + " ms" : "";
   $("foot").textContent = joinParts([kept, took, result.word_count ? result.word_count + " words" : ""]);
   $("result").hidden = false;
 }
@@ -406,29 +406,29 @@ async function activeTabId() {
   return tab ? tab.id : null;
 }
 
-async function analyseActiveTab() {
+async function analyzeActiveTab() {
   const tabId = await activeTabId();
   if (tabId == null) {
     showStatus("cannot-read", { title: "No tab to read", detail: "Select a tab with a news story first." });
     return;
   }
-  await analyse(tabId);
+  await analyze(tabId);
 }
 
 function handleRequest(request) {
   if (!request || request.windowId !== state.windowId || request.at <= state.lastRequestAt) return;
   state.lastRequestAt = request.at;
-  analyse(request.tabId).catch((err) => showFailure(err, { server: "" }));
+  analyze(request.tabId).catch((err) => showFailure(err, { server: "" }));
 }
 
 async function init() {
-  $("analyse").addEventListener("click", () => analyseActiveTab().catch((err) => showFailure(err, { server: "" })));
+  $("analyze").addEventListener("click", () => analyzeActiveTab().catch((err) => showFailure(err, { server: "" })));
   const openOptions = () => ext.runtime.openOptionsPage();
   $("open-options").addEventListener("click", openOptions);
   $("status-options").addEventListener("click", openOptions);
   $("retry").addEventListener("click", () => {
-    if (state.tabId != null) analyse(state.tabId).catch((err) => showFailure(err, { server: "" }));
-    else analyseActiveTab().catch((err) => showFailure(err, { server: "" }));
+    if (state.tabId != null) analyze(state.tabId).catch((err) => showFailure(err, { server: "" }));
+    else analyzeActiveTab().catch((err) => showFailure(err, { server: "" }));
   });
 
   const win = await ext.windows.getCurrent();

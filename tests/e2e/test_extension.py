@@ -84,7 +84,7 @@ async def test_toolbar_click_shows_the_backstory(browser: Browser, backstory_ser
     # While it worked, the panel said what it was doing, and the placeholder did not move.
     loading = [step for step in await panel.eval("window.seen") if step["state"] == "loading"]
     assert any(step["title"] == "Reading this page…" for step in loading), loading
-    assert any(step["title"] == "Analysing the story…" and backstory_server.url in step["detail"] for step in loading)
+    assert any(step["title"] == "Analyzing the story…" and backstory_server.url in step["detail"] for step in loading)
     assert len({step["skeletonTop"] for step in loading}) == 1, loading
     related = await panel.eval("""Array.from(document.querySelectorAll('#related li')).map(li => ({
         title: li.querySelector('.related-title').textContent,
