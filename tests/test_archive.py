@@ -100,7 +100,7 @@ async def test_older_schema_is_migrated_in_place(tmp_path: Path) -> None:
         old = await a.get("00000000000000aa")
         assert old is not None and old.text == "kept from version one" and old.first_seen.startswith("2020")
         assert old.analysed is True and await a.count_pending() == 0  # v3: stories of before were analysed
-        assert await a.has_canonical_url("https://old.example/")
+        assert await a.story_at("https://old.example/") is not None
         hits, total = await a.search("version", 5, 0)
         assert total == 1
     conn = sqlite3.connect(path)
@@ -140,7 +140,7 @@ async def test_an_unanalysed_copy_never_replaces_an_analysed_story(archive: Stor
     copy = await archive.upsert(record("https://mirror.example/bridge", text, analysed=False))
     assert copy.story_id == analysed.story_id and copy.analysed and copy.entities
     assert (await archive.get(analysed.story_id)).entities[0].name == "Harbour Bridge"
-    assert await archive.has_canonical_url("https://mirror.example/bridge")  # its URL now leads here
+    assert await archive.story_at("https://mirror.example/bridge") is not None  # its URL now leads here
     assert await archive.count_pending() == 0
 
 
@@ -156,8 +156,8 @@ async def test_upsert_same_canonical_url_is_one_story(archive: StoryArchive) -> 
     assert await archive.count() == 1
     stored = await archive.get(first.story_id)
     assert stored is not None and stored.title == "Flood update" and stored.text.endswith("falling.")
-    assert await archive.has_canonical_url("https://news.example/flood")
-    assert not await archive.has_canonical_url("https://news.example/other")
+    assert await archive.story_at("https://news.example/flood") is not None
+    assert await archive.story_at("https://news.example/other") is None
 
 
 async def test_near_identical_text_is_one_story(archive: StoryArchive) -> None:
@@ -166,14 +166,13 @@ async def test_near_identical_text_is_one_story(archive: StoryArchive) -> None:
     a = await archive.upsert(record("https://one.example/vell-flood", RIVER))
     b = await archive.upsert(record("https://two.example/news/123", syndicated))
     assert b.story_id == a.story_id and await archive.count() == 1
-    assert await archive.has_canonical_url("https://two.example/news/123")
+    assert await archive.story_at("https://two.example/news/123") is not None
     stored = await archive.get(a.story_id)  # the copy is another source of the story, not its new text
     assert (stored.url, stored.text) == ("https://one.example/vell-flood", RIVER) and b == stored
-    assert await archive.find_duplicate("https://three.example/x", simhash(RIVER)) == a.story_id
-    assert await archive.find_duplicate("https://three.example/x", simhash(syndicated)) is None  # the hash alone: too far
+    assert await archive.find_duplicate("https://three.example/x", simhash(RIVER), RIVER) == a.story_id
     assert await archive.find_duplicate("https://three.example/x", simhash(syndicated), syndicated) == a.story_id
-    assert await archive.find_duplicate("https://two.example/news/123", 0) == a.story_id
-    assert await archive.find_duplicate("https://three.example/x", simhash(CHESS)) is None
+    assert await archive.story_at("https://two.example/news/123") == a.story_id
+    assert await archive.find_duplicate("https://three.example/x", simhash(CHESS), CHESS) is None
     c = await archive.upsert(record("https://three.example/chess", CHESS))
     assert c.story_id != a.story_id and await archive.count() == 2
 
@@ -238,7 +237,7 @@ async def test_delete_removes_row_search_and_related(archive: StoryArchive) -> N
     assert not await archive.delete(a.story_id)
     assert await archive.get(a.story_id) is None
     assert await archive.search("embankment", 10, 0) == ([], 0)
-    assert not await archive.has_canonical_url("https://news.example/flood")
+    assert await archive.story_at("https://news.example/flood") is None
     assert await archive.related(probe) == []
     assert await archive.count() == 0
 

@@ -166,7 +166,6 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from .story import StoryRecord
-    from .urls import normalize_url
     from .schemas import AnalyzeRequest
 
     path = Path(args.file)
@@ -211,7 +210,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                         progress.step()
                         continue
                     item = line_decoder.decode(line)
-                    if await archive.has_canonical_url(normalize_url(item.url)):
+                    if await archive.story_at(item.url) is not None:
                         progress.step(skipped=True)
                         continue
                     if item.text is None and item.html is None:

@@ -71,7 +71,7 @@ async def stored(client: AsyncTestClient, story_id: str) -> dict:
 
 async def story_at(client: AsyncTestClient, url: str) -> str | None:
     """The id of the story the archive files this URL under (its canonical URL or an alias)."""
-    return await client.app.state.backstory.archive.find_duplicate(url, 0)
+    return await client.app.state.backstory.archive.story_at(url)
 
 
 @pytest.mark.parametrize(

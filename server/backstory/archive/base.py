@@ -31,9 +31,12 @@ class Archive(Protocol):
         but the stored one is left as it was (last_seen refreshed): the copy's URLs become its
         aliases. Returns the stored record."""
 
-    async def find_duplicate(self, canonical_url: str, simhash: int, text: str | None = None) -> str | None:
+    async def find_duplicate(self, canonical_url: str, simhash: int, text: str) -> str | None:
         """Id of the story :meth:`upsert` would store this page as, if any: by canonical URL (or
-        alias), else by near-identical text (the SimHash alone when the text is not given)."""
+        alias), else by near-identical text (the one rule of :mod:`backstory.duplicates`)."""
+
+    async def story_at(self, url: str) -> str | None:
+        """Id of the story filed under this URL (its canonical URL or an alias), if any."""
 
     async def get(self, story_id: str) -> StoryRecord | None: ...
 
@@ -45,8 +48,6 @@ class Archive(Protocol):
     async def related(self, record: StoryRecord, limit: int = 10) -> list[schemas.RelatedStory]:
         """Stories about the same event as ``record`` (archived or not), best first, itself and its
         duplicates excluded; reasons are the shared entities and keyphrases."""
-
-    async def has_canonical_url(self, url: str) -> bool: ...
 
     def export(self) -> AsyncIterator[StoryRecord]:
         """Every stored record, losslessly (oldest first)."""

@@ -19,7 +19,6 @@ from cachetools import LRUCache
 from .. import schemas
 from ..duplicates import (
     SIMHASH_CANDIDATE_DISTANCE,
-    SIMHASH_MAX_DISTANCE,
     content_hash,
     is_copy,
     simhash,
@@ -150,26 +149,22 @@ class StoryArchive:
         return await self.storage.read(fn)
 
     # ---- which stored story a page is -------------------------------------------------------
-    def _find_story(self, reader: Reader, canonical_url: str, sh: int, ok: bool,
-                    text: str | None = None) -> tuple[str | None, bool]:
+    def _find_story(self, reader: Reader, canonical_url: str, sh: int, ok: bool, text: str) -> tuple[str | None, bool]:
         """The stored story a page with this (normalised) canonical URL and text is, and whether
         the page is that story's own (its canonical URL): the story with this canonical URL;
-        else the story that has it as an alias while the texts are still copies (any, when the
-        text is not known); else a copy by text (:func:`backstory.duplicates.is_copy` among the
-        SimHash candidates, or a SimHash within SIMHASH_MAX_DISTANCE when the text is not known)."""
+        else the story that has it as an alias while the texts are still copies; else a copy by
+        text. Copies are told by the one rule, :func:`backstory.duplicates.is_copy`, among the
+        stories whose SimHash is within SIMHASH_CANDIDATE_DISTANCE (nearest first)."""
         owner = reader.owner_of(canonical_url)
         if owner is not None:
             if owner.own:
                 return owner.story_id, True
-            if text is None or is_copy(text, owner.text):
+            if is_copy(text, owner.text):
                 return owner.story_id, False
             # The page at this alias says something else now: it is no copy of that story any more.
         if not ok:
             return None, False
-        near = self.index.near_simhash(sh, SIMHASH_CANDIDATE_DISTANCE if text is not None else SIMHASH_MAX_DISTANCE)
-        if text is None:
-            return (near[0][0] if near else None), False
-        for story_id, _distance in near[:_NEAR_CHECKED]:
+        for story_id, _distance in self.index.near_simhash(sh, SIMHASH_CANDIDATE_DISTANCE)[:_NEAR_CHECKED]:
             other = reader.text(story_id)
             if other is not None and is_copy(text, other):
                 return story_id, False
@@ -243,14 +238,13 @@ class StoryArchive:
         return await self._write(job)
 
     # ---- reads ------------------------------------------------------------------------------
-    async def find_duplicate(self, canonical_url: str, simhash: int, text: str | None = None) -> str | None:
-        ok = simhash_usable(text) if text is not None else True
+    async def find_duplicate(self, canonical_url: str, simhash: int, text: str) -> str | None:
         url = normalize_url(canonical_url)
-        return await self._read(lambda r: self._find_story(r, url, simhash, ok, text)[0])
+        return await self._read(lambda r: self._find_story(r, url, simhash, simhash_usable(text), text)[0])
 
-    async def has_canonical_url(self, url: str) -> bool:
+    async def story_at(self, url: str) -> str | None:
         normalized = normalize_url(url)
-        return await self._read(lambda r: r.owner_of(normalized) is not None)
+        return await self._read(lambda r: owner.story_id if (owner := r.owner_of(normalized)) is not None else None)
 
     async def get(self, story_id: str) -> StoryRecord | None:
         return await self._read(lambda r: r.get(story_id))
@@ -272,18 +266,17 @@ class StoryArchive:
         def job(r: Reader) -> list[schemas.RelatedStory]:
             index = self.index  # one index for the whole lookup: a reload may swap it meanwhile
             exclude = record.story_id if record.story_id in index.slot_of else None
-            if exclude is None and record.canonical_url:
-                owner = r.owner_of(normalize_url(record.canonical_url))
-                exclude = owner.story_id if owner is not None else None
-            sh = record.simhash or (simhash(record.text) if record.text else 0)
+            if exclude is None and record.canonical_url:  # the story it is, by the one duplicate rule
+                sh = record.simhash or (simhash(record.text) if record.text else 0)
+                exclude, _own = self._find_story(r, normalize_url(record.canonical_url), sh,
+                                                 simhash_usable(record.text), record.text)
 
             def features_of(ids: list[str]) -> list[Features]:
                 stored = r.features(ids)
                 return [decode_features(stored.get(i, _EMPTY)) for i in ids]
 
             hits = index.query(
-                self._features.of(record), record.embedding, exclude_id=exclude,
-                simhash=sh if simhash_usable(record.text) else None, limit=limit, features_of=features_of,
+                self._features.of(record), record.embedding, exclude_id=exclude, limit=limit, features_of=features_of,
             )
             cards = r.cards([h.story_id for h in hits]) if hits else {}
             return [
