@@ -14,7 +14,7 @@ from pathlib import Path
 import msgspec
 from litestar.testing import AsyncTestClient
 
-from backstory.archive import sqlite as sqlite_backend
+from backstory.archive import threaded as threaded
 from backstory.story import StoryRecord, story_id_for
 from backstory.archive.feed import Follower
 from backstory.archive.sqlite import archive_at
@@ -153,7 +153,7 @@ def fire_record(i: int, title: str, text: str) -> StoryRecord:
 
 
 async def test_a_follower_behind_a_cut_feed_reloads_its_index(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(sqlite_backend, "CHANGES_KEPT", 2)
+    monkeypatch.setattr(threaded, "CHANGES_KEPT", 2)
     path = tmp_path / "shared.sqlite3"
     async with archive_at(path) as server, archive_at(path) as other:
         follower = Follower(server, interval=60)  # stepped by hand below
@@ -170,7 +170,7 @@ async def test_a_follower_behind_a_cut_feed_reloads_its_index(tmp_path: Path, mo
             await other.import_record(fire_record(i, title, text))
         assert await other.delete(story_id_for("https://news.example/fire/1"))
         kept = await server.storage.read(lambda rows: rows.conn.execute("SELECT count(*) FROM changes").fetchone()[0])
-        assert kept <= 2 * sqlite_backend.CHANGES_KEPT  # cut once twice as many pile up
+        assert kept <= 2 * threaded.CHANGES_KEPT  # cut once twice as many pile up
 
         index_before = server.index
         assert await follower.catch_up() == 1  # one full reload

@@ -1,273 +1,63 @@
-"""The SQLite storage: one file, WAL, FTS5, versioned schema, one writer thread, pooled readers.
+"""The SQLite storage: one file, WAL, FTS5, versioned schema (see :mod:`backstory.archive.threaded`).
 
-Every write is queued to a single writer thread that owns the only read-write connection; queued
-writes are committed together (one transaction, a savepoint each, so one bad record fails alone).
-Reads run in a small thread pool, each thread with its own read-only connection. The event loop
-only awaits futures. Triggers keep the ``changes`` table, the change feed other processes follow
-(see ``archive/feed.py``). What the rows mean is decided above, in ``archive/stories.py``.
+SQLite's own write lock (``BEGIN IMMEDIATE``) serialises the writers of every process; triggers
+keep the ``changes`` table, the change feed other processes follow (see ``archive/feed.py``).
+What the rows mean is decided above, in ``archive/stories.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import logging
-import queue
 import sqlite3
-import threading
 from pathlib import Path
-from typing import Callable, TypeVar
 
 from ...config import SQLITE_URL
-from ...threads import name_os_thread
-from ..feed import Change, ChangesPruned
-from ..storage import AfterCommit
 from ..stories import StoryArchive
-from .rows import FEED_HEAD, Rows
+from ..threaded import CHANGES_KEPT, ThreadedStorage
+from .rows import Rows
 from .schema import SCHEMA_VERSION, SchemaTooNew, migrate
 
 __all__ = ["CHANGES_KEPT", "SCHEMA_VERSION", "SQLiteStorage", "SchemaTooNew", "archive_at", "create"]
 
-log = logging.getLogger(__name__)
-T = TypeVar("T")
 
-_BATCH = 128
-# The change feed keeps this many latest changes; a follower further behind reloads its index.
-CHANGES_KEPT = 10_000
-_FEED_PAGE = 1_000  # changes handed to a follower per call
-_PRUNED_THROUGH = "SELECT coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'changes_pruned_through'), 0)"
+class SQLiteStorage(ThreadedStorage):
+    """The SQLite :class:`backstory.archive.storage.Storage`."""
 
+    def __init__(self, path: str | Path, readers: int = 4) -> None:
+        super().__init__(readers)
+        self.path = Path(path).expanduser()
 
-def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout = 30000")
-    if readonly:
-        conn.execute("PRAGMA query_only = 1")
-    else:
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA foreign_keys = ON")
-    return conn
+    def prepare(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
 
+    def connect(self, readonly: bool) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        if readonly:
+            conn.execute("PRAGMA query_only = 1")
+        else:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+        return conn
 
-class _Writer(threading.Thread):
-    """The one thread that writes. Jobs are ``fn(rows) -> (result, after_commit | None)``."""
+    def rows(self, conn: sqlite3.Connection) -> Rows:
+        return Rows(conn)
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(name="backstory-archive-writer", daemon=True)
-        self.path = path
-        self.jobs: queue.Queue = queue.Queue()
-        self.conn: sqlite3.Connection | None = None
-        self.ready = concurrent.futures.Future()
-        # Feed positions of this writer's own changes, as (after, through) ranges: its index has
-        # them already, so its follower skips them. Only ranges still in the feed are kept.
-        self.own: list[tuple[int, int]] = []
-        self.own_lock = threading.Lock()
-        self._pruned_through = 0
+    def migrate(self, conn: sqlite3.Connection) -> None:
+        migrate(conn)
 
-    def submit(self, fn: Callable) -> concurrent.futures.Future:
-        fut: concurrent.futures.Future = concurrent.futures.Future()
-        self.jobs.put((fn, fut))
-        return fut
+    def begin(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
 
-    def run(self) -> None:
-        name_os_thread()
-        try:
-            self.conn = _connect(self.path, readonly=False)
-            migrate(self.conn)
-        except BaseException as exc:  # noqa: BLE001 - reported to the opener
-            self.ready.set_exception(exc)
-            return
-        self.ready.set_result(None)
-        conn = self.conn
-        while True:
-            first = self.jobs.get()
-            if first is None:
-                break
-            batch = [first]
-            stop = False
-            while len(batch) < _BATCH:
-                try:
-                    nxt = self.jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                batch.append(nxt)
-            self._run_batch(conn, batch)
-            if stop:
-                break
+    def in_transaction(self, conn: sqlite3.Connection) -> bool:
+        return conn.in_transaction
+
+    def closing(self, conn: sqlite3.Connection) -> None:
         try:
             conn.execute("PRAGMA optimize")
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error:
             pass
-        conn.close()
-
-    def _mark_own(self, head: int, through: int) -> list[tuple[int, int]]:
-        """Record (head, through] as this writer's; returns the ranges before, to restore."""
-        with self.own_lock:
-            before = self.own
-            own = [r for r in before if r[1] > through - CHANGES_KEPT]
-            if own and own[-1][1] == head:  # consecutive batches: one range
-                head = own.pop()[0]
-            self.own = [*own, (head, through)]
-        return before
-
-    def is_own(self, seq: int) -> bool:
-        with self.own_lock:
-            return any(after < seq <= through for after, through in self.own)
-
-    def _prune_feed(self, conn: sqlite3.Connection, through: int) -> None:
-        """Cut the feed to its latest CHANGES_KEPT changes, once it holds twice as many (one
-        delete per CHANGES_KEPT changes, not one per batch)."""
-        if through - self._pruned_through < 2 * CHANGES_KEPT:
-            return
-        cut = max(through - CHANGES_KEPT, conn.execute(_PRUNED_THROUGH).fetchone()[0])
-        conn.execute("DELETE FROM changes WHERE seq <= ?", (cut,))
-        conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('changes_pruned_through', ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(cut),)
-        )
-        self._pruned_through = cut
-
-    def _run_batch(self, conn: sqlite3.Connection, batch: list) -> None:
-        done = []
-        own_before = None
-        rows = Rows(conn)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            head = conn.execute(FEED_HEAD).fetchone()[0]
-            for fn, fut in batch:
-                if not fut.set_running_or_notify_cancel():
-                    continue
-                conn.execute("SAVEPOINT job")
-                try:
-                    result = fn(rows)
-                    conn.execute("RELEASE job")
-                    done.append((fut, result, None))
-                except BaseException as exc:  # noqa: BLE001 - handed to the caller
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
-                    done.append((fut, None, exc))
-            # The write lock is held since BEGIN IMMEDIATE: every change after head is this batch's.
-            through = conn.execute(FEED_HEAD).fetchone()[0]
-            if through > head:
-                self._prune_feed(conn, through)
-                own_before = self._mark_own(head, through)  # before the commit: a follower may read at once
-            conn.execute("COMMIT")
-        except BaseException as exc:  # noqa: BLE001 - the commit failed: every job fails
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if own_before is not None:  # rolled back: those positions will be another writer's
-                with self.own_lock:
-                    self.own = own_before
-            for fut, _r, _e in done:
-                fut.set_exception(exc)
-            for _fn, fut in batch[len(done):]:
-                if not fut.done():
-                    fut.set_exception(exc)
-            return
-        results = []
-        for fut, result, exc in done:
-            if exc is not None:
-                results.append((fut, None, exc))
-                continue
-            value, after = result
-            try:
-                if after is not None:
-                    after()
-            except BaseException as after_exc:  # noqa: BLE001
-                log.exception("archive index update failed")
-                results.append((fut, None, after_exc))
-                continue
-            results.append((fut, value, None))
-        for fut, value, exc in results:
-            if exc is not None:
-                fut.set_exception(exc)
-            else:
-                fut.set_result(value)
-
-
-class SQLiteStorage:
-    """The SQLite :class:`backstory.archive.storage.Storage`."""
-
-    def __init__(self, path: str | Path, readers: int = 4) -> None:
-        self.path = Path(path).expanduser()
-        self._readers = readers
-        self._writer: _Writer | None = None
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
-        self._conns_lock = threading.Lock()
-        self._start_lock = asyncio.Lock()
-        self._started = False
-        self._closed = False
-
-    async def start(self) -> None:
-        async with self._start_lock:
-            if self._started:
-                return
-            if self._closed:
-                raise RuntimeError("archive is closed")
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            writer = _Writer(self.path)
-            writer.start()
-            await asyncio.wrap_future(writer.ready)
-            self._writer = writer
-            self._pool = concurrent.futures.ThreadPoolExecutor(
-                self._readers, thread_name_prefix="backstory-archive-read", initializer=name_os_thread
-            )
-            self._started = True
-
-    def _reader(self) -> Rows:
-        rows = getattr(self._local, "rows", None)
-        if rows is None:
-            conn = _connect(self.path, readonly=True)
-            rows = self._local.rows = Rows(conn)
-            with self._conns_lock:
-                self._conns.append(conn)
-        return rows
-
-    async def read(self, fn: Callable[[Rows], T]) -> T:
-        if not self._started:
-            await self.start()
-        return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: fn(self._reader()))
-
-    async def write(self, fn: Callable[[Rows], tuple[T, AfterCommit]]) -> T:
-        if not self._started:
-            await self.start()
-        return await asyncio.wrap_future(self._writer.submit(fn))
-
-    async def changes_since(self, seq: int) -> tuple[int, list[Change]]:
-        def job(rows: Rows) -> tuple[int, list[Change]]:
-            found = rows.conn.execute(
-                "SELECT seq, story_id, kind FROM changes WHERE seq > ? ORDER BY seq LIMIT ?", (seq, _FEED_PAGE)
-            ).fetchall()
-            # Read after the rows: a cut that removed some of them had committed before they were read.
-            if seq < rows._one(_PRUNED_THROUGH)[0]:
-                raise ChangesPruned(f"the change feed no longer holds the changes after {seq}")
-            if not found:
-                return seq, []
-            return found[-1][0], [Change(r[1], r[2]) for r in found if not self._writer.is_own(r[0])]
-
-        return await self.read(job)
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if not self._started:
-            return
-        writer = self._writer
-        writer.jobs.put(None)
-        await asyncio.get_running_loop().run_in_executor(None, writer.join)
-        self._pool.shutdown(wait=True)
-        with self._conns_lock:
-            for conn in self._conns:
-                conn.close()
-            self._conns.clear()
 
 
 def archive_at(path: str | Path) -> StoryArchive:
