@@ -4,12 +4,17 @@ AsyncTestClient and a real HTTP page server on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import shutil
+import tempfile
 import threading
+import warnings
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import AsyncIterator, Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from litestar.testing import AsyncTestClient
@@ -22,21 +27,50 @@ from backstory.config import Settings
 BASE_URL = "http://127.0.0.1:8000"
 
 
-# The archive suites (test_archive, test_related, test_feed) run on every backend named here: a
-# backend's name -> the URL of a new, empty archive of it in a directory.
-ARCHIVE_BACKENDS = {
-    "sqlite": lambda directory, name: f"sqlite:///{directory / name}.sqlite3",
-}
+# The archive suites (test_archive, test_related, test_feed) run on every backend named here.
+ARCHIVE_BACKENDS = ("sqlite", "postgresql")
 
 
-@pytest.fixture(params=sorted(ARCHIVE_BACKENDS))
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL (with pgvector) from the pgserver package, for the whole session: the URL
+    of its maintenance database. Its data directory is not under /root nor pytest's private
+    temporary directory: as root, pgserver runs the server as a user of its own, who must reach it."""
+    with warnings.catch_warnings():  # platformdirs warns that XDG_RUNTIME_DIR is unset (no login session): harmless
+        warnings.simplefilter("ignore")
+        import pgserver
+
+    directory = Path(tempfile.mkdtemp(prefix="backstory-pg-"))
+    server = pgserver.get_server(directory, cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def postgres_database(postgres_url: str, name: str) -> str:
+    """The URL of the database ``name`` on the test server, created (empty) if it is not there."""
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    parts = urlsplit(postgres_url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(params=ARCHIVE_BACKENDS)
 def new_archive(request: pytest.FixtureRequest, tmp_path: Path):
     """A factory of new, not yet opened archives on the backend under test (``name`` tells two
     apart; the same name opens the same archive again)."""
     from backstory.archive import create_archive
 
-    make_url = ARCHIVE_BACKENDS[request.param]
-    return lambda name="archive": create_archive(make_url(tmp_path, name))
+    if request.param == "sqlite":
+        return lambda name="archive": create_archive(f"sqlite:///{tmp_path / name}.sqlite3")
+    server = request.getfixturevalue("postgres_url")
+    test = hashlib.blake2b(str(tmp_path).encode(), digest_size=6).hexdigest()
+    return lambda name="archive": create_archive(postgres_database(server, f"t{test}_{name}"))
 
 
 @pytest.fixture(scope="session")

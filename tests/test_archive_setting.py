@@ -1,6 +1,6 @@
 """The archive setting: one URL (BACKSTORY_ARCHIVE / --archive) whose scheme picks the backend,
-its older names read as aliases, two different archives refused, PostgreSQL refused clearly until
-it is built, and no password ever printed."""
+its older names read as aliases, two different archives refused, an archive that cannot be
+reached refused at once with the reason, and no password ever printed."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from backstory import cli
-from backstory.archive import BACKENDS, ArchiveUnavailable, Backend, backend, open_archive
+from backstory.archive import BACKENDS, ArchiveUnavailable, backend, check_archive, open_archive
 from backstory.archive.sqlite import SQLiteStorage
 from backstory.config import ARCHIVE_ALIASES, Settings, archive_url, default_archive_path, from_env, masked_url
 
-NOT_YET = "the PostgreSQL archive is not available in this version yet"
+UNREACHABLE = "cannot reach the PostgreSQL archive at postgresql://reader:***@db.example:5432/stories: "
 SECRET_URL = "postgresql://reader:s3cret@db.example:5432/stories"
 
 
@@ -110,13 +110,14 @@ def test_the_command_line_names_one_archive(tmp_path: Path, monkeypatch, capsys)
     assert "s3cret" not in str(caught.value)
 
 
-@pytest.mark.parametrize("url", [SECRET_URL, "postgres://db.example/stories"])
-async def test_postgresql_is_refused_by_the_registry(url: str) -> None:
+@pytest.mark.parametrize("url", [SECRET_URL, SECRET_URL.replace("postgresql", "postgres")])
+def test_an_unreachable_postgresql_is_refused_with_the_reason(url: str) -> None:
     settings = from_env({"BACKSTORY_ARCHIVE": url})
-    with pytest.raises(ArchiveUnavailable, match=NOT_YET):
-        backend(settings)
-    with pytest.raises(ArchiveUnavailable, match=NOT_YET):
-        await open_archive(settings)
+    assert backend(settings).name == "PostgreSQL"
+    with pytest.raises(ArchiveUnavailable) as caught:
+        check_archive(settings)
+    assert str(caught.value).startswith(UNREACHABLE) and "db.example" in str(caught.value)
+    assert "s3cret" not in str(caught.value)
 
 
 def test_an_unknown_kind_of_archive_is_refused() -> None:
@@ -130,22 +131,22 @@ def test_an_unknown_kind_of_archive_is_refused() -> None:
     ([], {"DATABASE_URL": SECRET_URL}),
     ([], {"BACKSTORY_ARCHIVE": SECRET_URL.replace("postgresql", "postgres")}),
 ])
-def test_serve_with_postgresql_exits_with_the_reason(args: list[str], env: dict[str, str]) -> None:
+def test_serve_with_an_unreachable_postgresql_exits_with_the_reason(args: list[str], env: dict[str, str]) -> None:
     done = subprocess.run([sys.executable, "-m", "backstory", "serve", "--port", "0", *args],
                           env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
     output = done.stdout + done.stderr
     assert done.returncode != 0
-    assert done.stderr.startswith(f"backstory: {NOT_YET}"), output
+    assert done.stderr.startswith(f"backstory: {UNREACHABLE}"), output
     assert "Traceback" not in output and "s3cret" not in output
 
 
 def test_serve_prints_the_archive_without_its_password(monkeypatch, capsys) -> None:
-    # PostgreSQL cannot start yet: register a stand-in and stop serve before it opens anything.
+    # Serve stops before it opens anything: no database needs to be there.
     import uvicorn
 
     from backstory import nlp_worker
 
-    monkeypatch.setitem(BACKENDS, "postgresql", Backend("PostgreSQL", ".stand_in"))
+    monkeypatch.setattr(cli, "check_archive", lambda settings: None)
     monkeypatch.setattr(cli, "_limit_malloc_arenas", lambda: None)
     monkeypatch.setattr(nlp_worker, "prestart", lambda processes: None)
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: None)

@@ -14,7 +14,7 @@ from pathlib import Path
 import msgspec
 from litestar.testing import AsyncTestClient
 
-from backstory.archive import threaded as threaded
+from backstory.archive import threaded
 from backstory.story import StoryRecord, story_id_for
 from backstory.archive.feed import Follower
 from backstory.archive.sqlite import archive_at
@@ -152,10 +152,9 @@ def fire_record(i: int, title: str, text: str) -> StoryRecord:
                        title=title, text=text)
 
 
-async def test_a_follower_behind_a_cut_feed_reloads_its_index(tmp_path: Path, monkeypatch) -> None:
+async def test_a_follower_behind_a_cut_feed_reloads_its_index(new_archive, monkeypatch) -> None:
     monkeypatch.setattr(threaded, "CHANGES_KEPT", 2)
-    path = tmp_path / "shared.sqlite3"
-    async with archive_at(path) as server, archive_at(path) as other:
+    async with new_archive() as server, new_archive() as other:
         follower = Follower(server, interval=60)  # stepped by hand below
         await server.import_record(fire_record(0, *FIRE_A[0]))
         assert await follower.catch_up() == 0  # its own write: in its index already
@@ -169,7 +168,7 @@ async def test_a_follower_behind_a_cut_feed_reloads_its_index(tmp_path: Path, mo
         for i, (title, text) in enumerate(FIRE_A[2:] + FIRE_B, start=2):
             await other.import_record(fire_record(i, title, text))
         assert await other.delete(story_id_for("https://news.example/fire/1"))
-        kept = await server.storage.read(lambda rows: rows.conn.execute("SELECT count(*) FROM changes").fetchone()[0])
+        kept = await server.storage.read(lambda rows: rows.execute("SELECT count(*) FROM changes").fetchone()[0])
         assert kept <= 2 * threaded.CHANGES_KEPT  # cut once twice as many pile up
 
         index_before = server.index
@@ -181,9 +180,8 @@ async def test_a_follower_behind_a_cut_feed_reloads_its_index(tmp_path: Path, mo
         assert await follower.catch_up() == 0
 
 
-async def test_every_write_is_in_the_feed_and_only_other_writers_changes_are_handed_on(tmp_path: Path) -> None:
-    path = tmp_path / "shared.sqlite3"
-    async with archive_at(path) as server, archive_at(path) as other:
+async def test_every_write_is_in_the_feed_and_only_other_writers_changes_are_handed_on(new_archive) -> None:
+    async with new_archive() as server, new_archive() as other:
         title, text = FIRE_A[0]
         pending = await other.upsert(StoryRecord(url="https://n.example/a", canonical_url="https://n.example/a",
                                                  title=title, text=text, analysed=False))

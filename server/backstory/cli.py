@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import msgspec
 
 from . import errors
-from .archive import backend
+from .archive import check_archive
 from .config import Settings, archive_url, from_env, masked_url, one_archive, open_bind_refusal
 
 
@@ -31,7 +31,7 @@ def _settings(args: argparse.Namespace) -> Settings:
              if value is not None}
         )
         settings = from_env(**overrides)
-        backend(settings)  # an archive this version cannot open stops every command here, with why
+        check_archive(settings)  # an archive this version cannot open or reach stops every command here, with why
     except ValueError as exc:
         raise SystemExit(f"backstory: {exc}") from None
     return settings

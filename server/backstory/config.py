@@ -112,7 +112,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     port: Annotated[int, Meta(ge=0, le=65535, description="Port the server listens on.")] = 8000
     archive: Annotated[
         str,
-        Meta(description="Where stories are kept, as a URL whose scheme picks the backend: `sqlite:///PATH` (`sqlite:////abs/path`, `sqlite:///relative`) or a plain file path for the SQLite archive (created on first start); `postgresql://…` (or `postgres://`) for PostgreSQL, not available in this version yet. Also read from BACKSTORY_ARCHIVE_PATH, BACKSTORY_DATABASE_URL and DATABASE_URL (flags: --archive, --database-url); two different archives set at once is an error. Default: archive.sqlite3 in the user's data directory."),
+        Meta(description="Where stories are kept, as a URL whose scheme picks the backend: `sqlite:///PATH` (`sqlite:////abs/path`, `sqlite:///relative`) or a plain file path for the SQLite archive (created on first start); `postgresql://…` (or `postgres://`) for a PostgreSQL database with the pgvector extension, shared by several servers (the schema is created on first start). Also read from BACKSTORY_ARCHIVE_PATH, BACKSTORY_DATABASE_URL and DATABASE_URL (flags: --archive, --database-url); two different archives set at once is an error. Default: archive.sqlite3 in the user's data directory."),
     ] = ""
     feed_poll_interval: Annotated[
         float,

@@ -11,26 +11,24 @@ from typing import NamedTuple
 
 from ..config import Settings, archive_url
 from .base import Archive
+from .storage import ArchiveUnavailable
 from .stories import StoryArchive
 
 
 class Backend(NamedTuple):
     name: str
-    module: str | None
-    """Module (relative to this package) with ``def create(url) -> StoryArchive`` (not opened yet), imported
-    only when opened: the CLI checks the setting before forking the spaCy processes, and a backend
-    loads numpy and more. None: known, not built yet."""
+    module: str
+    """Module (relative to this package) with ``def create(url) -> StoryArchive`` (not opened yet)
+    and ``def check(url) -> None`` (raises ArchiveUnavailable when the archive cannot be reached),
+    imported only when used: the CLI checks the setting before forking the spaCy processes, and a
+    backend loads numpy and more."""
 
 
 # A backend registers with one line: the URL scheme it serves -> Backend.
 BACKENDS: dict[str, Backend] = {
     "sqlite": Backend("SQLite", ".sqlite"),
-    "postgresql": Backend("PostgreSQL", None),  # issue 16; "postgres://" is read as this
+    "postgresql": Backend("PostgreSQL", ".postgres"),  # "postgres://" is read as this
 }
-
-
-class ArchiveUnavailable(ValueError):
-    """The archive setting names a backend this version cannot open."""
 
 
 def backend(settings: Settings) -> Backend:
@@ -44,10 +42,14 @@ def _backend_of(url: str) -> Backend:
     found = BACKENDS.get(scheme)
     if found is None:
         raise ArchiveUnavailable(f"there is no {scheme}:// archive; set the archive to sqlite:///PATH or a file path")
-    if found.module is None:
-        raise ArchiveUnavailable(f"the {found.name} archive is not available in this version yet; "
-                                 "use a SQLite archive (--archive PATH)")
     return found
+
+
+def check_archive(settings: Settings) -> None:
+    """Raise :class:`ArchiveUnavailable` (with the reason, no password) when the archive the
+    settings name cannot be reached; opens nothing that lasts and starts no thread."""
+    url = archive_url(settings.archive)
+    importlib.import_module(_backend_of(url).module, __name__).check(url)
 
 
 def create_archive(url: str) -> StoryArchive:
@@ -62,5 +64,5 @@ async def open_archive(settings: Settings) -> StoryArchive:
     return archive
 
 
-__all__ = ["BACKENDS", "Archive", "ArchiveUnavailable", "Backend", "StoryArchive", "backend", "create_archive",
-           "open_archive"]
+__all__ = ["BACKENDS", "Archive", "ArchiveUnavailable", "Backend", "StoryArchive", "backend", "check_archive",
+           "create_archive", "open_archive"]

@@ -65,7 +65,12 @@ class SqlRows:
     def extra_values(self, record: StoryRecord) -> tuple:
         return ()
 
-    def search(self, q: str | None, limit: int, offset: int) -> tuple[list[schemas.StorySummary], int]:
+    def text_query(self, q: str) -> str | None:
+        """The backend's full-text query for what a reader typed; None when it has no word."""
+        raise NotImplementedError
+
+    def search_text(self, match: str, limit: int, offset: int) -> tuple[list[schemas.StorySummary], int]:
+        """Stories matching a :meth:`text_query`, best first, with snippets; (page, total)."""
         raise NotImplementedError
 
     def feed_head(self) -> int:
@@ -128,6 +133,19 @@ class SqlRows:
             "SELECT story_id, canonical_url, title, site_name, published FROM stories WHERE story_id IN ({ids})", story_ids
         )
         return {r[0]: Card(*r[1:]) for r in rows}
+
+    def search(self, q: str | None, limit: int, offset: int) -> tuple[list[schemas.StorySummary], int]:
+        match = self.text_query(q) if q else None
+        if match is not None:
+            return self.search_text(match, limit, offset)
+        if q:
+            return [], 0
+        total = self._one("SELECT count(*) FROM stories")[0]
+        rows = self.execute(
+            f"SELECT {', '.join(SUMMARY_FIELDS)} FROM stories ORDER BY last_seen DESC, id DESC LIMIT ? OFFSET ?",
+            (limit, offset),
+        ).fetchall()
+        return [summary(r) for r in rows], total
 
     def count(self, pending_only: bool = False) -> int:
         return self._one("SELECT count(*) FROM stories" + (f" WHERE {self.PENDING}" if pending_only else ""))[0]

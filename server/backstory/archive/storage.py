@@ -21,6 +21,14 @@ AfterCommit = Callable[[], None] | None
 """Run once the write is committed, in commit order, before its caller hears of it."""
 
 
+class ArchiveUnavailable(ValueError):
+    """The archive setting names an archive this version cannot open or reach (the message says why)."""
+
+
+class SchemaTooNew(RuntimeError):
+    """The archive's schema is newer than this Backstory: it refuses to start rather than guess."""
+
+
 class UrlOwner(NamedTuple):
     """The story a URL belongs to (as its canonical URL or as an alias)."""
 

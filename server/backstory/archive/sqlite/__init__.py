@@ -16,7 +16,7 @@ from ..threaded import CHANGES_KEPT, ThreadedStorage
 from .rows import Rows
 from .schema import SCHEMA_VERSION, SchemaTooNew, migrate
 
-__all__ = ["CHANGES_KEPT", "SCHEMA_VERSION", "SQLiteStorage", "SchemaTooNew", "archive_at", "create"]
+__all__ = ["CHANGES_KEPT", "SCHEMA_VERSION", "SQLiteStorage", "SchemaTooNew", "archive_at", "check", "create"]
 
 
 class SQLiteStorage(ThreadedStorage):
@@ -63,6 +63,10 @@ class SQLiteStorage(ThreadedStorage):
 def archive_at(path: str | Path) -> StoryArchive:
     """The (not yet opened) story archive in the SQLite file at ``path``."""
     return StoryArchive(SQLiteStorage(path))
+
+
+def check(url: str) -> None:
+    """Nothing to reach: the file is created on first start."""
 
 
 def create(url: str) -> StoryArchive:

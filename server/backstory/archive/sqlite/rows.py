@@ -12,17 +12,7 @@ from ...story import StoryRecord
 from ..sql import SUMMARY_FIELDS, SqlRows, summary
 
 _FTS_WORD = re.compile(r"\w+", re.UNICODE)
-_SUMMARY = ", ".join(SUMMARY_FIELDS)
 FEED_HEAD = "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0)"
-
-
-def _fts_query(q: str) -> str | None:
-    words = _FTS_WORD.findall(q)
-    if not words:
-        return None
-    quoted = [f'"{w}"' for w in words]
-    quoted[-1] += "*"  # the last word may still be being typed
-    return " ".join(quoted)
 
 
 class Rows(SqlRows):
@@ -41,16 +31,15 @@ class Rows(SqlRows):
     def feed_head(self) -> int:
         return self._one(FEED_HEAD)[0]
 
-    def search(self, q: str | None, limit: int, offset: int) -> tuple[list[schemas.StorySummary], int]:
-        match = _fts_query(q) if q else None
-        if q and match is None:
-            return [], 0
-        if match is None:
-            total = self._one("SELECT count(*) FROM stories")[0]
-            rows = self.execute(
-                f"SELECT {_SUMMARY} FROM stories ORDER BY last_seen DESC, id DESC LIMIT ? OFFSET ?", (limit, offset)
-            ).fetchall()
-            return [summary(r) for r in rows], total
+    def text_query(self, q: str) -> str | None:
+        words = _FTS_WORD.findall(q)
+        if not words:
+            return None
+        quoted = [f'"{w}"' for w in words]
+        quoted[-1] += "*"  # the last word may still be being typed
+        return " ".join(quoted)
+
+    def search_text(self, match: str, limit: int, offset: int) -> tuple[list[schemas.StorySummary], int]:
         total = self._one("SELECT count(*) FROM stories_fts WHERE stories_fts MATCH ?", match)[0]
         cols = ", ".join(f"s.{name}" for name in SUMMARY_FIELDS)
         rows = self.execute(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import sqlite3
 
+from ..storage import SchemaTooNew
+
 log = logging.getLogger(__name__)
 
 # Ordered schema migrations: step i brings user_version from i to i + 1. Append, never edit.
@@ -91,10 +93,6 @@ MIGRATIONS: list[str] = [
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-class SchemaTooNew(RuntimeError):
-    pass
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -1,0 +1,104 @@
+"""The PostgreSQL archive's schema: ordered migrations, applied at start under an advisory lock
+(two servers starting at once migrate once), the version recorded in ``meta``."""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+
+from ..storage import SchemaTooNew
+
+log = logging.getLogger(__name__)
+
+MIGRATION_LOCK = 0x6273_6D69  # pg_advisory_lock key of a migration
+# PostgreSQL's text search vector holds at most 1 MB: the search reads a text's first part.
+SEARCHED_CHARS = 200_000
+
+# Ordered schema migrations: step i brings the version from i to i + 1. Append, never edit.
+MIGRATIONS: list[str] = [
+    f"""
+    CREATE EXTENSION IF NOT EXISTS vector;
+    CREATE TABLE stories (
+        id bigserial PRIMARY KEY,
+        story_id text NOT NULL UNIQUE,
+        url text NOT NULL,
+        canonical_url text NOT NULL,
+        title text, byline text, site_name text, published text, language text,
+        text text NOT NULL,
+        word_count integer NOT NULL,
+        keyphrases jsonb NOT NULL,
+        entities jsonb NOT NULL,
+        embedding vector(384),
+        simhash bigint NOT NULL,
+        simhash_ok boolean NOT NULL,
+        content_hash text NOT NULL,
+        first_seen text NOT NULL,
+        last_seen text NOT NULL,
+        analysed boolean NOT NULL DEFAULT true,
+        features bytea NOT NULL,
+        search tsvector GENERATED ALWAYS AS (
+            setweight(to_tsvector('english', coalesce(title, '')), 'A')
+            || setweight(to_tsvector('english', left(text, {SEARCHED_CHARS})), 'B')
+            || setweight(to_tsvector('english', coalesce(site_name, '')), 'C')
+        ) STORED
+    );
+    CREATE INDEX stories_recent ON stories (last_seen DESC, id DESC);
+    CREATE INDEX stories_pending ON stories (id) WHERE NOT analysed;
+    CREATE INDEX stories_search ON stories USING gin (search);
+    CREATE INDEX stories_embedding ON stories USING hnsw (embedding vector_cosine_ops);
+    CREATE INDEX stories_entities ON stories USING gin (entities jsonb_path_ops);
+    CREATE INDEX stories_keyphrases ON stories USING gin (keyphrases jsonb_path_ops);
+    CREATE TABLE aliases (
+        canonical_url text PRIMARY KEY,
+        story_id text NOT NULL REFERENCES stories (story_id) ON DELETE CASCADE
+    );
+    CREATE INDEX aliases_story ON aliases (story_id);
+    CREATE TABLE changes (
+        seq bigserial PRIMARY KEY,
+        story_id text NOT NULL,
+        kind text NOT NULL CHECK (kind IN ('upsert', 'delete')),
+        at timestamptz NOT NULL DEFAULT now()
+    );
+    -- The change feed other processes follow (see archive/feed.py), written in the transaction
+    -- of the change itself; a notification wakes the followers at once.
+    CREATE FUNCTION backstory_feed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'DELETE' THEN
+            INSERT INTO changes (story_id, kind) VALUES (OLD.story_id, 'delete');
+        ELSE
+            INSERT INTO changes (story_id, kind) VALUES (NEW.story_id, 'upsert');
+        END IF;
+        PERFORM pg_notify('backstory_changes', '');
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER stories_feed_ai AFTER INSERT ON stories FOR EACH ROW EXECUTE FUNCTION backstory_feed();
+    CREATE TRIGGER stories_feed_au AFTER UPDATE OF story_id, features, embedding, simhash, simhash_ok ON stories
+        FOR EACH ROW EXECUTE FUNCTION backstory_feed();
+    CREATE TRIGGER stories_feed_ad AFTER DELETE ON stories FOR EACH ROW EXECUTE FUNCTION backstory_feed();
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: psycopg.Connection) -> int:
+    """Bring the database's schema to SCHEMA_VERSION, one transaction per step (DDL is
+    transactional in PostgreSQL). Returns the version."""
+    conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value text NOT NULL)")
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise SchemaTooNew(f"archive schema version {version} is newer than this Backstory ({SCHEMA_VERSION})")
+        for step in range(version, SCHEMA_VERSION):
+            with conn.transaction():
+                conn.execute(MIGRATIONS[step])
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', %s) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(step + 1),)
+                )
+            log.info("archive schema migrated to version %d", step + 1)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+    return SCHEMA_VERSION
