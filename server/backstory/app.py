@@ -132,7 +132,7 @@ def create_app(settings: Settings | None = None, *, models: Any = None) -> Lites
             try:
                 loaded = models if own_models is None else await own_models
                 state.pipeline = Pipeline(settings, loaded, state.archive)
-                state.backlog = asyncio.create_task(state.pipeline.run_backlog())
+                state.backlog = asyncio.create_task(state.pipeline.backlog.run())
                 state.ready_after = time.monotonic() - state.started
                 log.info("models loaded in %.1f s", state.ready_after)
             except Exception as exc:  # reported by /readyz and on every analyze
