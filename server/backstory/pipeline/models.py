@@ -55,7 +55,7 @@ class Models:
 
 def _warm_up_extraction() -> None:
     warm_up()  # trafilatura's lazy imports and word lists: the first reader must not wait for them
-    identity_url("https://a.example.co.uk/", "https://b.example.co.uk/")  # the Public Suffix List (~0.2 s)
+    identity_url("https://a.example.co.uk/", "https://b.example.co.uk/")  # loads the Public Suffix List now, not on a reader's request
 
 
 def _load_embedder() -> MiniLMEmbedder:
