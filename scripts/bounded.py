@@ -49,7 +49,7 @@ async def run(args: argparse.Namespace) -> dict:
     from tests.hardening.test_bounded import AI_PARAGRAPHS, PATHOLOGICAL, LiveServer, prose
 
     models = Models.load()
-    pids = [os.getpid(), *models.language.pids.values()]
+    pids = [os.getpid(), *models.spacy.pids.values()]
     folder = tempfile.mkdtemp(prefix="bounded-")
     settings = Settings(archive=f"{folder}/archive.sqlite3", analysis_deadline=600)
     if args.unbounded:

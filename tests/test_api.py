@@ -46,6 +46,16 @@ async def test_health_and_schema(client: AsyncTestClient) -> None:
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
     schema = (await client.get("/schema/openapi.json")).json()
     assert "/api/v1/analyze" in schema["paths"] and "/api/v1/stories/{story_id}" in schema["paths"]
+    # What the handlers are injected (api/deps.py) is no parameter of the API.
+    parameters = {(path, method): sorted(p["name"] for p in operation.get("parameters", []))
+                  for path, item in schema["paths"].items() for method, operation in item.items()}
+    assert parameters == {
+        ("/api/v1/analyze", "post"): [], ("/api/v1/analyze", "get"): ["archive", "url"],
+        ("/api/v1/stories", "get"): ["limit", "offset", "q"],
+        ("/api/v1/stories/{story_id}", "get"): ["story_id"], ("/api/v1/stories/{story_id}", "delete"): ["story_id"],
+        ("/api/v1/stories/{story_id}/related", "get"): ["limit", "story_id"],
+        ("/healthz", "get"): [], ("/readyz", "get"): [],
+    }
     page = await client.get("/schema")
     assert page.status_code == 200
     # The browsable page loads its scripts from this server, never from a CDN.

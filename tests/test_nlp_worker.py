@@ -46,7 +46,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_two_processes_give_what_in_process_spacy_gives(models) -> None:
-    worker = models.language
+    worker = models.spacy
     pids = worker.pids
     assert set(pids) == {"tagger", "ner"} and os.getpid() not in pids.values() and len(set(pids.values())) == 2
     entities, candidates = analyze(worker, TEXT, "Apple fined")
@@ -70,7 +70,7 @@ def _shared_anonymous_mb(pid: int) -> float:
 
 
 def test_the_ner_process_is_forked_from_the_tagger_and_shares_its_memory(models) -> None:
-    pids = models.language.pids
+    pids = models.spacy.pids
     parent = int(Path(f"/proc/{pids['ner']}/stat").read_text().rsplit(")", 1)[1].split()[1])
     assert parent == pids["tagger"]
     # spaCy's objects and the model weights are mapped once: two spawned processes share no
@@ -147,7 +147,7 @@ def test_the_worker_does_not_outlive_a_killed_server(tmp_path: Path) -> None:
 
 
 def test_texts_that_queue_go_whole_to_the_less_busy_process_with_the_same_results(models) -> None:
-    worker = models.language
+    worker = models.spacy
     texts = [(f"{TEXT} Story {i}: Ms Vestager spoke in Luxembourg.", f"Apple fined {i}") for i in range(6)]
     split = [analyze(worker, text, title) for text, title in texts]  # one at a time: split
     jobs = [worker.start(text, title) for text, title in texts]  # all in flight at once
@@ -161,8 +161,8 @@ def test_texts_that_queue_go_whole_to_the_less_busy_process_with_the_same_result
 def test_one_process_mode_gives_the_same_results(models) -> None:
     single = NlpWorker(processes=1)
     try:
-        assert list(single.pids) == ["all"] and single.pids["all"] not in models.language.pids.values()
-        assert analyze(single, TEXT, "Apple fined") == analyze(models.language, TEXT, "Apple fined")
+        assert list(single.pids) == ["all"] and single.pids["all"] not in models.spacy.pids.values()
+        assert analyze(single, TEXT, "Apple fined") == analyze(models.spacy, TEXT, "Apple fined")
     finally:
         single.close()
     with pytest.raises(ValueError):
@@ -212,7 +212,7 @@ def test_without_fork_one_process_runs_both_halves(monkeypatch) -> None:
 def test_an_error_in_the_ner_process_reaches_the_caller_and_the_process_stays(models) -> None:
     from concurrent.futures.process import BrokenProcessPool
 
-    worker = models.language
+    worker = models.spacy
     pid = worker.pids["ner"]
     with pytest.raises(Exception) as failure:
         worker._handles["ner"].submit("entities", 12345).result(30)  # not a text: spaCy raises in the child

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import AsyncIterator
 
 from litestar import Litestar, MediaType, Request, Response
 from litestar.config.cors import CORSConfig
@@ -20,9 +20,13 @@ from litestar.static_files import create_static_files_router
 from . import __version__, errors
 from .api import API_ROUTES, health_routes
 from .api.body import JsonRequest
+from .api.deps import DEPENDENCIES, Services
 from .api.guard import BrowserGuard, OriginRule
 from .api.openapi import finish_document
+from .archive import open_archive
+from .archive.feed import Follower
 from .config import Settings
+from .pipeline import Models, Pipeline
 from .schemas import PROBLEM_JSON, Problem, explain
 
 log = logging.getLogger("backstory")
@@ -78,61 +82,33 @@ def _unexpected(request: Request, exc: Exception) -> Response[Problem]:
     return problem(500, "Server error", "the server failed; the request was not stored")
 
 
-class State:
-    """What the lifespan builds: the archive, the models (loaded in the background) and the pipeline."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.archive: Any = None
-        self.backlog: asyncio.Task | None = None  # analyzes stories a bulk import stored
-        self.pipeline: Any = None
-        self.ready = asyncio.Event()
-        self.load_error: BaseException | None = None
-        self.started = time.monotonic()
-        self.ready_after: float | None = None
-
-    async def pipeline_ready(self, timeout: float = 120.0) -> Any:
-        if not self.ready.is_set():
-            try:
-                await asyncio.wait_for(self.ready.wait(), timeout)
-            except asyncio.TimeoutError:
-                raise errors.Unavailable("models are still loading; try again in a few seconds") from None
-        if self.pipeline is None:
-            raise errors.Unavailable(f"models failed to load: {self.load_error}")
-        return self.pipeline
-
-
-def create_app(settings: Settings | None = None, *, models: Any = None) -> Litestar:
+def create_app(settings: Settings | None = None, *, models: Models | None = None) -> Litestar:
     """Build the app. ``models`` may be passed in already loaded (tests share one set)."""
     settings = settings or Settings()
     from swagger_ui_bundle import swagger_ui_path
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        from .archive import open_archive
-        from .archive.feed import Follower
-        from .pipeline import Models, Pipeline
-
-        state = State(settings)
+        state = Services(settings)
         app.state.backstory = state
         # The models start loading first (spaCy in its own process, on the other core); the
         # archive and its related index load meanwhile.
         own_models = None if models is not None else asyncio.create_task(asyncio.to_thread(Models.load, settings.spacy_processes))
         try:
-            state.archive = await open_archive(settings)
+            state.archive = archive = await open_archive(settings)
         except BaseException:
             if own_models is not None:
                 own_models.add_done_callback(lambda t: t.exception() is None and t.result().close())
             raise
         # Stories other processes write (an import, another server) reach the related index.
-        follower = Follower(state.archive, settings.feed_poll_interval)
+        follower = Follower(archive, settings.feed_poll_interval)
         follower.start()
 
         async def load() -> None:
             try:
                 loaded = models if own_models is None else await own_models
-                state.pipeline = Pipeline(settings, loaded, state.archive)
-                state.backlog = asyncio.create_task(state.pipeline.run_backlog())
+                state.pipeline = pipeline = Pipeline(settings, loaded, archive)
+                state.backlog = asyncio.create_task(pipeline.backlog.run())
                 state.ready_after = time.monotonic() - state.started
                 log.info("models loaded in %.1f s", state.ready_after)
             except Exception as exc:  # reported by /readyz and on every analyze
@@ -154,7 +130,7 @@ def create_app(settings: Settings | None = None, *, models: Any = None) -> Lites
                 state.pipeline.close()
             if own_models is not None:
                 own_models.add_done_callback(lambda t: t.cancelled() or t.exception() is not None or t.result().close())
-            await state.archive.close()
+            await archive.close()
 
     logging.getLogger("backstory").setLevel(getattr(logging, settings.log_level.upper(), logging.INFO))
 
@@ -185,6 +161,7 @@ def create_app(settings: Settings | None = None, *, models: Any = None) -> Lites
     )
     app = Litestar(
         route_handlers=[*API_ROUTES, *health_routes(), assets],
+        dependencies=DEPENDENCIES,  # handlers are given the typed Services (api/deps.py), not the raw state
         lifespan=[lifespan],
         exception_handlers={
             errors.BackstoryError: _backstory_error,

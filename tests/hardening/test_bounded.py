@@ -79,7 +79,7 @@ class LiveServer:
 
     def close(self) -> None:
         end = time.monotonic() + 60
-        while self.pipeline.active and time.monotonic() < end:  # one past its deadline ends later
+        while self.pipeline.workers.active and time.monotonic() < end:  # one past its deadline ends later
             time.sleep(0.05)
         self.server.should_exit = True
         self.thread.join(30)
@@ -95,7 +95,7 @@ def live(settings: Settings, models) -> Iterator[LiveServer]:
 async def _settled(client: AsyncTestClient, timeout: float = 60.0) -> None:
     """Wait until no analysis runs (one past its deadline finishes in the background)."""
     end = time.monotonic() + timeout
-    while pipeline_of(client).active and time.monotonic() < end:
+    while pipeline_of(client).workers.active and time.monotonic() < end:
         await asyncio.sleep(0.05)
 
 

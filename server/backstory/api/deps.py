@@ -1,23 +1,106 @@
-"""Shared pieces of the controllers: the app state and the optional bearer-token guard."""
+"""What the controllers are given: the app's services, typed and injected (Litestar's
+``dependencies``), and the optional bearer-token guard."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
-from typing import Any
+import time
+from typing import Annotated
 
 from litestar.connection import ASGIConnection
+from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.handlers.base import BaseRouteHandler
+from litestar.params import Dependency
 
 from .. import errors
+from ..archive.base import Archive
+from ..config import Settings
+from ..pipeline import Pipeline
+from ..schemas import AnalyzeRequest, Sidebar
 
 
-def app_state(connection: ASGIConnection) -> Any:
+class Services:
+    """What the lifespan builds, kept in ``app.state.backstory``: the archive (open before the
+    first request), the pipeline (once the models have loaded in the background) and the backlog."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.archive: Archive | None = None
+        self.backlog: asyncio.Task[None] | None = None  # analyzes stories a bulk import stored
+        self.pipeline: Pipeline | None = None
+        self.ready = asyncio.Event()
+        self.load_error: BaseException | None = None
+        self.started = time.monotonic()
+        self.ready_after: float | None = None
+
+    async def pipeline_ready(self, timeout: float = 120.0) -> Pipeline:
+        """The pipeline, once the models have loaded (503 while they load or when they failed)."""
+        if not self.ready.is_set():
+            try:
+                await asyncio.wait_for(self.ready.wait(), timeout)
+            except asyncio.TimeoutError:
+                raise errors.Unavailable("models are still loading; try again in a few seconds") from None
+        if self.pipeline is None:
+            raise errors.Unavailable(f"models failed to load: {self.load_error}")
+        return self.pipeline
+
+    async def analyze(self, request: AnalyzeRequest) -> Sidebar:
+        """:meth:`Pipeline.analyze`, once the models have loaded."""
+        pipeline = await self.pipeline_ready()
+        return await pipeline.analyze(request)
+
+    def opened_archive(self) -> Archive:
+        if self.archive is None:  # the lifespan opens it before the app takes requests
+            raise errors.Unavailable("the archive is not open yet")
+        return self.archive
+
+    async def forget(self, story_id: str) -> bool:
+        """Delete a story; False when there was none. Through the pipeline once it is loaded,
+        so the response cache forgets the story too."""
+        if self.pipeline is not None:
+            return await self.pipeline.forget(story_id)
+        return await self.opened_archive().delete(story_id)
+
+    async def readiness(self) -> tuple[bool, dict[str, object]]:
+        """Whether the models are loaded and the archive is open, and the body ``/readyz`` answers."""
+        ready = self.pipeline is not None and self.archive is not None
+        body: dict[str, object] = {"status": "ready" if ready else "loading", "archive": self.archive is not None,
+                                   "models": self.pipeline is not None}
+        if self.load_error is not None:
+            body["status"], body["error"] = "failed", str(self.load_error)
+        if self.ready_after is not None:
+            body["ready_after_s"] = round(self.ready_after, 2)
+        if self.archive is not None:
+            body["pending_analysis"] = await self.archive.count_pending()  # stories a bulk import left
+        return ready, body
+
+
+def services_of(connection: ASGIConnection) -> Services:
     return connection.app.state.backstory
 
 
-def require_token(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+def provide_services(state: State) -> Services:
+    return state.backstory
+
+
+def provide_archive(services: Services) -> Archive:
+    return services.opened_archive()
+
+
+# The app's dependencies; the archive is the stories controller's own (GET /analyze has a query
+# parameter named "archive").
+DEPENDENCIES = {"services": Provide(provide_services, sync_to_thread=False)}
+ARCHIVE = {"archive": Provide(provide_archive, sync_to_thread=False)}
+# How a handler asks for the archive: the server's own object, so not checked against the
+# protocol on every request (a runtime protocol check costs more than the rest of the injection).
+ArchiveParam = Annotated[Archive, Dependency(skip_validation=True)]
+
+
+def require_token(connection: ASGIConnection, _handler: BaseRouteHandler) -> None:
     """When BACKSTORY_API_TOKEN is set, /api requests must send 'Authorization: Bearer <token>'."""
-    token = app_state(connection).settings.api_token
+    token = services_of(connection).settings.api_token
     if not token:
         return
     header = connection.headers.get("authorization", "")

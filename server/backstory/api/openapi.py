@@ -83,7 +83,7 @@ def finish_document(document: OpenAPI, settings: Settings) -> None:
     for name in bodies:
         schemas[name].additional_properties = False  # the wire Structs forbid unknown fields
     if "AnalyzeRequest" in schemas:
-        # html or text, never both (refused by pipeline._checked_url); null counts as absent
+        # html or text, never both (refused by pipeline.service._checked_url); null counts as absent
         both = Schema(type=OpenAPIType.OBJECT, required=["html", "text"],
                       properties={"html": Schema(type=OpenAPIType.STRING), "text": Schema(type=OpenAPIType.STRING)})
         schemas["AnalyzeRequest"].schema_not = both

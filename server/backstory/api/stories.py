@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, Request, delete, get
+from litestar import Controller, delete, get
 from litestar.params import Parameter
 
 from .. import errors
+from ..archive.base import Archive
 from ..schemas import MAX_QUERY_CHARS, RelatedList, Sidebar, StoryId, StoryList
-from ..story import to_sidebar
-from .deps import app_state, require_token
+from ..story import StoryRecord, to_sidebar
+from .deps import ARCHIVE, ArchiveParam, Services, require_token
 from .openapi import problems, rules_of
 
 # Litestar validates a path parameter by its Parameter (see rules_of).
@@ -20,48 +21,44 @@ StoryIdParam = Annotated[str, Parameter(**rules_of(StoryId))]
 class StoriesController(Controller):
     path = "/api/v1/stories"
     guards = [require_token]
+    dependencies = ARCHIVE
     tags = ["stories"]
 
     @get(operation_id="listStories", responses=problems())
     async def list_stories(
         self,
-        request: Request,
+        archive: ArchiveParam,
         q: Annotated[str | None, Parameter(description="Full-text query; newest first without it.", max_length=MAX_QUERY_CHARS)] = None,
         limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
         offset: Annotated[int, Parameter(ge=0, le=1_000_000)] = 0,
     ) -> StoryList:
         """Search the archive (full text), or list it newest first."""
-        archive = app_state(request).archive
         stories, total = await archive.search(q.strip() if q and q.strip() else None, limit, offset)
         return StoryList(stories=stories, total=total, limit=limit, offset=offset)
 
     @get("/{story_id:str}", operation_id="getStory", responses=problems(404))
-    async def get_story(self, request: Request, story_id: StoryIdParam) -> Sidebar:
+    async def get_story(self, archive: ArchiveParam, story_id: StoryIdParam) -> Sidebar:
         """The stored sidebar payload of one story, with its related stories as of now."""
-        archive = app_state(request).archive
         record = await _record(archive, story_id)
         related = await archive.related(record, limit=10)
         return to_sidebar(record, related, archived=True)
 
     @get("/{story_id:str}/related", operation_id="relatedStories", responses=problems(404))
     async def related(
-        self, request: Request, story_id: StoryIdParam, limit: Annotated[int, Parameter(ge=1, le=50)] = 10
+        self, archive: ArchiveParam, story_id: StoryIdParam, limit: Annotated[int, Parameter(ge=1, le=50)] = 10
     ) -> RelatedList:
         """The stories related to an archived story, each with its reasons."""
-        archive = app_state(request).archive
         record = await _record(archive, story_id)
         return RelatedList(related=await archive.related(record, limit=limit))
 
     @delete("/{story_id:str}", operation_id="deleteStory", status_code=204, responses=problems(404))
-    async def delete_story(self, request: Request, story_id: StoryIdParam) -> None:
+    async def delete_story(self, services: Services, story_id: StoryIdParam) -> None:
         """Remove a story from the archive."""
-        state = app_state(request)
-        owner = state.pipeline.forget if state.pipeline is not None else state.archive.delete
-        if not await owner(story_id):
+        if not await services.forget(story_id):
             raise errors.NotFound(f"no story {story_id} in the archive")
 
 
-async def _record(archive, story_id: str):
+async def _record(archive: Archive, story_id: str) -> StoryRecord:
     record = await archive.get(story_id)
     if record is None:
         raise errors.NotFound(f"no story {story_id} in the archive")

@@ -1,0 +1,58 @@
+"""The response cache: finished analyses by request, so a repeat click is instant."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+
+from cachetools import Cache, LRUCache
+
+from ..schemas import RelatedStory
+from ..story import StoryRecord
+
+_peek = Cache.__getitem__  # an entry's value, leaving the LRU order as it is
+
+
+class ResponseCache:
+    """Two small LRUs, safe to share between threads: the story records of finished analyses by
+    request (URL + content, see :meth:`key`), and each story's related list with the archive
+    ``generation`` it was computed at, reused while the archive has not changed (the lookup is
+    most of a cache hit's time)."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._records: LRUCache[str, StoryRecord] = LRUCache(maxsize=size)
+        self._related: LRUCache[tuple[str, str], tuple[int, list[RelatedStory]]] = LRUCache(maxsize=size)
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(url: str, html: str | None, text: str | None, title: str | None) -> str:
+        h = hashlib.blake2b(digest_size=16)
+        for part in (url, "\x00h" if html is not None else "\x00t", html or text or "", "\x00", title or ""):
+            h.update(part.encode("utf-8", "surrogatepass"))
+        return h.hexdigest()
+
+    def get(self, key: str) -> StoryRecord | None:
+        with self._lock:
+            return self._records.get(key)
+
+    def put(self, key: str, record: StoryRecord) -> None:
+        with self._lock:
+            self._records[key] = record
+
+    def related(self, record: StoryRecord, generation: int) -> list[RelatedStory] | None:
+        """The related list cached for ``record``, if it was computed at this ``generation``."""
+        with self._lock:
+            hit = self._related.get((record.story_id, record.content_hash))
+            return hit[1] if hit is not None and hit[0] == generation else None
+
+    def put_related(self, record: StoryRecord, generation: int, related: list[RelatedStory]) -> None:
+        with self._lock:
+            self._related[(record.story_id, record.content_hash)] = (generation, related)
+
+    def discard_story(self, story_id: str) -> None:
+        with self._lock:
+            for key in [k for k in self._records if _peek(self._records, k).story_id == story_id]:
+                del self._records[key]
+            for related_key in [k for k in self._related if k[0] == story_id]:
+                del self._related[related_key]

@@ -1,0 +1,221 @@
+"""The analyze use case: a page in, a Sidebar out; pure orchestration of the stages, no HTTP.
+
+Stages: fetch (only when no HTML or text was sent) → extract → NLP (entities + keyphrases +
+document embedding) → archive → related. CPU work runs in worker threads, never on the loop;
+identical requests in flight share one analysis, which has a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Awaitable, Callable
+
+import msgspec
+
+from .. import errors
+from ..archive.base import Archive
+from ..config import Settings
+from ..extract import Article, decode_html
+from ..schemas import MAX_TEXT_CHARS, AnalyzeRequest, Sidebar, Timings
+from ..story import StoryRecord, new_story, story_id_for, to_sidebar
+from ..urls import check_url, identity_url
+from .analyzer import Analysis, Analyzer, ms_since
+from .backlog import Backlog
+from .cache import ResponseCache
+from .models import Models
+from .workers import Workers, retrieve
+
+log = logging.getLogger(__name__)
+
+Analyzed = tuple[Analysis, StoryRecord, dict[str, float]]  # the analysis, its record, the extraction's timings
+RequestKey = tuple[str, str, str | None]  # the response cache's key, the request's URL and date
+Work = Callable[[Callable[[], None]], Awaitable[Analyzed]]  # given the deadline check to call between stages
+
+
+def _checked_url(request: AnalyzeRequest) -> str:
+    """The request's URL, checked, once the request sends at most one of html and text."""
+    url = check_url(request.url)
+    if request.html is not None and request.text is not None:
+        raise errors.InvalidInput("send either html or text, not both")
+    return url
+
+
+def _over_deadline(limit: float) -> errors.Unavailable:
+    return errors.Unavailable(
+        f"the analysis took longer than its {limit:g} s deadline (BACKSTORY_ANALYSIS_DEADLINE); "
+        "nothing was stored; try again when the server is less busy"
+    )
+
+
+class Pipeline:
+    """The analyze use case: request in, Sidebar out; shared by the API, the CLI and the scripts.
+
+    ``models`` may be None for a store-only pipeline (a bulk import that leaves the analysis to
+    the server): only :meth:`ingest` with ``analyze=False`` works then.
+    """
+
+    def __init__(self, settings: Settings, models: Models | None, archive: Archive) -> None:
+        self.settings = settings
+        self.analyzer = Analyzer(
+            models,
+            max_chars=settings.max_analysis_chars,
+            max_tokens=settings.max_analysis_tokens,
+            max_html_elements=settings.max_html_elements,
+        )
+        self.archive = archive
+        self.cache = ResponseCache()
+        self.workers = Workers(settings.workers)
+        self.backlog = Backlog(self.analyzer, archive, self.cache, self.workers)
+        self._inflight: dict[RequestKey, asyncio.Future[Analyzed]] = {}  # analyses under way (see _coalesced)
+
+    async def analyze(self, request: AnalyzeRequest) -> Sidebar:
+        """Analyze one page or text; archive it unless asked not to; add the related stories."""
+        started = time.perf_counter()
+        record, stages, cached = await self._process(request)
+        t = time.perf_counter()
+        generation = self.archive.generation  # read before the lookup, never after
+        related = self.cache.related(record, generation) if cached else None
+        if related is None:
+            related = await self.archive.related(record, limit=10)
+            self.cache.put_related(record, generation, related)
+        timings = Timings(**stages, related=ms_since(t), total=ms_since(started))
+        # A page the reader chose not to keep may still be a copy of a story the archive holds.
+        archived = request.archive or await self.archive.get(record.story_id) is not None
+        return to_sidebar(record, related, timings=timings, archived=archived, cached=cached)
+
+    async def ingest(
+        self, request: AnalyzeRequest, *, published: str | None = None, analyze: bool = True
+    ) -> StoryRecord:
+        """Archive one story (bulk import): no related lookup. With ``analyze=False`` only the
+        cheap part runs now (extraction, language, hashes, the words the related search reads)
+        and the story is stored as pending: the :class:`Backlog` completes it later."""
+        if analyze:
+            record, _, _ = await self._process(request, published=published)
+            return record
+        url = _checked_url(request)
+        if request.html is None and request.text is None:
+            raise errors.InvalidInput("a stored-for-later story needs its html or text")
+        article = await self.workers.run(
+            self.analyzer.extract, url=url, html=request.html, text=request.text, title=request.title
+        )
+        if published:
+            article = msgspec.structs.replace(article, published=published)
+        if len(article.text) > MAX_TEXT_CHARS:
+            raise errors.PayloadTooLarge(f"article text is longer than {MAX_TEXT_CHARS:,} characters")
+        record = new_story(article, url=url, canonical_url=identity_url(article.canonical_url, url), analysed=False)
+        stored = await self.archive.upsert(record)
+        self.backlog.wake()
+        return stored
+
+    async def _process(
+        self, request: AnalyzeRequest, *, published: str | None = None
+    ) -> tuple[StoryRecord, dict[str, float], bool]:
+        url = _checked_url(request)
+        html, text, final_url = request.html, request.text, url
+        stages: dict[str, float] = {}
+        if html is None and text is None:
+            # Imported here: httpx loads only once a page must be fetched (never for a bulk import).
+            from ..fetch import fetch_page
+
+            t = time.perf_counter()
+            page = await fetch_page(url, self.settings)
+            html = decode_html(page.body, page.content_type)
+            final_url = page.final_url
+            stages["fetch"] = ms_since(t)
+
+        key = ResponseCache.key(final_url, html, text, request.title)
+        record = self.cache.get(key)
+        if record is not None:
+            if request.archive and await self.archive.get(record.story_id) is None:
+                record = await self._keep(record)
+            return record, stages, True
+
+        async def analyze(check_deadline: Callable[[], None]) -> Analyzed:
+            extracted: dict[str, float] = {}
+            t = time.perf_counter()
+            article = await self.workers.run(
+                self.analyzer.extract, url=final_url, html=html, text=text, title=request.title
+            )
+            extracted["extract"] = ms_since(t)
+            check_deadline()  # past it the waiters have had their 503: no language stages
+            if published:
+                article = msgspec.structs.replace(article, published=published)
+            canonical = identity_url(article.canonical_url, final_url)
+            # The record (its hashes read the whole text) is built in the worker thread too.
+            analysis, record = await self.workers.run(self._analyze_new, article, url=url, canonical_url=canonical)
+            return analysis, record, extracted
+
+        # Identical requests in flight share one analysis; each then stores and answers on its own.
+        analysis, record, extracted = await self._coalesced((key, url, published), analyze)
+        stages.update(extracted)
+        stages.update(analysis.timings)
+        if request.archive:
+            record = await self._keep(record)
+        else:  # the story it would be stored as, by the archive's own rule
+            duplicate = await self.archive.find_duplicate(record.canonical_url, record.simhash, record.text)
+            if duplicate is not None:
+                record = msgspec.structs.replace(record, story_id=duplicate)
+        self.cache.put(key, record)
+        return record, stages, False
+
+    async def _keep(self, record: StoryRecord) -> StoryRecord:
+        """Archive the reader's page; returns it under the id of the story it is stored as. A copy
+        of a stored story joins it as another source and leaves it as it was, so the reader's own
+        text, names and offsets are what the sidebar shows, not the stored story's."""
+        stored = await self.archive.upsert(msgspec.structs.replace(record, story_id=story_id_for(record.canonical_url)))
+        return msgspec.structs.replace(record, story_id=stored.story_id)
+
+    async def _coalesced(self, key: RequestKey, work: Work) -> Analyzed:
+        """``work``'s result, run once for all identical requests in flight (``key``: the response
+        cache's key, the request's URL and date). The second to last caller waits for the first's
+        analysis and gets its result or its error; a caller that goes away (its client
+        disconnected) stops waiting, and the analysis goes on for the others."""
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._bounded(work))
+            self._inflight[key] = task
+            task.add_done_callback(lambda done: self._inflight.pop(key, None) if self._inflight.get(key) is done else None)
+            task.add_done_callback(retrieve)
+        return await asyncio.shield(task)
+
+    async def _bounded(self, work: Work) -> Analyzed:
+        """Run ``work`` in a worker slot, within ``settings.analysis_deadline`` from its start.
+
+        Past the deadline the waiters get 503 at once and nothing is stored (storing comes after).
+        A thread cannot be stopped, so the work ends at its next stage boundary (``work`` gets a
+        function to call there) and keeps its slot, and the backlog waiting, until it has."""
+        await self.workers.reader_slot()  # readers first: the backlog waits while one is counted
+        limit = self.settings.analysis_deadline
+        deadline = time.monotonic() + limit
+
+        def check_deadline() -> None:
+            if time.monotonic() > deadline:
+                raise _over_deadline(limit)
+
+        inner = asyncio.ensure_future(work(check_deadline))
+        inner.add_done_callback(self.workers.reader_done)
+        try:
+            return await asyncio.wait_for(asyncio.shield(inner), limit)
+        except asyncio.TimeoutError:
+            log.warning("an analysis took longer than its %g s deadline; its client got 503", limit)
+            raise _over_deadline(limit) from None
+
+    def _analyze_new(self, article: Article, *, url: str, canonical_url: str) -> tuple[Analysis, StoryRecord]:
+        analysis = self.analyzer.analyze(article.title, article.text)
+        # The record's fingerprints read the whole text: built here, in the worker thread, too.
+        return analysis, new_story(article, url=url, canonical_url=canonical_url, keyphrases=analysis.keyphrases,
+                                   entities=analysis.entities, embedding=analysis.embedding)
+
+    async def forget(self, story_id: str) -> bool:
+        """Delete a story from the archive and the response cache; False when there was none."""
+        self.cache.discard_story(story_id)
+        return await self.archive.delete(story_id)
+
+    def close(self, *, models: bool = False) -> None:
+        """Stop the worker threads (and the models too, when this pipeline owns them)."""
+        self.workers.close()
+        self.analyzer.close()
+        if models and self.analyzer.models is not None:
+            self.analyzer.models.close()

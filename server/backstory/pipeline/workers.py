@@ -1,0 +1,81 @@
+"""The analysis threads and the slots that bound them, shared by readers and the backlog.
+
+Readers first: :attr:`Workers.active` counts the client analyses running or queued, and the
+backlog starts a story only while it is zero. When it falls to zero the heap's freed pages go
+back to the system (rate-limited, see :mod:`backstory.memory`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, ParamSpec, TypeVar
+
+from ..memory import release_soon
+from ..threads import name_os_thread
+
+TRIM_INTERVAL = 5.0  # seconds between heap trims when the server falls idle
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def retrieve(future: asyncio.Future) -> None:
+    """Mark a finished future's error as seen: one whose waiters have all gone is not an error
+    to log at exit."""
+    if not future.cancelled():
+        future.exception()
+
+
+class Workers:
+    """``count`` threads for the CPU stages and as many slots: an analysis holds one from start to end."""
+
+    def __init__(self, count: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=count, thread_name_prefix="analyze", initializer=name_os_thread)
+        self._slots = asyncio.Semaphore(count)
+        self.active = 0  # analyses for a client, running or queued
+
+    def idle(self) -> bool:
+        return not self.active
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn(*args, **kwargs)`` in a worker thread (the caller holds a slot, or needs none)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+
+    async def run_in_slot(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """:meth:`run` once a slot is free, holding it meanwhile (the backlog's way in)."""
+        async with self._slots:
+            return await self.run(fn, *args, **kwargs)
+
+    async def reader_slot(self) -> None:
+        """Count a reader's analysis in (the backlog waits while any is counted), then take a slot
+        for it; :meth:`reader_done` gives both back."""
+        self.active += 1
+        try:
+            await self._slots.acquire()
+        except BaseException:
+            self._reader_left()
+            raise
+
+    def reader_done(self, work: asyncio.Future) -> None:
+        """Give back the slot and the count of a reader's analysis (a done callback of ``work``)."""
+        self._slots.release()
+        retrieve(work)
+        self._reader_left()
+
+    def _reader_left(self) -> None:
+        self.active -= 1
+        if not self.active:  # idle: hand the request's freed heap back (rate-limited)
+            try:
+                self._pool.submit(release_soon, TRIM_INTERVAL, self.idle)
+            except RuntimeError:  # shutting down
+                pass
+
+    async def readers_gone(self, poll: float) -> None:
+        """Return once no reader's analysis is running or queued (checked every ``poll`` seconds)."""
+        while self.active:
+            await asyncio.sleep(poll)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,63 @@
+"""The pipeline's response cache (no models, no archive): least recently used out first, related
+lists only for the archive generation they were computed at, a story forgotten everywhere."""
+
+from __future__ import annotations
+
+from backstory.pipeline import ResponseCache
+from backstory.schemas import RelatedStory
+from backstory.story import StoryRecord
+
+
+def record(story_id: str, content_hash: str = "h") -> StoryRecord:
+    return StoryRecord(story_id=story_id, url=f"https://news.example/{story_id}",
+                       canonical_url=f"https://news.example/{story_id}", content_hash=content_hash)
+
+
+def related(story_id: str) -> list[RelatedStory]:
+    return [RelatedStory(story_id=story_id, url="https://news.example/r", title=None, site_name=None,
+                         published=None, score=0.5)]
+
+
+def test_the_key_tells_html_from_text_and_includes_the_title() -> None:
+    keys = {ResponseCache.key("https://a.example/", "<p>x</p>", None, None),
+            ResponseCache.key("https://a.example/", None, "<p>x</p>", None),
+            ResponseCache.key("https://a.example/", None, "<p>x</p>", "Title"),
+            ResponseCache.key("https://b.example/", None, "<p>x</p>", "Title")}
+    assert len(keys) == 4
+
+
+def test_the_least_recently_used_record_goes_first() -> None:
+    cache = ResponseCache(size=2)
+    cache.put("a", record("1"))
+    cache.put("b", record("2"))
+    assert cache.get("a") is not None  # "a" is now the most recent
+    cache.put("c", record("3"))
+    assert cache.get("b") is None
+    assert cache.get("a") is not None and cache.get("c") is not None
+
+
+def test_a_related_list_holds_only_for_its_generation() -> None:
+    cache = ResponseCache()
+    story = record("1")
+    cache.put_related(story, 7, related("2"))
+    assert cache.related(story, 7) == related("2")
+    assert cache.related(story, 8) is None
+    assert cache.related(record("1", content_hash="other"), 7) is None  # the text changed
+
+
+def test_a_discarded_story_is_gone_and_the_order_of_the_rest_kept() -> None:
+    cache = ResponseCache(size=4)
+    cache.put("a", record("1"))
+    cache.put("b", record("2"))
+    cache.put("x", record("3"))
+    cache.put("c", record("1"))  # another request that found the same story
+    cache.put_related(record("1"), 1, related("2"))
+    cache.put_related(record("2"), 1, related("1"))
+    cache.get("b")  # least recently used first: x, b
+    cache.discard_story("1")
+    assert cache.get("a") is None and cache.get("c") is None and cache.related(record("1"), 1) is None
+    assert cache.related(record("2"), 1) == related("1")
+    cache.put("d", record("4"))
+    cache.put("e", record("5"))
+    cache.put("f", record("6"))  # full: x goes, not b (reading the entries to discard used none)
+    assert cache.get("x") is None and cache.get("b") is not None
