@@ -197,3 +197,19 @@ async def test_every_write_is_in_the_feed_and_only_other_writers_changes_are_han
         assert [tuple(c) for c in changes] == expected
         assert (await other.changes_since(0)) == (seq, [])  # its own: in its index already
         assert await server.changes_since(seq) == (seq, [])
+
+
+async def test_one_story_sent_to_two_processes_at_once_is_one_story(new_archive) -> None:
+    """Neither index shows the other's write yet (no follower runs): the feed does."""
+    title, text = FIRE_A[2]
+    async with new_archive() as one, new_archive() as two:
+        for attempt in range(3):  # either may commit first
+            copy = text + f" This copy was syndicated, take {attempt}."
+            a, b = await asyncio.gather(
+                one.upsert(StoryRecord(url=f"https://one.example/{attempt}", canonical_url=f"https://one.example/{attempt}",
+                                       title=title, text=text)),
+                two.upsert(StoryRecord(url=f"https://two.example/{attempt}", canonical_url=f"https://two.example/{attempt}",
+                                       title=title, text=copy)),
+            )
+            assert a.story_id == b.story_id
+            assert await one.count() == 1 and await two.count() == 1

@@ -115,3 +115,4 @@ class Follower:
             if seq == self.seq:
                 return applied
             self.seq = seq
+            self.archive.index_seq = max(self.archive.index_seq, seq)  # its index shows them all now

@@ -174,6 +174,13 @@ class SqlRows:
             out[sid] = IndexRow(sid, bytes(feats), self._embedding(emb), sh, bool(ok))
         return out
 
+    def changed_after(self, seq: int, limit: int) -> list[tuple[str, int]]:
+        rows = self.execute(
+            "SELECT s.story_id, s.simhash FROM changes c JOIN stories s ON s.story_id = c.story_id "
+            "WHERE c.seq > ? AND c.kind = 'upsert' AND s.simhash_ok ORDER BY c.seq DESC LIMIT ?", (seq, limit),
+        )
+        return [(r[0], r[1]) for r in rows]
+
     def features_version(self) -> str | None:
         row = self._one("SELECT value FROM meta WHERE key = 'features_version'")
         return row[0] if row else None

@@ -95,6 +95,10 @@ class Reader(Protocol):
     def index_row(self, story_ids: list[str]) -> dict[str, IndexRow | None]:
         """These stories' index rows; None for one no longer stored."""
 
+    def changed_after(self, seq: int, limit: int) -> list[tuple[str, int]]:
+        """(story_id, simhash) of the stories (SimHash-usable) the feed has as written after
+        ``seq``, newest first, at most ``limit``."""
+
     def features_version(self) -> str | None: ...
 
     def feed_head(self) -> int:

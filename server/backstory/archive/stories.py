@@ -20,6 +20,7 @@ from .. import schemas
 from ..duplicates import (
     SIMHASH_CANDIDATE_DISTANCE,
     content_hash,
+    hamming,
     is_copy,
     simhash,
     simhash_usable,
@@ -33,6 +34,7 @@ from .storage import AfterCommit, IndexRow, Reader, Storage, Writer
 
 T = TypeVar("T")
 _NEAR_CHECKED = 20  # near-duplicate candidates whose texts are compared, nearest first
+_RECENT_CHECKED = 200  # latest feed changes looked at for copies the index does not show yet
 _EMPTY = encode_features(compute_features(None, "", [], []))
 
 
@@ -74,7 +76,7 @@ class StoryArchive:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
         self.index = RelatedIndex()
-        self.index_seq = 0  # the change-feed position the index was loaded at (see archive/feed.py)
+        self.index_seq = 0  # the change-feed position the index shows everything up to (see archive/feed.py)
         self._features = FeatureMemo()
         self._generation = 0
         self._started = False
@@ -164,7 +166,12 @@ class StoryArchive:
             # The page at this alias says something else now: it is no copy of that story any more.
         if not ok:
             return None, False
-        for story_id, _distance in self.index.near_simhash(sh, SIMHASH_CANDIDATE_DISTANCE)[:_NEAR_CHECKED]:
+        near = [story_id for story_id, _distance in self.index.near_simhash(sh, SIMHASH_CANDIDATE_DISTANCE)]
+        # Stories other processes wrote that the index may not show yet (the feed is followed
+        # every fraction of a second): the same story sent to two servers at once is one story.
+        near += [story_id for story_id, other in reader.changed_after(self.index_seq, _RECENT_CHECKED)
+                 if hamming(sh, other) <= SIMHASH_CANDIDATE_DISTANCE and story_id not in near]
+        for story_id in near[:_NEAR_CHECKED]:
             other = reader.text(story_id)
             if other is not None and is_copy(text, other):
                 return story_id, False
