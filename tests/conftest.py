@@ -61,16 +61,22 @@ def postgres_database(postgres_url: str, name: str) -> str:
 
 
 @pytest.fixture(params=ARCHIVE_BACKENDS)
-def new_archive(request: pytest.FixtureRequest, tmp_path: Path):
-    """A factory of new, not yet opened archives on the backend under test (``name`` tells two
-    apart; the same name opens the same archive again)."""
-    from backstory.archive import create_archive
-
+def archive_urls(request: pytest.FixtureRequest, tmp_path: Path):
+    """``name -> URL`` of an archive on the backend under test, new and empty at first (the same
+    name is the same archive again)."""
     if request.param == "sqlite":
-        return lambda name="archive": create_archive(f"sqlite:///{tmp_path / name}.sqlite3")
+        return lambda name="archive": f"sqlite:///{tmp_path / name}.sqlite3"
     server = request.getfixturevalue("postgres_url")
     test = hashlib.blake2b(str(tmp_path).encode(), digest_size=6).hexdigest()
-    return lambda name="archive": create_archive(postgres_database(server, f"t{test}_{name}"))
+    return lambda name="archive": postgres_database(server, f"t{test}_{name}")
+
+
+@pytest.fixture
+def new_archive(archive_urls):
+    """A factory of not yet opened archives on the backend under test (see ``archive_urls``)."""
+    from backstory.archive import create_archive
+
+    return lambda name="archive": create_archive(archive_urls(name))
 
 
 @pytest.fixture(scope="session")

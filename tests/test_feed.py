@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import msgspec
+import pytest
 from litestar.testing import AsyncTestClient
 
 from backstory.archive import threaded
@@ -24,6 +25,12 @@ from .pages import FIRE_A, FIRE_B
 from .test_cli import write_jsonl
 
 FOLLOW_WITHIN = 2.0  # seconds
+
+
+@pytest.fixture
+def settings(archive_urls) -> Settings:
+    """The servers of these tests keep their archive on each backend in turn."""
+    return Settings(archive=archive_urls("archive"), allowed_networks=["127.0.0.0/8"])
 
 
 def in_another_process(*args: str) -> None:
@@ -115,10 +122,11 @@ async def test_the_response_cache_does_not_serve_a_related_list_another_process_
 
 DELETE = """
 import asyncio, sys
-from backstory.archive.sqlite import archive_at
+from backstory.archive import create_archive
+from backstory.config import archive_url
 
 async def main():
-    async with archive_at(sys.argv[1]) as archive:
+    async with create_archive(archive_url(sys.argv[1])) as archive:
         assert await archive.delete(sys.argv[2])
 
 asyncio.run(main())

@@ -272,6 +272,40 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate_archive(args: argparse.Namespace) -> int:
+    try:
+        source_url, target_url = archive_url(args.source), archive_url(args.target)
+    except ValueError as exc:
+        raise SystemExit(f"backstory: {exc}") from None
+    if source_url == target_url:
+        raise SystemExit("backstory: --from and --to name the same archive")
+    for url in (source_url, target_url):
+        try:
+            check_archive(Settings(archive=url))
+        except ValueError as exc:
+            raise SystemExit(f"backstory: {exc}") from None
+
+    async def run() -> int:
+        from .archive import create_archive
+        from .archive.transfer import compare, copy_archive
+
+        async with create_archive(source_url) as source, create_archive(target_url) as target:
+            progress = Progress(await source.count(), f"migrate to {masked_url(target_url)}")
+            copied = await copy_archive(source, target, lambda skipped: progress.step(skipped=skipped))
+            progress.draw(end="\n")
+            result = await compare(source, target)
+        print(f"copied {copied.stories} stories ({copied.skipped} already there) and {copied.aliases} URLs; "
+              f"source {result.source} stories, target {result.target}", file=sys.stderr)
+        if not result.identical:
+            print(f"backstory: {len(result.differing)} stories differ or are missing in the target, e.g. "
+                  f"{', '.join(result.differing[:5])}", file=sys.stderr)
+            return 1
+        print("every story's checksum matches", file=sys.stderr)
+        return 0
+
+    return asyncio.run(run())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="backstory", description="Self-hosted reading assistant.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -312,6 +346,12 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("file", metavar="FILE.jsonl")
     archive_flag(exp)
     exp.set_defaults(func=cmd_export)
+
+    mig = sub.add_parser("migrate-archive", help="copy every story of one archive into another (SQLite <-> "
+                                                 "PostgreSQL), then compare them story by story; resumable")
+    mig.add_argument("--from", dest="source", required=True, metavar="URL", help="the archive to copy")
+    mig.add_argument("--to", dest="target", required=True, metavar="URL", help="the archive to copy into")
+    mig.set_defaults(func=cmd_migrate_archive)
     return parser
 
 

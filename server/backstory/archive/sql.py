@@ -174,6 +174,11 @@ class SqlRows:
             out[sid] = IndexRow(sid, bytes(feats), self._embedding(emb), sh, bool(ok))
         return out
 
+    def aliases_page(self, after: str, limit: int) -> list[tuple[str, str]]:
+        rows = self.execute("SELECT canonical_url, story_id FROM aliases WHERE canonical_url > ? "
+                            "ORDER BY canonical_url LIMIT ?", (after, limit))
+        return [(r[0], r[1]) for r in rows]
+
     def changed_after(self, seq: int, limit: int) -> list[tuple[str, int]]:
         rows = self.execute(
             "SELECT s.story_id, s.simhash FROM changes c JOIN stories s ON s.story_id = c.story_id "

@@ -95,6 +95,9 @@ class Reader(Protocol):
     def index_row(self, story_ids: list[str]) -> dict[str, IndexRow | None]:
         """These stories' index rows; None for one no longer stored."""
 
+    def aliases_page(self, after: str, limit: int) -> list[tuple[str, str]]:
+        """(url, story_id) of the URLs filed under a story, in URL order, after ``after``."""
+
     def changed_after(self, seq: int, limit: int) -> list[tuple[str, int]]:
         """(story_id, simhash) of the stories (SimHash-usable) the feed has as written after
         ``seq``, newest first, at most ``limit``."""

@@ -307,6 +307,27 @@ class StoryArchive:
             for record in records:
                 yield record
 
+    async def aliases(self) -> AsyncIterator[tuple[str, str]]:
+        """Every URL filed under a story, with the story's id (its own canonical URL among them)."""
+        after = ""
+        while True:
+            page = await self._read(lambda r, after=after: r.aliases_page(after, 1000))
+            if not page:
+                return
+            for alias in page:
+                yield alias
+            after = page[-1][0]
+
+    async def add_alias(self, url: str, story_id: str) -> bool:
+        """File a (normalised) URL under a stored story; False when there is no such story."""
+        def job(w: Writer) -> tuple[bool, AfterCommit]:
+            if w.identity(story_id) is None:
+                return False, None
+            w.point_alias(url, story_id)
+            return True, None
+
+        return await self._write(job)
+
     # ---- the change feed (see archive/feed.py) ----------------------------------------------
     async def changes_since(self, seq: int) -> tuple[int, list[Change]]:
         return await self.storage.changes_since(seq)
