@@ -83,7 +83,7 @@ def _init_child(parent: int, part: str, ner_end: Any = None, conn: Any = None) -
     the server sees the tagger process end when it does)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the server stops us
     global _nlp
-    from .entities import load_gazetteer
+    from .gazetteer import load_gazetteer
     from .nlp import load_nlp
 
     _nlp = load_nlp("all")

@@ -2,10 +2,10 @@
 
 :func:`compute_features` turns a story's title, text, entities and keyphrases into
 :class:`Features`: the content words (lower-cased, stop words dropped, sublinear tf), the
-entities (label weight x log count, under one key per name), the keyphrases (score) and the
-dates it names (years, months, calendar days, weekdays). Backends persist them
-(:func:`encode_features` / :func:`decode_features`) so that start-up needs no NLP; bump
-:data:`FEATURES_VERSION` whenever the result of :func:`compute_features` changes, and stored
+entities (label weight x log count, keyed by :func:`backstory.entity_key.index_key`), the
+keyphrases (score) and the dates it names (years, months, calendar days, weekdays). Backends
+persist them (:func:`encode_features` / :func:`decode_features`) so that start-up needs no NLP;
+bump :data:`FEATURES_VERSION` whenever the result of :func:`compute_features` changes, and stored
 features are recomputed. The index that ranks stories by them is
 :mod:`backstory.archive.related`; :func:`year_mask`, :func:`calendar_mask` and :func:`day_row`
 are the compact forms of the dates it stores and compares.
@@ -20,6 +20,8 @@ from typing import Iterable, Sequence
 
 import msgspec
 import numpy as np
+
+from ..entity_key import index_key
 
 FEATURES_VERSION = 2  # bump when compute_features changes: stored features are then recomputed
 MAX_TERMS = 128         # content words kept per story (most frequent first)
@@ -60,8 +62,6 @@ STOPWORDS = _stopwords()
 CAPS_WEIGHT = 1.0  # weight of words written capitalised mid-sentence: more ranked worse with the feedback pass
 _TOKEN = re.compile(r"[^\W_][^\W_]+", re.UNICODE)
 _SENTENCE_START = re.compile(r"(^|[.!?:;\"“”'‘’(\[\n]\s*|^\s*)$")
-_LEADING_THE = re.compile(r"^(the|a|an)\s+", re.I)
-_POSSESSIVE = re.compile(r"['’]s$")
 _MONTHS = "January February March April May June July August September October November December".split()
 _MONTH_NO = {m[:3]: i + 1 for i, m in enumerate(_MONTHS)}
 _WEEKDAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
@@ -109,11 +109,6 @@ def dates_in(text: str) -> tuple[list[int], list[int], list[int], list[int]]:
     return years, months, sorted(days[:MAX_DAYS]), weekdays
 
 
-def entity_key(name: str) -> str:
-    name = _POSSESSIVE.sub("", _LEADING_THE.sub("", " ".join(name.split())))
-    return name.lower().strip(" .,;:'\"")
-
-
 class Features(msgspec.Struct, array_like=True):
     """What the index keeps of one story (also persisted by backends so start-up needs no NLP)."""
 
@@ -153,7 +148,7 @@ def compute_features(title: str | None, text: str, entities: Sequence, keyphrase
         w = ENTITY_LABEL_WEIGHT.get(e.label)
         if w is None:
             continue
-        key = entity_key(e.name)
+        key = index_key(e.name)
         if len(key) < 2:
             continue
         weight = w * (1.0 + math.log(max(1, e.count)))
