@@ -142,7 +142,7 @@ class Stages:
 
     def __init__(self) -> None:
         from backstory.embed import MiniLMEmbedder
-        from backstory.entities import load_gazetteer
+        from backstory.gazetteer import load_gazetteer
         from backstory.extract import warm_up
         from backstory.keyphrases import KeyphraseExtractor
         from backstory.nlp import load_nlp

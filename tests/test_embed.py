@@ -10,15 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backstory.embed import (
-    DIM,
-    MiniLMEmbedder,
-    default_model_path,
-    default_tokenizer_path,
-    drop_attention_mask,
-    drop_softmax_nan_guards,
-    prepare_model,
-)
+from backstory.embed import DIM, MiniLMEmbedder, default_tokenizer_path
+from backstory.onnx_model import default_model_path, drop_attention_mask, drop_softmax_nan_guards, prepare_model
 
 SENTENCES = [
     "The city council approved the new light rail line after a long debate.",

@@ -23,7 +23,8 @@ import pytest
 from backstory import errors
 from backstory.config import Settings
 from backstory.extract import decode_html
-from backstory.fetch import FetchedPage, blocked_reason, fetch_page, looks_like_html
+from backstory.fetch import FetchedPage, fetch_page, looks_like_html
+from backstory.ssrf_guard import blocked_reason
 
 PAGE = b"<!doctype html><html><head><title>Tide tables</title></head><body><p>High water at noon.</p></body></html>"
 ALLOW_2 = Settings(allowed_networks=["127.0.0.2/32"], fetch_timeout=5.0)

@@ -9,7 +9,8 @@ import pytest
 
 from backstory import schemas
 from backstory.story import StoryRecord
-from backstory.archive.related import Features, RelatedIndex, compute_features
+from backstory.archive.features import Features, compute_features
+from backstory.archive.related import RelatedIndex
 from backstory.archive.stories import StoryArchive
 
 # Topic "bridge collapse": event A in Kelmarsh (three reports), event B in Dunhollow (two reports).
@@ -186,7 +187,7 @@ async def test_related_through_the_real_pipeline(models, tmp_path: Path) -> None
 
 
 def test_dates_named_in_a_text() -> None:
-    from backstory.archive.related import dates_in
+    from backstory.archive.features import dates_in
 
     years, months, days, weekdays = dates_in(
         "Posted Tuesday, 26 September 2013. The flood of Dec. 14, 2008 was worse; 2,013 people and "
@@ -201,7 +202,7 @@ def test_dates_named_in_a_text() -> None:
 def test_features_stored_before_dates_still_decode() -> None:
     import msgspec
 
-    from backstory.archive.related import decode_features
+    from backstory.archive.features import decode_features
 
     old = msgspec.msgpack.encode([[["flood", 1.0]], [["lisdorf", 1.0, "Lisdorf"]], []])  # FEATURES_VERSION 1
     f = decode_features(old)
@@ -264,7 +265,7 @@ def test_dates_named_by_one_side_only_change_nothing() -> None:
 def test_stop_words_are_scikit_learns_list_plus_our_own() -> None:
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-    from backstory.archive.related import _OWN_STOPWORDS, STOPWORDS
+    from backstory.archive.features import _OWN_STOPWORDS, STOPWORDS
 
     assert STOPWORDS == frozenset(ENGLISH_STOP_WORDS) | _OWN_STOPWORDS
     assert {"the", "and", "said", "according"} <= STOPWORDS

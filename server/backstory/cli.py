@@ -38,8 +38,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _limit_malloc_arenas(arenas: int = 2) -> None:
-    """glibc gives every thread its own malloc arena; with the pools' threads that holds ~190 MB
-    the server never uses again (measured with scripts/bench.py). Two arenas cost no latency."""
+    """glibc gives every thread its own malloc arena, and the pools' many threads would hold
+    memory there that the server never uses again; two arenas cost no latency."""
     if sys.platform.startswith("linux") and "MALLOC_ARENA_MAX" not in os.environ:
         try:
             import ctypes

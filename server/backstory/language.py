@@ -1,15 +1,15 @@
-"""Language identification: py3langid's model, held in 11 MB instead of 70.
+"""Language identification: py3langid's model, held in a small fraction of its memory.
 
 py3langid scores a text with naive Bayes over byte n-grams (1-6 bytes). It finds them by walking
-a DFA over the text's bytes: 104,583 states × 256 transitions, 37.5 MB resident, plus 28 MB of
-feature weights. That DFA is an Aho-Corasick automaton: after each byte it stands on the trie
-node of the longest suffix of the bytes read so far that starts one of its n-grams (a test
-checks every state and byte; each build checks a sample), and each node names at most one
-feature to count. So the same walk is a lookup of each position's last 1-6 bytes among the 104,583 node
-strings, longest match first: a sorted array of 8-byte keys (0.8 MB), searched with numpy for
-all positions at once. The 27 MB of weights are mostly each language's floor value for an
-n-gram it never saw: :class:`Weights` keeps only the entries that differ (8 MB) and rebuilds a
-text's rows exactly.
+a DFA over the text's bytes (a row of 256 transitions for each of its states, most of its
+memory) and a dense table of feature weights. That DFA is an Aho-Corasick automaton: after each
+byte it stands on the trie node of the longest suffix of the bytes read so far that starts one
+of its n-grams (a test checks every state and byte; each build checks a sample), and each node
+names at most one feature to count. So the same walk is a lookup of each position's last 1-6
+bytes among the node strings, longest match first: a sorted array of 8-byte keys, searched with
+numpy for all positions at once. The weights are mostly each language's floor value for an
+n-gram it never saw: :class:`Weights` keeps only the entries that differ and rebuilds a text's
+rows exactly. The sizes are in ``docs/benchmarks.md`` ("Figures behind design choices").
 
 :class:`CompactIdentifier` is built once from py3langid's shipped model and cached on disk
 (next to the embedding model); its scores are py3langid's own computation on the same features
@@ -46,7 +46,7 @@ def _model_file() -> Path:
 
 class Weights:
     """py3langid's feature weights, a (features × classes) float16 table, held as each class's
-    most common value plus the entries that differ from it (18.5% of them): 8 instead of 27 MB.
+    most common value plus the entries that differ from it (a small share of them).
     :meth:`rows` rebuilds any rows exactly, so scores computed from them are bit for bit the
     same as from the table."""
 
@@ -170,7 +170,7 @@ class CompactIdentifier:
 
     @classmethod
     def from_py3langid(cls) -> "CompactIdentifier":
-        """Build from py3langid's shipped model (~1 s, ~150 MB while it runs)."""
+        """Build from py3langid's shipped model (once: it holds that whole model while it runs)."""
         from py3langid.modelio import load_model
 
         ptc, pc, classes, nextmove, rows, output = load_model(_model_file())
@@ -203,7 +203,7 @@ class CompactIdentifier:
         order = np.argsort(keys)
         compact = cls(keys[order], (np.arange(1, n)[order]).astype(np.int32), out, Weights.from_dense(ptc),
                       np.asarray(pc, dtype=np.float32), [str(c) for c in classes])
-        # The whole check takes ~10 s (a test runs it); a sample of states here.
+        # The whole check is too slow for every start (a test runs it); a sample of states here.
         sample = np.random.default_rng(0).choice(n, size=min(n, 2048), replace=False)
         compact.check(table, row_of, sample)
         return compact
@@ -275,7 +275,7 @@ def identifier(cache_dir: str | Path | None = None) -> CompactIdentifier:
                     tmp = Path(fh.name)
                 found.save(tmp)
                 os.replace(tmp, path)  # atomic: a concurrent start sees all of it or nothing
-                prune_model_cache(path)  # an earlier version's file (30 MB) is never read again
+                prune_model_cache(path)  # an earlier version's file is never read again
             except OSError as exc:
                 log.warning("cannot cache the language model in %s (%s)", path.parent, exc)
                 if tmp is not None:

@@ -1,9 +1,9 @@
 """Giving freed heap back to the system.
 
 Analyses allocate and free a lot (page HTML, parse trees, token arrays) from several threads;
-glibc keeps most of what is freed, so a server's resident memory climbs by ~100 MB over its
-first few hundred pages and stays there. ``malloc_trim`` returns the free pages; it costs a few
-milliseconds, so callers run it when idle and not more often than every few seconds; a call
+glibc keeps most of what is freed, so a server's resident memory climbs over its first few
+hundred pages and stays there. ``malloc_trim`` returns the free pages; it walks the heap, so
+callers run it when idle and not more often than every few seconds; a call
 that comes too soon after the last trim (:func:`release_soon`) leaves one trim pending for when
 the interval is over, so a server that goes quiet always ends trimmed.
 """

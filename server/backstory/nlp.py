@@ -6,8 +6,7 @@ halves in two processes that share it (:mod:`backstory.nlp_worker`); ``load_nlp(
 ``load_nlp("ner")`` load one half alone (the floor script, tests). Left out because nothing
 reads their output: the dependency parser and the lemmatizer (the slowest components), and the
 attribute ruler, which maps ``tag_`` to the coarse ``pos_`` and leaves ``tag_`` as it is (no tag
-differed in 119,104 DUC tokens), yet cost as much as tok2vec and tagger together (~19 of ~39 ms
-for a 525-word text).
+of the DUC texts differed), yet cost about as much as tok2vec and tagger together.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ _nlps: dict[str, Any] = {}
 
 
 def load_nlp(part: str = "all") -> Any:
-    """The shared spaCy ``Language`` (loaded once per process and part, thread-safe; ~3 s).
+    """The shared spaCy ``Language`` (loaded once per process and part, thread-safe: loading is slow).
 
     ``part``: ``"all"`` (tagger + NER), ``"tagger"`` (POS tags only) or ``"ner"`` (entities only).
     """

@@ -1,6 +1,6 @@
 """spaCy in two processes of its own: the tagger (keyphrase candidates) and NER (entities).
 
-spaCy is a large CPU stage (~100 ms for a 720-word page: tagger ~45, NER ~55) and it holds
+spaCy is one of the largest CPU stages, in two halves of similar cost, and it holds
 the GIL while it works, so in the server's process it kept extraction, the embeddings and
 the HTTP loop waiting. Here it runs beside the server, split in its two independent halves
 (en_core_web_sm's NER has its own token encoder, so it needs nothing from the tagger):
@@ -83,7 +83,7 @@ def _init_child(parent: int, part: str, ner_end: Any = None, conn: Any = None) -
     the server sees the tagger process end when it does)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the server stops us
     global _nlp
-    from .entities import load_gazetteer
+    from .gazetteer import load_gazetteer
     from .nlp import load_nlp
 
     _nlp = load_nlp("all")
@@ -279,9 +279,9 @@ def _reap_pid(pid: int) -> Any:
 
 class NlpWorker:
     """The client side of the processes. Calls from several threads queue in each child (each
-    works on one text at a time). ``processes=1`` runs both halves in one process: ~15 MB less
-    memory (physical pages, at rest), ~50 ms more per 800-word story; with 16 clients as many
-    stories per second (it spends less CPU a story and leaves more of it idle).
+    works on one text at a time). ``processes=1`` runs both halves in one process: a little less
+    memory, a little more latency a story; under load as many stories per second (it spends
+    less CPU a story and leaves more of it idle).
 
     ``fork=True`` forks the first process from this one (see :func:`prestart`); only on Linux, in
     a process with no other thread yet (else it is started fresh)."""
@@ -342,7 +342,7 @@ class NlpWorker:
         A text that arrives while both processes are idle is split (candidates from the tagger
         process, entities from the NER process, at the same time: the shortest wait). One that
         arrives while another text is in flight goes whole to the less busy process: both
-        halves in one pass tokenise it once and cross one pipe, ~15 ms less CPU a story, and
+        halves in one pass tokenise it once and cross one pipe, less CPU a story, and
         with several texts queued the two processes stay busy either way."""
         handles = self._handles
         futures = {}

@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 
 from backstory.app import create_app
 from backstory.config import Settings
-from backstory.fetch import blocked_reason
+from backstory.ssrf_guard import blocked_reason
 
 from ..conftest import BASE_URL, story_count, wait_ready
 from ..pages import AI_PARAGRAPHS, AI_TITLE, news_page

@@ -1,14 +1,15 @@
 """Hybrid related-story ranking over an in-memory index, shared by every archive backend.
 
-Each story becomes four channels:
+Each story becomes four channels (its :class:`~backstory.archive.features.Features` and its
+embedding):
 
 * ``terms``: content words of title + text (sublinear tf x idf, cosine);
 * ``ents``: people, organisations, places, ... (label weight x log count x idf, cosine);
 * ``kps``: keyphrases (score x idf, cosine);
 * ``emb``: the 384-d document embedding (int8-quantised, cosine).
 
-Sparse channels are inverted lists (CSR arrays plus a small append-only delta merged as the
-archive grows) whose postings carry their *impact* (weight x idf / story norm), so a lookup is
+Sparse channels are inverted lists (:class:`~backstory.archive.postings.Postings`) whose
+postings carry their *impact* (weight x idf / story norm), so a lookup is
 one weighted sum over the postings of the query's most telling words and names, within a
 budget, never a scan of every story. The best candidates get the embedding term added. Then
 pseudo-relevance feedback: the two best first-pass stories join the query and the lookup runs
@@ -18,312 +19,42 @@ candidate naming one of the query's years, months or calendar days gains a littl
 years (months, weekdays) but none of the query's loses a little (two floods of the same river
 share every word but the date). Stories that name no date are left as they are.
 
-Measured (``python -m backstory_tools.related_bench``) on ECB+ dev (496 articles, the project's own
-spaCy entities, KeyBERT keyphrases and MiniLM embeddings): P@5 0.982, same-topic-other-event
-share of the top 5 0.017 (without the dates 0.976 / 0.024; plain TF-IDF 0.962 / 0.037, MiniLM
-alone 0.923 / 0.076).
+``python -m backstory_tools.related_bench`` measures it on ECB+ dev; the figures of each signal
+are in ``docs/quality.md`` and ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import threading
-from array import array
-from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import chain
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
-import msgspec
 import numpy as np
 
-from ..duplicates import SIMHASH_MAX_DISTANCE, simhash_usable
+from ..duplicates import SIMHASH_MAX_DISTANCE
 from ..story import EMBEDDING_DIM
+from .features import MAX_DAYS, Features, calendar_mask, day_row, year_mask
+# The backends import the feature names from here, beside the index that uses them.
+from .features import FEATURES_VERSION, compute_features, decode_features, encode_features  # noqa: F401
+from .postings import Postings
 
-FEATURES_VERSION = 2  # bump when compute_features changes: stored features are then recomputed
 # Fusion weights, tuned on ECB+ (see backstory_tools.related_bench).
 WEIGHTS = {"terms": 0.65, "ents": 0.10, "kps": 0.05, "emb": 0.20}
 PRF_DOCS = 2            # pseudo-relevance feedback: the best first-pass hits ...
 PRF_WEIGHT = 1.0        # ... are added to the query with this weight (ranking only)
-MAX_TERMS = 128         # content words kept per story (most frequent first)
 QUERY_TERMS = 128       # query words whose postings are read
 CANDIDATES = 300        # stories rescored per lookup
 MAX_DF_FRACTION = 0.05  # words in more stories than this are skipped when the archive is big
 POSTINGS_BUDGET = 20_000  # postings read per lookup pass at most
 MIN_SCORE = 0.04        # weaker matches are not shown
-# Dates (see ``dates_in``): stories that name the same year, month or calendar day are more
+# Dates (see ``features.dates_in``): stories that name the same year, month or calendar day are more
 # likely to report the same event; two stories that both name years (months, weekdays) but not
 # one in common are likely to report two events of the same kind. Added to the fused score of
 # the final ranking (not to the first pass, nor to the shown score).
 DATE_AGREE = {"years": 0.05, "months": 0.05, "days": 0.10}
 DATE_CONFLICT = {"years": 0.10, "months": 0.10, "weekdays": 0.05}
-
-ENTITY_LABEL_WEIGHT = {
-    "PERSON": 1.0, "PER": 1.0, "ORG": 1.0, "GPE": 1.0, "LOC": 1.0, "FAC": 0.8,
-    "NORP": 0.4, "EVENT": 0.8, "PRODUCT": 0.6, "WORK_OF_ART": 0.6, "LAW": 0.6, "MISC": 0.5,
-}
-
-_OWN_STOPWORDS = frozenset(
-    """also according said says told new year years time week day mr mrs ms just like get gets got""".split()
-)
-
-
-def _stopwords() -> frozenset[str]:
-    """scikit-learn's English stop words (it comes with KeyBERT) plus a few of news' own.
-
-    The list is read from its module file, without importing scikit-learn: that import costs
-    ~2.5 s, and a bulk import or a tool opening the archive needs nothing else from it."""
-    import importlib.util
-    from pathlib import Path
-
-    words = None
-    spec = importlib.util.find_spec("sklearn")
-    if spec is not None and spec.origin:
-        path = Path(spec.origin).parent / "feature_extraction" / "_stop_words.py"
-        file_spec = importlib.util.spec_from_file_location("backstory_stop_words", path)
-        if file_spec is not None and file_spec.loader is not None and path.is_file():
-            module = importlib.util.module_from_spec(file_spec)
-            file_spec.loader.exec_module(module)
-            words = getattr(module, "ENGLISH_STOP_WORDS", None)
-    if not words:  # laid out differently: the public name
-        from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS as words
-    return frozenset(words) | _OWN_STOPWORDS
-
-
-STOPWORDS = _stopwords()
-CAPS_WEIGHT = 1.0  # weight of words written capitalised mid-sentence (1.3 measured worse on ECB+ with PRF)
-_TOKEN = re.compile(r"[^\W_][^\W_]+", re.UNICODE)
-_SENTENCE_START = re.compile(r"(^|[.!?:;\"“”'‘’(\[\n]\s*|^\s*)$")
-_LEADING_THE = re.compile(r"^(the|a|an)\s+", re.I)
-_POSSESSIVE = re.compile(r"['’]s$")
-_MONTHS = "January February March April May June July August September October November December".split()
-_MONTH_NO = {m[:3]: i + 1 for i, m in enumerate(_MONTHS)}
-_WEEKDAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
-# a year: 1950-2099 standing alone ("2013-09-26" names one; "12.2013", "2013.5", "2013th" do not)
-_YEAR = re.compile(r"(?<![\w.,])(19[5-9]\d|20\d\d)(?!\w|[.,]\d)")
-# a month: its name, an abbreviation followed by "." or a number, "May" next to a number
-_MONTH_RE = r"(?:January|February|March|April|June|July|August|September|October|November|December)\b" \
-            r"|(?:Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?|Oct|Nov|Dec)(?=\.|\s*\d)|May(?=\s*\d)|(?<=\d\s)May\b"
-_MONTH = re.compile(rf"\b(?:{_MONTH_RE})")
-_MONTH_DAY = re.compile(rf"\b({_MONTH_RE})\.?\s*(\d{{1,2}})(?!\d)")                         # Sept. 26
-_DAY_MONTH = re.compile(rf"(?<!\d)(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MONTH_RE})")   # 26th of September
-_WEEKDAY = re.compile(r"\b(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b")
-MAX_DAYS = 4  # calendar days kept per story (first named first)
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-case content words (2+ letters or digits, stop words dropped)."""
-    return [t for t, _cap in _tokens(text)]
-
-
-def _tokens(text: str) -> list[tuple[str, bool]]:
-    out = []
-    for m in _TOKEN.finditer(text):
-        word = m.group(0)
-        low = word.lower()
-        if low in STOPWORDS:
-            continue
-        cap = word[0].isupper() and not _SENTENCE_START.search(text[max(0, m.start() - 3) : m.start()])
-        out.append((low, cap))
-    return out
-
-
-def dates_in(text: str) -> tuple[list[int], list[int], list[int], list[int]]:
-    """Years, months (1-12), calendar days (month x 100 + day, the first ``MAX_DAYS`` named) and
-    weekdays (0 = Monday) that a text names."""
-    years = sorted({int(y) for y in _YEAR.findall(text)})
-    months = sorted({_MONTH_NO[m[:3]] for m in _MONTH.findall(text)})
-    found = [(m.start(), _MONTH_NO[m.group(1)[:3]] * 100 + int(m.group(2))) for m in _MONTH_DAY.finditer(text)]
-    found += [(m.start(), _MONTH_NO[m.group(2)[:3]] * 100 + int(m.group(1))) for m in _DAY_MONTH.finditer(text)]
-    days: list[int] = []
-    for _, code in sorted(found):
-        if 1 <= code % 100 <= 31 and code not in days:
-            days.append(code)
-    weekdays = sorted({_WEEKDAYS.index(w) for w in _WEEKDAY.findall(text)})
-    return years, months, sorted(days[:MAX_DAYS]), weekdays
-
-
-def entity_key(name: str) -> str:
-    name = _POSSESSIVE.sub("", _LEADING_THE.sub("", " ".join(name.split())))
-    return name.lower().strip(" .,;:'\"")
-
-
-class Features(msgspec.Struct, array_like=True):
-    """What the index keeps of one story (also persisted by backends so start-up needs no NLP)."""
-
-    terms: list[tuple[str, float]]            # word -> sublinear tf
-    ents: list[tuple[str, float, str]]        # key -> weight, display name
-    kps: list[tuple[str, float, str]]         # key -> weight, display phrase
-    years: list[int] = []                     # dates named (see dates_in)
-    months: list[int] = []
-    days: list[int] = []
-    weekdays: list[int] = []
-
-
-_features_encoder = msgspec.msgpack.Encoder()
-_features_decoder = msgspec.msgpack.Decoder(Features)
-
-
-def encode_features(f: Features) -> bytes:
-    return _features_encoder.encode(f)
-
-
-def decode_features(data: bytes) -> Features:
-    return _features_decoder.decode(data)
-
-
-def compute_features(title: str | None, text: str, entities: Sequence, keyphrases: Sequence) -> Features:
-    """Channel features of a story from its title, text, entities and keyphrases."""
-    toks = _tokens(text) + _tokens(title or "")
-    counts = Counter(t for t, _ in toks)
-    caps = Counter(t for t, cap in toks if cap)
-    weighted = [
-        (t, (1.0 + math.log(c)) * (CAPS_WEIGHT if 2 * caps[t] >= c else 1.0)) for t, c in counts.most_common(MAX_TERMS)
-    ]
-    terms = weighted
-
-    ents: dict[str, list] = {}
-    for e in entities:
-        w = ENTITY_LABEL_WEIGHT.get(e.label)
-        if w is None:
-            continue
-        key = entity_key(e.name)
-        if len(key) < 2:
-            continue
-        weight = w * (1.0 + math.log(max(1, e.count)))
-        slot = ents.setdefault(key, [0.0, e.name, 0.0])
-        slot[0] = max(slot[0], weight)
-        if weight > slot[2]:
-            slot[1], slot[2] = e.name, weight
-        if e.label in ("PERSON", "PER"):
-            parts = key.split()
-            if len(parts) > 1:  # "Tara Reid" also matches a later bare "Reid"
-                last = ents.setdefault(parts[-1], [0.0, e.name, 0.0])
-                last[0] = max(last[0], weight * 0.7)
-    ent_list = [(k, v[0], v[1]) for k, v in ents.items()]
-
-    kps: dict[str, tuple[float, str]] = {}
-    for kp in keyphrases:
-        key = " ".join(tokenize(kp.phrase))
-        if key and (key not in kps or kp.score > kps[key][0]):
-            kps[key] = (max(float(kp.score), 0.05), kp.phrase)
-    kp_list = [(k, w, name) for k, (w, name) in kps.items()]
-    years, months, days, weekdays = dates_in(f"{title or ''}\n{text}")
-    return Features(terms=terms, ents=ent_list, kps=kp_list, years=years, months=months, days=days, weekdays=weekdays)
-
-
-class _Channel:
-    """Inverted lists for one sparse channel: CSR arrays + an append-only delta.
-
-    Each posting keeps the raw weight (log tf x label/keyphrase weight) and its *impact*: the raw
-    weight times the term's idf divided by the story's vector norm, so a query's cosine is one
-    weighted sum over postings. Impacts are recomputed with the current idf on ``refresh``.
-    """
-
-    def __init__(self) -> None:
-        self.vocab: dict[str, int] = {}
-        self.df = np.zeros(1024, dtype=np.int32)
-        self.offsets = np.zeros(1, dtype=np.int64)
-        self.docs = np.zeros(0, dtype=np.int32)
-        self.raw = np.zeros(0, dtype=np.float16)
-        self.imp = np.zeros(0, dtype=np.float32)
-        self.delta: dict[int, tuple[list[int], list[float], list[float]]] = {}
-        self.delta_size = 0
-        # bulk loads: flat term ids / slots / raw weights, turned into postings by the next merge.
-        # Typed arrays, not lists: a 10,000-story load through lists of keys left ~150 MB of
-        # freed-but-resident small objects behind.
-        self.pending_tids = array("i")
-        self.pending_slots = array("i")
-        self.pending_raw = array("f")
-        self.pending_arrays: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-
-    def term_ids(self, keys: Iterable[str], create: bool) -> list[int]:
-        vocab = self.vocab
-        if not create:
-            return [vocab.get(k, -1) for k in keys]
-        out = []
-        for k in keys:
-            tid = vocab.get(k)
-            if tid is None:
-                tid = vocab[k] = len(vocab)
-            out.append(tid)
-        if len(vocab) > len(self.df):
-            grown = np.zeros(max(len(vocab), 2 * len(self.df)), dtype=np.int32)
-            grown[: len(self.df)] = self.df
-            self.df = grown
-        return out
-
-    def add(self, slot: int, tids: list[int], raw: list[float], imp: list[float]) -> None:
-        delta = self.delta
-        for tid, r, i in zip(tids, raw, imp):
-            lists = delta.get(tid)
-            if lists is None:
-                delta[tid] = ([slot], [r], [i])
-            else:
-                lists[0].append(slot)
-                lists[1].append(r)
-                lists[2].append(i)
-        if tids:
-            np.add.at(self.df, np.asarray(tids, dtype=np.int64), 1)
-        self.delta_size += len(tids)
-
-    def postings(self, tid: int) -> tuple[np.ndarray, np.ndarray]:
-        if tid + 1 < len(self.offsets):
-            lo, hi = self.offsets[tid], self.offsets[tid + 1]
-            docs, imp = self.docs[lo:hi], self.imp[lo:hi]
-        else:
-            docs, imp = self.docs[:0], self.imp[:0]
-        extra = self.delta.get(tid)
-        if extra:
-            docs = np.concatenate([docs, np.asarray(extra[0], dtype=np.int32)])
-            imp = np.concatenate([imp, np.asarray(extra[2], dtype=np.float32)])
-        return docs, imp
-
-    def _take_pending(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        parts = self.pending_arrays
-        if len(self.pending_tids):
-            parts.append((np.frombuffer(self.pending_tids, dtype=np.int32).copy(),
-                          np.frombuffer(self.pending_slots, dtype=np.int32).copy(),
-                          np.frombuffer(self.pending_raw, dtype=np.float32).copy()))
-        self.pending_tids, self.pending_slots, self.pending_raw = array("i"), array("i"), array("f")
-        self.pending_arrays = []
-        return parts
-
-    def merge(self, alive: np.ndarray) -> None:
-        """Fold the delta and bulk-loaded postings into the CSR arrays; drop deleted stories."""
-        pending = self._take_pending()
-        n_terms = len(self.vocab)
-        old_counts = np.diff(self.offsets)
-        old_terms = np.repeat(np.arange(len(old_counts), dtype=np.int32), old_counts)
-        if self.delta:
-            keys = np.fromiter(self.delta.keys(), dtype=np.int32, count=len(self.delta))
-            lens = np.fromiter((len(v[0]) for v in self.delta.values()), dtype=np.int64, count=len(self.delta))
-            d_terms = np.repeat(keys, lens)
-            d_docs = np.fromiter(chain.from_iterable(v[0] for v in self.delta.values()), dtype=np.int32)
-            d_raw = np.fromiter(chain.from_iterable(v[1] for v in self.delta.values()), dtype=np.float32)
-            terms = np.concatenate([old_terms, d_terms])
-            docs = np.concatenate([self.docs, d_docs])
-            raw = np.concatenate([self.raw.astype(np.float32), d_raw])
-        else:
-            terms, docs, raw = old_terms, self.docs, self.raw.astype(np.float32)
-        if pending:
-            terms = np.concatenate([terms, *(p[0] for p in pending)])
-            docs = np.concatenate([docs, *(p[1] for p in pending)])
-            raw = np.concatenate([raw, *(p[2] for p in pending)])
-        keep = alive[docs] if len(docs) else np.zeros(0, dtype=bool)
-        terms, docs, raw = terms[keep], docs[keep], raw[keep]
-        order = np.lexsort((docs, terms))
-        self.docs, self.raw = docs[order], raw[order].astype(np.float16)
-        counts = np.bincount(terms, minlength=n_terms)
-        self.offsets = np.zeros(n_terms + 1, dtype=np.int64)
-        np.cumsum(counts, out=self.offsets[1:])
-        self.df = np.zeros(max(n_terms, 1024), dtype=np.int32)
-        self.df[:n_terms] = counts
-        self.imp = np.zeros(len(self.docs), dtype=np.float32)
-        self.delta = {}
-        self.delta_size = 0
 
 
 @dataclass
@@ -343,7 +74,7 @@ class RelatedIndex:
     def __init__(self, weights: dict[str, float] | None = None) -> None:
         self.weights = dict(WEIGHTS if weights is None else weights)
         self.lock = threading.RLock()
-        self.channels = {name: _Channel() for name in _SPARSE}
+        self.channels = {name: Postings() for name in _SPARSE}
         self.ids: list[str | None] = []
         self.slot_of: dict[str, int] = {}
         cap = 1024
@@ -425,8 +156,8 @@ class RelatedIndex:
             if embedding is not None:
                 self.emb[slot] = quantize(np.asarray(embedding, dtype=np.float32))
                 self.has_emb[slot] = True
-            self.years[slot], self.cal[slot] = _year_mask(features.years), _cal_mask(features)
-            self.days[slot] = _day_row(features.days)
+            self.years[slot], self.cal[slot] = year_mask(features.years), calendar_mask(features)
+            self.days[slot] = day_row(features.days)
             if not self._bulk:
                 self._maybe_merge()
 
@@ -466,7 +197,7 @@ class RelatedIndex:
                     ch.imp = np.where(norm[ch.docs] > 0, w / norm[ch.docs], 0.0).astype(np.float32)
             self._merged_at = self.n_alive
 
-    def _idf(self, ch: _Channel, tids: np.ndarray) -> np.ndarray:
+    def _idf(self, ch: Postings, tids: np.ndarray) -> np.ndarray:
         n = max(self.n_alive, 1)
         df = ch.df[tids] if len(tids) else np.zeros(0, dtype=np.int32)
         return (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
@@ -623,12 +354,12 @@ class RelatedIndex:
         if not len(cand):
             return out
         if features.years:
-            q = _year_mask(features.years)
+            q = year_mask(features.years)
             m = self.years[cand]
             named = (m[:, 0] | m[:, 1]) != 0
             shared = ((m[:, 0] & q[0]) | (m[:, 1] & q[1])) != 0
             out += DATE_AGREE.get("years", 0.0) * shared - DATE_CONFLICT.get("years", 0.0) * (named & ~shared)
-        q_cal = _cal_mask(features)
+        q_cal = calendar_mask(features)
         if q_cal:
             cal = self.cal[cand]
             for name, bits in (("months", 0x0FFF), ("weekdays", 0x7F << 16)):
@@ -638,7 +369,7 @@ class RelatedIndex:
                     out += DATE_AGREE.get(name, 0.0) * shared - DATE_CONFLICT.get(name, 0.0) * ((m != 0) & ~shared)
         if features.days and DATE_AGREE.get("days"):
             d = self.days[cand]
-            q = _day_row(features.days)
+            q = day_row(features.days)
             same = (d[:, :, None] == q[q != 0][None, None, :]).any(axis=(1, 2))
             out += DATE_AGREE["days"] * same
         return out
@@ -657,7 +388,7 @@ class RelatedIndex:
         uniq, inverse = np.unique(t[known], return_inverse=True)
         return uniq, np.bincount(inverse, weights=w[known], minlength=len(uniq)).astype(np.float32)
 
-    def _top_terms(self, ch: _Channel, items: list) -> list:
+    def _top_terms(self, ch: Postings, items: list) -> list:
         tids = np.asarray(ch.term_ids([it[0] for it in items], create=False), dtype=np.int64)
         idf = self._idf(ch, np.where(tids >= 0, tids, 0))
         idf[tids < 0] = 0  # unseen words cannot match anything
@@ -692,25 +423,6 @@ class RelatedIndex:
                     if len(lists[j]) < 8 and low not in shown[j]:
                         lists[j].append(display)
                         shown[j].add(low)
-
-
-def _year_mask(years: Iterable[int]) -> np.ndarray:
-    """Years as bits of a 128-year ring: 1950-2077 get a bit each (2078 shares 1950's)."""
-    bits = 0
-    for y in years:
-        bits |= 1 << (y % 128)
-    return np.array([bits & 0xFFFF_FFFF_FFFF_FFFF, bits >> 64], dtype=np.uint64)
-
-
-def _cal_mask(f: Features) -> int:
-    return (sum(1 << (m - 1) for m in set(f.months) if 1 <= m <= 12)
-            | sum(1 << (16 + w) for w in set(f.weekdays) if 0 <= w <= 6))
-
-
-def _day_row(days: Sequence[int]) -> np.ndarray:
-    row = np.zeros(MAX_DAYS, dtype=np.int16)
-    row[: min(len(days), MAX_DAYS)] = days[:MAX_DAYS]
-    return row
 
 
 def quantize(vec: np.ndarray) -> np.ndarray:

@@ -78,10 +78,10 @@ def _trafilatura(tree, url: str, *, fast: bool, with_metadata: bool):
 def _worth_comparing(body, text: str) -> bool:
     """Whether trafilatura's fallback comparison could change this extraction.
 
-    The comparison (readability, then jusText) costs ~12 ms a page and replaces the own
-    extraction when that is short, has no paragraph text, is mostly tables or kept page chrome;
-    on the 91 extraction dev pages it changed one page, whose own text was 213 characters. So it
-    runs for extractions like that one, not for every page (see docs/benchmarks.md).
+    The comparison (readability, then jusText) costs time on every page it runs for, and it only
+    replaces the own extraction when that is short, has no paragraph text, is mostly tables or
+    kept page chrome. So it runs for extractions like those, not for every page (the figures are
+    in docs/benchmarks.md).
     """
     if len(text) < _COMPARE_BELOW_CHARS:
         return True
@@ -97,10 +97,9 @@ _LXML = threading.Lock()
 """One page at a time through lxml, in a server that extracts in several threads.
 
 libxml2's documents share string dictionaries and trafilatura parses with one module-level
-parser, so two threads building, copying or freeing trees at once can corrupt the heap: 4
-threads extracting the dev pages aborted the process ("double free or corruption") in 1 of 3
-runs of 40 s, and so did the server under 16 clients in 3 of 16 starts. Extraction holds the GIL
-for nearly all of its time anyway, so the lock costs little parallelism (docs/benchmarks.md)."""
+parser, so two threads building, copying or freeing trees at once can corrupt the heap (it
+did: "double free or corruption" aborts; see docs/benchmarks.md). Extraction holds the GIL for
+nearly all of its time anyway, so the lock costs little parallelism."""
 
 
 def extract_article(html: str, url: str, *, max_elements: int = MAX_HTML_ELEMENTS) -> Article:
@@ -170,7 +169,7 @@ def _extract_article(html: str, url: str, max_elements: int = MAX_HTML_ELEMENTS)
 
 
 def warm_up() -> None:
-    """Import trafilatura and load its word lists (~1-3 s, once).
+    """Import trafilatura and load its word lists (once: they take a while).
 
     Call at server start so the first reader does not wait.
     """

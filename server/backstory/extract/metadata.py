@@ -51,9 +51,9 @@ def _html_lang(tree) -> str | None:
 
 
 # Words that make up a third or more of any English news text and almost nothing in other
-# languages ("the" alone is 4-7% of English words). A text this English is "en" without
-# py3langid's model (~30 MB resident, see language.py), then loaded only for the first page that
-# is not.
+# languages ("the" alone is a few percent of English words). A text this English is "en"
+# without py3langid's model (see language.py), which is then loaded only for the first page
+# that is not.
 _ENGLISH = frozenset(
     "the of and to a in that is was for on with as by it he she his her at from be have has had "
     "were are this which or an not but they their said will would been who its after than more "

@@ -54,7 +54,7 @@ def _drop_after(tree, limit: int) -> bool:
 def _flatten_deep(tree) -> None:
     """Collapse anything nested deeper than ``_MAX_DEPTH`` into its ancestor's text.
 
-    Real pages stay under ~50 levels; a pathologically deep page would otherwise make every
+    Real pages stay far shallower; a pathologically deep page would otherwise make every
     later tree walk crawl (and recursive code overflow).
     """
     for el in tree.xpath("/" + "/".join(["*"] * _MAX_DEPTH)):
