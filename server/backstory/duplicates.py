@@ -13,9 +13,6 @@ import numpy as np
 # byline). Distinct reports of one event share far fewer shingles; see docs/benchmarks.md.
 SIMHASH_CANDIDATE_DISTANCE = 10
 DUPLICATE_JACCARD = 0.8
-# When only a hash is known (excluding duplicates from the related index's candidates), this many
-# bits: close enough that the texts need no comparison.
-SIMHASH_MAX_DISTANCE = 3
 # Texts with fewer word shingles than this are too short for a trustworthy SimHash match.
 SIMHASH_MIN_SHINGLES = 24
 

@@ -15,7 +15,8 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from .related import Features, RelatedIndex
+from .features import Features
+from .related import RelatedIndex
 
 log = logging.getLogger(__name__)
 

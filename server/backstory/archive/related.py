@@ -33,11 +33,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..duplicates import SIMHASH_MAX_DISTANCE
 from ..story import EMBEDDING_DIM
 from .features import MAX_DAYS, Features, calendar_mask, day_row, year_mask
-# The backends import the feature names from here, beside the index that uses them.
-from .features import FEATURES_VERSION, compute_features, decode_features, encode_features  # noqa: F401
 from .postings import Postings
 
 # Fusion weights, tuned on ECB+ (see backstory_tools.related_bench).
@@ -91,7 +88,6 @@ class RelatedIndex:
         self.n_alive = 0
         self._merged_at = 0
         self._bulk = 0
-        self._dup_of: int | None = None  # SimHash of the query being answered (under the lock)
 
     # ---- writes -------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -290,9 +286,6 @@ class RelatedIndex:
             sims = np.where(self.alive[:n] & self.has_emb[:n] & ~exclude, sims, -1.0)
             extra = np.argsort(-sims)[: limit * 3]
             cand = np.unique(np.concatenate([cand, extra[sims[extra] > 0.3]]))
-        if self._dup_of is not None and len(cand):  # near-identical copies of the query are not "related"
-            x = np.bitwise_xor(self.simhash[cand], np.int64(self._dup_of)).view(np.uint64)
-            cand = cand[~(self.has_simhash[cand] & (_popcount64(x) <= SIMHASH_MAX_DISTANCE))]
         pos = np.minimum(np.searchsorted(touched, cand), max(len(touched) - 1, 0))
         total = np.where(touched[pos] == cand, tscore[pos], 0.0) if len(touched) else np.zeros(len(cand))
         if qe is not None and self.weights.get("emb", 0) and len(cand):
@@ -301,7 +294,7 @@ class RelatedIndex:
         return cand, total
 
     def query(self, features: Features, embedding: Sequence[float] | np.ndarray | None, *,
-              exclude_id: str | None = None, simhash: int | None = None, limit: int = 10,
+              exclude_id: str | None = None, limit: int = 10,
               features_of: Callable[[list[str]], list[Features]] | None = None) -> list[Hit]:
         """The ``limit`` best related stories. ``features_of`` (story ids -> stored Features) enables
         pseudo-relevance feedback: the best first-pass hits join the query, which keeps the
@@ -313,7 +306,6 @@ class RelatedIndex:
             exclude = np.zeros(n, dtype=bool)
             if exclude_id is not None and exclude_id in self.slot_of:
                 exclude[self.slot_of[exclude_id]] = True
-            self._dup_of = simhash
             queries = base = {name: self._channel_query(name, getattr(features, name)) for name in _SPARSE}
             qe = None
             if embedding is not None:

@@ -29,7 +29,8 @@ from ..memory import release_free_memory
 from ..story import StoryRecord, derive, utc_now
 from ..urls import normalize_url
 from .feed import Change, IndexEntry, apply_entries
-from .related import FEATURES_VERSION, Features, RelatedIndex, compute_features, decode_features, encode_features
+from .features import FEATURES_VERSION, Features, compute_features, decode_features, encode_features
+from .related import RelatedIndex
 from .storage import AfterCommit, IndexRow, Reader, Storage, Writer
 
 T = TypeVar("T")

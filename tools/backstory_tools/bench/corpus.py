@@ -262,7 +262,7 @@ async def _open_close(path: Path) -> None:
 
 def cached_archive(data: Path, size: int, seed_docs: int, timeout: float) -> tuple[Path, dict]:
     """The ``size``-story archive from ``.bench-cache`` (built on first use)."""
-    from backstory.archive.related import FEATURES_VERSION
+    from backstory.archive.features import FEATURES_VERSION
 
     name = f"archive-{size}-ecb{seed_docs}-f{FEATURES_VERSION}-v{CACHE_VERSION}.sqlite3"
     target = CACHE_DIR / name
