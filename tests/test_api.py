@@ -54,8 +54,12 @@ async def test_health_and_schema(client: AsyncTestClient) -> None:
         ("/api/v1/stories", "get"): ["limit", "offset", "q"],
         ("/api/v1/stories/{story_id}", "get"): ["story_id"], ("/api/v1/stories/{story_id}", "delete"): ["story_id"],
         ("/api/v1/stories/{story_id}/related", "get"): ["limit", "story_id"],
-        ("/healthz", "get"): [], ("/readyz", "get"): [],
+        ("/healthz", "get"): [], ("/readyz", "get"): [], ("/metrics", "get"): [],
     }
+    metrics = await client.get("/metrics")
+    assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
+    assert "# TYPE backstory_stories gauge\nbackstory_stories 0\n" in metrics.text
+    assert "backstory_jobs_waiting" not in metrics.text  # SQLite: no job queue
     page = await client.get("/schema")
     assert page.status_code == 200
     # The browsable page loads its scripts from this server, never from a CDN.

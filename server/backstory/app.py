@@ -26,6 +26,7 @@ from .api.openapi import finish_document
 from .archive import open_archive
 from .archive.feed import Follower
 from .config import Settings
+from .jobs import job_queue
 from .pipeline import Models, Pipeline
 from .schemas import PROBLEM_JSON, Problem, explain
 
@@ -103,12 +104,16 @@ def create_app(settings: Settings | None = None, *, models: Models | None = None
         # Stories other processes write (an import, another server) reach the related index.
         follower = Follower(archive, settings.feed_poll_interval)
         follower.start()
+        jobs = state.jobs = job_queue(settings)  # the archive's migrations created its tables
+        if jobs is not None:
+            await jobs.__aenter__()
 
         async def load() -> None:
             try:
                 loaded = models if own_models is None else await own_models
-                state.pipeline = pipeline = Pipeline(settings, loaded, archive)
-                state.backlog = asyncio.create_task(pipeline.backlog.run())
+                state.pipeline = pipeline = Pipeline(settings, loaded, archive, jobs)
+                if jobs is None or settings.server_takes_jobs:
+                    state.backlog = asyncio.create_task(pipeline.backlog.run())
                 state.ready_after = time.monotonic() - state.started
                 log.info("models loaded in %.1f s", state.ready_after)
             except Exception as exc:  # reported by /readyz and on every analyze
@@ -126,6 +131,8 @@ def create_app(settings: Settings | None = None, *, models: Models | None = None
             if state.backlog is not None:
                 state.backlog.cancel()
                 await asyncio.gather(state.backlog, return_exceptions=True)
+            if jobs is not None:
+                await jobs.__aexit__()
             if state.pipeline is not None:
                 state.pipeline.close()
             if own_models is not None:

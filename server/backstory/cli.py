@@ -87,12 +87,46 @@ class ImportLine(msgspec.Struct, kw_only=True):
     published: str | None = None
 
 
-async def _pipeline(settings: Settings, archive: Any, *, models: bool = True) -> Any:
+async def _pipeline(settings: Settings, archive: Any, *, models: bool = True, jobs: Any = None) -> Any:
     """A pipeline on ``archive``; ``models=False`` gives a store-only one (no models loaded)."""
     from .pipeline import Models, Pipeline
 
     loaded = await asyncio.to_thread(Models.load, settings.spacy_processes) if models else None
-    return Pipeline(settings, loaded, archive)
+    return Pipeline(settings, loaded, archive, jobs)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from .jobs import job_queue
+
+    settings = _settings(args)
+    jobs = job_queue(settings)
+    if jobs is None:
+        raise SystemExit("backstory: workers take their jobs from a PostgreSQL archive (--archive postgresql://…); "
+                         "with a SQLite archive the server analyzes its backlog itself")
+    _limit_malloc_arenas()
+    from .nlp_worker import prestart
+
+    prestart(settings.spacy_processes)  # first: forked before any thread or heavy import
+
+    async def run() -> None:
+        from .archive import open_archive
+
+        # A worker completes stories in place: it never looks up related stories, so it keeps no index.
+        archive = await open_archive(settings, related_index=False)
+        try:
+            async with jobs:
+                pipeline = await _pipeline(settings, archive, jobs=jobs)
+                try:
+                    print(f"Backstory worker on {masked_url(archive_url(settings.archive))}, "
+                          f"{args.concurrency} at once, queues {', '.join(args.queue or ['analysis'])}", file=sys.stderr)
+                    await jobs.work(pipeline.backlog, concurrency=args.concurrency, queues=args.queue, signals=True)
+                finally:
+                    pipeline.close(models=True)
+        finally:
+            await archive.close()
+
+    asyncio.run(run())
+    return 0
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -178,8 +212,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     async def run() -> Progress:
         from .archive import open_archive
+        from .jobs import job_queue
 
         archive = await open_archive(settings)
+        jobs = job_queue(settings)  # a PostgreSQL archive: stories stored for later become jobs for workers
         pipeline = None
         progress = Progress(total, f"import {path.name}")
         # Stories to analyze run a few at a time (the pipeline's workers keep both cores busy);
@@ -220,7 +256,9 @@ def cmd_import(args: argparse.Namespace) -> int:
                     failed(number, exc)
                     continue
                 if pipeline is None:
-                    pipeline = await _pipeline(settings, archive, models=args.analyze)
+                    if jobs is not None:
+                        await jobs.__aenter__()
+                    pipeline = await _pipeline(settings, archive, models=args.analyze, jobs=jobs)
                 if len(running) >= window:
                     _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 running.add(asyncio.create_task(analyze(number, request, item.published)))
@@ -239,6 +277,8 @@ def cmd_import(args: argparse.Namespace) -> int:
                 task.cancel()
             if pipeline is not None:
                 pipeline.close(models=args.analyze)
+                if jobs is not None:
+                    await jobs.__aexit__()
             await archive.close()
 
     progress = asyncio.run(run())
@@ -346,6 +386,14 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("file", metavar="FILE.jsonl")
     archive_flag(exp)
     exp.set_defaults(func=cmd_export)
+
+    work = sub.add_parser("worker", help="analyze the stories imports left pending, as jobs from a PostgreSQL "
+                                         "archive's queue (run any number, on any machine with the URL)")
+    work.add_argument("--concurrency", type=int, default=2, help="jobs at once (default 2)")
+    work.add_argument("--queue", action="append", metavar="NAME", help="take jobs of this queue only (repeatable; "
+                                                                        "default: analysis)")
+    archive_flag(work)
+    work.set_defaults(func=cmd_worker)
 
     mig = sub.add_parser("migrate-archive", help="copy every story of one archive into another (SQLite <-> "
                                                  "PostgreSQL), then compare them story by story; resumable")

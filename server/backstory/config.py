@@ -118,6 +118,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         float,
         Meta(gt=0, le=60, description="Seconds between the server's looks at the archive's change feed: stories another process (an import, another server on the same archive) adds, changes or deletes reach the related stories and duplicate detection within about this long."),
     ] = 0.5
+    worker_stalled_after: Annotated[
+        float,
+        Meta(gt=0, le=3600, description="PostgreSQL archive: seconds without a heartbeat from a worker (a `backstory worker` or a server) after which the jobs it had taken are given to another. Its heartbeat beats three times as often."),
+    ] = 30.0
+    server_takes_jobs: Annotated[
+        bool,
+        Meta(description="PostgreSQL archive: the server also takes queued analyses (stories an import left) while no reader waits, as a worker would. Off for API servers that leave them to `backstory worker`s."),
+    ] = True
     max_body_bytes: Annotated[
         int, Meta(ge=1024, description="Largest request body accepted (bytes); larger ones get 413.")
     ] = 10 * 1024 * 1024

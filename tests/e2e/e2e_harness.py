@@ -69,10 +69,12 @@ def free_port() -> int:
 
 
 class BackstoryServer:
-    """`python -m backstory serve` in a subprocess, on a free port, with its own archive file."""
+    """`python -m backstory serve` in a subprocess, on a free port, with its own archive file (or
+    the archive URL given)."""
 
-    def __init__(self, workdir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, workdir: Path, env: dict[str, str] | None = None, archive: str | None = None) -> None:
         self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "server.log"
@@ -82,7 +84,7 @@ class BackstoryServer:
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "backstory", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--archive", str(workdir / "archive.sqlite3")],
+             "--archive", archive or str(workdir / "archive.sqlite3")],
             cwd=ROOT, env=environ, stdout=self._log, stderr=subprocess.STDOUT,
         )
 
@@ -115,8 +117,8 @@ class BackstoryServer:
         self._log.close()
 
 
-def start_server(workdir: Path, env: dict[str, str] | None = None) -> BackstoryServer:
-    server = BackstoryServer(workdir, env)
+def start_server(workdir: Path, env: dict[str, str] | None = None, archive: str | None = None) -> BackstoryServer:
+    server = BackstoryServer(workdir, env, archive)
     try:
         server.wait_ready()
     except BaseException:

@@ -17,6 +17,7 @@ from litestar.params import Dependency
 from .. import errors
 from ..archive.base import Archive
 from ..config import Settings
+from ..jobs import JobQueue
 from ..pipeline import Pipeline
 from ..schemas import AnalyzeRequest, Sidebar
 
@@ -30,6 +31,7 @@ class Services:
         self.archive: Archive | None = None
         self.backlog: asyncio.Task[None] | None = None  # analyzes stories a bulk import stored
         self.pipeline: Pipeline | None = None
+        self.jobs: JobQueue | None = None  # the archive's job queue (PostgreSQL only)
         self.ready = asyncio.Event()
         self.load_error: BaseException | None = None
         self.started = time.monotonic()
@@ -74,7 +76,34 @@ class Services:
             body["ready_after_s"] = round(self.ready_after, 2)
         if self.archive is not None:
             body["pending_analysis"] = await self.archive.count_pending()  # stories a bulk import left
+        if self.jobs is not None:
+            body["queue"] = (await self.jobs.stats())._asdict()
         return ready, body
+
+    async def metrics(self) -> str:
+        """The figures an operator watches, in Prometheus' text format."""
+        lines: list[str] = []
+
+        def metric(name: str, kind: str, help_: str, value: float) -> None:
+            lines.extend((f"# HELP backstory_{name} {help_}", f"# TYPE backstory_{name} {kind}",
+                          f"backstory_{name} {value:g}"))
+
+        archive = self.opened_archive()
+        metric("stories", "gauge", "Stories in the archive.", await archive.count())
+        metric("pending_analysis", "gauge", "Stories stored but not analyzed yet.", await archive.count_pending())
+        if self.pipeline is not None:
+            metric("analyses_total", "counter", "Texts this process ran through the language stages.",
+                   self.pipeline.analyzer.analyzed)
+            metric("analysis_errors_total", "counter", "Analyses for a client that ended in a server error.",
+                   self.pipeline.failures)
+        if self.jobs is not None:
+            stats = await self.jobs.stats()
+            metric("jobs_waiting", "gauge", "Analysis jobs not started yet.", stats.waiting)
+            metric("jobs_oldest_waiting_seconds", "gauge", "How long the oldest waiting job has waited.", stats.oldest_s)
+            metric("jobs_failed", "gauge", "Analysis jobs that failed every attempt.", stats.failed)
+            metric("jobs_completed_total", "counter", "Analysis jobs this process completed.", self.jobs.analyses)
+            metric("job_errors_total", "counter", "Analysis job attempts that failed in this process.", self.jobs.errors)
+        return "\n".join(lines) + "\n"
 
 
 def services_of(connection: ASGIConnection) -> Services:

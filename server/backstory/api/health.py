@@ -30,4 +30,10 @@ def health_routes() -> list:
         ready, body = await services.readiness()
         return Response(body, status_code=200 if ready else 503)
 
-    return [healthz, readyz]
+    @get("/metrics", operation_id="metrics", tags=["health"], media_type="text/plain; version=0.0.4",
+         responses=HOST_ERROR)
+    async def metrics(services: Services) -> str:
+        """Prometheus metrics: stories, pending analyses, analyses and errors, the job queue."""
+        return await services.metrics()
+
+    return [healthz, readyz, metrics]

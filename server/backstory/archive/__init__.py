@@ -52,14 +52,15 @@ def check_archive(settings: Settings) -> None:
     importlib.import_module(_backend_of(url).module, __name__).check(url)
 
 
-def create_archive(url: str) -> StoryArchive:
-    """The archive at an archive URL (as :func:`backstory.config.archive_url` spells it), not opened."""
-    return importlib.import_module(_backend_of(url).module, __name__).create(url)
+def create_archive(url: str, *, related_index: bool = True) -> StoryArchive:
+    """The archive at an archive URL (as :func:`backstory.config.archive_url` spells it), not
+    opened; without ``related_index`` it answers no related or near-duplicate lookups."""
+    return importlib.import_module(_backend_of(url).module, __name__).create(url, related_index=related_index)
 
 
-async def open_archive(settings: Settings) -> StoryArchive:
+async def open_archive(settings: Settings, *, related_index: bool = True) -> StoryArchive:
     """The archive the settings name, opened (created or migrated, related index loaded)."""
-    archive = create_archive(archive_url(settings.archive))
+    archive = create_archive(archive_url(settings.archive), related_index=related_index)
     await archive.start()
     return archive
 

@@ -74,8 +74,11 @@ def _entry(row: IndexRow | None) -> IndexEntry | None:
 class StoryArchive:
     """An archive on any :class:`Storage` (see :class:`backstory.archive.base.Archive`)."""
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, *, related_index: bool = True) -> None:
         self.storage = storage
+        # Without it (a worker, which only completes stories in place) nothing is loaded or kept:
+        # related lookups are refused, and copies are found among the feed's latest changes only.
+        self.keeps_index = related_index
         self.index = RelatedIndex()
         self.index_seq = 0  # the change-feed position the index shows everything up to (see archive/feed.py)
         self._features = FeatureMemo()
@@ -94,7 +97,7 @@ class StoryArchive:
             if self._started:
                 return
             await self.storage.start()
-            refreshed = await self.storage.read(lambda r: self._fill(r, self.index))
+            refreshed = await self.storage.read(lambda r: self._fill(r, self.index)) if self.keeps_index else None
             release_free_memory()  # the load's short-lived objects
             if refreshed is not None:
                 await self.storage.write(lambda w: (w.store_features(refreshed, str(FEATURES_VERSION)), None))
@@ -127,6 +130,10 @@ class StoryArchive:
                     features = decode_features(row.features)
                 index.add(row.story_id, features, row.embedding, row.simhash, row.simhash_ok)
         return refreshed if stale else None
+
+    def _indexing(self, update: Callable[[], None]) -> AfterCommit:
+        """``update`` of the related index, as a write's after-commit step, when the index is kept."""
+        return update if self.keeps_index else None
 
     async def _write(self, fn: Callable[[Writer], tuple[T, AfterCommit]]) -> T:
         if not self._started:
@@ -212,7 +219,7 @@ class StoryArchive:
         for alias in (rec.canonical_url, page_url, incoming):
             w.point_alias(alias, rec.story_id)
         stored = rec
-        return stored, lambda: self.index.add(stored.story_id, features, stored.embedding, stored.simhash, ok)
+        return stored, self._indexing(lambda: self.index.add(stored.story_id, features, stored.embedding, stored.simhash, ok))
 
     # ---- writes -----------------------------------------------------------------------------
     async def upsert(self, record: StoryRecord) -> StoryRecord:
@@ -228,7 +235,7 @@ class StoryArchive:
     async def delete(self, story_id: str) -> bool:
         def job(w: Writer) -> tuple[bool, AfterCommit]:
             gone = w.delete(story_id)
-            return gone, (lambda: self.index.remove(story_id)) if gone else None
+            return gone, self._indexing(lambda: self.index.remove(story_id)) if gone else None
 
         return await self._write(job)
 
@@ -241,7 +248,7 @@ class StoryArchive:
             if not w.complete(record, encode_features(features)):
                 return False, None
             ok = simhash_usable(record.text)
-            return True, lambda: self.index.add(record.story_id, features, record.embedding, record.simhash, ok)
+            return True, self._indexing(lambda: self.index.add(record.story_id, features, record.embedding, record.simhash, ok))
 
         return await self._write(job)
 
@@ -271,6 +278,9 @@ class StoryArchive:
         return await self._read(lambda r: r.search(q, limit, offset))
 
     async def related(self, record: StoryRecord, limit: int = 10) -> list[schemas.RelatedStory]:
+        if not self.keeps_index:
+            raise RuntimeError("this archive was opened without its related index")
+
         def job(r: Reader) -> list[schemas.RelatedStory]:
             index = self.index  # one index for the whole lookup: a reload may swap it meanwhile
             exclude = record.story_id if record.story_id in index.slot_of else None
@@ -336,7 +346,7 @@ class StoryArchive:
     async def follow(self, story_ids: list[str]) -> None:
         def job(w: Writer) -> tuple[None, AfterCommit]:
             entries = {sid: _entry(row) for sid, row in w.index_row(story_ids).items()}
-            return None, lambda: apply_entries(self.index, entries)
+            return None, self._indexing(lambda: apply_entries(self.index, entries))
 
         # Through the writer: own writes are applied in commit order, so a stale read never
         # lands after a newer write of the same story.

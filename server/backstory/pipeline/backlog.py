@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -14,23 +15,42 @@ from .analyzer import Analyzer
 from .cache import ResponseCache
 from .workers import Workers
 
+if TYPE_CHECKING:
+    from ..jobs import JobQueue
+
 log = logging.getLogger(__name__)
 
 
 class Backlog:
     """Completes pending stories (entities, keyphrases, embedding) with the pipeline's analyzer,
-    in its worker slots, yielding to readers."""
+    in its worker slots, yielding to readers. With a job queue (a PostgreSQL archive) each
+    pending story is a job any worker may take; without one (SQLite) the server finds them in
+    the archive."""
 
-    def __init__(self, analyzer: Analyzer, archive: Archive, cache: ResponseCache, workers: Workers) -> None:
+    def __init__(self, analyzer: Analyzer, archive: Archive, cache: ResponseCache, workers: Workers,
+                 jobs: JobQueue | None = None) -> None:
         self.analyzer = analyzer
         self.archive = archive
         self.cache = cache
         self.workers = workers
+        self.jobs = jobs
         self._wake = asyncio.Event()
 
-    def wake(self) -> None:
-        """A story was stored as pending (by this process): look for it now, not at the next poll."""
-        self._wake.set()
+    async def stored(self, story_id: str) -> None:
+        """A story was stored as pending: queue its job, or look for it now, not at the next poll."""
+        if self.jobs is not None:
+            await self.jobs.defer_analysis(story_id)
+        else:
+            self._wake.set()
+
+    async def complete(self, story_id: str) -> bool:
+        """Analyze the story if it is still pending, once no reader waits; False when it is gone
+        or complete already (a job run twice, or a story deleted meanwhile)."""
+        record = await self.archive.get(story_id)
+        if record is None or record.analysed:
+            return False
+        await self.workers.readers_gone(0.1)
+        return await self.analyze_stored(record) is not None
 
     async def analyze_stored(self, record: StoryRecord) -> StoryRecord | None:
         """Compute what a pending story lacks (entities, keyphrases, embedding) and store it in
@@ -45,9 +65,17 @@ class Backlog:
         return done if stored else None
 
     async def run(self, *, batch: int = 16, parallel: int = 2, idle_poll: float = 0.1, wait: float = 30.0) -> None:
-        """Analyze pending stories, forever, yielding to readers: a story starts only while no
+        """Analyze pending stories, forever: as a worker of the job queue when there is one,
+        else :meth:`poll`."""
+        if self.jobs is not None:
+            await self.jobs.work(self, concurrency=parallel)
+        else:
+            await self.poll(batch=batch, parallel=parallel, idle_poll=idle_poll, wait=wait)
+
+    async def poll(self, *, batch: int, parallel: int, idle_poll: float, wait: float) -> None:
+        """Analyze the archive's pending stories, forever, yielding to readers: a story starts only while no
         client analysis is running or queued, and at most ``parallel`` are in flight (two keep
-        both cores busy: spaCy's process and this one). Wakes up on :meth:`wake` (an import in
+        both cores busy: spaCy's process and this one). Wakes up on :meth:`stored` (an import in
         this process) or every ``wait`` seconds (an import by another process). A story that
         fails is logged and skipped until restart."""
         failed: set[str] = set()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 import msgspec
 
@@ -26,6 +26,9 @@ from .backlog import Backlog
 from .cache import ResponseCache
 from .models import Models
 from .workers import Workers, retrieve
+
+if TYPE_CHECKING:
+    from ..jobs import JobQueue
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +59,7 @@ class Pipeline:
     the server): only :meth:`ingest` with ``analyze=False`` works then.
     """
 
-    def __init__(self, settings: Settings, models: Models | None, archive: Archive) -> None:
+    def __init__(self, settings: Settings, models: Models | None, archive: Archive, jobs: JobQueue | None = None) -> None:
         self.settings = settings
         self.analyzer = Analyzer(
             models,
@@ -67,13 +70,19 @@ class Pipeline:
         self.archive = archive
         self.cache = ResponseCache()
         self.workers = Workers(settings.workers)
-        self.backlog = Backlog(self.analyzer, archive, self.cache, self.workers)
+        self.backlog = Backlog(self.analyzer, archive, self.cache, self.workers, jobs)
+        self.failures = 0  # analyses for a client that ended in a server error
         self._inflight: dict[RequestKey, asyncio.Future[Analyzed]] = {}  # analyses under way (see _coalesced)
 
     async def analyze(self, request: AnalyzeRequest) -> Sidebar:
         """Analyze one page or text; archive it unless asked not to; add the related stories."""
         started = time.perf_counter()
-        record, stages, cached = await self._process(request)
+        try:
+            record, stages, cached = await self._process(request)
+        except Exception as exc:
+            if not isinstance(exc, errors.BackstoryError) or exc.status >= 500:
+                self.failures += 1  # the server's fault or its limits (a deadline, a dead spaCy process)
+            raise
         t = time.perf_counter()
         generation = self.archive.generation  # read before the lookup, never after
         related = self.cache.related(record, generation) if cached else None
@@ -106,7 +115,8 @@ class Pipeline:
             raise errors.PayloadTooLarge(f"article text is longer than {MAX_TEXT_CHARS:,} characters")
         record = new_story(article, url=url, canonical_url=identity_url(article.canonical_url, url), analysed=False)
         stored = await self.archive.upsert(record)
-        self.backlog.wake()
+        if not stored.analysed:  # (a copy of an analyzed story is that story, complete)
+            await self.backlog.stored(stored.story_id)
         return stored
 
     async def _process(

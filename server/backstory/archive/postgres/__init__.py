@@ -68,6 +68,6 @@ def check(url: str) -> None:
                                  f"{_without_password(reason, url)}") from None
 
 
-def create(url: str) -> StoryArchive:
+def create(url: str, *, related_index: bool = True) -> StoryArchive:
     """The archive at a ``postgresql://`` URL, not opened: the registry's entry point."""
-    return StoryArchive(PostgresStorage(url))
+    return StoryArchive(PostgresStorage(url), related_index=related_index)

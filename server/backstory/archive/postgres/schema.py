@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 import psycopg
+from procrastinate.schema import SchemaManager
 
 from ..storage import SchemaTooNew
 
@@ -15,8 +17,13 @@ MIGRATION_LOCK = 0x6273_6D69  # pg_advisory_lock key of a migration
 # PostgreSQL's text search vector holds at most 1 MB: the search reads a text's first part.
 SEARCHED_CHARS = 200_000
 
-# Ordered schema migrations: step i brings the version from i to i + 1. Append, never edit.
-MIGRATIONS: list[str] = [
+def _procrastinate_schema(conn: psycopg.Connection) -> None:
+    conn.execute(SchemaManager.get_schema())
+
+
+# Ordered schema migrations: step i brings the version from i to i + 1, SQL or a function of the
+# connection (in the step's transaction). Append, never edit.
+MIGRATIONS: list[str | Callable[[psycopg.Connection], None]] = [
     f"""
     CREATE EXTENSION IF NOT EXISTS vector;
     CREATE TABLE stories (
@@ -77,6 +84,9 @@ MIGRATIONS: list[str] = [
         FOR EACH ROW EXECUTE FUNCTION backstory_feed();
     CREATE TRIGGER stories_feed_ad AFTER DELETE ON stories FOR EACH ROW EXECUTE FUNCTION backstory_feed();
     """,
+    # 2: the job queue (procrastinate's tables and functions), in the same database: deferred work
+    # is as durable as the stories, and a worker needs nothing but the database URL.
+    _procrastinate_schema,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -93,7 +103,11 @@ def migrate(conn: psycopg.Connection) -> int:
             raise SchemaTooNew(f"archive schema version {version} is newer than this Backstory ({SCHEMA_VERSION})")
         for step in range(version, SCHEMA_VERSION):
             with conn.transaction():
-                conn.execute(MIGRATIONS[step])
+                migration = MIGRATIONS[step]
+                if callable(migration):
+                    migration(conn)
+                else:
+                    conn.execute(migration)
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('schema_version', %s) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(step + 1),)

@@ -60,15 +60,15 @@ class SQLiteStorage(ThreadedStorage):
             pass
 
 
-def archive_at(path: str | Path) -> StoryArchive:
+def archive_at(path: str | Path, *, related_index: bool = True) -> StoryArchive:
     """The (not yet opened) story archive in the SQLite file at ``path``."""
-    return StoryArchive(SQLiteStorage(path))
+    return StoryArchive(SQLiteStorage(path), related_index=related_index)
 
 
 def check(url: str) -> None:
     """Nothing to reach: the file is created on first start."""
 
 
-def create(url: str) -> StoryArchive:
+def create(url: str, *, related_index: bool = True) -> StoryArchive:
     """The archive at a ``sqlite:///PATH`` URL, not opened: the registry's entry point."""
-    return archive_at(Path(url.removeprefix(SQLITE_URL)))
+    return archive_at(Path(url.removeprefix(SQLITE_URL)), related_index=related_index)

@@ -1,0 +1,135 @@
+"""Deferred work as jobs in the archive's own PostgreSQL, through procrastinate.
+
+A story a bulk import stores unanalyzed becomes one ``analyze_story`` job (one per story: a job
+already waiting for it is not queued again). Any process with the database URL takes them: a
+``backstory worker`` on any machine, and each server in its idle time. A job is idempotent — it
+completes a story only while the story is still pending, in one statement — so a worker killed
+midway loses nothing: its job is retried once the worker's heartbeat has stopped for
+``BACKSTORY_WORKER_STALLED_AFTER`` seconds (by the periodic ``retry_stalled_jobs`` and by every
+worker when it starts), and finds the story either still pending or complete.
+
+On SQLite there is no queue: the server's backlog finds pending stories in the archive itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, NamedTuple, Protocol
+
+import procrastinate
+from procrastinate.exceptions import AlreadyEnqueued
+
+from .config import Settings, archive_url
+
+log = logging.getLogger(__name__)
+
+ANALYSIS_QUEUE = "analysis"
+_DEPTH = (
+    "SELECT count(*), extract(epoch FROM now() - min(e.at)) FROM procrastinate_jobs j "
+    "LEFT JOIN procrastinate_events e ON e.job_id = j.id AND e.type = 'deferred' "
+    "WHERE j.status = 'todo' AND j.queue_name = %(queue)s"
+)
+_FAILED = "SELECT count(*) FROM procrastinate_jobs WHERE status = 'failed' AND queue_name = %(queue)s"
+# Pending stories no job waits for or works on (their importer stopped between the two writes).
+_ORPHANS = (
+    "SELECT story_id FROM stories s WHERE NOT analysed AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs j "
+    "WHERE j.queueing_lock = s.story_id AND j.status IN ('todo', 'doing'))"
+)
+
+
+class Backlog(Protocol):
+    """What a job needs of the pipeline's backlog (``backstory.pipeline.backlog``)."""
+
+    async def complete(self, story_id: str) -> bool:
+        """Analyze the story if it is still pending; False when there was nothing to do."""
+
+
+class QueueStats(NamedTuple):
+    waiting: int  # jobs not started yet
+    oldest_s: float  # how long the oldest of them has waited (0 when none)
+    failed: int  # jobs that failed every attempt
+
+
+def job_queue(settings: Settings) -> JobQueue | None:
+    """The job queue of the archive the settings name: PostgreSQL's own, none for SQLite."""
+    url = archive_url(settings.archive)
+    return JobQueue(url, settings.worker_stalled_after) if url.startswith("postgresql://") else None
+
+
+class JobQueue:
+    """The analysis jobs of one PostgreSQL archive."""
+
+    def __init__(self, url: str, stalled_after: float = 30.0) -> None:
+        self.stalled_after = stalled_after
+        self.app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=url))
+        self.analyses = 0  # jobs this process completed
+        self.errors = 0  # jobs this process saw fail
+
+        @self.app.task(name="analyze_story", queue=ANALYSIS_QUEUE, pass_context=True,
+                       retry=procrastinate.RetryStrategy(max_attempts=3, wait=5))
+        async def analyze_story(context: procrastinate.JobContext, story_id: str) -> None:
+            backlog: Backlog = context.additional_context["backlog"]
+            try:
+                if await backlog.complete(story_id):
+                    self.analyses += 1
+            except Exception:
+                self.errors += 1
+                raise
+
+        # Looked for twice per stall period (cron's sixth field is seconds), by whichever worker runs.
+        every = max(1, min(30, int(stalled_after // 2)))
+
+        @self.app.periodic(cron=f"* * * * * */{every}", periodic_id="retry-stalled")
+        @self.app.task(name="retry_stalled_jobs", queue=ANALYSIS_QUEUE, queueing_lock="retry_stalled_jobs")
+        async def retry_stalled_jobs(timestamp: int) -> None:
+            await self.retry_stalled()
+
+        self._analyze_story = analyze_story
+
+    async def __aenter__(self) -> "JobQueue":
+        await self.app.open_async()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.app.close_async()
+
+    async def defer_analysis(self, story_id: str) -> bool:
+        """Queue the analysis of a pending story; False when one is waiting for it already."""
+        try:
+            await self._analyze_story.configure(queueing_lock=story_id).defer_async(story_id=story_id)
+        except AlreadyEnqueued:
+            return False
+        return True
+
+    async def retry_stalled(self) -> int:
+        """Put back the jobs of workers whose heartbeat stopped (killed, frozen, cut off)."""
+        stalled = await self.app.job_manager.get_stalled_jobs(seconds_since_heartbeat=self.stalled_after)
+        for job in stalled:
+            log.warning("job %s (%s) stalled with its worker; retrying it", job.id, job.task_name)
+            await self.app.job_manager.retry_job(job)
+        return len(stalled)
+
+    async def adopt_orphans(self) -> int:
+        """Queue the pending stories that have no job."""
+        rows = await self.app.connector.execute_query_all_async(_ORPHANS)
+        return sum([await self.defer_analysis(row["story_id"]) for row in rows])
+
+    async def stats(self) -> QueueStats:
+        connector = self.app.connector
+        waiting, oldest = (await connector.execute_query_all_async(_DEPTH, queue=ANALYSIS_QUEUE))[0].values()
+        failed = (await connector.execute_query_one_async(_FAILED, queue=ANALYSIS_QUEUE))["count"]
+        return QueueStats(int(waiting), round(float(oldest or 0.0), 3), int(failed))
+
+    async def work(self, backlog: Backlog, *, concurrency: int, queues: list[str] | None = None,
+                   signals: bool = False) -> None:
+        """Take jobs until cancelled (or, with ``signals``, until SIGINT/SIGTERM)."""
+        await self.retry_stalled()  # a worker that starts after a crash picks up what it left
+        await self.adopt_orphans()
+        heartbeat = max(0.5, self.stalled_after / 3)
+        options: dict[str, Any] = dict(
+            queues=queues or [ANALYSIS_QUEUE], concurrency=concurrency, additional_context={"backlog": backlog},
+            install_signal_handlers=signals, update_heartbeat_interval=heartbeat,
+            stalled_worker_timeout=self.stalled_after, delete_jobs="successful", name=f"backstory-{time.time():.0f}",
+        )
+        await self.app.run_worker_async(**options)
