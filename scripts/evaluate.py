@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from backstory_tools import default_data_dir
+from backstory_tools.quality import harness
 from backstory_tools.quality.harness import (
     GATE_LIMITS,
     HEADLINE,
@@ -104,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "quality.json", help="JSON file of all figures")
     parser.add_argument("--skip-peers", action="store_true", help="run the product only")
     parser.add_argument("--markdown", action="store_true", help="print Markdown tables")
+    parser.add_argument("--archive", metavar="URL", help="related: store the articles in this (empty) archive, e.g. "
+                                                        "postgresql://…, instead of a new SQLite file")
     parser.add_argument(
         "--write-baseline",
         type=Path,
@@ -121,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped: no evaluation data at {data}")
         return 0
     tasks = list(TASKS) if args.task == "all" else [args.task]
+    harness.RELATED_ARCHIVE = args.archive
     report = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "commit": _commit(),

@@ -338,6 +338,10 @@ def _related_rows(data: Path, limit: int | None) -> list[dict]:
     return keep
 
 
+RELATED_ARCHIVE: str | None = None
+"""The archive URL the related task stores its articles in (empty at first); None: a new SQLite file."""
+
+
 def _url_for(doc_id: str) -> str:
     return f"https://ecbplus.example.org/{doc_id}"
 
@@ -349,7 +353,7 @@ async def _product_related_async(rows: list[dict], k: int) -> tuple[list[tuple[s
     from backstory.schemas import AnalyzeRequest
 
     with tempfile.TemporaryDirectory(prefix="backstory-eval-") as tmp:
-        settings = Settings(archive=str(Path(tmp) / "archive.sqlite3"), workers=1)
+        settings = Settings(archive=RELATED_ARCHIVE or str(Path(tmp) / "archive.sqlite3"), workers=1)
         archive = await open_archive(settings)
         pipeline = Pipeline(settings, _models(), archive)
         try:
