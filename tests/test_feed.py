@@ -221,3 +221,21 @@ async def test_one_story_sent_to_two_processes_at_once_is_one_story(new_archive)
             )
             assert a.story_id == b.story_id
             assert await one.count() == 1 and await two.count() == 1
+
+
+async def test_on_postgresql_a_follower_wakes_at_the_notification_not_the_poll(postgres_url: str, tmp_path: Path) -> None:
+    from backstory.archive import create_archive
+
+    from .conftest import postgres_database
+
+    url = postgres_database(postgres_url, "notify_" + tmp_path.name[-12:].lower().replace("-", "_"))
+    async with create_archive(url) as server, create_archive(url) as other:
+        follower = Follower(server, interval=60)  # a poll would come far too late: only the notification can
+        follower.start()
+        try:
+            await asyncio.sleep(0.3)  # listening
+            stored = await other.import_record(fire_record(7, *FIRE_A[0]))
+            took = await within(FOLLOW_WITHIN, lambda: asyncio.sleep(0, stored.story_id in server.index.slot_of))
+        finally:
+            await follower.stop()
+    assert took < 1.0

@@ -3,8 +3,8 @@
 Each backend keeps a feed of story changes (``changes_since``); a running server polls it and
 puts the stories other processes added, changed or deleted into its related index (which
 duplicate detection shares), changing ``generation`` so no cached related list outlives them.
-Backend-neutral: it needs only the :class:`Followed` methods. SQLite is polled; a backend with
-notifications (PostgreSQL's LISTEN/NOTIFY) can answer the same calls and be polled less often.
+Backend-neutral: it needs only the :class:`Followed` methods. SQLite is polled; PostgreSQL
+notifies every change (LISTEN/NOTIFY), so its followers wake at once and poll only as a fallback.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ class Follower:
                 raise
             except Exception:  # a locked or briefly unreadable file must not end the following
                 log.exception("following the archive's change feed failed; trying again")
-            await asyncio.sleep(self.interval)
+            await self.archive.wait_for_changes(self.interval)  # a notification, or the poll interval
 
     async def catch_up(self) -> int:
         """Apply every change the feed holds past this follower's position; returns how many

@@ -143,3 +143,6 @@ class Storage(Protocol):
     async def changes_since(self, seq: int) -> tuple[int, list[Change]]:
         """The feed's changes after ``seq`` made by other processes (see
         :class:`backstory.archive.feed.Followed`)."""
+
+    async def wait_for_changes(self, timeout: float) -> None:
+        """Return when the feed may hold new changes, or after ``timeout`` seconds."""

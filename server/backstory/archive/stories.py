@@ -343,6 +343,9 @@ class StoryArchive:
     async def changes_since(self, seq: int) -> tuple[int, list[Change]]:
         return await self.storage.changes_since(seq)
 
+    async def wait_for_changes(self, timeout: float) -> None:
+        await self.storage.wait_for_changes(timeout)
+
     async def follow(self, story_ids: list[str]) -> None:
         def job(w: Writer) -> tuple[None, AfterCommit]:
             entries = {sid: _entry(row) for sid, row in w.index_row(story_ids).items()}

@@ -256,6 +256,10 @@ class ThreadedStorage:
 
         return await self.read(job)
 
+    async def wait_for_changes(self, timeout: float) -> None:
+        """Without notifications the feed is polled: every ``timeout`` seconds."""
+        await asyncio.sleep(timeout)
+
     async def close(self) -> None:
         if self._closed:
             return

@@ -8,6 +8,9 @@ at once is one story) and the change feed's positions are in commit order. Trigg
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from pgvector.psycopg import register_vector
@@ -17,9 +20,11 @@ from ..storage import ArchiveUnavailable
 from ..stories import StoryArchive
 from ..threaded import ThreadedStorage
 from .rows import Rows
-from .schema import SCHEMA_VERSION, migrate
+from .schema import CHANGES_CHANNEL, SCHEMA_VERSION, migrate
 
 __all__ = ["SCHEMA_VERSION", "PostgresStorage", "create"]
+
+log = logging.getLogger(__name__)
 
 WRITE_LOCK = 0x6273_7772  # pg_advisory_xact_lock key every story write holds
 
@@ -30,6 +35,28 @@ class PostgresStorage(ThreadedStorage):
     def __init__(self, url: str, readers: int = 4) -> None:
         super().__init__(readers)
         self.url = url
+        self._listener: psycopg.AsyncConnection | None = None
+
+    async def wait_for_changes(self, timeout: float) -> None:
+        """Return at the feed's next notification (any process's write), or after ``timeout``."""
+        try:
+            if self._listener is None or self._listener.closed:
+                self._listener = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
+                await self._listener.execute(f"LISTEN {CHANGES_CHANNEL}")
+            async for _ in self._listener.notifies(timeout=timeout, stop_after=1):
+                pass
+        except psycopg.Error:  # the database went away: poll meanwhile, reconnect next time
+            log.warning("listening for the archive's changes failed; polling meanwhile", exc_info=True)
+            if self._listener is not None:
+                await self._listener.close()
+            self._listener = None
+            await asyncio.sleep(timeout)
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
+        await super().close()
 
     def connect(self, readonly: bool) -> psycopg.Connection:
         conn = psycopg.connect(self.url, autocommit=True, application_name="backstory")

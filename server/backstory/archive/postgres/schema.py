@@ -14,6 +14,7 @@ from ..storage import SchemaTooNew
 log = logging.getLogger(__name__)
 
 MIGRATION_LOCK = 0x6273_6D69  # pg_advisory_lock key of a migration
+CHANGES_CHANNEL = "backstory_changes"  # notified by every change the feed records (version 1's trigger)
 # PostgreSQL's text search vector holds at most 1 MB: the search reads a text's first part.
 SEARCHED_CHARS = 200_000
 
