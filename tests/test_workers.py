@@ -78,9 +78,14 @@ def database(postgres_url: str, tmp_path: Path) -> str:
     return postgres_database(postgres_url, "team_" + hashlib.blake2b(str(tmp_path).encode(), digest_size=6).hexdigest())
 
 
-def test_two_servers_and_a_worker_on_one_database(database: str, tmp_path: Path) -> None:
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("BACKSTORY_")},
-           "BACKSTORY_WORKER_STALLED_AFTER": STALLED_AFTER, "PYTHONUNBUFFERED": "1"}
+@pytest.fixture
+def env() -> dict[str, str]:
+    """The processes' environment: this machine's, without its Backstory settings."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("BACKSTORY_")},
+            "BACKSTORY_WORKER_STALLED_AFTER": STALLED_AFTER, "PYTHONUNBUFFERED": "1"}
+
+
+def test_two_servers_and_a_worker_on_one_database(database: str, env: dict[str, str], tmp_path: Path) -> None:
     servers_env = {**env, "BACKSTORY_SERVER_TAKES_JOBS": "false"}  # a thin API tier: the worker alone takes jobs
     a = start_server(tmp_path / "a", servers_env, archive=database)
     b = start_server(tmp_path / "b", servers_env, archive=database)
@@ -142,3 +147,48 @@ def test_two_servers_and_a_worker_on_one_database(database: str, tmp_path: Path)
             worker.wait(timeout=30)
         a.stop()
         b.stop()
+
+
+def test_a_thin_server_hands_readers_analyses_to_a_worker(database: str, env: dict[str, str], tmp_path: Path) -> None:
+    """BACKSTORY_ANALYSIS=remote: the server loads no models; a worker analyzes, the server stores
+    and relates; a worker's error reaches the reader as it was; with no worker, a 503 in time."""
+    thin = start_server(tmp_path / "thin", {**env, "BACKSTORY_ANALYSIS": "remote", "BACKSTORY_ANALYSIS_DEADLINE": "4"},
+                        archive=database)
+    worker = None
+    try:
+        title, text = FIRE_A[0]
+        alone = httpx.post(thin.url + "/api/v1/analyze", json={"url": "https://news.example/fire/0", "title": title,
+                                                                "text": text}, timeout=60)
+        assert alone.status_code == 503 and "no worker" in alone.json()["detail"] and alone.headers["retry-after"]
+        assert httpx.get(thin.url + "/api/v1/stories", timeout=10).json()["total"] == 0  # nothing stored
+
+        worker = start_worker(database, env, tmp_path / "worker.log")
+        first = None
+        for attempt in range(60):  # until the worker has loaded its models
+            answer = httpx.post(thin.url + "/api/v1/analyze", json={"url": "https://news.example/fire/0",
+                                                                     "title": title, "text": text}, timeout=60)
+            if answer.status_code == 200:
+                first = answer.json()
+                break
+            assert answer.status_code == 503, answer.text
+        assert first is not None and first["archived"] and first["entities"] and first["keyphrases"]
+        assert first["timings_ms"]["entities"] > 0
+        other_title, other_text = FIRE_A[1]
+        second = httpx.post(thin.url + "/api/v1/analyze", json={"url": "https://other.example/fire/1",
+                                                                 "title": other_title, "text": other_text},
+                            timeout=60).json()
+        assert first["story_id"] in [r["story_id"] for r in second["related"]]  # related by the thin server's index
+        again = httpx.post(thin.url + "/api/v1/analyze", json={"url": "https://news.example/fire/0", "title": title,
+                                                                "text": text}, timeout=60).json()
+        assert again["cached"] and again["story_id"] == first["story_id"]
+        not_article = httpx.post(thin.url + "/api/v1/analyze", json={"url": "https://news.example/empty",
+                                                                      "html": "<html><body><p>Hi.</p></body></html>"},
+                                 timeout=60)
+        assert not_article.status_code == 422 and not_article.json()["title"] == "No article found"
+        ready = httpx.get(thin.url + "/readyz", timeout=10).json()
+        assert ready["status"] == "ready" and ready["queue"]["failed"] == 0
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.terminate()
+            worker.wait(timeout=30)
+        thin.stop()

@@ -26,8 +26,8 @@ from .api.openapi import finish_document
 from .archive import open_archive
 from .archive.feed import Follower
 from .config import Settings
-from .jobs import job_queue
-from .pipeline import Models, Pipeline
+from .jobs import REMOTE_NEEDS_POSTGRESQL, job_queue
+from .pipeline import Models, Pipeline, RemoteAnalyst
 from .schemas import PROBLEM_JSON, Problem, explain
 
 log = logging.getLogger("backstory")
@@ -86,6 +86,8 @@ def _unexpected(request: Request, exc: Exception) -> Response[Problem]:
 def create_app(settings: Settings | None = None, *, models: Models | None = None) -> Litestar:
     """Build the app. ``models`` may be passed in already loaded (tests share one set)."""
     settings = settings or Settings()
+    if settings.analysis == "remote" and job_queue(settings) is None:
+        raise ValueError(REMOTE_NEEDS_POSTGRESQL)
     from swagger_ui_bundle import swagger_ui_path
 
     @asynccontextmanager
@@ -93,8 +95,10 @@ def create_app(settings: Settings | None = None, *, models: Models | None = None
         state = Services(settings)
         app.state.backstory = state
         # The models start loading first (spaCy in its own process, on the other core); the
-        # archive and its related index load meanwhile.
-        own_models = None if models is not None else asyncio.create_task(asyncio.to_thread(Models.load, settings.spacy_processes))
+        # archive and its related index load meanwhile. A server whose analyses workers do loads none.
+        remote = settings.analysis == "remote"
+        own_models = None if models is not None or remote else asyncio.create_task(
+            asyncio.to_thread(Models.load, settings.spacy_processes))
         try:
             state.archive = archive = await open_archive(settings)
         except BaseException:
@@ -107,13 +111,16 @@ def create_app(settings: Settings | None = None, *, models: Models | None = None
         jobs = state.jobs = job_queue(settings)  # the archive's migrations created its tables
         if jobs is not None:
             await jobs.__aenter__()
+        analyst = RemoteAnalyst(jobs) if remote and jobs is not None else None
+        if analyst is not None:
+            analyst.start()
 
         async def load() -> None:
             try:
-                loaded = models if own_models is None else await own_models
-                state.pipeline = pipeline = Pipeline(settings, loaded, archive, jobs)
-                if jobs is None or settings.server_takes_jobs:
-                    state.backlog = asyncio.create_task(pipeline.backlog.run())
+                loaded = None if remote else models if own_models is None else await own_models
+                state.pipeline = pipeline = Pipeline(settings, loaded, archive, jobs, analyst)
+                if not remote and (jobs is None or settings.server_takes_jobs):
+                    state.backlog = asyncio.create_task(pipeline.work())
                 state.ready_after = time.monotonic() - state.started
                 log.info("models loaded in %.1f s", state.ready_after)
             except Exception as exc:  # reported by /readyz and on every analyze
@@ -131,6 +138,8 @@ def create_app(settings: Settings | None = None, *, models: Models | None = None
             if state.backlog is not None:
                 state.backlog.cancel()
                 await asyncio.gather(state.backlog, return_exceptions=True)
+            if analyst is not None:
+                await analyst.stop()
             if jobs is not None:
                 await jobs.__aexit__()
             if state.pipeline is not None:

@@ -21,7 +21,7 @@ from .config import Settings, archive_url, from_env, masked_url, one_archive, op
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for name in ("host", "port", "insecure_no_auth"):
+    for name in ("host", "port", "insecure_no_auth", "analysis"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -55,9 +55,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     refusal = open_bind_refusal(settings)
     if refusal:
         raise SystemExit(f"backstory: {refusal}")
-    from .nlp_worker import prestart
+    if settings.analysis == "remote":
+        from .jobs import REMOTE_NEEDS_POSTGRESQL, job_queue
 
-    prestart(settings.spacy_processes)  # first: forked before any thread or heavy import
+        if job_queue(settings) is None:
+            raise SystemExit(f"backstory: {REMOTE_NEEDS_POSTGRESQL}")
+    else:
+        from .nlp_worker import prestart
+
+        prestart(settings.spacy_processes)  # first: forked before any thread or heavy import
     import uvicorn
 
     from .app import create_app
@@ -119,7 +125,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
                 try:
                     print(f"Backstory worker on {masked_url(archive_url(settings.archive))}, "
                           f"{args.concurrency} at once, queues {', '.join(args.queue or ['analysis'])}", file=sys.stderr)
-                    await jobs.work(pipeline.backlog, concurrency=args.concurrency, queues=args.queue, signals=True)
+                    await jobs.work(pipeline, concurrency=args.concurrency, queues=args.queue, signals=True)
                 finally:
                     pipeline.close(models=True)
         finally:
@@ -359,6 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP server")
     serve.add_argument("--host", help="listen address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default 8000)")
+    serve.add_argument("--analysis", choices=["local", "remote"],
+                       help="where readers' analyses run: here (local, the default) or in workers (remote; "
+                            "needs a PostgreSQL archive)")
     serve.add_argument("--insecure-no-auth", action="store_true", default=None,
                        help="serve a non-loopback address without an API token (refused otherwise)")
     archive_flag(serve)

@@ -10,7 +10,7 @@ import ipaddress
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 import msgspec
 from msgspec import Meta
@@ -122,6 +122,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         float,
         Meta(gt=0, le=3600, description="PostgreSQL archive: seconds without a heartbeat from a worker (a `backstory worker` or a server) after which the jobs it had taken are given to another. Its heartbeat beats three times as often."),
     ] = 30.0
+    analysis: Annotated[
+        Literal["local", "remote"],
+        Meta(description="Where a reader's analysis runs: `local`, in the server that received it; `remote`, in `backstory worker`s, through a PostgreSQL archive's job queue (the server then loads no models: a thin API tier; the flag `--analysis`)."),
+    ] = "local"
     server_takes_jobs: Annotated[
         bool,
         Meta(description="PostgreSQL archive: the server also takes queued analyses (stories an import left) while no reader waits, as a worker would. Off for API servers that leave them to `backstory worker`s."),

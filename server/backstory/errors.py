@@ -72,3 +72,13 @@ class Unavailable(BackstoryError):
     status = 503
     title = "Service unavailable"
     headers = {"Retry-After": "5"}  # every cause (models loading, a worker restarting, a busy server) passes in seconds
+
+
+class Relayed(BackstoryError):
+    """An error a worker's analysis ended in, passed on to the reader as it was."""
+
+    def __init__(self, status: int, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.headers = Unavailable.headers if status == 503 else {}

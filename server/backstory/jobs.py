@@ -15,22 +15,31 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, NamedTuple, Protocol
+from typing import Any, AsyncIterator, NamedTuple, Protocol
 
 import procrastinate
+import psycopg
 from procrastinate.exceptions import AlreadyEnqueued
 
+from .archive.postgres.schema import RESULTS_CHANNEL
 from .config import Settings, archive_url
 
 log = logging.getLogger(__name__)
 
 ANALYSIS_QUEUE = "analysis"
+REMOTE_NEEDS_POSTGRESQL = ("BACKSTORY_ANALYSIS=remote hands analyses to workers through a PostgreSQL archive's "
+                           "job queue: set the archive to postgresql://… (with SQLite, analysis is local)")
 _DEPTH = (
     "SELECT count(*), extract(epoch FROM now() - min(e.at)) FROM procrastinate_jobs j "
     "LEFT JOIN procrastinate_events e ON e.job_id = j.id AND e.type = 'deferred' "
     "WHERE j.status = 'todo' AND j.queue_name = %(queue)s"
 )
 _FAILED = "SELECT count(*) FROM procrastinate_jobs WHERE status = 'failed' AND queue_name = %(queue)s"
+PAGE_PRIORITY = 10  # a reader's page before the backlog's stories
+_STORE_ANSWER = "INSERT INTO analysis_results (job_id, body) VALUES (%(job_id)s, %(body)s)"
+_ANSWERED = f"SELECT pg_notify('{RESULTS_CHANNEL}', %(job_id)s)"
+_TAKE_ANSWER = "DELETE FROM analysis_results WHERE job_id = %(job_id)s RETURNING body"
+_DROP_ANSWER = "DELETE FROM analysis_results WHERE job_id = %(job_id)s"
 # Pending stories no job waits for or works on (their importer stopped between the two writes).
 _ORPHANS = (
     "SELECT story_id FROM stories s WHERE NOT analysed AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs j "
@@ -38,11 +47,14 @@ _ORPHANS = (
 )
 
 
-class Backlog(Protocol):
-    """What a job needs of the pipeline's backlog (``backstory.pipeline.backlog``)."""
+class Handler(Protocol):
+    """What the jobs need of the process that runs them (``backstory.pipeline.Pipeline``)."""
 
     async def complete(self, story_id: str) -> bool:
         """Analyze the story if it is still pending; False when there was nothing to do."""
+
+    async def answer(self, page: dict) -> bytes:
+        """A page's analysis (or the error it ended in), encoded for the server that asked."""
 
 
 class QueueStats(NamedTuple):
@@ -61,6 +73,7 @@ class JobQueue:
     """The analysis jobs of one PostgreSQL archive."""
 
     def __init__(self, url: str, stalled_after: float = 30.0) -> None:
+        self.url = url
         self.stalled_after = stalled_after
         self.app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=url))
         self.analyses = 0  # jobs this process completed
@@ -69,9 +82,9 @@ class JobQueue:
         @self.app.task(name="analyze_story", queue=ANALYSIS_QUEUE, pass_context=True,
                        retry=procrastinate.RetryStrategy(max_attempts=3, wait=5))
         async def analyze_story(context: procrastinate.JobContext, story_id: str) -> None:
-            backlog: Backlog = context.additional_context["backlog"]
+            handler: Handler = context.additional_context["handler"]
             try:
-                if await backlog.complete(story_id):
+                if await handler.complete(story_id):
                     self.analyses += 1
             except Exception:
                 self.errors += 1
@@ -85,7 +98,17 @@ class JobQueue:
         async def retry_stalled_jobs(timestamp: int) -> None:
             await self.retry_stalled()
 
+        # A reader's analysis a server handed over: never retried (its reader has had an answer,
+        # an error, by then); jumps the backlog's queue.
+        @self.app.task(name="analyze_page", queue=ANALYSIS_QUEUE, pass_context=True)
+        async def analyze_page(context: procrastinate.JobContext, page: dict) -> None:
+            handler: Handler = context.additional_context["handler"]
+            body = await handler.answer(page)
+            await self.app.connector.execute_query_async(_STORE_ANSWER, job_id=context.job.id, body=body)
+            await self.app.connector.execute_query_async(_ANSWERED, job_id=str(context.job.id))
+
         self._analyze_story = analyze_story
+        self._analyze_page = analyze_page
 
     async def __aenter__(self) -> "JobQueue":
         await self.app.open_async()
@@ -121,14 +144,35 @@ class JobQueue:
         failed = (await connector.execute_query_one_async(_FAILED, queue=ANALYSIS_QUEUE))["count"]
         return QueueStats(int(waiting), round(float(oldest or 0.0), 3), int(failed))
 
-    async def work(self, backlog: Backlog, *, concurrency: int, queues: list[str] | None = None,
+    async def defer_page(self, page: dict) -> int:
+        """Hand a reader's page to the workers; the job's id, which its answer will carry."""
+        return await self._analyze_page.configure(priority=PAGE_PRIORITY).defer_async(page=page)
+
+    async def take_answer(self, job_id: int) -> bytes | None:
+        """The stored answer of a page's job (removed as it is read); None while there is none."""
+        rows = await self.app.connector.execute_query_all_async(_TAKE_ANSWER, job_id=job_id)
+        return bytes(rows[0]["body"]) if rows else None
+
+    async def give_up(self, job_id: int) -> None:
+        """Cancel a page's job nobody waits for any more, if no worker has started it."""
+        await self.app.job_manager.cancel_job_by_id_async(job_id)
+        await self.app.connector.execute_query_async(_DROP_ANSWER, job_id=job_id)
+
+    async def answers(self) -> AsyncIterator[int]:
+        """The ids of page jobs as their answers are stored (LISTEN), for as long as it is iterated."""
+        async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
+            await conn.execute(f"LISTEN {RESULTS_CHANNEL}")
+            async for notify in conn.notifies():
+                yield int(notify.payload)
+
+    async def work(self, handler: Handler, *, concurrency: int, queues: list[str] | None = None,
                    signals: bool = False) -> None:
         """Take jobs until cancelled (or, with ``signals``, until SIGINT/SIGTERM)."""
         await self.retry_stalled()  # a worker that starts after a crash picks up what it left
         await self.adopt_orphans()
         heartbeat = max(0.5, self.stalled_after / 3)
         options: dict[str, Any] = dict(
-            queues=queues or [ANALYSIS_QUEUE], concurrency=concurrency, additional_context={"backlog": backlog},
+            queues=queues or [ANALYSIS_QUEUE], concurrency=concurrency, additional_context={"handler": handler},
             install_signal_handlers=signals, update_heartbeat_interval=heartbeat,
             stalled_worker_timeout=self.stalled_after, delete_jobs="successful", name=f"backstory-{time.time():.0f}",
         )

@@ -9,16 +9,21 @@ from .analyzer import Analysis, Analyzer, analyzed_part, clean_text
 from .backlog import Backlog
 from .cache import ResponseCache
 from .models import Models
+from .page import Analyst, Page
+from .remote import RemoteAnalyst
 from .service import Pipeline
 from .workers import TRIM_INTERVAL, Workers
 
 __all__ = [
     "TRIM_INTERVAL",
     "Analysis",
+    "Analyst",
     "Analyzer",
     "Backlog",
     "Models",
+    "Page",
     "Pipeline",
+    "RemoteAnalyst",
     "ResponseCache",
     "Workers",
     "analyzed_part",

@@ -65,14 +65,6 @@ class Backlog:
         return done if stored else None
 
     async def run(self, *, batch: int = 16, parallel: int = 2, idle_poll: float = 0.1, wait: float = 30.0) -> None:
-        """Analyze pending stories, forever: as a worker of the job queue when there is one,
-        else :meth:`poll`."""
-        if self.jobs is not None:
-            await self.jobs.work(self, concurrency=parallel)
-        else:
-            await self.poll(batch=batch, parallel=parallel, idle_poll=idle_poll, wait=wait)
-
-    async def poll(self, *, batch: int, parallel: int, idle_poll: float, wait: float) -> None:
         """Analyze the archive's pending stories, forever, yielding to readers: a story starts only while no
         client analysis is running or queued, and at most ``parallel`` are in flight (two keep
         both cores busy: spaCy's process and this one). Wakes up on :meth:`stored` (an import in

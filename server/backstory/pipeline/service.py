@@ -22,6 +22,8 @@ from ..schemas import MAX_TEXT_CHARS, AnalyzeRequest, Sidebar, Timings
 from ..story import StoryRecord, new_story, story_id_for, to_sidebar
 from ..urls import check_url, identity_url
 from .analyzer import Analysis, Analyzer, ms_since
+from .page import Analyst, Analyzed, Page
+from .remote import answer
 from .backlog import Backlog
 from .cache import ResponseCache
 from .models import Models
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Analyzed = tuple[Analysis, StoryRecord, dict[str, float]]  # the analysis, its record, the extraction's timings
+
 RequestKey = tuple[str, str, str | None]  # the response cache's key, the request's URL and date
 Work = Callable[[Callable[[], None]], Awaitable[Analyzed]]  # given the deadline check to call between stages
 
@@ -59,7 +61,8 @@ class Pipeline:
     the server): only :meth:`ingest` with ``analyze=False`` works then.
     """
 
-    def __init__(self, settings: Settings, models: Models | None, archive: Archive, jobs: JobQueue | None = None) -> None:
+    def __init__(self, settings: Settings, models: Models | None, archive: Archive, jobs: JobQueue | None = None,
+                 remote: Analyst | None = None) -> None:
         self.settings = settings
         self.analyzer = Analyzer(
             models,
@@ -71,6 +74,7 @@ class Pipeline:
         self.cache = ResponseCache()
         self.workers = Workers(settings.workers)
         self.backlog = Backlog(self.analyzer, archive, self.cache, self.workers, jobs)
+        self.remote = remote  # None: this process analyzes
         self.failures = 0  # analyses for a client that ended in a server error
         self._inflight: dict[RequestKey, asyncio.Future[Analyzed]] = {}  # analyses under way (see _coalesced)
 
@@ -142,20 +146,12 @@ class Pipeline:
                 record = await self._keep(record)
             return record, stages, True
 
+        page = Page(url=url, final_url=final_url, html=html, text=text, title=request.title, published=published)
+
         async def analyze(check_deadline: Callable[[], None]) -> Analyzed:
-            extracted: dict[str, float] = {}
-            t = time.perf_counter()
-            article = await self.workers.run(
-                self.analyzer.extract, url=final_url, html=html, text=text, title=request.title
-            )
-            extracted["extract"] = ms_since(t)
-            check_deadline()  # past it the waiters have had their 503: no language stages
-            if published:
-                article = msgspec.structs.replace(article, published=published)
-            canonical = identity_url(article.canonical_url, final_url)
-            # The record (its hashes read the whole text) is built in the worker thread too.
-            analysis, record = await self.workers.run(self._analyze_new, article, url=url, canonical_url=canonical)
-            return analysis, record, extracted
+            if self.remote is not None:  # a worker's CPU, not this server's
+                return await self.remote.analyze(page, self.settings.analysis_deadline)
+            return await self.analyze_page(page, check_deadline)
 
         # Identical requests in flight share one analysis; each then stores and answers on its own.
         analysis, record, extracted = await self._coalesced((key, url, published), analyze)
@@ -169,6 +165,22 @@ class Pipeline:
                 record = msgspec.structs.replace(record, story_id=duplicate)
         self.cache.put(key, record)
         return record, stages, False
+
+    async def analyze_page(self, page: Page, check_deadline: Callable[[], None] = lambda: None) -> Analyzed:
+        """Extraction and the language stages of one page or text (no archive, no related)."""
+        extracted: dict[str, float] = {}
+        t = time.perf_counter()
+        article = await self.workers.run(
+            self.analyzer.extract, url=page.final_url, html=page.html, text=page.text, title=page.title
+        )
+        extracted["extract"] = ms_since(t)
+        check_deadline()  # past it the waiters have had their 503: no language stages
+        if page.published:
+            article = msgspec.structs.replace(article, published=page.published)
+        canonical = identity_url(article.canonical_url, page.final_url)
+        # The record (its hashes read the whole text) is built in the worker thread too.
+        analysis, record = await self.workers.run(self._analyze_new, article, url=page.url, canonical_url=canonical)
+        return analysis, record, extracted
 
     async def _keep(self, record: StoryRecord) -> StoryRecord:
         """Archive the reader's page; returns it under the id of the story it is stored as. A copy
@@ -196,7 +208,9 @@ class Pipeline:
         Past the deadline the waiters get 503 at once and nothing is stored (storing comes after).
         A thread cannot be stopped, so the work ends at its next stage boundary (``work`` gets a
         function to call there) and keeps its slot, and the backlog waiting, until it has."""
-        await self.workers.reader_slot()  # readers first: the backlog waits while one is counted
+        local = self.remote is None  # a remote analysis takes no slot here: the workers bound it
+        if local:
+            await self.workers.reader_slot()  # readers first: the backlog waits while one is counted
         limit = self.settings.analysis_deadline
         deadline = time.monotonic() + limit
 
@@ -205,9 +219,11 @@ class Pipeline:
                 raise _over_deadline(limit)
 
         inner = asyncio.ensure_future(work(check_deadline))
-        inner.add_done_callback(self.workers.reader_done)
+        if local:
+            inner.add_done_callback(self.workers.reader_done)
         try:
-            return await asyncio.wait_for(asyncio.shield(inner), limit)
+            # A remote analysis keeps its own deadline (it says why it ran out); this one backs it up.
+            return await asyncio.wait_for(asyncio.shield(inner), limit if local else limit + 1.0)
         except asyncio.TimeoutError:
             log.warning("an analysis took longer than its %g s deadline; its client got 503", limit)
             raise _over_deadline(limit) from None
@@ -217,6 +233,22 @@ class Pipeline:
         # The record's fingerprints read the whole text: built here, in the worker thread, too.
         return analysis, new_story(article, url=url, canonical_url=canonical_url, keyphrases=analysis.keyphrases,
                                    entities=analysis.entities, embedding=analysis.embedding)
+
+    async def complete(self, story_id: str) -> bool:
+        """A job's work (see :mod:`backstory.jobs`): complete a pending story."""
+        return await self.backlog.complete(story_id)
+
+    async def answer(self, page: dict) -> bytes:
+        """A job's work (see :mod:`backstory.jobs`): a page a server handed over, analyzed."""
+        return await answer(self.analyze_page, page)
+
+    async def work(self, parallel: int = 2) -> None:
+        """The background work, forever: jobs from the archive's queue when it has one (a
+        PostgreSQL archive), else the pending stories the archive holds."""
+        if self.backlog.jobs is not None:
+            await self.backlog.jobs.work(self, concurrency=parallel)
+        else:
+            await self.backlog.run(parallel=parallel)
 
     async def forget(self, story_id: str) -> bool:
         """Delete a story from the archive and the response cache; False when there was none."""

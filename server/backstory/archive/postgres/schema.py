@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 
 MIGRATION_LOCK = 0x6273_6D69  # pg_advisory_lock key of a migration
 CHANGES_CHANNEL = "backstory_changes"  # notified by every change the feed records (version 1's trigger)
+RESULTS_CHANNEL = "backstory_results"  # notified with a job's id when its analysis's answer is stored
 # PostgreSQL's text search vector holds at most 1 MB: the search reads a text's first part.
 SEARCHED_CHARS = 200_000
 
@@ -88,6 +89,15 @@ MIGRATIONS: list[str | Callable[[psycopg.Connection], None]] = [
     # 2: the job queue (procrastinate's tables and functions), in the same database: deferred work
     # is as durable as the stories, and a worker needs nothing but the database URL.
     _procrastinate_schema,
+    # 3: the answers of analyses a server handed to a worker (BACKSTORY_ANALYSIS=remote), each
+    # kept until its server has read it; unlogged: an answer lost in a crash is asked for again.
+    """
+    CREATE UNLOGGED TABLE analysis_results (
+        job_id bigint PRIMARY KEY,
+        body bytea NOT NULL,
+        at timestamptz NOT NULL DEFAULT now()
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
