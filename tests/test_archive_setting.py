@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -170,3 +171,15 @@ def test_serve_prints_the_archive_without_its_password(monkeypatch, capsys) -> N
 ])
 def test_masked_url(url: str, shown: str) -> None:
     assert masked_url(url) == shown
+
+
+def test_serve_on_an_archive_a_newer_backstory_wrote_exits_with_the_reason(tmp_path: Path) -> None:
+    path = tmp_path / "newer.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 999")
+    conn.close()
+    done = subprocess.run([sys.executable, "-m", "backstory", "serve", "--port", "0", "--archive", str(path)],
+                          env=os.environ, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert done.stderr.startswith("backstory: archive schema version 999 is newer than this Backstory"), done.stderr
+    assert "Traceback" not in done.stderr

@@ -192,3 +192,31 @@ def test_a_thin_server_hands_readers_analyses_to_a_worker(database: str, env: di
             worker.terminate()
             worker.wait(timeout=30)
         thin.stop()
+
+
+async def test_one_job_a_story_and_a_newer_schema_refused(database: str, tmp_path: Path) -> None:
+    import psycopg as pg
+
+    from backstory.archive import create_archive
+    from backstory.archive.postgres import SCHEMA_VERSION
+    from backstory.archive.storage import SchemaTooNew
+    from backstory.jobs import JobQueue
+
+    async with create_archive(database):
+        pass  # created: the schema and the queue's tables
+    async with JobQueue(database) as jobs:
+        assert await jobs.defer_analysis("00000000000000aa")
+        assert not await jobs.defer_analysis("00000000000000aa")  # one waits for it already
+        assert await jobs.defer_analysis("00000000000000bb")
+        assert (await jobs.stats()).waiting == 2
+    with pg.connect(database, autocommit=True) as conn:
+        conn.execute("UPDATE meta SET value = %s WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+    from backstory.archive import ArchiveUnavailable, check_archive
+    from backstory.config import Settings
+
+    with pytest.raises(ArchiveUnavailable, match="newer than this Backstory"):
+        check_archive(Settings(archive=database))  # every command stops here, before it starts anything
+    newer = create_archive(database)
+    with pytest.raises(SchemaTooNew, match="newer than this Backstory"):
+        await newer.start()
+    await newer.close()

@@ -29,6 +29,11 @@ class SchemaTooNew(RuntimeError):
     """The archive's schema is newer than this Backstory: it refuses to start rather than guess."""
 
 
+def too_new(found: int, known: int) -> str:
+    return (f"archive schema version {found} is newer than this Backstory ({known}): "
+            "a newer Backstory wrote it; upgrade this one")
+
+
 class UrlOwner(NamedTuple):
     """The story a URL belongs to (as its canonical URL or as an alias)."""
 

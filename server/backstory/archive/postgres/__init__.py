@@ -16,7 +16,7 @@ from psycopg.conninfo import conninfo_to_dict
 from pgvector.psycopg import register_vector
 
 from ...config import masked_url
-from ..storage import ArchiveUnavailable
+from ..storage import ArchiveUnavailable, too_new
 from ..stories import StoryArchive
 from ..threaded import ThreadedStorage
 from .rows import Rows
@@ -86,13 +86,18 @@ def _without_password(text: str, url: str) -> str:
 
 
 def check(url: str) -> None:
-    """Connect once: an unreachable database stops a command at once, with the reason."""
+    """Connect once: an unreachable database, or one whose schema is newer than this code, stops
+    a command at once, with the reason."""
     try:
-        psycopg.connect(url, connect_timeout=10).close()
+        with psycopg.connect(url, connect_timeout=10) as conn:
+            found = conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()[0] and conn.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ArchiveUnavailable(f"cannot reach the PostgreSQL archive at {masked_url(url)}: "
                                  f"{_without_password(reason, url)}") from None
+    if found and int(found[0]) > SCHEMA_VERSION:
+        raise ArchiveUnavailable(too_new(int(found[0]), SCHEMA_VERSION))
 
 
 def create(url: str, *, related_index: bool = True) -> StoryArchive:

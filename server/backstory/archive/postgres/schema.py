@@ -9,7 +9,7 @@ from typing import Callable
 import psycopg
 from procrastinate.schema import SchemaManager
 
-from ..storage import SchemaTooNew
+from ..storage import SchemaTooNew, too_new
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def migrate(conn: psycopg.Connection) -> int:
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         version = int(row[0]) if row else 0
         if version > SCHEMA_VERSION:
-            raise SchemaTooNew(f"archive schema version {version} is newer than this Backstory ({SCHEMA_VERSION})")
+            raise SchemaTooNew(too_new(version, SCHEMA_VERSION))
         for step in range(version, SCHEMA_VERSION):
             with conn.transaction():
                 migration = MIGRATIONS[step]

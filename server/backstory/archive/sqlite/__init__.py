@@ -7,10 +7,12 @@ What the rows mean is decided above, in ``archive/stories.py``.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
 from ...config import SQLITE_URL
+from ..storage import ArchiveUnavailable, too_new
 from ..stories import StoryArchive
 from ..threaded import CHANGES_KEPT, ThreadedStorage
 from .rows import Rows
@@ -66,7 +68,18 @@ def archive_at(path: str | Path, *, related_index: bool = True) -> StoryArchive:
 
 
 def check(url: str) -> None:
-    """Nothing to reach: the file is created on first start."""
+    """Nothing to reach (the file is created on first start); a file whose schema is newer than
+    this code stops a command at once."""
+    path = Path(url.removeprefix(SQLITE_URL)).expanduser()
+    if not path.is_file():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.Error:
+        return  # not readable as SQLite: the start says so, with SQLite's own words
+    if version > SCHEMA_VERSION:
+        raise ArchiveUnavailable(too_new(version, SCHEMA_VERSION))
 
 
 def create(url: str, *, related_index: bool = True) -> StoryArchive:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 
-from ..storage import SchemaTooNew
+from ..storage import SchemaTooNew, too_new
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def migrate(conn: sqlite3.Connection) -> int:
     """Bring the file's schema to SCHEMA_VERSION, one transaction per step. Returns the version."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
-        raise SchemaTooNew(f"archive schema version {version} is newer than this Backstory ({SCHEMA_VERSION})")
+        raise SchemaTooNew(too_new(version, SCHEMA_VERSION))
     for step in range(version, SCHEMA_VERSION):
         conn.execute("BEGIN IMMEDIATE")
         try:
