@@ -29,6 +29,7 @@ from .config import Settings
 from .jobs import REMOTE_NEEDS_POSTGRESQL, job_queue
 from .pipeline import Models, Pipeline, RemoteAnalyst
 from .schemas import PROBLEM_JSON, Problem, explain
+from .tokens import TokenStore
 
 log = logging.getLogger("backstory")
 
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None, *, models: Models | None = None
         # Stories other processes write (an import, another server) reach the related index.
         follower = Follower(archive, settings.feed_poll_interval)
         follower.start()
+        state.tokens = TokenStore(archive.storage, settings.api_token)
         jobs = state.jobs = job_queue(settings)  # the archive's migrations created its tables
         if jobs is not None:
             await jobs.__aenter__()

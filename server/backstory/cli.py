@@ -20,6 +20,12 @@ from .config import Settings, archive_url, from_env, masked_url, one_archive, op
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    return _checked_settings(args)[0]
+
+
+def _checked_settings(args: argparse.Namespace) -> tuple[Settings, int]:
+    """The settings, with the archive checked (reachable, not newer than this code), and how
+    many API tokens it holds."""
     overrides: dict[str, Any] = {}
     for name in ("host", "port", "insecure_no_auth", "analysis"):
         value = getattr(args, name, None)
@@ -31,10 +37,10 @@ def _settings(args: argparse.Namespace) -> Settings:
              if value is not None}
         )
         settings = from_env(**overrides)
-        check_archive(settings)  # an archive this version cannot open or reach stops every command here, with why
+        tokens = check_archive(settings)  # an archive this version cannot open or reach stops every command here
     except ValueError as exc:
         raise SystemExit(f"backstory: {exc}") from None
-    return settings
+    return settings, tokens
 
 
 def _limit_malloc_arenas(arenas: int = 2) -> None:
@@ -51,8 +57,8 @@ def _limit_malloc_arenas(arenas: int = 2) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     _limit_malloc_arenas()
-    settings = _settings(args)
-    refusal = open_bind_refusal(settings)
+    settings, tokens = _checked_settings(args)
+    refusal = open_bind_refusal(settings, tokens)
     if refusal:
         raise SystemExit(f"backstory: {refusal}")
     if settings.analysis == "remote":
@@ -352,6 +358,40 @@ def cmd_migrate_archive(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_tokens(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def run() -> int:
+        from .archive import open_archive
+        from .tokens import TokenStore
+
+        archive = await open_archive(settings, related_index=False)  # tokens only: no index to load
+        try:
+            store = TokenStore(archive.storage)
+            if args.action == "create":
+                try:
+                    secret = await store.create(args.name, args.scope, args.expires)
+                except ValueError as exc:
+                    raise SystemExit(f"backstory: {exc}") from None
+                print(secret)
+                print(f"token {args.name!r} ({args.scope}) created: the line above is its secret, shown only now",
+                      file=sys.stderr)
+            elif args.action == "list":
+                print(f"{'name':<24} {'scope':<6} {'created':<21} {'last used':<21} expires")
+                for token in await store.list():
+                    print(f"{token.name:<24} {token.scope:<6} {token.created:<21} {token.last_used or '-':<21} "
+                          f"{token.expires or 'never'}")
+            elif not await store.revoke(args.name):
+                raise SystemExit(f"backstory: there is no token named {args.name!r}")
+            else:
+                print(f"token {args.name!r} revoked: servers refuse it within seconds", file=sys.stderr)
+        finally:
+            await archive.close()
+        return 0
+
+    return asyncio.run(run())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="backstory", description="Self-hosted reading assistant.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -403,6 +443,21 @@ def build_parser() -> argparse.ArgumentParser:
                                                                         "default: analysis)")
     archive_flag(work)
     work.set_defaults(func=cmd_worker)
+
+    tokens = sub.add_parser("tokens", help="named API tokens: create (the secret is shown once), list, revoke")
+    actions = tokens.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="a new token (printed once)")
+    create.add_argument("name")
+    create.add_argument("--scope", choices=["read", "write", "admin"], default="write",
+                        help="read: search, get, related, analyze without keeping; write: also keep and delete; "
+                             "admin: also manage tokens (default write)")
+    create.add_argument("--expires", type=float, metavar="DAYS", help="valid for this many days (default: no end)")
+    listing = actions.add_parser("list", help="every token: name, scope, created, last used, expires (no secret)")
+    revoke = actions.add_parser("revoke", help="revoke a token by name")
+    revoke.add_argument("name")
+    for action in (create, listing, revoke):
+        archive_flag(action)
+    tokens.set_defaults(func=cmd_tokens)
 
     mig = sub.add_parser("migrate-archive", help="copy every story of one archive into another (SQLite <-> "
                                                  "PostgreSQL), then compare them story by story; resumable")

@@ -87,14 +87,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def open_bind_refusal(settings: "Settings") -> str | None:
+def open_bind_refusal(settings: "Settings", stored_tokens: int = 0) -> str | None:
     """Why the server must not start as configured, or None: listening beyond this machine with
-    no token would let anyone on the network read and change the archive."""
-    if is_loopback(settings.host) or settings.api_token or settings.insecure_no_auth:
+    no token (stored in the archive, or BACKSTORY_API_TOKEN) would let anyone on the network read
+    and change the archive."""
+    if is_loopback(settings.host) or settings.api_token or stored_tokens or settings.insecure_no_auth:
         return None
     return (f"refusing to serve {settings.host} without authentication: anyone who can reach it could read "
-            "and change the archive. Set BACKSTORY_API_TOKEN, or pass --insecure-no-auth "
-            "(BACKSTORY_INSECURE_NO_AUTH=1) if the network itself is trusted.")
+            "and change the archive. Create a token (backstory tokens create NAME), set BACKSTORY_API_TOKEN, "
+            "or pass --insecure-no-auth (BACKSTORY_INSECURE_NO_AUTH=1) if the network itself is trusted.")
 
 
 def _networks(value: str | list[str]) -> list[str]:

@@ -68,6 +68,11 @@ class Unauthorized(BackstoryError):
     headers = {"WWW-Authenticate": "Bearer"}  # RFC 9110: a 401 names the scheme it wants
 
 
+class Forbidden(BackstoryError):
+    status = 403
+    title = "Forbidden"
+
+
 class Unavailable(BackstoryError):
     status = 503
     title = "Service unavailable"

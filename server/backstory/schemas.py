@@ -5,7 +5,7 @@ New fields always get defaults, so an older extension keeps working with a newer
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -149,6 +149,13 @@ class Sidebar(Value):
     analysed: bool = True
     """False for a story a bulk import stored whose names, keyphrases and embedding the server
     has not computed yet (they are empty until then)."""
+
+
+class Me(Value):
+    """The calling API token."""
+
+    name: str
+    scope: Literal["read", "write", "admin"]
 
 
 class RelatedList(Value):

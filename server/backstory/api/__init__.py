@@ -2,8 +2,9 @@
 
 from .analyze import AnalyzeController
 from .health import health_routes
+from .me import me
 from .stories import StoriesController
 
-API_ROUTES = [AnalyzeController, StoriesController]
+API_ROUTES = [AnalyzeController, StoriesController, me]
 
 __all__ = ["API_ROUTES", "health_routes"]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
 from litestar.params import Parameter
 
 from ..schemas import AnalyzeRequest, HttpUrl, Sidebar
-from .deps import Services, require_token
+from .deps import Services, authorize, require_token
 from .openapi import problems, rules_of
 
 # 413/415: the body (POST) or the fetched page; 422: a host with no valid name, an address the
@@ -22,16 +22,21 @@ class AnalyzeController(Controller):
     tags = ["analyze"]
 
     @post(operation_id="analyze", status_code=200, responses=ANALYZE_ERRORS)
-    async def analyze(self, services: Services, data: AnalyzeRequest) -> Sidebar:
+    async def analyze(self, request: Request, services: Services, data: AnalyzeRequest) -> Sidebar:
         """Analyze a page: send its HTML (or plain text); without either the server fetches the URL."""
+        if data.archive:
+            authorize(request, "write")
         return await services.analyze(data)
 
     @get(operation_id="analyzeUrl", responses=ANALYZE_ERRORS)
     async def analyze_url(
         self,
+        request: Request,
         services: Services,
         url: Annotated[str, Parameter(**rules_of(HttpUrl))],
         archive: Annotated[bool, Parameter(description="Keep the story in the archive.")] = True,
     ) -> Sidebar:
         """Fetch a URL and analyze it (curl-friendly)."""
+        if archive:
+            authorize(request, "write")
         return await services.analyze(AnalyzeRequest(url=url, archive=archive))

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import time
 from typing import Annotated
 
@@ -20,6 +19,7 @@ from ..config import Settings
 from ..jobs import JobQueue
 from ..pipeline import Pipeline
 from ..schemas import AnalyzeRequest, Sidebar
+from ..tokens import Caller, TokenStore
 
 
 class Services:
@@ -32,6 +32,7 @@ class Services:
         self.backlog: asyncio.Task[None] | None = None  # analyzes stories a bulk import stored
         self.pipeline: Pipeline | None = None
         self.jobs: JobQueue | None = None  # the archive's job queue (PostgreSQL only)
+        self.tokens: TokenStore | None = None  # the archive's API tokens
         self.ready = asyncio.Event()
         self.load_error: BaseException | None = None
         self.started = time.monotonic()
@@ -52,6 +53,11 @@ class Services:
         """:meth:`Pipeline.analyze`, once the models have loaded."""
         pipeline = await self.pipeline_ready()
         return await pipeline.analyze(request)
+
+    def token_store(self) -> TokenStore:
+        if self.tokens is None:  # the lifespan sets it when it opens the archive
+            raise errors.Unavailable("the archive is not open yet")
+        return self.tokens
 
     def opened_archive(self) -> Archive:
         if self.archive is None:  # the lifespan opens it before the app takes requests
@@ -127,12 +133,18 @@ ARCHIVE = {"archive": Provide(provide_archive, sync_to_thread=False)}
 ArchiveParam = Annotated[Archive, Dependency(skip_validation=True)]
 
 
-def require_token(connection: ASGIConnection, _handler: BaseRouteHandler) -> None:
-    """When BACKSTORY_API_TOKEN is set, /api requests must send 'Authorization: Bearer <token>'."""
-    token = services_of(connection).settings.api_token
-    if not token:
-        return
-    header = connection.headers.get("authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise errors.Unauthorized("send the server's API token as 'Authorization: Bearer <token>'")
+async def require_token(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    """Once any API token exists (stored, or BACKSTORY_API_TOKEN), every /api request must send
+    one ('Authorization: Bearer <token>') whose scope covers the handler's (its ``opt["scope"]``,
+    ``read`` by default); the caller is kept in the request's state."""
+    caller = await services_of(connection).token_store().caller(connection.headers.get("authorization", ""))
+    connection.state.caller = caller
+    authorize(connection, handler.opt.get("scope", "read"))
+
+
+def authorize(connection: ASGIConnection, scope: str) -> Caller:
+    """The request's caller, if its token's scope covers ``scope``; Forbidden otherwise."""
+    caller: Caller = connection.state.caller
+    if not caller.may(scope):
+        raise errors.Forbidden(f"the token {caller.name!r} has the {caller.scope} scope; this needs {scope}")
+    return caller

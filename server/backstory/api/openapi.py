@@ -22,8 +22,8 @@ SECURITY_SCHEME = "bearerAuth"
 REASONS = {
     400: "Invalid request: a parameter or the body breaks its documented rule (or the Host header "
          "names another server).",
-    401: "Missing or wrong bearer token (only when the server was given one).",
-    403: "The request came from a browser origin that is not allowed.",
+    401: "Missing, wrong, expired or revoked bearer token (once the server has any token).",
+    403: "The token's scope does not allow this, or the request came from a browser origin that is not allowed.",
     404: "No such story in the archive.",
     413: "Too large: the body, the fetched page or the article's text is over its limit.",
     415: "Unsupported content: the body is not application/json, or the fetched page is not HTML.",

@@ -51,7 +51,7 @@ class StoriesController(Controller):
         record = await _record(archive, story_id)
         return RelatedList(related=await archive.related(record, limit=limit))
 
-    @delete("/{story_id:str}", operation_id="deleteStory", status_code=204, responses=problems(404))
+    @delete("/{story_id:str}", operation_id="deleteStory", status_code=204, responses=problems(404), opt={"scope": "write"})
     async def delete_story(self, services: Services, story_id: StoryIdParam) -> None:
         """Remove a story from the archive."""
         if not await services.forget(story_id):

@@ -45,11 +45,12 @@ def _backend_of(url: str) -> Backend:
     return found
 
 
-def check_archive(settings: Settings) -> None:
+def check_archive(settings: Settings) -> int:
     """Raise :class:`ArchiveUnavailable` (with the reason, no password) when the archive the
-    settings name cannot be reached; opens nothing that lasts and starts no thread."""
+    settings name cannot be reached or was written by a newer Backstory; opens nothing that
+    lasts and starts no thread. Returns how many API tokens were ever stored in it."""
     url = archive_url(settings.archive)
-    importlib.import_module(_backend_of(url).module, __name__).check(url)
+    return importlib.import_module(_backend_of(url).module, __name__).check(url)
 
 
 def create_archive(url: str, *, related_index: bool = True) -> StoryArchive:

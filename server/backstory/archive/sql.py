@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import schemas
 from ..story import StoryRecord
-from .storage import Card, Identity, IndexRow, UrlOwner
+from .storage import Card, Identity, IndexRow, TokenRow, UrlOwner
 
 _json = msgspec.json.Encoder()
 _decode_keyphrases = msgspec.json.Decoder(list[schemas.Keyphrase]).decode
@@ -24,6 +24,7 @@ _decode_entities = msgspec.json.Decoder(list[schemas.Entity]).decode
 FIELDS = StoryRecord.__struct_fields__
 SUMMARY_FIELDS = ("story_id", "url", "canonical_url", "title", "site_name", "published", "first_seen", "last_seen")
 _JSON_FIELDS = ("keyphrases", "entities")
+_TOKEN = "SELECT id, name, scope, created, last_used, expires, revoked FROM tokens"
 _CHUNK = 500  # ids per IN (...) list: within every backend's bound-parameter limit
 # Point an alias URL at a story. An alias follows the page's latest analysis, but a story's own
 # canonical URL is never taken from it.
@@ -190,7 +191,25 @@ class SqlRows:
         row = self._one("SELECT value FROM meta WHERE key = 'features_version'")
         return row[0] if row else None
 
+    def token(self, digest: str) -> TokenRow | None:
+        row = self._one(f"{_TOKEN} WHERE hash = ?", digest)
+        return TokenRow(*row) if row else None
+
+    def tokens(self, with_revoked: bool = False) -> list[TokenRow]:
+        where = "" if with_revoked else " WHERE revoked IS NULL"
+        return [TokenRow(*row) for row in self.execute(f"{_TOKEN}{where} ORDER BY id")]
+
     # ---- writes (on the writer's connection only) -------------------------------------------
+    def add_token(self, name: str, scope: str, digest: str, created: str, expires: str | None) -> None:
+        self.execute("INSERT INTO tokens (name, scope, hash, created, expires) VALUES (?, ?, ?, ?, ?)",
+                     (name, scope, digest, created, expires))
+
+    def revoke_token(self, name: str, at: str) -> bool:
+        return self.execute("UPDATE tokens SET revoked = ? WHERE name = ? AND revoked IS NULL", (at, name)).rowcount > 0
+
+    def token_used(self, token_id: int, at: str) -> None:
+        self.execute("UPDATE tokens SET last_used = ? WHERE id = ?", (at, token_id))
+
     def put(self, record: StoryRecord, features: bytes, simhash_ok: bool, new: bool) -> None:
         values = (*(self._value(name, getattr(record, name)) for name in FIELDS), simhash_ok,
                   *self.extra_values(record), features)

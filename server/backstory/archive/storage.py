@@ -70,6 +70,24 @@ class IndexRow(NamedTuple):
     content: tuple[str | None, str, list[schemas.Entity], list[schemas.Keyphrase]] | None = None
 
 
+class TokenRow(NamedTuple):
+    """A named API token as stored: never its secret, only the secret's hash (not shown here)."""
+
+    id: int
+    name: str
+    scope: str
+    created: str
+    last_used: str | None
+    expires: str | None
+    revoked: str | None
+
+
+def tokens_ever(reader: "Reader") -> int:
+    """How many API tokens were ever created, revoked and expired ones included: once there has
+    been one, calls need one (revoking the last token must not open the server to everyone)."""
+    return len(reader.tokens(with_revoked=True))
+
+
 class Reader(Protocol):
     def get(self, story_id: str) -> StoryRecord | None: ...
 
@@ -109,6 +127,12 @@ class Reader(Protocol):
 
     def features_version(self) -> str | None: ...
 
+    def token(self, digest: str) -> TokenRow | None:
+        """The token whose secret has this hash, revoked or not."""
+
+    def tokens(self, with_revoked: bool = False) -> list[TokenRow]:
+        """Every token not revoked (or every one), oldest first."""
+
     def feed_head(self) -> int:
         """The change feed's latest position."""
 
@@ -132,6 +156,13 @@ class Writer(Reader, Protocol):
 
     def store_features(self, features: list[tuple[bytes, str]], version: str) -> None:
         """Replace stored features (recomputed for a new features version)."""
+
+    def add_token(self, name: str, scope: str, digest: str, created: str, expires: str | None) -> None: ...
+
+    def revoke_token(self, name: str, at: str) -> bool:
+        """Revoke the token of this name; False when there is none."""
+
+    def token_used(self, token_id: int, at: str) -> None: ...
 
 
 class Storage(Protocol):

@@ -16,11 +16,11 @@ from psycopg.conninfo import conninfo_to_dict
 from pgvector.psycopg import register_vector
 
 from ...config import masked_url
-from ..storage import ArchiveUnavailable, too_new
+from ..storage import ArchiveUnavailable, tokens_ever, too_new
 from ..stories import StoryArchive
 from ..threaded import ThreadedStorage
 from .rows import Rows
-from .schema import CHANGES_CHANNEL, SCHEMA_VERSION, migrate
+from .schema import CHANGES_CHANNEL, SCHEMA_VERSION, TOKENS_SINCE, migrate
 
 __all__ = ["SCHEMA_VERSION", "PostgresStorage", "create"]
 
@@ -85,19 +85,21 @@ def _without_password(text: str, url: str) -> str:
     return text.replace(password, "***") if password else text
 
 
-def check(url: str) -> None:
+def check(url: str) -> int:
     """Connect once: an unreachable database, or one whose schema is newer than this code, stops
-    a command at once, with the reason."""
+    a command at once, with the reason. Returns how many API tokens were ever created."""
     try:
         with psycopg.connect(url, connect_timeout=10) as conn:
             found = conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()[0] and conn.execute(
                 "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = int(found[0]) if found else 0
+            if version > SCHEMA_VERSION:
+                raise ArchiveUnavailable(too_new(version, SCHEMA_VERSION))
+            return tokens_ever(Rows(conn)) if version >= TOKENS_SINCE else 0
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ArchiveUnavailable(f"cannot reach the PostgreSQL archive at {masked_url(url)}: "
                                  f"{_without_password(reason, url)}") from None
-    if found and int(found[0]) > SCHEMA_VERSION:
-        raise ArchiveUnavailable(too_new(int(found[0]), SCHEMA_VERSION))
 
 
 def create(url: str, *, related_index: bool = True) -> StoryArchive:

@@ -98,8 +98,23 @@ MIGRATIONS: list[str | Callable[[psycopg.Connection], None]] = [
         at timestamptz NOT NULL DEFAULT now()
     );
     """,
+    # 4: named API tokens, as in the SQLite archive's version 5.
+    """
+    CREATE TABLE tokens (
+        id bigserial PRIMARY KEY,
+        name text NOT NULL,
+        scope text NOT NULL CHECK (scope IN ('read', 'write', 'admin')),
+        hash text NOT NULL UNIQUE,
+        created text NOT NULL,
+        last_used text,
+        expires text,
+        revoked text
+    );
+    CREATE UNIQUE INDEX tokens_name ON tokens (name) WHERE revoked IS NULL;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+TOKENS_SINCE = 4  # the version that added the tokens table
 
 
 def migrate(conn: psycopg.Connection) -> int:

@@ -12,11 +12,11 @@ import sqlite3
 from pathlib import Path
 
 from ...config import SQLITE_URL
-from ..storage import ArchiveUnavailable, too_new
+from ..storage import ArchiveUnavailable, tokens_ever, too_new
 from ..stories import StoryArchive
 from ..threaded import CHANGES_KEPT, ThreadedStorage
 from .rows import Rows
-from .schema import SCHEMA_VERSION, SchemaTooNew, migrate
+from .schema import SCHEMA_VERSION, TOKENS_SINCE, SchemaTooNew, migrate
 
 __all__ = ["CHANGES_KEPT", "SCHEMA_VERSION", "SQLiteStorage", "SchemaTooNew", "archive_at", "check", "create"]
 
@@ -67,19 +67,20 @@ def archive_at(path: str | Path, *, related_index: bool = True) -> StoryArchive:
     return StoryArchive(SQLiteStorage(path), related_index=related_index)
 
 
-def check(url: str) -> None:
+def check(url: str) -> int:
     """Nothing to reach (the file is created on first start); a file whose schema is newer than
-    this code stops a command at once."""
+    this code stops a command at once. Returns how many API tokens were ever created."""
     path = Path(url.removeprefix(SQLITE_URL)).expanduser()
     if not path.is_file():
-        return
+        return 0
     try:
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise ArchiveUnavailable(too_new(version, SCHEMA_VERSION))
+            return tokens_ever(Rows(conn)) if version >= TOKENS_SINCE else 0
     except sqlite3.Error:
-        return  # not readable as SQLite: the start says so, with SQLite's own words
-    if version > SCHEMA_VERSION:
-        raise ArchiveUnavailable(too_new(version, SCHEMA_VERSION))
+        return 0  # not readable as SQLite: the start says so, with SQLite's own words
 
 
 def create(url: str, *, related_index: bool = True) -> StoryArchive:

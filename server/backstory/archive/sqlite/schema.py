@@ -91,8 +91,24 @@ MIGRATIONS: list[str] = [
         INSERT INTO changes (story_id, kind) VALUES (old.story_id, 'delete');
     END;
     """,
+    # 5: named API tokens (see backstory/tokens.py): only a hash of each secret is kept; a name is
+    # unique among the tokens not revoked, so a revoked name can be given again, to a new token.
+    """
+    CREATE TABLE tokens (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        scope TEXT NOT NULL CHECK (scope IN ('read', 'write', 'admin')),
+        hash TEXT NOT NULL UNIQUE,
+        created TEXT NOT NULL,
+        last_used TEXT,
+        expires TEXT,
+        revoked TEXT
+    );
+    CREATE UNIQUE INDEX tokens_name ON tokens (name) WHERE revoked IS NULL;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+TOKENS_SINCE = 5  # the version that added the tokens table
 
 
 def migrate(conn: sqlite3.Connection) -> int:

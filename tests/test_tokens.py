@@ -1,0 +1,119 @@
+"""Named API tokens, on both archive backends: 401 and 403 with their headers, scopes, expiry and
+revocation without a restart, only hashes stored, the command line, and the bind-address rule."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from backstory.config import Settings, open_bind_refusal
+from backstory.tokens import CHECK_EVERY, PREFIX, TokenStore
+
+from .conftest import assert_problem
+from .pages import FIRE_A
+
+
+@pytest.fixture
+def settings(archive_urls) -> Settings:
+    return Settings(archive=archive_urls("archive"), allowed_networks=["127.0.0.0/8"])
+
+
+def store(client: AsyncTestClient) -> TokenStore:
+    return client.app.state.backstory.tokens
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+async def analyze(client: AsyncTestClient, secret: str | None, *, archive: bool, i: int = 0):
+    title, text = FIRE_A[i]
+    return await client.post("/api/v1/analyze", json={"url": f"https://news.example/fire/{i}", "title": title,
+                                                       "text": text, "archive": archive},
+                             headers=bearer(secret) if secret else {})
+
+
+async def test_without_tokens_everyone_may_everything(client: AsyncTestClient) -> None:
+    me = await client.get("/api/v1/me")
+    assert me.status_code == 200 and me.json() == {"name": "anyone", "scope": "admin"}
+    assert (await analyze(client, None, archive=True)).status_code == 200
+
+
+async def test_scopes_401_and_403(client: AsyncTestClient) -> None:
+    tokens = store(client)
+    reader = await tokens.create("reader", "read")
+    writer = await tokens.create("writer", "write")
+    assert reader.startswith(PREFIX) and len(reader) >= len(PREFIX) + 32  # 192 random bits
+    await asyncio.sleep(CHECK_EVERY + 0.2)  # the server notices a new token within this
+
+    missing = await client.get("/api/v1/stories")
+    assert_problem(missing, 401)
+    assert missing.headers["www-authenticate"] == "Bearer"
+    assert_problem(await client.get("/api/v1/stories", headers=bearer(PREFIX + "not-a-real-one")), 401)
+    assert (await client.get("/healthz")).status_code == 200 and (await client.get("/readyz")).status_code == 200
+
+    assert (await client.get("/api/v1/me", headers=bearer(reader))).json() == {"name": "reader", "scope": "read"}
+    assert (await client.get("/api/v1/stories", headers=bearer(reader))).status_code == 200
+    assert (await analyze(client, reader, archive=False)).status_code == 200
+    refused = await analyze(client, reader, archive=True)
+    assert_problem(refused, 403)
+    assert "read scope" in refused.json()["detail"]
+
+    kept = await analyze(client, writer, archive=True)
+    assert kept.status_code == 200 and kept.json()["archived"]
+    story = kept.json()["story_id"]
+    assert_problem(await client.delete(f"/api/v1/stories/{story}", headers=bearer(reader)), 403)
+    assert (await client.delete(f"/api/v1/stories/{story}", headers=bearer(writer))).status_code == 204
+
+
+async def test_revoked_and_expired_tokens_stop_working_without_a_restart(client: AsyncTestClient) -> None:
+    tokens = store(client)
+    soon = await tokens.create("soon", "read", expires_days=1.5 / 86400)  # 1.5 s
+    lasting = await tokens.create("lasting", "read")
+    assert (await client.get("/api/v1/stories", headers=bearer(soon))).status_code == 200
+    assert (await client.get("/api/v1/stories", headers=bearer(lasting))).status_code == 200
+    assert await tokens.revoke("lasting")
+    await asyncio.sleep(CHECK_EVERY + 0.2)
+    assert_problem(await client.get("/api/v1/stories", headers=bearer(soon)), 401)  # expired
+    assert_problem(await client.get("/api/v1/stories", headers=bearer(lasting)), 401)  # revoked
+    # A revoked name may be given again; the new token is a new one: the old secret stays refused.
+    again = await tokens.create("lasting", "write")
+    await asyncio.sleep(CHECK_EVERY + 0.2)
+    assert (await client.get("/api/v1/me", headers=bearer(again))).json()["scope"] == "write"
+    assert_problem(await client.get("/api/v1/stories", headers=bearer(lasting)), 401)
+    listed = {t.name: t for t in await tokens.list()}
+    assert set(listed) == {"soon", "lasting"} and listed["lasting"].scope == "write"
+    with pytest.raises(ValueError, match="already"):
+        await tokens.create("lasting", "read")
+
+
+def test_the_command_line_shows_a_secret_once_and_stores_only_its_hash(tmp_path: Path, caplog) -> None:
+    archive = tmp_path / "archive.sqlite3"
+    env = {**os.environ, "BACKSTORY_LOG_LEVEL": "INFO"}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "backstory", "tokens", *args, "--archive", str(archive)],
+                              env=env, capture_output=True, text=True, timeout=120)
+
+    created = run("create", "alice", "--scope", "admin", "--expires", "30")
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.strip()
+    assert secret.startswith(PREFIX) and "shown only now" in created.stderr
+    listed = run("list")
+    assert "alice" in listed.stdout and "admin" in listed.stdout and secret not in listed.stdout + listed.stderr
+    assert secret.encode() not in b"".join(p.read_bytes() for p in tmp_path.glob("archive.sqlite3*"))
+    assert run("revoke", "alice").returncode == 0
+    assert run("revoke", "alice").returncode != 0  # none left by that name
+    assert secret not in created.stderr + listed.stdout + caplog.text
+
+
+def test_a_stored_token_lets_the_server_listen_beyond_this_machine() -> None:
+    exposed = Settings(host="0.0.0.0")
+    assert open_bind_refusal(exposed, stored_tokens=0) is not None
+    assert open_bind_refusal(exposed, stored_tokens=1) is None
