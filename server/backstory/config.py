@@ -149,7 +149,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         list[str], Meta(description="Comma-separated extra networks the fetcher must never reach.")
     ] = []
     api_token: Annotated[
-        str, Meta(description="If set, every /api request must carry 'Authorization: Bearer <token>'.")
+        str, Meta(description="The one-person shortcut: a single admin token (named `api-token`); with it every /api request must carry 'Authorization: Bearer <token>'. A team creates named tokens instead (`backstory tokens create NAME`).")
     ] = ""
     cors_origins: Annotated[
         list[str],
