@@ -117,3 +117,42 @@ def test_a_stored_token_lets_the_server_listen_beyond_this_machine() -> None:
     exposed = Settings(host="0.0.0.0")
     assert open_bind_refusal(exposed, stored_tokens=0) is not None
     assert open_bind_refusal(exposed, stored_tokens=1) is None
+
+
+async def test_rate_limits_per_token_and_per_address(settings: Settings, models) -> None:
+    from backstory.app import create_app
+
+    from .conftest import BASE_URL, wait_ready
+
+    limited = settings.replace(rate_limit_read="3/minute", rate_limit_analyze="1/minute")
+    async with AsyncTestClient(app=create_app(limited, models=models), base_url=BASE_URL) as client:
+        await wait_ready(client)
+        for _ in range(3):
+            assert (await client.get("/api/v1/stories")).status_code == 200
+        refused = await client.get("/api/v1/stories")
+        assert_problem(refused, 429)
+        assert 0 < int(refused.headers["retry-after"]) <= 60
+        assert (await client.get("/healthz")).status_code == 200  # only /api/ is counted
+        assert (await analyze(client, None, archive=False)).status_code == 200  # analyses have their own budget
+        assert_problem(await analyze(client, None, archive=False, i=1), 429)
+        # A token has a budget of its own (here: no token is needed, so any bearer is let through).
+        assert (await client.get("/api/v1/stories", headers=bearer(PREFIX + "someone"))).status_code == 200
+
+
+def test_the_client_behind_a_trusted_proxy_is_the_forwarded_address() -> None:
+    import ipaddress
+    from types import SimpleNamespace
+
+    from backstory.api.limits import client_address
+
+    def request(peer: str, forwarded: str = "") -> SimpleNamespace:
+        return SimpleNamespace(client=SimpleNamespace(host=peer),
+                               headers={"x-forwarded-for": forwarded} if forwarded else {})
+
+    proxies = [ipaddress.ip_network("10.0.0.0/8")]
+    assert client_address(request("203.0.113.9"), proxies) == "203.0.113.9"
+    # An untrusted peer's X-Forwarded-For is whatever it wrote: ignored.
+    assert client_address(request("203.0.113.9", "198.51.100.1"), proxies) == "203.0.113.9"
+    # Behind the trusted proxy: the last hop before it; a client's own forged hops come earlier.
+    assert client_address(request("10.0.0.2", "1.2.3.4, 198.51.100.7"), proxies) == "198.51.100.7"
+    assert client_address(request("10.0.0.2", "198.51.100.7, 10.0.0.3"), proxies) == "198.51.100.7"

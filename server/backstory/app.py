@@ -22,6 +22,7 @@ from .api import API_ROUTES, health_routes
 from .api.body import JsonRequest
 from .api.deps import DEPENDENCIES, Services
 from .api.guard import BrowserGuard, OriginRule
+from .api.limits import rate_limits
 from .api.openapi import finish_document
 from .archive import open_archive
 from .archive.feed import Follower
@@ -62,9 +63,13 @@ def _http_error(request: Request, exc: HTTPException) -> Response[Problem]:
         )
         detail = f"{exc.detail}: {reasons}" if reasons else exc.detail
     titles = {400: "Invalid request", 401: "Unauthorized", 404: "Not found", 405: "Method not allowed",
-              413: "Payload too large", 415: "Unsupported media type"}
+              413: "Payload too large", 415: "Unsupported media type", 429: "Too many requests"}
     # exc.headers carries what the status needs, e.g. the Allow list of a 405.
-    return problem(status, titles.get(status, "Client error"), detail or titles.get(status, "error"), exc.headers)
+    headers = dict(exc.headers or {})
+    if status == 429:  # the rate limiter says when its window resets; clients read Retry-After
+        headers["Retry-After"] = headers.get("RateLimit-Reset", "1")
+        detail = "too many requests for this token (or address); try again in a few seconds"
+    return problem(status, titles.get(status, "Client error"), detail or titles.get(status, "error"), headers)
 
 
 def _answer_options(request: Request) -> Response | None:
@@ -189,7 +194,7 @@ def create_app(settings: Settings | None = None, *, models: Models | None = None
         request_max_body_size=settings.max_body_bytes,
         request_class=JsonRequest,  # bodies decoded strictly: bad UTF-8, deep nesting, repeated keys are 400s
         before_request=_answer_options,
-        middleware=[DefineMiddleware(BrowserGuard, settings=settings)],
+        middleware=[DefineMiddleware(BrowserGuard, settings=settings), *rate_limits(settings)],
         cors_config=cors,
         openapi_config=openapi,
         # Litestar would otherwise configure the root logger; handlers are the program's

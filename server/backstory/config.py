@@ -141,6 +141,20 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         int, Meta(ge=1024, description="Largest fetched page (bytes); reading stops past it.")
     ] = 5 * 1024 * 1024
     max_redirects: Annotated[int, Meta(ge=0, le=20, description="Redirect hops followed when fetching.")] = 5
+    rate_limit_analyze: Annotated[
+        str,
+        Meta(pattern=r"^([1-9][0-9]*/(second|minute|hour))?$",
+             description="Analyses a token (or a client address without one) may ask for: `N/second`, `N/minute` or `N/hour`; past it 429 with Retry-After. Empty: no limit. Each server process counts its own."),
+    ] = ""
+    rate_limit_read: Annotated[
+        str,
+        Meta(pattern=r"^([1-9][0-9]*/(second|minute|hour))?$",
+             description="The other /api/ calls (search, get, related, delete) a token (or a client address) may make: `N/second`, `N/minute` or `N/hour`. Empty: no limit."),
+    ] = ""
+    trusted_proxies: Annotated[
+        list[str],
+        Meta(description="Comma-separated networks of reverse proxies whose X-Forwarded-For names the client (for the rate limits); any other peer is the client itself."),
+    ] = []
     allowed_networks: Annotated[
         list[str],
         Meta(description="Comma-separated networks the fetcher may reach even though they are private or loopback (e.g. 127.0.0.0/8 for tests, 10.1.0.0/16 for an intranet)."),
@@ -200,7 +214,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         return msgspec.structs.replace(self, **changes)
 
 
-_LIST_FIELDS = {"allowed_networks", "denied_networks", "cors_origins", "extension_origins", "allowed_hosts"}
+_LIST_FIELDS = {"allowed_networks", "denied_networks", "cors_origins", "extension_origins", "allowed_hosts",
+                "trusted_proxies"}
 
 
 def from_env(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -226,7 +241,8 @@ def from_env(environ: Mapping[str, str] | None = None, **overrides: Any) -> Sett
         settings = msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
         raise ValueError(f"invalid setting: {exc}") from None
-    checks = {"allowed_networks": _networks, "denied_networks": _networks, "archive": archive_url}
+    checks = {"allowed_networks": _networks, "denied_networks": _networks, "trusted_proxies": _networks,
+              "archive": archive_url}
     for name, check in checks.items():
         try:
             check(getattr(settings, name))
