@@ -156,3 +156,25 @@ def test_the_client_behind_a_trusted_proxy_is_the_forwarded_address() -> None:
     # Behind the trusted proxy: the last hop before it; a client's own forged hops come earlier.
     assert client_address(request("10.0.0.2", "1.2.3.4, 198.51.100.7"), proxies) == "198.51.100.7"
     assert client_address(request("10.0.0.2", "198.51.100.7, 10.0.0.3"), proxies) == "198.51.100.7"
+
+
+async def test_who_added_a_story_and_who_may_delete_it(client: AsyncTestClient) -> None:
+    tokens = store(client)
+    alice, bob, carol, boss = [await tokens.create(name, scope) for name, scope in
+                               (("alice", "write"), ("bob", "write"), ("carol", "write"), ("boss", "admin"))]
+    await asyncio.sleep(CHECK_EVERY + 0.2)
+    first = (await analyze(client, alice, archive=True)).json()
+    assert first["added_by"] == ["alice"]
+    again = (await analyze(client, bob, archive=True)).json()  # the same page (a cache hit): bob adds it too
+    assert again["story_id"] == first["story_id"] and again["added_by"] == ["alice", "bob"]
+    story = f"/api/v1/stories/{first['story_id']}"
+    assert (await client.get(story, headers=bearer(carol))).json()["added_by"] == ["alice", "bob"]
+
+    assert_problem(await client.delete(story, headers=bearer(carol)), 403)  # she did not add it
+    assert (await client.delete(story, headers=bearer(bob))).status_code == 204  # bob's claim goes, alice keeps it
+    assert (await client.get(story, headers=bearer(carol))).json()["added_by"] == ["alice"]
+    assert (await client.delete(story, headers=bearer(alice))).status_code == 204  # the last claimant: the story goes
+    assert_problem(await client.get(story, headers=bearer(carol)), 404)
+
+    other = (await analyze(client, carol, archive=True, i=1)).json()
+    assert (await client.delete(f"/api/v1/stories/{other['story_id']}", headers=bearer(boss))).status_code == 204

@@ -149,6 +149,9 @@ class Sidebar(Value):
     analysed: bool = True
     """False for a story a bulk import stored whose names, keyphrases and embedding the server
     has not computed yet (they are empty until then)."""
+    added_by: list[str] = []
+    """The names of the tokens that added the story to the archive (and ``cli`` for the command
+    line); empty on a server without tokens, and for a story not archived."""
 
 
 class Me(Value):

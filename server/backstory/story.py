@@ -102,7 +102,7 @@ def derive(record: StoryRecord) -> StoryRecord:
 
 
 def to_sidebar(record: StoryRecord, related: list[schemas.RelatedStory], *, timings: schemas.Timings | None = None,
-               archived: bool = False, cached: bool = False) -> schemas.Sidebar:
+               archived: bool = False, cached: bool = False, added_by: list[str] = ()) -> schemas.Sidebar:
     """The sidebar payload of a story and its related stories."""
     return schemas.Sidebar(
         story_id=record.story_id, url=record.url, canonical_url=record.canonical_url, title=record.title,
@@ -110,4 +110,5 @@ def to_sidebar(record: StoryRecord, related: list[schemas.RelatedStory], *, timi
         word_count=record.word_count, reading_minutes=reading_minutes(record.word_count), text=record.text,
         keyphrases=record.keyphrases, entities=record.entities, related=related,
         timings_ms=timings or schemas.Timings(), archived=archived, cached=cached, analysed=record.analysed,
+        added_by=list(added_by),
     )

@@ -55,6 +55,13 @@ class Caller(NamedTuple):
     def may(self, scope: str) -> bool:
         return SCOPES.index(self.scope) >= SCOPES.index(scope)
 
+    @property
+    def who(self) -> str | None:
+        """How the archive records this caller's stories; None on a server without tokens."""
+        if self.token_id is not None:
+            return f"token:{self.token_id}"
+        return None if self is NOBODY_REQUIRED else self.name
+
 
 NOBODY_REQUIRED = Caller("anyone", "admin")
 
@@ -94,6 +101,22 @@ class TokenStore:
 
     async def list(self) -> list[TokenRow]:
         return await self.storage.read(lambda r: r.tokens())
+
+    async def names(self, whos: list[str]) -> list[str]:
+        """The names of claimants as the archive records them (a revoked token keeps its name)."""
+        if not any(w.startswith("token:") for w in whos):
+            return list(whos)
+        by_id = {f"token:{t.id}": t.name for t in await self.storage.read(lambda r: r.tokens(with_revoked=True))}
+        return [by_id.get(w, w) for w in whos]
+
+    async def who(self, name: str) -> str:
+        """How the archive records the stories of the token named ``name`` (``cli`` itself as is)."""
+        if name == "cli":
+            return name
+        token = next((t for t in await self.list() if t.name == name), None)
+        if token is None:
+            raise ValueError(f"there is no token named {name!r}")
+        return f"token:{token.id}"
 
     async def revoke(self, name: str) -> bool:
         return await self.storage.write(lambda w: (w.revoke_token(name, utc_now()), None))

@@ -24,9 +24,8 @@ class AnalyzeController(Controller):
     @post(operation_id="analyze", status_code=200, responses=ANALYZE_ERRORS)
     async def analyze(self, request: Request, services: Services, data: AnalyzeRequest) -> Sidebar:
         """Analyze a page: send its HTML (or plain text); without either the server fetches the URL."""
-        if data.archive:
-            authorize(request, "write")
-        return await services.analyze(data)
+        caller = authorize(request, "write" if data.archive else "read")
+        return await services.analyze(data, caller)
 
     @get(operation_id="analyzeUrl", responses=ANALYZE_ERRORS)
     async def analyze_url(
@@ -37,6 +36,5 @@ class AnalyzeController(Controller):
         archive: Annotated[bool, Parameter(description="Keep the story in the archive.")] = True,
     ) -> Sidebar:
         """Fetch a URL and analyze it (curl-friendly)."""
-        if archive:
-            authorize(request, "write")
-        return await services.analyze(AnalyzeRequest(url=url, archive=archive))
+        caller = authorize(request, "write" if archive else "read")
+        return await services.analyze(AnalyzeRequest(url=url, archive=archive), caller)

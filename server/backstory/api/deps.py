@@ -7,6 +7,7 @@ import asyncio
 import time
 from typing import Annotated
 
+import msgspec
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -49,10 +50,17 @@ class Services:
             raise errors.Unavailable(f"models failed to load: {self.load_error}")
         return self.pipeline
 
-    async def analyze(self, request: AnalyzeRequest) -> Sidebar:
-        """:meth:`Pipeline.analyze`, once the models have loaded."""
+    async def analyze(self, request: AnalyzeRequest, caller: Caller) -> Sidebar:
+        """:meth:`Pipeline.analyze` for the caller, once the models have loaded."""
         pipeline = await self.pipeline_ready()
-        return await pipeline.analyze(request)
+        sidebar = await pipeline.analyze(request, added_by=caller.who)
+        if caller.who is None or not sidebar.archived:
+            return sidebar
+        return msgspec.structs.replace(sidebar, added_by=await self.added_by(sidebar.story_id))
+
+    async def added_by(self, story_id: str) -> list[str]:
+        """The names of those who added a story."""
+        return await self.token_store().names(await self.opened_archive().added_by(story_id))
 
     def token_store(self) -> TokenStore:
         if self.tokens is None:  # the lifespan sets it when it opens the archive
@@ -64,12 +72,21 @@ class Services:
             raise errors.Unavailable("the archive is not open yet")
         return self.archive
 
-    async def forget(self, story_id: str) -> bool:
-        """Delete a story; False when there was none. Through the pipeline once it is loaded,
-        so the response cache forgets the story too."""
+    async def forget(self, story_id: str, caller: Caller) -> bool:
+        """The caller's delete; False when there was no such story. An admin (or anyone, on a
+        server without tokens) deletes it; a member who added it withdraws their claim, and the
+        story goes with its last claimant; Forbidden for anyone else."""
+        archive = self.opened_archive()
+        if caller.who is None or caller.may("admin"):
+            gone = await archive.delete(story_id)
+        else:
+            outcome = await archive.delete_claimed(story_id, caller.who)
+            if outcome == "forbidden":
+                raise errors.Forbidden(f"the token {caller.name!r} did not add story {story_id}; only an admin may delete it")
+            gone = outcome != "missing"
         if self.pipeline is not None:
-            return await self.pipeline.forget(story_id)
-        return await self.opened_archive().delete(story_id)
+            self.pipeline.cache.discard_story(story_id)  # the response cache forgets it too
+        return gone
 
     async def readiness(self) -> tuple[bool, dict[str, object]]:
         """Whether the models are loaded and the archive is open, and the body ``/readyz`` answers."""

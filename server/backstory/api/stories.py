@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, delete, get
+from litestar import Controller, Request, delete, get
 from litestar.params import Parameter
 
 from .. import errors
@@ -37,11 +37,11 @@ class StoriesController(Controller):
         return StoryList(stories=stories, total=total, limit=limit, offset=offset)
 
     @get("/{story_id:str}", operation_id="getStory", responses=problems(404))
-    async def get_story(self, archive: ArchiveParam, story_id: StoryIdParam) -> Sidebar:
+    async def get_story(self, services: Services, archive: ArchiveParam, story_id: StoryIdParam) -> Sidebar:
         """The stored sidebar payload of one story, with its related stories as of now."""
         record = await _record(archive, story_id)
         related = await archive.related(record, limit=10)
-        return to_sidebar(record, related, archived=True)
+        return to_sidebar(record, related, archived=True, added_by=await services.added_by(story_id))
 
     @get("/{story_id:str}/related", operation_id="relatedStories", responses=problems(404))
     async def related(
@@ -52,9 +52,9 @@ class StoriesController(Controller):
         return RelatedList(related=await archive.related(record, limit=limit))
 
     @delete("/{story_id:str}", operation_id="deleteStory", status_code=204, responses=problems(404), opt={"scope": "write"})
-    async def delete_story(self, services: Services, story_id: StoryIdParam) -> None:
-        """Remove a story from the archive."""
-        if not await services.forget(story_id):
+    async def delete_story(self, request: Request, services: Services, story_id: StoryIdParam) -> None:
+        """Remove a story from the archive (a member's own; any, for an admin)."""
+        if not await services.forget(story_id, request.state.caller):
             raise errors.NotFound(f"no story {story_id} in the archive")
 
 

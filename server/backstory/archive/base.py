@@ -25,7 +25,7 @@ class Archive(Protocol):
         stays the same, :meth:`related` for the same record gives the same answer (the pipeline
         reuses it)."""
 
-    async def upsert(self, record: StoryRecord) -> StoryRecord:
+    async def upsert(self, record: StoryRecord, added_by: str | None = None) -> StoryRecord:
         """Store a story. The same canonical URL is the same page: the story is updated (id and
         first_seen kept, last_seen refreshed). A near-identical text elsewhere is ONE story too,
         but the stored one is left as it was (last_seen refreshed): the copy's URLs become its
@@ -39,6 +39,14 @@ class Archive(Protocol):
         """Id of the story filed under this URL (its canonical URL or an alias), if any."""
 
     async def get(self, story_id: str) -> StoryRecord | None: ...
+
+    async def claim(self, story_id: str, who: str) -> bool:
+        """Record that ``who`` ("token:<id>", "cli", ...) added a stored story."""
+
+    async def added_by(self, story_id: str) -> list[str]: ...
+
+    async def delete_claimed(self, story_id: str, who: str) -> str:
+        """``who``'s delete: "deleted", "unclaimed" (others keep it), "forbidden" or "missing"."""
 
     async def delete(self, story_id: str) -> bool: ...
 

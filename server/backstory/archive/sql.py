@@ -191,6 +191,9 @@ class SqlRows:
         row = self._one("SELECT value FROM meta WHERE key = 'features_version'")
         return row[0] if row else None
 
+    def claims(self, story_id: str) -> list[str]:
+        return [r[0] for r in self.execute("SELECT who FROM claims WHERE story_id = ? ORDER BY at, who", (story_id,))]
+
     def token(self, digest: str) -> TokenRow | None:
         row = self._one(f"{_TOKEN} WHERE hash = ?", digest)
         return TokenRow(*row) if row else None
@@ -203,6 +206,12 @@ class SqlRows:
     def add_token(self, name: str, scope: str, digest: str, created: str, expires: str | None) -> None:
         self.execute("INSERT INTO tokens (name, scope, hash, created, expires) VALUES (?, ?, ?, ?, ?)",
                      (name, scope, digest, created, expires))
+
+    def claim(self, story_id: str, who: str, at: str) -> None:
+        self.execute("INSERT INTO claims (story_id, who, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", (story_id, who, at))
+
+    def unclaim(self, story_id: str, who: str) -> None:
+        self.execute("DELETE FROM claims WHERE story_id = ? AND who = ?", (story_id, who))
 
     def revoke_token(self, name: str, at: str) -> bool:
         return self.execute("UPDATE tokens SET revoked = ? WHERE name = ? AND revoked IS NULL", (at, name)).rowcount > 0

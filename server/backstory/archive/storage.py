@@ -127,6 +127,9 @@ class Reader(Protocol):
 
     def features_version(self) -> str | None: ...
 
+    def claims(self, story_id: str) -> list[str]:
+        """Who added the story ("token:<id>", "cli", ...), first claim first."""
+
     def token(self, digest: str) -> TokenRow | None:
         """The token whose secret has this hash, revoked or not."""
 
@@ -158,6 +161,11 @@ class Writer(Reader, Protocol):
         """Replace stored features (recomputed for a new features version)."""
 
     def add_token(self, name: str, scope: str, digest: str, created: str, expires: str | None) -> None: ...
+
+    def claim(self, story_id: str, who: str, at: str) -> None:
+        """Record that ``who`` added the story (once)."""
+
+    def unclaim(self, story_id: str, who: str) -> None: ...
 
     def revoke_token(self, name: str, at: str) -> bool:
         """Revoke the token of this name; False when there is none."""

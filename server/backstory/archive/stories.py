@@ -221,16 +221,57 @@ class StoryArchive:
         stored = rec
         return stored, self._indexing(lambda: self.index.add(stored.story_id, features, stored.embedding, stored.simhash, ok))
 
+    def _store_claimed(self, w: Writer, rec: StoryRecord, features: Features, keep_identity: bool,
+                       added_by: str | None) -> tuple[StoryRecord, AfterCommit]:
+        stored, after = self._store(w, rec, features, keep_identity)
+        if added_by is not None:  # whoever adds a story, or a copy of one, has added that story
+            w.claim(stored.story_id, added_by, utc_now())
+        return stored, after
+
     # ---- writes -----------------------------------------------------------------------------
-    async def upsert(self, record: StoryRecord) -> StoryRecord:
+    async def upsert(self, record: StoryRecord, added_by: str | None = None) -> StoryRecord:
+        """Store a story (see :class:`backstory.archive.base.Archive`), claimed by ``added_by``."""
         record = derive(record)
         # The features are computed in the storage's writer thread, not on the event loop, and
         # kept for the related search that follows (see FeatureMemo).
-        return await self._write(lambda w: self._store(w, record, self._features.of(record), keep_identity=False))
+        return await self._write(
+            lambda w: self._store_claimed(w, record, self._features.of(record), False, added_by))
 
-    async def import_record(self, record: StoryRecord) -> StoryRecord:
+    async def import_record(self, record: StoryRecord, added_by: str | None = None) -> StoryRecord:
         record = derive(record)
-        return await self._write(lambda w: self._store(w, record, _features(record), keep_identity=True))
+        return await self._write(lambda w: self._store_claimed(w, record, _features(record), True, added_by))
+
+    async def claim(self, story_id: str, who: str) -> bool:
+        """Record that ``who`` added a stored story; False when there is no such story."""
+        def job(w: Writer) -> tuple[bool, AfterCommit]:
+            if w.identity(story_id) is None:
+                return False, None
+            w.claim(story_id, who, utc_now())
+            return True, None
+
+        return await self.storage.write(job)  # no story changes: the generation stays
+
+    async def added_by(self, story_id: str) -> list[str]:
+        """Who added the story ("token:<id>", "cli", ...)."""
+        return await self._read(lambda r: r.claims(story_id))
+
+    async def delete_claimed(self, story_id: str, who: str) -> str:
+        """``who``'s delete: the story goes when ``who`` is its only claimant; with others, only
+        ``who``'s claim goes. Returns "deleted", "unclaimed", "forbidden" (not ``who``'s) or
+        "missing"."""
+        def job(w: Writer) -> tuple[str, AfterCommit]:
+            if w.identity(story_id) is None:
+                return "missing", None
+            claims = w.claims(story_id)
+            if who not in claims:
+                return "forbidden", None
+            if claims != [who]:
+                w.unclaim(story_id, who)
+                return "unclaimed", None
+            w.delete(story_id)
+            return "deleted", self._indexing(lambda: self.index.remove(story_id))
+
+        return await self._write(job)
 
     async def delete(self, story_id: str) -> bool:
         def job(w: Writer) -> tuple[bool, AfterCommit]:

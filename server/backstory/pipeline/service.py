@@ -78,11 +78,12 @@ class Pipeline:
         self.failures = 0  # analyses for a client that ended in a server error
         self._inflight: dict[RequestKey, asyncio.Future[Analyzed]] = {}  # analyses under way (see _coalesced)
 
-    async def analyze(self, request: AnalyzeRequest) -> Sidebar:
-        """Analyze one page or text; archive it unless asked not to; add the related stories."""
+    async def analyze(self, request: AnalyzeRequest, added_by: str | None = None) -> Sidebar:
+        """Analyze one page or text; archive it (claimed by ``added_by``) unless asked not to; add
+        the related stories."""
         started = time.perf_counter()
         try:
-            record, stages, cached = await self._process(request)
+            record, stages, cached = await self._process(request, added_by=added_by)
         except Exception as exc:
             if not isinstance(exc, errors.BackstoryError) or exc.status >= 500:
                 self.failures += 1  # the server's fault or its limits (a deadline, a dead spaCy process)
@@ -99,13 +100,14 @@ class Pipeline:
         return to_sidebar(record, related, timings=timings, archived=archived, cached=cached)
 
     async def ingest(
-        self, request: AnalyzeRequest, *, published: str | None = None, analyze: bool = True
+        self, request: AnalyzeRequest, *, published: str | None = None, analyze: bool = True,
+        added_by: str | None = None,
     ) -> StoryRecord:
         """Archive one story (bulk import): no related lookup. With ``analyze=False`` only the
         cheap part runs now (extraction, language, hashes, the words the related search reads)
         and the story is stored as pending: the :class:`Backlog` completes it later."""
         if analyze:
-            record, _, _ = await self._process(request, published=published)
+            record, _, _ = await self._process(request, published=published, added_by=added_by)
             return record
         url = _checked_url(request)
         if request.html is None and request.text is None:
@@ -118,13 +120,13 @@ class Pipeline:
         if len(article.text) > MAX_TEXT_CHARS:
             raise errors.PayloadTooLarge(f"article text is longer than {MAX_TEXT_CHARS:,} characters")
         record = new_story(article, url=url, canonical_url=identity_url(article.canonical_url, url), analysed=False)
-        stored = await self.archive.upsert(record)
+        stored = await self.archive.upsert(record, added_by)
         if not stored.analysed:  # (a copy of an analyzed story is that story, complete)
             await self.backlog.stored(stored.story_id)
         return stored
 
     async def _process(
-        self, request: AnalyzeRequest, *, published: str | None = None
+        self, request: AnalyzeRequest, *, published: str | None = None, added_by: str | None = None
     ) -> tuple[StoryRecord, dict[str, float], bool]:
         url = _checked_url(request)
         html, text, final_url = request.html, request.text, url
@@ -142,8 +144,11 @@ class Pipeline:
         key = ResponseCache.key(final_url, html, text, request.title)
         record = self.cache.get(key)
         if record is not None:
-            if request.archive and await self.archive.get(record.story_id) is None:
-                record = await self._keep(record)
+            if request.archive:  # still archived? (claimed by this reader too); deleted meanwhile: stored again
+                present = (await self.archive.claim(record.story_id, added_by) if added_by is not None
+                           else await self.archive.get(record.story_id) is not None)
+                if not present:
+                    record = await self._keep(record, added_by)
             return record, stages, True
 
         page = Page(url=url, final_url=final_url, html=html, text=text, title=request.title, published=published)
@@ -158,7 +163,7 @@ class Pipeline:
         stages.update(extracted)
         stages.update(analysis.timings)
         if request.archive:
-            record = await self._keep(record)
+            record = await self._keep(record, added_by)
         else:  # the story it would be stored as, by the archive's own rule
             duplicate = await self.archive.find_duplicate(record.canonical_url, record.simhash, record.text)
             if duplicate is not None:
@@ -182,11 +187,12 @@ class Pipeline:
         analysis, record = await self.workers.run(self._analyze_new, article, url=page.url, canonical_url=canonical)
         return analysis, record, extracted
 
-    async def _keep(self, record: StoryRecord) -> StoryRecord:
+    async def _keep(self, record: StoryRecord, added_by: str | None = None) -> StoryRecord:
         """Archive the reader's page; returns it under the id of the story it is stored as. A copy
         of a stored story joins it as another source and leaves it as it was, so the reader's own
         text, names and offsets are what the sidebar shows, not the stored story's."""
-        stored = await self.archive.upsert(msgspec.structs.replace(record, story_id=story_id_for(record.canonical_url)))
+        stored = await self.archive.upsert(msgspec.structs.replace(record, story_id=story_id_for(record.canonical_url)),
+                                           added_by)
         return msgspec.structs.replace(record, story_id=stored.story_id)
 
     async def _coalesced(self, key: RequestKey, work: Work) -> Analyzed:
@@ -249,11 +255,6 @@ class Pipeline:
             await self.backlog.jobs.work(self, concurrency=parallel)
         else:
             await self.backlog.run(parallel=parallel)
-
-    async def forget(self, story_id: str) -> bool:
-        """Delete a story from the archive and the response cache; False when there was none."""
-        self.cache.discard_story(story_id)
-        return await self.archive.delete(story_id)
 
     def close(self, *, models: bool = False) -> None:
         """Stop the worker threads (and the models too, when this pipeline owns them)."""

@@ -112,6 +112,16 @@ MIGRATIONS: list[str | Callable[[psycopg.Connection], None]] = [
     );
     CREATE UNIQUE INDEX tokens_name ON tokens (name) WHERE revoked IS NULL;
     """,
+    # 5: who added each story, as in the SQLite archive's version 6.
+    """
+    CREATE TABLE claims (
+        story_id text NOT NULL REFERENCES stories (story_id) ON DELETE CASCADE,
+        who text NOT NULL,
+        at text NOT NULL,
+        PRIMARY KEY (story_id, who)
+    );
+    CREATE INDEX claims_who ON claims (who);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 TOKENS_SINCE = 4  # the version that added the tokens table

@@ -106,6 +106,16 @@ MIGRATIONS: list[str] = [
     );
     CREATE UNIQUE INDEX tokens_name ON tokens (name) WHERE revoked IS NULL;
     """,
+    # 6: who added each story ("token:<id>", "cli", "api-token"): one row a claimant.
+    """
+    CREATE TABLE claims (
+        story_id TEXT NOT NULL REFERENCES stories (story_id) ON DELETE CASCADE,
+        who TEXT NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (story_id, who)
+    ) WITHOUT ROWID;
+    CREATE INDEX claims_who ON claims (who);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 TOKENS_SINCE = 5  # the version that added the tokens table
