@@ -64,13 +64,18 @@ async function check() {
     }
     const token = field("token").value.trim();
     const headers = token ? { Authorization: "Bearer " + token } : {};
-    const api = await fetch(server + "/api/v1/stories?limit=1", { headers, cache: "no-store", credentials: "omit" });
-    if (api.status === 401) {
+    const me = await fetch(server + "/api/v1/me", { headers, cache: "no-store", credentials: "omit" });
+    if (me.status === 401) {
       say("The server is ready but wants a different API token.", "error");
       return;
     }
+    const who = await me.json().catch(() => ({}));
+    const api = await fetch(server + "/api/v1/stories?limit=1", { headers, cache: "no-store", credentials: "omit" });
     const list = await api.json().catch(() => ({}));
-    say("The server is ready" + (typeof list.total === "number" ? "; its archive holds " + list.total + " stories." : "."));
+    // On a server without tokens everyone is "anyone": nothing to say about who.
+    const signedIn = who.name && who.name !== "anyone" ? " You are " + who.name + " (" + who.scope + " access)." : "";
+    say("The server is ready" + (typeof list.total === "number" ? "; its archive holds " + list.total + " stories." : ".") +
+        signedIn);
   } catch {
     say("No answer from " + server + ". Is the server running, and is the address right?", "error");
   }

@@ -206,11 +206,25 @@ function showFailure(err, settings) {
       detail: err.detail,
       hint: "Backstory works on news stories and blog posts. Open one and click the button again.",
     });
+  } else if (err instanceof ServerProblem && err.status === 401) {
+    showStatus("error", {
+      title: "The server needs your API token (401 " + err.title + ")",
+      detail: err.detail,
+      hint: "Set the server's API token in Options (the server's admin gives each member one).",
+      actions: true,
+    });
+  } else if (err instanceof ServerProblem && err.status === 403 && /scope/.test(err.detail || "")) {
+    showStatus("error", {
+      title: "Your token may not keep stories (403 " + err.title + ")",
+      detail: err.detail,
+      hint: "Switch off \u201cKeep stories I read in the archive\u201d in Options, or ask the server's admin for a token with write access.",
+      actions: true,
+    });
   } else if (err instanceof ServerProblem) {
     showStatus("error", {
       title: "The server could not analyze this page (" + err.status + " " + err.title + ")",
       detail: err.detail,
-      hint: err.status === 401 ? "Set the server's API token in Options." : "",
+      hint: "",
       actions: true,
     });
   } else {

@@ -4,10 +4,12 @@ page, asks the real Backstory server and shows the story's facts, keyphrases, en
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import pytest
-from e2e_harness import API_TOKEN, PANEL_TIMEOUT, Browser, PageServer, artifact, free_port
+from e2e_harness import API_TOKEN, PANEL_TIMEOUT, ROOT, Browser, PageServer, artifact, free_port
 from e2e_pages import (
     ALTMAN_OPEN_MODELS,
     ALTMAN_SCRIPT_TITLE,
@@ -223,9 +225,37 @@ async def test_token_from_the_options_page_is_sent(browser: Browser, backstory_s
     await options.wait_for_selector("body[data-loaded=true]")
     await options.click("#check")
     await options.locator("#save-status").filter(has_text="The server is ready").wait_for(timeout=15000)
+    await options.locator("#save-status").filter(has_text="You are api-token (admin access)").wait_for(timeout=15000)
     await options.fill("#token", "wrong")
     await options.click("#check")
     await options.locator("#save-status").filter(has_text="different API token").wait_for(timeout=15000)
+
+    # A wrong token in the panel: its own state, with what to do.
+    await browser.configure(backstory_server.url, token="bsk_not-a-member", archive=False)
+    await page.bring_to_front()  # the story's tab, not the options page, is the one the button reads
+    await browser.click_toolbar(page)
+    assert await panel.wait_state("error") == "error"  # (the last result shows until the new state comes)
+    assert "needs your API token" in await panel.text("#status-title")
+    assert "Options" in await panel.text("#status-hint")
+
+    # A member's named read token: the options page says who it is; keeping a story is refused (403).
+    created = subprocess.run([sys.executable, "-m", "backstory", "tokens", "create", "reader", "--scope", "read",
+                              "--archive", str(backstory_server.workdir / "archive.sqlite3")],
+                             capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert created.returncode == 0, created.stderr
+    reader = created.stdout.strip()
+    await options.fill("#token", reader)
+    await options.click("#check")
+    await options.locator("#save-status").filter(has_text="You are reader (read access)").wait_for(timeout=15000)
+    await browser.configure(backstory_server.url, token=reader, archive=True)
+    await page.bring_to_front()
+    await browser.click_toolbar(page)
+    await panel.wait_for("document.querySelector('#status-title')?.innerText.includes('may not keep stories')")
+    assert "write access" in await panel.text("#status-hint")
+    await browser.configure(backstory_server.url, token=reader, archive=False)  # reading is a read token's right
+    await page.bring_to_front()
+    await browser.click_toolbar(page)
+    assert await panel.wait_state("result") == "result", await panel.text()
 
 
 async def test_options_page_rejects_a_bad_address(browser: Browser):
