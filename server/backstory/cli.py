@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import msgspec
 
@@ -81,16 +81,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=10,
     )
     return 0
-
-
-class ImportLine(msgspec.Struct, kw_only=True):
-    """One line of an import file: a page or a text to analyze (unknown keys are ignored)."""
-
-    url: str
-    title: str | None = None
-    text: str | None = None
-    html: str | None = None
-    published: str | None = None
 
 
 async def _pipeline(settings: Settings, archive: Any, *, models: bool = True, jobs: Any = None) -> Any:
@@ -170,125 +160,98 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
-class Progress:
-    """A one-line progress bar on stderr (redrawn at most 10 times a second)."""
+def _progress() -> Any:
+    """A rich progress bar on stderr, with the counts of what was done beside it."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-    def __init__(self, total: int, label: str) -> None:
-        self.total, self.label, self.done, self.skipped, self.failed = total, label, 0, 0, 0
-        self.started = self._last = time.monotonic()
-
-    def step(self, *, skipped: bool = False, failed: bool = False) -> None:
-        self.done += 1
-        self.skipped += skipped
-        self.failed += failed
-        now = time.monotonic()
-        if now - self._last > 0.1 or self.done == self.total:
-            self._last = now
-            self.draw()
-
-    def draw(self, end: str = "") -> None:
-        width = 30
-        filled = int(width * self.done / self.total) if self.total else width
-        rate = self.done / max(time.monotonic() - self.started, 1e-9)
-        sys.stderr.write(
-            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
-            f"({self.skipped} skipped, {self.failed} failed, {rate:.1f}/s){end}"
-        )
-        sys.stderr.flush()
+    return Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                    TextColumn("{task.fields[counts]}"), TimeElapsedColumn(), console=Console(stderr=True))
 
 
-def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    with path.open("rb") as fh:
-        for number, line in enumerate(fh, 1):
-            if line.strip():
-                yield number, line
+def _counts(imported: int, skipped: int, failed: int) -> str:
+    return f"{imported} imported, {skipped} skipped, {failed} failed"
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from .story import StoryRecord
-    from .schemas import AnalyzeRequest
+    from .imports import UnknownFormat, detect, read
+    from .imports.store import store
 
     path = Path(args.file)
     if not path.is_file():
         raise SystemExit(f"backstory: no such file: {path}")
-    total = sum(1 for _ in _lines(path))
     settings = _settings(args)
-    record_decoder = msgspec.json.Decoder(StoryRecord)
-    line_decoder = msgspec.json.Decoder(ImportLine)
-
-    async def run() -> Progress:
-        from .archive import open_archive
-        from .jobs import job_queue
-
-        archive = await open_archive(settings)
-        jobs = job_queue(settings)  # a PostgreSQL archive: stories stored for later become jobs for workers
-        pipeline = None
-        progress = Progress(total, f"import {path.name}")
-        # Stories to analyze run a few at a time (the pipeline's workers keep both cores busy);
-        # exported records are stored in file order, so an export re-imports identically.
-        running: set[asyncio.Task] = set()
-        window = settings.workers * 2
-
-        def failed(number: int, exc: Exception) -> None:
-            progress.step(failed=True)
-            print(f"\nline {number}: {exc}", file=sys.stderr)
-
-        async def analyze(number: int, request: AnalyzeRequest, published: str | None) -> None:
-            try:
-                await pipeline.ingest(request, published=published, analyze=args.analyze)
-                progress.step()
-            except Exception as exc:  # one bad story must not stop the import
-                failed(number, exc)
-
+    with path.open("rb") as fh:
         try:
-            for number, line in _lines(path):
-                try:
-                    if b'"story_id"' in line and b'"content_hash"' in line:
-                        record = record_decoder.decode(line)  # a line of `backstory export`: lossless
-                        if await archive.get(record.story_id) is not None:
-                            progress.step(skipped=True)
-                            continue
-                        await archive.import_record(record)
-                        progress.step()
-                        continue
-                    item = line_decoder.decode(line)
-                    if await archive.story_at(item.url) is not None:
-                        progress.step(skipped=True)
-                        continue
-                    if item.text is None and item.html is None:
-                        raise errors.InvalidInput("line has neither text nor html")
-                    request = AnalyzeRequest(url=item.url, title=item.title, text=item.text, html=item.html)
-                except (msgspec.ValidationError, msgspec.DecodeError, errors.BackstoryError) as exc:
-                    failed(number, exc)
-                    continue
-                if pipeline is None:
-                    if jobs is not None:
-                        await jobs.__aenter__()
-                    pipeline = await _pipeline(settings, archive, models=args.analyze, jobs=jobs)
-                if len(running) >= window:
-                    _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                running.add(asyncio.create_task(analyze(number, request, item.published)))
-            if running:
-                await asyncio.wait(running)
-            progress.draw(end="\n")
-            if not args.analyze and pipeline is not None:
-                print(
-                    "stored; the server computes names, keyphrases and embeddings of the new stories in the "
-                    "background (they are searchable and related by their words already)",
-                    file=sys.stderr,
-                )
-            return progress
-        finally:
-            for task in running:
-                task.cancel()
-            if pipeline is not None:
-                pipeline.close(models=args.analyze)
-                if jobs is not None:
-                    await jobs.__aexit__()
-            await archive.close()
+            fmt = args.format or detect(fh)
+        except UnknownFormat as exc:
+            raise SystemExit(f"backstory: {path}: {exc}") from None
+        size = path.stat().st_size
 
-    progress = asyncio.run(run())
-    return 1 if progress.failed else 0
+        async def run() -> Any:
+            from .archive import open_archive
+            from .jobs import job_queue
+
+            archive = await open_archive(settings)
+            jobs = job_queue(settings)  # a PostgreSQL archive: stories stored for later become jobs for workers
+            pipeline = None
+
+            async def make_pipeline() -> Any:
+                nonlocal pipeline
+                if jobs is not None:
+                    await jobs.__aenter__()
+                pipeline = await _pipeline(settings, archive, models=args.analyze, jobs=jobs)
+                return pipeline
+
+            with _progress() as bar:
+                task = bar.add_task(f"import {path.name} ({fmt})", total=size or None, counts=_counts(0, 0, 0))
+                read_to, plain, shown = 0, not bar.console.is_terminal, time.monotonic()
+
+                def step(tally: Any) -> None:
+                    nonlocal read_to, shown
+                    read_to = max(read_to, fh.tell())  # a zip's members are read by seeking: never back
+                    counts = _counts(tally.imported, tally.skipped, tally.failed)
+                    bar.update(task, completed=read_to, counts=counts)
+                    if plain and time.monotonic() - shown >= 1:  # a log or a pipe: a line a second
+                        shown = time.monotonic()
+                        print(f"import {path.name}: {counts}", file=sys.stderr, flush=True)
+
+                try:
+                    tally = await store(read(fh, fmt), archive, make_pipeline, analyze=args.analyze,
+                                        window=settings.workers * 2, step=step)
+                    bar.update(task, completed=size)
+                finally:
+                    if pipeline is not None:
+                        pipeline.close(models=args.analyze)
+                        if jobs is not None:
+                            await jobs.__aexit__()
+                    await archive.close()
+            return tally
+
+        tally = asyncio.run(run())
+    _report(tally)
+    return 1 if tally.failed else 0
+
+
+def _report(tally: Any) -> None:
+    """The summary: the counts, each failure with its reason, the feeds found."""
+    from collections import Counter
+
+    out = sys.stderr
+    print(_counts(tally.imported, tally.skipped, tally.failed), file=out)
+    for failure in tally.failures:
+        print(f"  {failure.where}: {failure.reason}" + (f" ({failure.url})" if failure.url else ""), file=out)
+    if tally.failed > 10:  # a long list: what it comes to
+        reasons = Counter(failure.reason for failure in tally.failures).most_common()
+        print("failures by reason: " + "; ".join(f"{reason}: {n}" for reason, n in reasons), file=out)
+    if tally.feeds:
+        print(f"{len(tally.feeds)} feeds found; subscribing to feeds is not supported yet, nothing was subscribed:",
+              file=out)
+        for feed in tally.feeds:
+            print(f"  {feed.url}" + (f"  {feed.title}" if feed.title else ""), file=out)
+    if tally.stored_for_later:
+        print("stored; the server computes names, keyphrases and embeddings of the new stories in the "
+              "background (they are searchable and related by their words already)", file=out)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -336,9 +299,15 @@ def cmd_migrate_archive(args: argparse.Namespace) -> int:
         from .archive.transfer import compare, copy_archive
 
         async with create_archive(source_url) as source, create_archive(target_url) as target:
-            progress = Progress(await source.count(), f"migrate to {masked_url(target_url)}")
-            copied = await copy_archive(source, target, lambda skipped: progress.step(skipped=skipped))
-            progress.draw(end="\n")
+            label, done = f"migrate to {masked_url(target_url)}", {"copied": 0, "skipped": 0}
+
+            def step(skipped: bool) -> None:
+                done["skipped" if skipped else "copied"] += 1
+                bar.update(task, advance=1, counts=f"{done['copied']} copied, {done['skipped']} skipped")
+
+            with _progress() as bar:
+                task = bar.add_task(label, total=await source.count(), counts="")
+                copied = await copy_archive(source, target, step)
             result = await compare(source, target)
         print(f"copied {copied.stories} stories ({copied.skipped} already there) and {copied.aliases} URLs; "
               f"source {result.source} stories, target {result.target}", file=sys.stderr)
@@ -350,6 +319,12 @@ def cmd_migrate_archive(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(run())
+
+
+def _import_formats() -> list[str]:
+    from .imports import FORMATS
+
+    return list(FORMATS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -380,9 +355,12 @@ def build_parser() -> argparse.ArgumentParser:
     archive_flag(analyze)
     analyze.set_defaults(func=cmd_analyze)
 
-    imp = sub.add_parser("import", help="import stories from JSON lines ({url, title?, text?|html?, published?}, "
-                                        "or the lines of an export)")
-    imp.add_argument("file", metavar="FILE.jsonl")
+    imp = sub.add_parser("import", help="import stories from an export: JSON lines ({url, title?, text?|html?, "
+                                        "published?}, or the lines of an export), Pocket, Omnivore, Wallabag, "
+                                        "bookmarks (HTML), OPML; resumable")
+    imp.add_argument("file", metavar="FILE")
+    imp.add_argument("--format", choices=list(_import_formats()),
+                     help="the export's format (default: told from its content)")
     imp.add_argument(
         "--analyze", "--analyse", action="store_true",  # --analyse: its first spelling, kept for existing scripts
         help="analyze every story now (entities, keyphrases, embedding; ~5 stories/s on 2 cores) "
