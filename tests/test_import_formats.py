@@ -287,12 +287,25 @@ def test_a_zip_bomb_is_refused_before_it_is_inflated(tmp_path: Path, capsys) -> 
         SafeZip(fh, max_bytes=10 * 1024 * 1024, max_ratio=10**6)
 
 
-def test_a_zip_whose_headers_lie_stops_at_the_limit(tmp_path: Path) -> None:
+def test_a_zip_whose_headers_lie_stops_at_the_limit(tmp_path: Path, capsys) -> None:
     body = b"title,url,time_added,tags,status\n" + b"x,https://news.example/a,1700000000,,unread\n" * 50_000
     path = write_zip(tmp_path / "lies.zip", {"part_000000.csv": body})
+    # Declare 1,000 bytes where the member inflates to 2 MB: in its local header and the central directory.
+    data = bytearray(path.read_bytes())
+    local, central = data.index(b"PK\x03\x04"), data.index(b"PK\x01\x02")
+    data[local + 22:local + 26] = data[central + 24:central + 28] = (1000).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    found = items(path)
+    assert found[-1].where == "the file" and "broken zip member" in found[-1].reason
+    assert len(found) < 30  # what the declared size let through, and no more
+    code, err = run_import(path, tmp_path / "l.sqlite3", capsys)
+    assert code == 1 and "the file: a broken zip member" in err
+
+    # The bytes inflated are counted against the limit too, whatever the headers say.
+    path = write_zip(tmp_path / "many.zip", {"part_000000.csv": body})
     with path.open("rb") as fh:
         archive = SafeZip(fh, max_bytes=len(body), max_ratio=10**6)
-        archive.max_bytes = 100_000  # as if the central directory had declared less than the member holds
+        archive.max_bytes = 100_000
         with archive.open("part_000000.csv") as member, pytest.raises(UnsafeZip, match="inflated past"):
             while member.read(65536):
                 pass

@@ -7,6 +7,7 @@ of one entry never stops the rest; a file that cannot be read on ends with a Fai
 from __future__ import annotations
 
 import zipfile
+import zlib
 from typing import BinaryIO, Callable, Iterator
 
 from ..story import StoryRecord
@@ -76,3 +77,5 @@ def read(fh: BinaryIO, format: str | None = None) -> Iterator[Item | StoryRecord
         yield from reader(fh)
     except (BadFile, UnsafeZip) as exc:
         yield Failure(where="the file", reason=str(exc))
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # a member that does not inflate as its header says
+        yield Failure(where="the file", reason=f"a broken zip member: {exc}")

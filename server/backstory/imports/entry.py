@@ -12,6 +12,7 @@ from typing import Any, Union
 import msgspec
 
 from .. import errors
+from ..schemas import MAX_HTML_CHARS
 from ..urls import check_url
 
 
@@ -62,16 +63,16 @@ class BadEntry(ValueError):
     """Raised by the helpers below: the reader turns it into a Failure for that entry."""
 
 
-def text_or_none(value: Any) -> str | None:
+def text_or_none(value: Any, name: str = "a field") -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise BadEntry(f"expected a string, got {type(value).__name__}")
+        raise BadEntry(f"{name}: expected a string, got {type(value).__name__}")
     return value.strip() or None
 
 
 def checked_url(value: Any) -> str:
-    url = text_or_none(value)
+    url = text_or_none(value, "url")
     if url is None:
         raise BadEntry("no URL")
     try:
@@ -141,7 +142,9 @@ def tags(values: Any, separator: str | None = None) -> tuple[str, ...]:
 def entry(*, url: Any, where: str, source: str, published: Any = None, saved_at: Any = None,
           tag_list: tuple[str, ...] = (), **fields: Any) -> Entry:
     """An Entry with its URL checked and its dates normalised; raises BadEntry."""
-    strings = {name: text_or_none(value) for name, value in fields.items() if name != "archived"}
+    strings = {name: text_or_none(value, name) for name, value in fields.items() if name != "archived"}
+    if len(strings.get("html") or "") > MAX_HTML_CHARS:
+        raise BadEntry(f"the article's HTML is longer than {MAX_HTML_CHARS:,} characters")
     return Entry(url=checked_url(url), where=where, source=source, published=day(published),
                  saved_at=instant(saved_at), tags=tag_list, archived=fields.get("archived"), **strings)
 
