@@ -159,7 +159,8 @@ def test_omnivore_zip(tmp_path: Path, capsys) -> None:
 
     archive = tmp_path / "o.sqlite3"
     code, err = run_import(path, archive, capsys)
-    assert code == 1 and "2 imported, 1 skipped, 4 failed" in err
+    assert code == 1 and "2 imported, 1 skipped, 5 failed" in err
+    assert "../escape.json: a zip member named outside the archive: never read" in err
     assert "entry 3 of metadata_0_to_5.json: needs fetching (not supported yet)" in err
     stories = exported(tmp_path, archive)
     assert set(stories) == {"https://ledger.example/ai", "https://ledger.example/llama"}
@@ -168,7 +169,7 @@ def test_omnivore_zip(tmp_path: Path, capsys) -> None:
     assert stories["https://ledger.example/ai"]["title"] == AI_TITLE
     # Resumable: a second run stores nothing again.
     code, err = run_import(path, archive, capsys)
-    assert "0 imported, 3 skipped, 4 failed" in err
+    assert "0 imported, 3 skipped, 5 failed" in err
 
 
 def test_wallabag_json(tmp_path: Path, capsys) -> None:
@@ -357,4 +358,6 @@ def test_members_outside_the_archive_are_never_read(tmp_path: Path) -> None:
         archive = SafeZip(fh)
         assert archive.names() == ["part_000000.csv"]
         assert sorted(archive.refused) == ["../../part_000001.csv", "/abs/part_000002.csv"]
-    assert [i.url for i in items(path) if isinstance(i, Entry)] == ["https://news.example/a"]
+    found = items(path)
+    assert [i.url for i in found if isinstance(i, Entry)] == ["https://news.example/a"]
+    assert sorted(f.where for f in found if isinstance(f, Failure)) == ["../../part_000001.csv", "/abs/part_000002.csv"]

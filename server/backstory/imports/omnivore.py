@@ -21,6 +21,7 @@ def read(fh: BinaryIO) -> Iterator[Entry | Failure]:
         return
     archive = SafeZip(fh)
     try:
+        yield from archive.refusals()
         names = [name for name in members_matching(archive, "*.json") if "/" not in name]
         if not names:
             raise BadFile("the zip holds no metadata_*.json")

@@ -21,6 +21,7 @@ def read(fh: BinaryIO) -> Iterator[Entry | Failure]:
     if is_zip(start):
         archive = SafeZip(fh)
         try:
+            yield from archive.refusals()
             names = list(members_matching(archive, "part_*.csv", "*/part_*.csv")) or list(
                 members_matching(archive, "*.csv"))
             if not names:

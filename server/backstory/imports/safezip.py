@@ -9,6 +9,8 @@ import posixpath
 import zipfile
 from typing import BinaryIO, Iterator
 
+from .entry import Failure
+
 # The limits of one export (settings-like: the largest real exports are a few hundred MB).
 MAX_UNCOMPRESSED_BYTES = 4 * 1024**3  # all members together
 MAX_RATIO = 100  # a member's inflated size over its compressed size (HTML and CSV: 3-15)
@@ -58,6 +60,11 @@ class SafeZip:
 
     def names(self) -> list[str]:
         return list(self.members)
+
+    def refusals(self) -> Iterator[Failure]:
+        """A failure for each member named outside the archive (never read)."""
+        for name in self.refused:
+            yield Failure(where=name, reason="a zip member named outside the archive: never read")
 
     def open(self, name: str) -> BinaryIO:
         """A member as a stream that stops at the archive's limit, whatever its header says."""
