@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from backstory import cli
+from backstory.cli import common as cli_common
+from backstory.cli import serve as cli_serve
 from backstory.archive import BACKENDS, ArchiveUnavailable, backend, check_archive, open_archive
 from backstory.archive.sqlite import SQLiteStorage
 from backstory.config import ARCHIVE_ALIASES, Settings, archive_url, default_archive_path, from_env, masked_url
@@ -147,8 +149,8 @@ def test_serve_prints_the_archive_without_its_password(monkeypatch, capsys) -> N
 
     from backstory import nlp_worker
 
-    monkeypatch.setattr(cli, "check_archive", lambda settings: None)
-    monkeypatch.setattr(cli, "_limit_malloc_arenas", lambda: None)
+    monkeypatch.setattr(cli_common, "check_archive", lambda settings: 0)
+    monkeypatch.setattr(cli_serve, "_limit_malloc_arenas", lambda: None)
     monkeypatch.setattr(nlp_worker, "prestart", lambda processes: None)
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: None)
     sigterm = signal.getsignal(signal.SIGTERM)

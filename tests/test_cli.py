@@ -47,12 +47,12 @@ def test_import_export_round_trip(tmp_path: Path, env_archive: Path, capsys) -> 
     source = write_jsonl(tmp_path / "in.jsonl", rows)
     assert main(["import", str(source), "--analyze"]) == 1  # one bad line
     err = capsys.readouterr().err
-    assert "6/7" in err or "7/7" in err
-    assert "line 7" in err
+    assert "6 imported, 0 skipped, 1 failed" in err
+    assert "line 7: line has neither text nor html" in err
 
     # Resumable: a second run skips everything already archived and analyzes nothing.
     assert main(["import", str(source), "--analyze"]) == 1
-    assert "6 skipped" in capsys.readouterr().err
+    assert "0 imported, 6 skipped, 1 failed" in capsys.readouterr().err
 
     first = tmp_path / "export1.jsonl"
     assert main(["export", str(first)]) == 0

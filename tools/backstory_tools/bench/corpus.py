@@ -80,7 +80,7 @@ def data_missing(data: Path) -> list[str]:
 # bulk import (5) and the cached 10k archive
 
 
-_PROGRESS = re.compile(r"\] (\d+)/(\d+) \((\d+) skipped, (\d+) failed")
+_PROGRESS = re.compile(r"(\d+) imported, (\d+) skipped, (\d+) failed")
 
 
 def run_import(jsonl: Path, archive: Path, timeout: float, analyse: bool = False) -> dict:
@@ -111,7 +111,8 @@ def run_import(jsonl: Path, archive: Path, timeout: float, analyse: bool = False
                 text = part.decode("utf-8", "replace")
                 m = _PROGRESS.search(text)
                 if m:
-                    marks.append((now, int(m.group(1)), int(m.group(3)), int(m.group(4))))
+                    imported, skipped, failed = (int(g) for g in m.groups())
+                    marks.append((now, imported + skipped + failed, skipped, failed))
                 elif text.strip():
                     tail.append(text)
                     del tail[:-20]
