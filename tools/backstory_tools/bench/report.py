@@ -173,7 +173,7 @@ def verdicts(report: dict) -> list[dict]:
     if report.get("postgres"):
         from backstory_tools.bench.report_pg import postgres_verdicts
 
-        postgres_verdicts(report, add)
+        postgres_verdicts(report, add, TARGETS)
     return rows
 
 

@@ -1,22 +1,21 @@
 """The verdict rows of the PostgreSQL side (``report["postgres"]``, :mod:`backstory_tools.bench.postgres`),
-beside SQLite's figures of the same run and against issue 16's targets."""
+beside SQLite's figures of the same run and against issue 16's targets (``report.TARGETS``, handed
+in: this module does not import ``report``, which imports it)."""
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from backstory_tools.bench.report import TARGETS
-
-Add = Callable[..., None]
+Add = Callable[..., None]  # report.verdicts' row adder
 
 
 def _p50(tables: dict, name: str, key: str = "e2e_client") -> float | None:
     return tables.get(name, {}).get(key, {}).get("p50")
 
 
-def _analyze_rows(report: dict, add: Add) -> None:
+def _analyze_rows(report: dict, add: Add, targets: dict) -> None:
     ours, pg = report.get("analyze_uncached", {}), report["postgres"].get("analyze_uncached", {})
-    limit = TARGETS["postgres_analyze_ratio"]
+    limit = targets["postgres_analyze_ratio"]
     for name, label in (("pages", "all pages"), ("pages_800w", "~800-word pages"), ("texts", "DUC texts")):
         a, b = _p50(ours, name), _p50(pg, name)
         if a is None or b is None:
@@ -33,7 +32,7 @@ def _analyze_rows(report: dict, add: Add) -> None:
             None if ratio is None else ratio <= limit, "; ".join(parts), unit="×")
 
 
-def _related_rows(report: dict, add: Add) -> None:
+def _related_rows(report: dict, add: Add, targets: dict) -> None:
     lookups = {r.get("n"): r for r in report.get("related_lookup", [])}
     ours, pg = report.get("analyze_uncached", {}), report["postgres"].get("analyze_uncached", {})
     inside = ""
@@ -42,7 +41,7 @@ def _related_rows(report: dict, add: Add) -> None:
         inside = (f"; inside analyze, at the archive's {report.get('archive', {}).get('size', 0):,} stories, the "
                   f"related stage p50 is {y:g} ms on PostgreSQL and {x:g} ms on SQLite")
     r100 = lookups.get(100_000, {})
-    limit = TARGETS["postgres_related_100k_p50_ms"]
+    limit = targets["postgres_related_100k_p50_ms"]
     add("PostgreSQL: related lookup p50 at 100,000 stories", r100.get("p50_ms"), f"≤ {limit:g} ms",
         None if r100.get("p50_ms") is None else r100["p50_ms"] <= limit,
         "the lookup-alone figure above: on PostgreSQL the related index is the same in-memory code "
@@ -59,14 +58,14 @@ def _related_rows(report: dict, add: Add) -> None:
             "stage (HNSW, tsvector, jsonb) is the way to keep a server small", unit="ms")
 
 
-def _import_rows(report: dict, add: Add) -> None:
+def _import_rows(report: dict, add: Add, targets: dict) -> None:
     imp = report.get("import", {})
     rounds = report["postgres"].get("import_rounds") or []
     for r in rounds:
         rate = r.get("import", {}).get("rate_steady_per_s")
         if r["workers"] == 1:
             add("PostgreSQL: bulk import (steady, text stories, store-only)", rate, "≥ 20 /s",
-                None if rate is None else rate >= TARGETS["import_per_s"],
+                None if rate is None else rate >= targets["import_per_s"],
                 f"each stored story also queued as a job; SQLite {imp.get('rate_steady_per_s')}/s; wall incl. "
                 f"start-up {r['import'].get('rate_wall_per_s')}/s"
                 + "".join(f"; round {x['workers']}: {x.get('import', {}).get('rate_steady_per_s')}/s"
@@ -79,13 +78,13 @@ def _import_rows(report: dict, add: Add) -> None:
             f"analysis {imp.get('backlog', {}).get('rate_per_s')}/s; all on this machine's 2 cores", unit="/s")
 
 
-def _memory_rows(report: dict, add: Add) -> None:
+def _memory_rows(report: dict, add: Add, targets: dict) -> None:
     pg = report["postgres"]
     mem = pg.get("memory", {}).get("after_warmup", {})
     ours = report.get("memory", {}).get("after_warmup", {}).get("footprint")
     if mem.get("footprint") is not None:
         add("PostgreSQL: server memory after warm-up", mem["footprint"], "≤ 450 MB",
-            mem["footprint"] <= TARGETS["rss_mb"],
+            mem["footprint"] <= targets["rss_mb"],
             f"measured as SQLite's (footprint at rest, server + spaCy processes); SQLite {ours} MB; per process "
             + ", ".join(f"{k} {v}" for k, v in mem.get("per_process_rss", {}).items()) + " MB RSS")
     for r in pg.get("import_rounds") or []:
@@ -96,11 +95,11 @@ def _memory_rows(report: dict, add: Add) -> None:
                 + ", ".join(f"{k} {v}" for k, v in wm.get("per_process_rss", {}).items()) + " MB RSS", unit="MB")
 
 
-def postgres_verdicts(report: dict, add: Add) -> None:
+def postgres_verdicts(report: dict, add: Add, targets: dict) -> None:
     pg: dict[str, Any] = report["postgres"]
-    _analyze_rows(report, add)
-    _related_rows(report, add)
-    _import_rows(report, add)
+    _analyze_rows(report, add, targets)
+    _related_rows(report, add, targets)
+    _import_rows(report, add, targets)
     mig = pg.get("migrate", {})
     if mig:
         add(f"PostgreSQL: migrate-archive of the {report.get('archive', {}).get('size', 0):,}-story archive",
@@ -111,6 +110,6 @@ def postgres_verdicts(report: dict, add: Add) -> None:
     cs = pg.get("cold_start", {})
     if cs:
         add("PostgreSQL: cold start to /readyz", cs.get("ready_s"), "≤ 8 s",
-            cs.get("ready_s", 1e9) <= TARGETS["cold_start_s"],
+            cs.get("ready_s", 1e9) <= targets["cold_start_s"],
             f"SQLite {report.get('cold_start', {}).get('ready_s')} s; the related index is loaded from the database")
-    _memory_rows(report, add)
+    _memory_rows(report, add, targets)
