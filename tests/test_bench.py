@@ -126,12 +126,15 @@ def _recorded_pg_report() -> dict:
         "cold_start": {"ready_s": 4.3},
         "memory": {"after_warmup": {"footprint": 409.0}},
         "import": {"rate_steady_per_s": 60.0, "backlog": {"rate_per_s": 5.9}},
+        "per_document": [{"id": f"p{i}", "kind": "page", "e2e_ms": ms, "words": 800} for i, ms in enumerate((100, 200, 400))],
         "related_lookup": [{"n": 100_000, "p50_ms": 2.1}, {"n": 1_000_000, "p50_ms": 3.3, "build_s": 57.0,
                                                             "peak_rss_mb": 8100.0}],
         "postgres": {
             "database": "a throwaway pgserver (PyPI)", "postgresql": "16.2", "pgvector": "0.7.0",
             "analyze_uncached": {"paired": True, "pages": stages(193.0, 17.0, 6.5, 91), "texts": stages(164.0, 13.2, 6.3, 154)},
             "migrate": {"returncode": 0, "seconds": 116.4, "stories": 10_000, "rate_per_s": 85.9},
+            "per_document": [{"id": f"p{i}", "kind": "page", "e2e_ms": ms, "words": 800}
+                             for i, ms in enumerate((110, 210, 380))],
             "cold_start": {"ready_s": 6.25},
             "memory": {"after_warmup": {"footprint": 434.0, "per_process_rss": {"server": 312.3}}},
             "import_rounds": [
@@ -161,6 +164,7 @@ def test_postgres_rows_beside_sqlite_in_the_verdicts_table_and_markdown(capsys: 
     pages = rows["PostgreSQL / SQLite, analyze p50, all pages, uncached, e2e"]
     assert pages["measured"] == pytest.approx(193 / 160, abs=0.001) and pages["ok"] is False  # 1.21 > 1.15
     assert "other (dedup check, archive write) p50 17 vs 7 ms" in pages["note"]
+    assert "median of the per-document ratios 1.05" in pages["note"]  # 1.1, 1.05, 0.95: paired, document by document
     texts = rows["PostgreSQL / SQLite, analyze p50, DUC texts, uncached, e2e"]
     assert texts["ok"] is True and texts["unit"] == "×"
     lookup = rows["PostgreSQL: related lookup p50 at 100,000 stories"]

@@ -360,6 +360,8 @@ def bench(args: argparse.Namespace, db: Database | None) -> int:
     report["meta"]["loadavg_end"] = loadavg()
     report["verdicts"] = verdicts(report)
     report["per_document"] = [{k: v for k, v in r.items() if k != "keyphrases"} for r in page_results + text_results]
+    if db is not None:
+        pg["per_document"] = [{k: v for k, v in r.items() if k != "keyphrases"} for r in pg_pages + pg_texts]
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     print_report(report)
     log(f"JSON report: {args.out}")
