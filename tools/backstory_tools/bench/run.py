@@ -358,10 +358,14 @@ def bench(args: argparse.Namespace, db: Database | None) -> int:
     if db is not None:
         pg.update(server_version(db))  # pgvector as the archive's migrations installed it
     report["meta"]["loadavg_end"] = loadavg()
-    report["verdicts"] = verdicts(report)
-    report["per_document"] = [{k: v for k, v in r.items() if k != "keyphrases"} for r in page_results + text_results]
+
+    def per_document(rows: list[dict]) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "keyphrases"} for r in rows]
+
+    report["per_document"] = per_document(page_results + text_results)
     if db is not None:
-        pg["per_document"] = [{k: v for k, v in r.items() if k != "keyphrases"} for r in pg_pages + pg_texts]
+        pg["per_document"] = per_document(pg_pages + pg_texts)  # before the verdicts: their paired ratios
+    report["verdicts"] = verdicts(report)
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     print_report(report)
     log(f"JSON report: {args.out}")
