@@ -83,8 +83,8 @@ def data_missing(data: Path) -> list[str]:
 _PROGRESS = re.compile(r"(\d+) imported, (\d+) skipped, (\d+) failed")
 
 
-def run_import(jsonl: Path, archive: Path, timeout: float, analyse: bool = False) -> dict:
-    """``backstory import FILE --archive PATH [--analyse]`` in a subprocess; wall and steady rates.
+def run_import(jsonl: Path, archive: Path | str, timeout: float, analyse: bool = False) -> dict:
+    """``backstory import FILE --archive PATH_OR_URL [--analyse]`` in a subprocess; wall and steady rates.
 
     Without ``--analyse`` stories are stored at once and the server analyses them later (see
     :func:`run_backlog`). The steady rate leaves out start-up: it is measured from the first
@@ -135,7 +135,7 @@ def run_import(jsonl: Path, archive: Path, timeout: float, analyse: bool = False
     out.update(stories=done, skipped=skipped, failed=failed, rate_wall_per_s=round(done / wall, 2))
     first = next((m for m in marks if m[1] >= 1), None)
     # a short import can report all its progress in one read: no interval to take a rate over
-    if first is not None and marks[-1][1] > first[1] and marks[-1][0] > first[0]:
+    if first is not None and marks[-1][1] > first[1] and marks[-1][0] - first[0] >= 0.1:
         out["startup_s"] = round(first[0] - started, 2)
         out["rate_steady_per_s"] = round((marks[-1][1] - first[1]) / (marks[-1][0] - first[0]), 2)
     if failed:

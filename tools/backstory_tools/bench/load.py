@@ -40,26 +40,37 @@ def stage_table(results: list[dict]) -> dict:
     return out
 
 
+def _uncached_row(client: Any, doc: Doc) -> dict:
+    try:
+        ms, body = analyze_once(client, doc.body())
+    except RuntimeError as exc:
+        return {"id": doc.id, "kind": doc.kind, "error": str(exc)}
+    return {
+        "id": doc.id, "kind": doc.kind, "e2e_ms": round(ms, 2), "timings": body["timings_ms"],
+        "words": body["word_count"], "cached": body["cached"], "related": len(body["related"]),
+        "keyphrases": [k["phrase"] for k in body["keyphrases"]], "entities": len(body["entities"]),
+    }
+
+
 def measure_uncached(base: str, docs: list[Doc], naive: "NaiveStack | None" = None,
-                     naive_ids: set[str] | None = None, naive_rows: list[dict] | None = None) -> list[dict]:
+                     naive_ids: set[str] | None = None, naive_rows: list[dict] | None = None,
+                     beside: str | None = None, beside_rows: list[dict] | None = None) -> list[dict]:
     """Each document once through the server. With ``naive``, the naive stack runs on each
     document (in ``naive_ids``) right after ours, into ``naive_rows``: paired measurements see
-    the same state of the machine, whose speed drifts by up to a third over minutes here."""
+    the same state of the machine, whose speed drifts by up to a third over minutes here. With
+    ``beside`` (a second server's base URL: the PostgreSQL one), each document goes to it right
+    after ours too, into ``beside_rows``."""
     import httpx
 
     results = []
-    with httpx.Client(base_url=base, timeout=120.0) as client:
+    with httpx.Client(base_url=base, timeout=120.0) as client, \
+            httpx.Client(base_url=beside or base, timeout=120.0) as other:
         for doc in docs:
-            try:
-                ms, body = analyze_once(client, doc.body())
-            except RuntimeError as exc:
-                results.append({"id": doc.id, "kind": doc.kind, "error": str(exc)})
+            results.append(_uncached_row(client, doc))
+            if beside is not None and beside_rows is not None:
+                beside_rows.append(_uncached_row(other, doc))
+            if "error" in results[-1]:
                 continue
-            results.append({
-                "id": doc.id, "kind": doc.kind, "e2e_ms": round(ms, 2), "timings": body["timings_ms"],
-                "words": body["word_count"], "cached": body["cached"], "related": len(body["related"]),
-                "keyphrases": [k["phrase"] for k in body["keyphrases"]], "entities": len(body["entities"]),
-            })
             if naive is not None and naive_rows is not None and (naive_ids is None or doc.id in naive_ids):
                 naive_rows.append(naive.run(doc))
     return results
@@ -135,3 +146,19 @@ def measure_load(base: str, docs: list[Doc], clients: int, seconds: float, max_r
     """``tag`` names the query parameter that makes each request's URL new: a second load on the
     same server needs another one, or its first requests are cache hits."""
     return asyncio.run(_load(base, docs, clients, seconds, max_requests, timeout=max(60.0, seconds * 2), tag=tag))
+
+
+def uncached_tables(page_results: list[dict], text_results: list[dict]) -> dict:
+    """The stage tables of phase 1: all pages, the ~800-word pages, the texts (errors left out)."""
+    out: dict[str, Any] = {}
+    good_pages = [r for r in page_results if "error" not in r]
+    good_texts = [r for r in text_results if "error" not in r]
+    if good_pages:
+        out["pages"] = stage_table(good_pages)
+        mid = [r for r in good_pages if 600 <= r["words"] <= 1000]
+        if mid:
+            out["pages_800w"] = stage_table(mid)
+    if good_texts:
+        out["texts"] = stage_table(good_texts)
+    out["related_nonempty"] = sum(1 for r in good_pages + good_texts if r["related"])
+    return out

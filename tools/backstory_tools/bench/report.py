@@ -23,6 +23,8 @@ TARGETS = {
     "import_per_s": 20.0,
     "cold_start_s": 8.0,
     "rss_mb": 450.0,
+    "postgres_analyze_ratio": 1.15,  # issue 16: analyse p50 on PostgreSQL within 15 % of SQLite, same run
+    "postgres_related_100k_p50_ms": 20.0,
 }
 
 
@@ -71,9 +73,10 @@ def verdicts(report: dict) -> list[dict]:
     """One row per target: measured value, target, pass/fail (None when not measured)."""
     rows = []
 
-    def add(name: str, value: Any, target: str, ok: bool | None, note: str = "") -> None:
+    def add(name: str, value: Any, target: str, ok: bool | None, note: str = "", unit: str | None = None) -> None:
         m = re.match(r"^\(?[≤≥]\s*[\d.,]+\s*([^)]*)\)?$", target)
-        unit = m.group(1).strip() if m and value is not None else ""
+        if unit is None:
+            unit = m.group(1).strip() if m and value is not None else ""
         rows.append({"figure": name, "measured": value, "unit": unit, "target": target,
                      "ok": ok, "note": note})
 
@@ -167,6 +170,10 @@ def verdicts(report: dict) -> list[dict]:
             f"peak VmHWM summed {m.get('after_load', {}).get('VmHWM')} MB"
             + (f"; floor (libraries and models loaded, nothing read yet): {fl['total_mb']} MB, "
                f"{fl['total_english_only_mb']} MB before the language model loads" if fl.get("total_mb") else ""))
+    if report.get("postgres"):
+        from backstory_tools.bench.report_pg import postgres_verdicts
+
+        postgres_verdicts(report, add, TARGETS)
     return rows
 
 
@@ -184,19 +191,15 @@ def print_report(report: dict) -> None:
                                                     "other", "server total", "e2e client"))
         print(header)
         keys = ("extract", "entities", "keyphrases", "related", "other_server", "total", "e2e_client")
-        for name in ("pages", "pages_800w", "texts"):
-            t = un.get(name)
-            if not t:
-                continue
-            cells = "".join(f"{_fmt(t.get(k, {}).get('p50')):>7} /{_fmt(t.get(k, {}).get('p95')):>5}" for k in keys)
-            print(f"{'ours ' + name:<22}{t['e2e_client']['n']:>5}  {cells}")
-        for name in ("pages", "pages_800w", "texts"):
-            t = naive.get(name)
-            if not t:
-                continue
-            cells = "".join(f"{_fmt(t.get(k, {}).get('p50')):>7} /{_fmt(t.get(k, {}).get('p95')):>5}"
-                            for k in ("extract", "entities", "keyphrases", "-", "-", "total", "total"))
-            print(f"{'naive ' + name:<22}{t['total']['n']:>5}  {cells}")
+        for side, data, ks in (("ours", un, keys),
+                               ("postgres", report.get("postgres", {}).get("analyze_uncached", {}), keys),
+                               ("naive", naive, ("extract", "entities", "keyphrases", "-", "-", "total", "total"))):
+            for name in ("pages", "pages_800w", "texts"):
+                t = data.get(name)
+                if not t:
+                    continue
+                cells = "".join(f"{_fmt(t.get(k, {}).get('p50')):>7} /{_fmt(t.get(k, {}).get('p95')):>5}" for k in ks)
+                print(f"{side + ' ' + name:<22}{t[ks[-1]]['n']:>5}  {cells}")
     print("\nTargets")
     print(f"{'figure':<62}{'measured':>18}  {'target':<14}{'':<6}note")
     for row in report.get("verdicts", []):
@@ -226,6 +229,7 @@ def markdown(report: dict) -> str:
               "|---|---|---|---|---|---|---|---|---|"]
     keys = ("extract", "entities", "keyphrases", "related", "other_server", "total", "e2e_client")
     for side, data, ks in (("ours", report.get("analyze_uncached", {}), keys),
+                           ("ours on PostgreSQL", report.get("postgres", {}).get("analyze_uncached", {}), keys),
                            ("naive", report.get("naive", {}),
                             ("extract", "entities", "keyphrases", "-", "-", "total", "total"))):
         for name in ("pages", "pages_800w", "texts"):

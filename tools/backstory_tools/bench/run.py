@@ -31,6 +31,12 @@ those analysed records (sentences of two stories mixed, entities/keyphrases mixe
 blended with noise) are added through the archive's ``import_record`` until the archive holds
 ``--archive-size`` stories. Each run works on a copy, so runs start from the same state.
 
+With ``--database-url URL`` (an empty PostgreSQL database, or ``pgserver`` for a throwaway one)
+the same run measures the PostgreSQL side beside it (:mod:`backstory_tools.bench.postgres`): the
+import phase's stories imported and completed by 1, then 2 ``backstory worker`` processes; the
+archive copied in by ``backstory migrate-archive``; a second server on it that gets each uncached
+document right after the SQLite one; its cold start and memory, and a worker's.
+
 Output: a table on stdout and ``artifacts/bench.json`` (``--out``).
 """
 
@@ -52,8 +58,10 @@ from backstory_tools.bench.common import DEFAULT_DATA, ROOT, loadavg, log, pct
 from backstory_tools.bench.corpus import (cached_archive, data_missing, load_duc, load_pages, read_jsonl, run_backlog,
                                           run_import, write_jsonl)
 from backstory_tools.bench.ideal import ideal_load
-from backstory_tools.bench.load import analyze_once, measure_cache_hits, measure_load, measure_uncached, stage_table
+from backstory_tools.bench.load import analyze_once, measure_cache_hits, measure_load, measure_uncached, uncached_tables
 from backstory_tools.bench.naive import NaiveStack, f1_at_10, naive_table
+from backstory_tools.bench.postgres import (Database, bench_database, database_label, import_rounds, migrate,
+                                            server_version)
 from backstory_tools.bench.procs import thread_cpu, thread_cpu_per_request
 from backstory_tools.bench.report import git_commit, machine, markdown, print_report, verdicts
 from backstory_tools.bench.server import Server
@@ -85,6 +93,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=3600, help="limit for each child process (s)")
     p.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
                    help="extra environment for the server process (repeatable), e.g. MALLOC_ARENA_MAX=2")
+    p.add_argument("--database-url", metavar="URL",
+                   help="also measure PostgreSQL in this run: an empty database's URL, or 'pgserver' for a "
+                        "throwaway server from the PyPI package (emptied between phases; see bench/postgres.py)")
     p.add_argument("--render", type=Path, metavar="BENCH_JSON", help="print an earlier report as Markdown and exit")
     args = p.parse_args(argv)
     q = args.quick
@@ -109,11 +120,23 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"bench: skipped — evaluation data not found ({', '.join(missing)}); pass --data DIR", file=sys.stderr)
         return 0
+    if not args.database_url:
+        return bench(args, None)
+    with bench_database(args.database_url) as db:
+        return bench(args, db)
+
+
+def bench(args: argparse.Namespace, db: Database | None) -> int:
+    """The run; with ``db``, the PostgreSQL figures beside SQLite's (``report["postgres"]``)."""
     report: dict[str, Any] = {"meta": {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "commit": git_commit(),
         "machine": machine(), "loadavg_start": loadavg(), "argv": sys.argv[1:], "quick": args.quick,
         "server_env": args.server_env,
     }}
+    pg: dict[str, Any] = {}
+    if db is not None:
+        report["postgres"] = pg
+        pg["database"] = database_label(args.database_url)
     out_dir = args.out.parent
     out_dir.mkdir(parents=True, exist_ok=True)
     pages = load_pages(args.data, args.pages)
@@ -138,30 +161,44 @@ def main(argv: list[str] | None = None) -> int:
             log("  the same stories imported with --analyse (analysed inline) ...")
             report["import"]["inline"] = run_import(jsonl, Path(tmp) / "inline.sqlite3", args.timeout, analyse=True)
             log(f"  {report['import']['inline']}")
+            if db is not None:
+                pg["import_rounds"] = import_rounds(db, jsonl, (1, 2), out_dir / "bench-worker.log", args.timeout)
 
     # the preloaded archive (cached), copied for this run
     archive_src, archive_meta = cached_archive(args.data, args.archive_size, args.seed_docs, args.timeout)
     report["archive"] = archive_meta
     work = Path(tempfile.mkdtemp(prefix="bench-run-"))
-    server = None
+    server = pg_server = None
     try:
         run_archive = work / "archive.sqlite3"
         shutil.copyfile(archive_src, run_archive)
         server_log = out_dir / "bench-server.log"
         server_log.unlink(missing_ok=True)
-        server = Server(run_archive, server_log, dict(kv.split("=", 1) for kv in args.server_env))
+        server_env = dict(kv.split("=", 1) for kv in args.server_env)
+        server = Server(run_archive, server_log, server_env)
+        if db is not None:
+            log(f"PostgreSQL: backstory migrate-archive of the {archive_meta.get('size')}-story archive ...")
+            pg["migrate"] = migrate(run_archive, db, args.timeout)
+            log(f"  {pg['migrate']}")
+            pg_server = Server(db.url, out_dir / "bench-server-pg.log", server_env)
 
         # 6. cold start
         log("starting the server ...")
         report["cold_start"] = server.start()
         report["cold_start"]["loadavg"] = loadavg()
         log(f"  {report['cold_start']}")
+        if pg_server is not None:
+            log("starting the PostgreSQL server beside it ...")
+            pg_server.log_path.unlink(missing_ok=True)
+            pg["cold_start"] = pg_server.start()
+            log(f"  {pg['cold_start']}")
 
         import httpx
 
-        with httpx.Client(base_url=server.base, timeout=120.0) as client:  # warm-up, not measured
-            for i, doc in enumerate((texts or pages)[:3]):
-                analyze_once(client, doc.body(url=f"https://warmup.bench.example/{i}", archive=False))
+        for each in [s for s in (server, pg_server) if s is not None]:
+            with httpx.Client(base_url=each.base, timeout=120.0) as client:  # warm-up, not measured
+                for i, doc in enumerate((texts or pages)[:3]):
+                    analyze_once(client, doc.body(url=f"https://warmup.bench.example/{i}", archive=False))
 
         # 1. uncached, sequential; the naive stack on each document right after ours
         naive = None
@@ -172,13 +209,17 @@ def main(argv: list[str] | None = None) -> int:
         naive_ids = {d.id for d in (pages[: args.naive_pages] if args.naive_pages is not None else pages)}
         naive_ids |= {d.id for d in (texts[: args.naive_texts] if args.naive_texts is not None else texts)}
         naive_rows: list[dict] = []
+        pg_pages: list[dict] = []
+        pg_texts: list[dict] = []
+        beside = pg_server.base if pg_server is not None else None
         log(f"uncached analyses: {len(pages)} pages + {len(texts)} texts"
+            + (", each then sent to the PostgreSQL server" if beside else "")
             + (f", each followed by the naive stack ({len(naive_ids)})" if naive else "") + " ...")
         t0 = time.perf_counter()
         cpu0 = server.cpu_s()
-        page_results = measure_uncached(server.base, pages, naive, naive_ids, naive_rows)
+        page_results = measure_uncached(server.base, pages, naive, naive_ids, naive_rows, beside, pg_pages)
         cpu1 = server.cpu_s()
-        text_results = measure_uncached(server.base, texts, naive, naive_ids, naive_rows)
+        text_results = measure_uncached(server.base, texts, naive, naive_ids, naive_rows, beside, pg_texts)
         cpu2 = server.cpu_s()
         del naive  # its models are not needed any more
         good_pages = [r for r in page_results if "error" not in r]
@@ -189,23 +230,25 @@ def main(argv: list[str] | None = None) -> int:
             report["analyze_uncached"]["server_cpu_ms_per_doc"] = {
                 "pages": round((cpu1 - cpu0) * 1000 / max(len(pages), 1), 1),
                 "texts": round((cpu2 - cpu1) * 1000 / max(len(texts), 1), 1)}
-        if good_pages:
-            report["analyze_uncached"]["pages"] = stage_table(good_pages)
-            mid = [r for r in good_pages if 600 <= r["words"] <= 1000]
-            if mid:
-                report["analyze_uncached"]["pages_800w"] = stage_table(mid)
-        if good_texts:
-            report["analyze_uncached"]["texts"] = stage_table(good_texts)
-        report["analyze_uncached"]["related_nonempty"] = sum(1 for r in good_pages + good_texts if r["related"])
+        report["analyze_uncached"].update(uncached_tables(page_results, text_results))
+        if pg_server is not None:
+            pg["analyze_uncached"] = {"paired": True, **uncached_tables(pg_pages, pg_texts),
+                                      "errors": [r for r in pg_pages + pg_texts if "error" in r]}
         # Resident memory after warm-up: at rest, once the server has handed back the heap its
         # requests freed (it does so when idle, at most every TRIM_INTERVAL s); and right after the
         # last answer, for comparison.
         from backstory.pipeline import TRIM_INTERVAL
 
         just_after = server.memory()
+        pg_just_after = pg_server.memory() if pg_server is not None else {}
         time.sleep(TRIM_INTERVAL + 1.5)
         report["memory"] = {"after_warmup": server.memory(), "after_warmup_last_answer": just_after,
                             "at_rest_after_s": TRIM_INTERVAL + 1.5}
+        if pg_server is not None:
+            pg["memory"] = {"after_warmup": pg_server.memory(), "after_warmup_last_answer": pg_just_after,
+                            "at_rest_after_s": TRIM_INTERVAL + 1.5}
+            pg_server.stop()  # the phases below are SQLite's alone
+            pg_server = None
         log(f"  pages e2e {report['analyze_uncached'].get('pages', {}).get('e2e_client')}")
 
         # 2. cache hits
@@ -244,8 +287,9 @@ def main(argv: list[str] | None = None) -> int:
             log(f"  {report['load']['throughput_per_s']}/s, p95 {report['load']['latency_ms'].get('p95')} ms, "
                 f"{report['load']['errors']} errors")
     finally:
-        if server is not None:
-            server.stop()
+        for each in (server, pg_server):
+            if each is not None:
+                each.stop()
         shutil.rmtree(work, ignore_errors=True)
 
     # the floor: the fixed stack's memory and each stage's CPU, alone (scripts/floor.py)
@@ -311,9 +355,17 @@ def main(argv: list[str] | None = None) -> int:
         report["quality"] = {"documents": len(good_texts), "ours_f1@10": f1_at_10(
             [r["keyphrases"] for r in good_texts], [gold[r["id"]] for r in good_texts])}
 
+    if db is not None:
+        pg.update(server_version(db))  # pgvector as the archive's migrations installed it
     report["meta"]["loadavg_end"] = loadavg()
+
+    def per_document(rows: list[dict]) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "keyphrases"} for r in rows]
+
+    report["per_document"] = per_document(page_results + text_results)
+    if db is not None:
+        pg["per_document"] = per_document(pg_pages + pg_texts)  # before the verdicts: their paired ratios
     report["verdicts"] = verdicts(report)
-    report["per_document"] = [{k: v for k, v in r.items() if k != "keyphrases"} for r in page_results + text_results]
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     print_report(report)
     log(f"JSON report: {args.out}")

@@ -22,7 +22,7 @@ def free_port() -> int:
 class Server:
     """``python -m backstory serve`` as a subprocess on 127.0.0.1 and a free port."""
 
-    def __init__(self, archive: Path, log_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, archive: Path | str, log_path: Path, env: dict[str, str] | None = None) -> None:
         self.archive = archive
         self.env = env or {}
         self.log_path = log_path
