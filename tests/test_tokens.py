@@ -178,3 +178,33 @@ async def test_who_added_a_story_and_who_may_delete_it(client: AsyncTestClient) 
 
     other = (await analyze(client, carol, archive=True, i=1)).json()
     assert (await client.delete(f"/api/v1/stories/{other['story_id']}", headers=bearer(boss))).status_code == 204
+
+
+def test_an_import_is_added_by_cli_or_by_the_member_named(tmp_path: Path) -> None:
+    import json
+
+    from backstory.cli import main
+
+    archive = str(tmp_path / "archive.sqlite3")
+    title, text = FIRE_A[0]
+    other_title, other_text = FIRE_A[1]
+    first = tmp_path / "a.jsonl"
+    first.write_text(json.dumps({"url": "https://news.example/a", "title": title, "text": text}) + "\n")
+    second = tmp_path / "b.jsonl"
+    second.write_text(json.dumps({"url": "https://news.example/b", "title": other_title, "text": other_text}) + "\n")
+    assert main(["tokens", "create", "dana", "--archive", archive]) == 0
+    assert main(["import", str(first), "--archive", archive]) == 0
+    assert main(["import", str(second), "--as", "dana", "--archive", archive]) == 0
+    with pytest.raises(SystemExit, match="no token named 'nobody'"):
+        main(["import", str(second), "--as", "nobody", "--archive", archive])
+
+    async def claimants() -> dict[str, list[str]]:
+        from backstory.archive import create_archive
+        from backstory.story import story_id_for
+
+        async with create_archive(f"sqlite:///{archive}") as opened:
+            names = TokenStore(opened.storage)
+            return {url: await names.names(await opened.added_by(story_id_for(url)))
+                    for url in ("https://news.example/a", "https://news.example/b")}
+
+    assert asyncio.run(claimants()) == {"https://news.example/a": ["cli"], "https://news.example/b": ["dana"]}

@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("file", metavar="FILE")
     imp.add_argument("--format", choices=list(_import_formats()),
                      help="the export's format (default: told from its content)")
+    imp.add_argument("--as", dest="as_name", metavar="NAME",
+                     help="the stories are added by this member's token (default: by 'cli')")
     imp.add_argument(
         "--analyze", "--analyse", action="store_true",  # --analyse: its first spelling, kept for existing scripts
         help="analyze every story now (entities, keyphrases, embedding; ~5 stories/s on 2 cores) "

@@ -35,8 +35,14 @@ def cmd_import(args: argparse.Namespace) -> int:
         async def run() -> Any:
             from ..archive import open_archive
             from ..jobs import job_queue
+            from ..tokens import TokenStore
 
             archive = await open_archive(settings)
+            try:  # who the stories are added by: the command line, or the member named by --as
+                added_by = await TokenStore(archive.storage).who(args.as_name) if args.as_name else "cli"
+            except ValueError as exc:
+                await archive.close()
+                raise SystemExit(f"backstory: --as: {exc}") from None
             jobs = job_queue(settings)  # a PostgreSQL archive: stories stored for later become jobs for workers
             pipeline = None
 
@@ -62,7 +68,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
                 try:
                     tally = await store(read(fh, fmt), archive, make_pipeline, analyze=args.analyze,
-                                        window=settings.workers * 2, step=step)
+                                        window=settings.workers * 2, step=step, added_by=added_by)
                     bar.update(task, completed=size)
                 finally:
                     if pipeline is not None:

@@ -39,11 +39,12 @@ async def store(
     analyze: bool = False,
     window: int = 4,
     step: Callable[[Tally], None] = lambda tally: None,
+    added_by: str | None = None,
 ) -> Tally:
     """Store ``items`` in ``archive``; ``pipeline()`` makes the pipeline on first need (none is
     made when every story is skipped). ``window`` stories are processed at once; exported
     records are stored in file order, so an export re-imports identically. ``step`` is called
-    after each item."""
+    after each item. ``added_by`` claims the stories stored (``cli``, or a token's ``token:<id>``)."""
     tally = Tally()
     running: set[asyncio.Task] = set()
     in_flight: set[str] = set()  # URLs being stored now: a repeat in the file waits for no lookup
@@ -56,7 +57,7 @@ async def store(
     async def ingest(item: Entry) -> None:
         request = AnalyzeRequest(url=item.url, title=item.title, text=item.text, html=item.html)
         try:
-            await made.ingest(request, published=item.published, analyze=analyze)
+            await made.ingest(request, published=item.published, analyze=analyze, added_by=added_by)
             tally.imported += 1
             tally.stored_for_later |= not analyze
             step(tally)
@@ -77,7 +78,7 @@ async def store(
                 if await archive.get(item.story_id) is not None:
                     tally.skipped += 1
                 else:
-                    await archive.import_record(item)
+                    await archive.import_record(item, added_by)
                     tally.imported += 1
                 step(tally)
             elif item.url in in_flight or await archive.story_at(item.url) is not None:
