@@ -196,9 +196,11 @@ async def test_fetch_path_and_stories_endpoints(client: AsyncTestClient, page_se
     assert [s["story_id"] for s in found["stories"]] == [story_id]
     stored = (await client.get(f"/api/v1/stories/{story_id}")).json()
     assert stored["text"] == payload["text"] and stored["keyphrases"] == payload["keyphrases"]
-    assert (await client.get(f"/api/v1/stories/{story_id}/related")).json()["related"] is not None
+    related = [r["story_id"] for r in (await client.get(f"/api/v1/stories/{story_id}/related")).json()["related"]]
+    assert story_id not in related and other["story_id"] not in related  # a cup final is no backstory of an AI story
     assert (await client.delete(f"/api/v1/stories/{story_id}")).status_code == 204
     assert_problem(await client.get(f"/api/v1/stories/{story_id}"), 404)
+    assert_problem(await client.get(f"/api/v1/stories/{story_id}/related"), 404)
     assert_problem(await client.delete(f"/api/v1/stories/{story_id}"), 404)
     assert (await client.get("/api/v1/stories", params={"q": "Zuckerberg"})).json()["total"] == 0
     assert_problem(await client.get("/api/v1/stories/not-an-id"), 400)  # not 16 hex digits: no story id at all

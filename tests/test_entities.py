@@ -83,7 +83,8 @@ def test_all_caps_headline_and_dateline_are_recased_with_exact_offsets(nlp) -> N
     spans = entity_spans(doc)
     found = {(text[s:e], label) for s, e, label in spans}
     assert ("LONDON", "GPE") in found
-    assert ("ARSENAL", "ORG") in found or ("ARSENAL", "PERSON") not in found
+    # Re-cased, the club is not taken for a person (the small model misses it altogether: a known slip).
+    assert ("ARSENAL", "PERSON") not in found
     assert any(text[s:e] == "PORTO" for s, e, _ in spans)
     for s, e, _ in spans:
         assert text[s:e].strip() == text[s:e]
