@@ -85,7 +85,7 @@ class Services:
                 raise errors.Forbidden(f"the token {caller.name!r} did not add story {story_id}; only an admin may delete it")
             gone = outcome != "missing"
         if self.pipeline is not None:
-            self.pipeline.cache.discard_story(story_id)  # the response cache forgets it too
+            self.pipeline.forgotten(story_id)
         return gone
 
     async def readiness(self) -> tuple[bool, dict[str, object]]:

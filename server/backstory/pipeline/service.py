@@ -256,6 +256,10 @@ class Pipeline:
         else:
             await self.backlog.run(parallel=parallel)
 
+    def forgotten(self, story_id: str) -> None:
+        """A story was deleted: no cached answer may show it again."""
+        self.cache.discard_story(story_id)
+
     def close(self, *, models: bool = False) -> None:
         """Stop the worker threads (and the models too, when this pipeline owns them)."""
         self.workers.close()
