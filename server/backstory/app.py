@@ -127,7 +127,9 @@ def create_app(settings: Settings | None = None, *, models: Models | None = None
                 loaded = None if remote else models if own_models is None else await own_models
                 state.pipeline = pipeline = Pipeline(settings, loaded, archive, jobs, analyst)
                 if not remote and (jobs is None or settings.server_takes_jobs):
-                    state.backlog = asyncio.create_task(pipeline.work())
+                    state.backlog = asyncio.create_task(pipeline.work())  # on PostgreSQL: feed polls too
+                if jobs is None:  # SQLite: no queue; this server polls the feeds the archive says are due
+                    state.feed_polling = asyncio.create_task(pipeline.feeds.run())
                 state.ready_after = time.monotonic() - state.started
                 log.info("models loaded in %.1f s", state.ready_after)
             except Exception as exc:  # reported by /readyz and on every analyze
@@ -142,14 +144,16 @@ def create_app(settings: Settings | None = None, *, models: Models | None = None
         finally:
             loader.cancel()
             await follower.stop()
-            if state.backlog is not None:
-                state.backlog.cancel()
-                await asyncio.gather(state.backlog, return_exceptions=True)
+            for task in (state.backlog, state.feed_polling):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
             if analyst is not None:
                 await analyst.stop()
             if jobs is not None:
                 await jobs.__aexit__()
             if state.pipeline is not None:
+                await state.pipeline.feeds.aclose()
                 state.pipeline.close()
             if own_models is not None:
                 own_models.add_done_callback(lambda t: t.cancelled() or t.exception() is not None or t.result().close())

@@ -131,6 +131,18 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         bool,
         Meta(description="PostgreSQL archive: the server also takes queued analyses (stories an import left) while no reader waits, as a worker would. Off for API servers that leave them to `backstory worker`s."),
     ] = True
+    feeds_interval: Annotated[
+        float,
+        Meta(gt=0, description="Seconds between two polls of a subscribed news feed (`backstory feeds add`), unless the feed's own `ttl` asks for longer. A feed that fails is polled again after twice as long each time, up to BACKSTORY_FEEDS_MAX_BACKOFF."),
+    ] = 1800.0
+    feeds_min_interval: Annotated[
+        float,
+        Meta(gt=0, description="The shortest interval between two polls of one feed, whatever the feed or BACKSTORY_FEEDS_INTERVAL says."),
+    ] = 300.0
+    feeds_max_backoff: Annotated[
+        float,
+        Meta(gt=0, description="The longest wait before polling a failing feed again (seconds)."),
+    ] = 21600.0
     max_body_bytes: Annotated[
         int, Meta(ge=1024, description="Largest request body accepted (bytes); larger ones get 413.")
     ] = 10 * 1024 * 1024

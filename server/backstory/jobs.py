@@ -8,7 +8,12 @@ midway loses nothing: its job is retried once the worker's heartbeat has stopped
 ``BACKSTORY_WORKER_STALLED_AFTER`` seconds (by the periodic ``retry_stalled_jobs`` and by every
 worker when it starts), and finds the story either still pending or complete.
 
-On SQLite there is no queue: the server's backlog finds pending stories in the archive itself.
+Subscribed news feeds are polled the same way: a periodic ``defer_feed_polls`` (each minute)
+takes the feeds the archive says are due and defers one ``poll_feed`` job each, with a queueing
+lock per feed (one waiting poll a feed), in the ``feeds`` queue every worker takes by default.
+
+On SQLite there is no queue: the server's backlog finds pending stories in the archive itself,
+and its feed poller the due feeds (``backstory/feeds/poller.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from .config import Settings, archive_url
 log = logging.getLogger(__name__)
 
 ANALYSIS_QUEUE = "analysis"
+FEEDS_QUEUE = "feeds"
+DEFAULT_QUEUES = [ANALYSIS_QUEUE, FEEDS_QUEUE]
 REMOTE_NEEDS_POSTGRESQL = ("BACKSTORY_ANALYSIS=remote hands analyses to workers through a PostgreSQL archive's "
                            "job queue: set the archive to postgresql://… (with SQLite, analysis is local)")
 _DEPTH = (
@@ -55,6 +62,12 @@ class Handler(Protocol):
 
     async def answer(self, page: dict) -> bytes:
         """A page's analysis (or the error it ended in), encoded for the server that asked."""
+
+    async def due_feeds(self) -> list[str]:
+        """The subscribed feeds due for a poll, each leased to the caller for a while."""
+
+    async def poll_feed(self, url: str) -> None:
+        """Poll one subscribed feed (its outcome, or error, is kept in the archive)."""
 
 
 class QueueStats(NamedTuple):
@@ -107,8 +120,23 @@ class JobQueue:
             await self.app.connector.execute_query_async(_STORE_ANSWER, job_id=context.job.id, body=body)
             await self.app.connector.execute_query_async(_ANSWERED, job_id=str(context.job.id))
 
+        @self.app.periodic(cron="* * * * *", periodic_id="poll-feeds")
+        @self.app.task(name="defer_feed_polls", queue=FEEDS_QUEUE, queueing_lock="defer_feed_polls",
+                       pass_context=True)
+        async def defer_feed_polls(context: procrastinate.JobContext, timestamp: int) -> None:
+            handler: Handler = context.additional_context["handler"]
+            for url in await handler.due_feeds():
+                await self.defer_poll(url)
+
+        # Not retried: a failed poll is the feed's state (kept, backed off), polled again when due.
+        @self.app.task(name="poll_feed", queue=FEEDS_QUEUE, pass_context=True)
+        async def poll_feed(context: procrastinate.JobContext, url: str) -> None:
+            handler: Handler = context.additional_context["handler"]
+            await handler.poll_feed(url)
+
         self._analyze_story = analyze_story
         self._analyze_page = analyze_page
+        self._poll_feed = poll_feed
 
     async def __aenter__(self) -> "JobQueue":
         await self.app.open_async()
@@ -121,6 +149,14 @@ class JobQueue:
         """Queue the analysis of a pending story; False when one is waiting for it already."""
         try:
             await self._analyze_story.configure(queueing_lock=story_id).defer_async(story_id=story_id)
+        except AlreadyEnqueued:
+            return False
+        return True
+
+    async def defer_poll(self, url: str) -> bool:
+        """Queue a poll of a subscribed feed; False when one is waiting for it already."""
+        try:
+            await self._poll_feed.configure(queueing_lock=f"feed:{url}").defer_async(url=url)
         except AlreadyEnqueued:
             return False
         return True
@@ -172,7 +208,7 @@ class JobQueue:
         await self.adopt_orphans()
         heartbeat = max(0.5, self.stalled_after / 3)
         options: dict[str, Any] = dict(
-            queues=queues or [ANALYSIS_QUEUE], concurrency=concurrency, additional_context={"handler": handler},
+            queues=queues or DEFAULT_QUEUES, concurrency=concurrency, additional_context={"handler": handler},
             install_signal_handlers=signals, update_heartbeat_interval=heartbeat,
             stalled_worker_timeout=self.stalled_after, delete_jobs="successful", name=f"backstory-{time.time():.0f}",
         )

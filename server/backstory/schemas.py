@@ -184,6 +184,36 @@ class StoryList(Value):
     offset: int
 
 
+class FeedRequest(Base):
+    """A news feed to subscribe to: RSS, Atom or JSON Feed."""
+
+    url: HttpUrl
+    title: Title | None = None
+
+
+class FeedSubscription(Value):
+    """A subscribed news feed and how its polling goes."""
+
+    url: str
+    title: str | None
+    added_by: str | None
+    """The name of the token that subscribed (``cli`` for the command line); None on a server without tokens."""
+    added: str
+    last_poll: str | None
+    next_poll: str
+    last_error: str | None
+    """Why the last poll failed (None when it worked): the feed is kept and polled again later."""
+    failures: int
+    """Polls failed in a row; each makes the wait before the next twice as long, up to a cap."""
+    interval_s: float
+    entries: int
+    """Entries taken from the feed so far."""
+
+
+class FeedList(Value):
+    feeds: list[FeedSubscription]
+
+
 PROBLEM_JSON = "application/problem+json"
 
 

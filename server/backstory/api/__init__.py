@@ -1,10 +1,11 @@
 """HTTP routes: one controller per resource; handlers stay thin and call the pipeline/archive."""
 
 from .analyze import AnalyzeController
+from .feeds import FeedsController
 from .health import health_routes
 from .me import me
 from .stories import StoriesController
 
-API_ROUTES = [AnalyzeController, StoriesController, me]
+API_ROUTES = [AnalyzeController, StoriesController, FeedsController, me]
 
 __all__ = ["API_ROUTES", "health_routes"]

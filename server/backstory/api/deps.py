@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime
 from typing import Annotated
 
 import msgspec
@@ -31,6 +32,7 @@ class Services:
         self.settings = settings
         self.archive: Archive | None = None
         self.backlog: asyncio.Task[None] | None = None  # analyzes stories a bulk import stored
+        self.feed_polling: asyncio.Task[None] | None = None  # polls due feeds (SQLite; workers' jobs on PostgreSQL)
         self.pipeline: Pipeline | None = None
         self.jobs: JobQueue | None = None  # the archive's job queue (PostgreSQL only)
         self.tokens: TokenStore | None = None  # the archive's API tokens
@@ -88,6 +90,14 @@ class Services:
             self.pipeline.forgotten(story_id)
         return gone
 
+    async def poll_soon(self, url: str) -> None:
+        """A feed was subscribed: poll it now, as a job (PostgreSQL) or in this server's poller."""
+        if self.jobs is not None:
+            await self.jobs.defer_poll(url)
+        elif self.pipeline is not None:
+            self.pipeline.feeds.wake.set()
+        # else: the poller starts with the models and polls every due feed first
+
     async def readiness(self) -> tuple[bool, dict[str, object]]:
         """Whether the models are loaded and the archive is open, and the body ``/readyz`` answers."""
         ready = self.pipeline is not None and self.archive is not None
@@ -99,6 +109,8 @@ class Services:
             body["ready_after_s"] = round(self.ready_after, 2)
         if self.archive is not None:
             body["pending_analysis"] = await self.archive.count_pending()  # stories a bulk import left
+            feeds = await self.archive.feed_stats()
+            body["feeds"] = {"count": feeds.count, "failing": feeds.failing, "last_poll": feeds.last_poll}
         if self.jobs is not None:
             body["queue"] = (await self.jobs.stats())._asdict()
         return ready, body
@@ -109,12 +121,19 @@ class Services:
 
         def metric(name: str, kind: str, help_: str, value: float) -> None:
             lines.extend((f"# HELP backstory_{name} {help_}", f"# TYPE backstory_{name} {kind}",
-                          f"backstory_{name} {value:g}"))
+                          f"backstory_{name} {value:.15g}"))
 
         archive = self.opened_archive()
         metric("stories", "gauge", "Stories in the archive.", await archive.count())
         metric("pending_analysis", "gauge", "Stories stored but not analyzed yet.", await archive.count_pending())
+        feeds = await archive.feed_stats()
+        metric("feeds", "gauge", "Subscribed news feeds.", feeds.count)
+        metric("feeds_failing", "gauge", "Subscribed feeds whose last poll failed.", feeds.failing)
+        if feeds.last_poll is not None:
+            metric("feeds_last_poll_timestamp_seconds", "gauge", "When a feed was last polled (Unix time).",
+                   datetime.fromisoformat(feeds.last_poll.replace("Z", "+00:00")).timestamp())
         if self.pipeline is not None:
+            metric("feed_polls_total", "counter", "Feed polls this process made.", self.pipeline.feeds.polls)
             metric("analyses_total", "counter", "Texts this process ran through the language stages.",
                    self.pipeline.analyzer.analyzed)
             metric("analysis_errors_total", "counter", "Analyses for a client that ended in a server error.",

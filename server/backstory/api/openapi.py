@@ -24,7 +24,7 @@ REASONS = {
          "names another server).",
     401: "Missing, wrong, expired or revoked bearer token (once the server has any token).",
     403: "The token's scope does not allow this, or the request came from a browser origin that is not allowed.",
-    404: "No such story in the archive.",
+    404: "No such story in the archive (or, for a feed, no such subscription).",
     413: "Too large: the body, the fetched page or the article's text is over its limit.",
     415: "Unsupported content: the body is not application/json, or the fetched page is not HTML.",
     422: "Understood but refused: the URL's host is not a valid name or is an address the fetcher "

@@ -12,6 +12,7 @@ from typing import AsyncIterator, Protocol, runtime_checkable
 
 from .. import schemas
 from ..story import StoryRecord
+from .subscriptions import FeedRow, FeedStats, PollOutcome
 
 
 @runtime_checkable
@@ -74,6 +75,32 @@ class Archive(Protocol):
     async def store_analysis(self, record: StoryRecord) -> bool:
         """Complete a pending story in place; False when it is gone or already analysed."""
         ...
+
+    # ---- news-feed subscriptions (see archive/subscriptions.py and backstory/feeds/) ----------
+    async def feeds(self) -> list[FeedRow]:
+        """Every subscription, oldest first."""
+
+    async def feed(self, url: str) -> FeedRow | None: ...
+
+    async def feed_stats(self) -> FeedStats: ...
+
+    async def unseen_entries(self, url: str, keys: list[str]) -> list[str]:
+        """The entry keys not taken from the feed yet."""
+
+    async def next_feed_due(self) -> str | None: ...
+
+    async def add_feed(self, url: str, *, title: str | None, added_by: str | None, at: str, interval_s: float,
+                       due: str | None = None) -> bool:
+        """Subscribe to a feed, first due at ``due`` (default: at once); False when it is subscribed already."""
+
+    async def remove_feed(self, url: str) -> bool:
+        """Unsubscribe (its stories stay); False when it was not subscribed."""
+
+    async def take_due_feeds(self, now: str, until: str, limit: int = 16) -> list[str]:
+        """The feeds due by ``now``, each leased to the caller until ``until``."""
+
+    async def feed_polled(self, url: str, outcome: PollOutcome, seen: list[str] = ()) -> None:
+        """Record a poll's outcome and the entries it took, in one transaction."""
 
     async def close(self) -> None: ...
 

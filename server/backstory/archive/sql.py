@@ -1,8 +1,8 @@
 """The storage calls in SQL, for the SQL backends (SQLite, PostgreSQL).
 
 Both keep the same tables — ``stories`` (a column per :class:`backstory.story.StoryRecord` field,
-of the same name, plus what the related index needs), ``aliases``, ``meta`` and the ``changes``
-feed — so the calls of :mod:`backstory.archive.storage` are written once here, with ``?`` for
+of the same name, plus what the related index needs), ``aliases``, ``meta``, the ``changes``
+feed, ``tokens``, ``claims`` and the news-feed subscriptions (``archive/subscriptions.py``) — so the calls of :mod:`backstory.archive.storage` are written once here, with ``?`` for
 parameters; a backend's subclass supplies what differs: its full-text search, its feed head,
 how it stores an embedding and JSON, and its placeholder.
 """
@@ -17,6 +17,7 @@ import numpy as np
 from .. import schemas
 from ..story import StoryRecord
 from .storage import Card, Identity, IndexRow, TokenRow, UrlOwner
+from .subscriptions import SubscriptionRows
 
 _json = msgspec.json.Encoder()
 _decode_keyphrases = msgspec.json.Decoder(list[schemas.Keyphrase]).decode
@@ -39,7 +40,7 @@ def summary(row: tuple, snippet: str | None = None) -> schemas.StorySummary:
     return schemas.StorySummary(**dict(zip(SUMMARY_FIELDS, row)), snippet=snippet)
 
 
-class SqlRows:
+class SqlRows(SubscriptionRows):
     """The storage calls on one DB-API connection (see :mod:`backstory.archive.storage`)."""
 
     GREATEST = "max"  # the SQL function of the larger of two values

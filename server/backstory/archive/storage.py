@@ -15,6 +15,7 @@ import numpy as np
 from .. import schemas
 from ..story import StoryRecord
 from .feed import Change
+from .subscriptions import FeedRow, FeedStats, PollOutcome
 
 T = TypeVar("T")
 AfterCommit = Callable[[], None] | None
@@ -139,6 +140,18 @@ class Reader(Protocol):
     def feed_head(self) -> int:
         """The change feed's latest position."""
 
+    # News-feed subscriptions (see archive/subscriptions.py).
+    def feeds(self) -> list[FeedRow]: ...
+
+    def feed(self, url: str) -> FeedRow | None: ...
+
+    def unseen(self, url: str, keys: list[str]) -> list[str]:
+        """The entry keys not taken from the feed yet, in their order."""
+
+    def feed_stats(self) -> FeedStats: ...
+
+    def next_due(self) -> str | None: ...
+
 
 class Writer(Reader, Protocol):
     def put(self, record: StoryRecord, features: bytes, simhash_ok: bool, new: bool) -> None:
@@ -171,6 +184,19 @@ class Writer(Reader, Protocol):
         """Revoke the token of this name; False when there is none."""
 
     def token_used(self, token_id: int, at: str) -> None: ...
+
+    def add_feed(self, url: str, title: str | None, added_by: str | None, at: str, interval_s: float,
+                 due: str) -> bool:
+        """Subscribe, first due at ``due``; False when subscribed already."""
+
+    def remove_feed(self, url: str) -> bool: ...
+
+    def take_due(self, now: str, until: str, limit: int) -> list[str]:
+        """The feeds due by ``now``, each put off until ``until`` (the poller's lease)."""
+
+    def polled(self, url: str, outcome: PollOutcome) -> None: ...
+
+    def mark_seen(self, url: str, keys: list[str], at: str) -> None: ...
 
 
 class Storage(Protocol):

@@ -32,6 +32,7 @@ from .feed import Change, IndexEntry, apply_entries
 from .features import FEATURES_VERSION, Features, compute_features, decode_features, encode_features
 from .related import RelatedIndex
 from .storage import AfterCommit, IndexRow, Reader, Storage, Writer
+from .subscriptions import Subscriptions
 
 T = TypeVar("T")
 _NEAR_CHECKED = 20  # near-duplicate candidates whose texts are compared, nearest first
@@ -71,8 +72,9 @@ def _entry(row: IndexRow | None) -> IndexEntry | None:
     return IndexEntry(decode_features(row.features), row.embedding, row.simhash, row.simhash_ok)
 
 
-class StoryArchive:
-    """An archive on any :class:`Storage` (see :class:`backstory.archive.base.Archive`)."""
+class StoryArchive(Subscriptions):
+    """An archive on any :class:`Storage` (see :class:`backstory.archive.base.Archive`), with its
+    news-feed subscriptions (:class:`backstory.archive.subscriptions.Subscriptions`)."""
 
     def __init__(self, storage: Storage, *, related_index: bool = True) -> None:
         self.storage = storage

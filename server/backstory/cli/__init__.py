@@ -1,4 +1,4 @@
-"""Command line: serve, worker, analyze, import, export, migrate-archive, tokens."""
+"""Command line: serve, worker, analyze, import, export, migrate-archive, tokens, feeds."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from .feeds import add_parser as add_feeds_parser
 from .manage import _import_formats, cmd_export, cmd_import, cmd_migrate_archive, cmd_tokens
 from .serve import cmd_analyze, cmd_serve, cmd_worker
 
@@ -61,11 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     archive_flag(exp)
     exp.set_defaults(func=cmd_export)
 
-    work = sub.add_parser("worker", help="analyze the stories imports left pending, as jobs from a PostgreSQL "
-                                         "archive's queue (run any number, on any machine with the URL)")
+    work = sub.add_parser("worker", help="analyze the stories imports and feeds left pending and poll the "
+                                         "subscribed feeds, as jobs from a PostgreSQL archive's queue (run any "
+                                         "number, on any machine with the URL)")
     work.add_argument("--concurrency", type=int, default=2, help="jobs at once (default 2)")
     work.add_argument("--queue", action="append", metavar="NAME", help="take jobs of this queue only (repeatable; "
-                                                                        "default: analysis)")
+                                                                        "default: analysis and feeds)")
     archive_flag(work)
     work.set_defaults(func=cmd_worker)
 
@@ -83,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     for action in (create, listing, revoke):
         archive_flag(action)
     tokens.set_defaults(func=cmd_tokens)
+
+    add_feeds_parser(sub, archive_flag)
 
     mig = sub.add_parser("migrate-archive", help="copy every story of one archive into another (SQLite <-> "
                                                  "PostgreSQL), then compare them story by story; resumable")

@@ -68,7 +68,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
                 try:
                     tally = await store(read(fh, fmt), archive, make_pipeline, analyze=args.analyze,
-                                        window=settings.workers * 2, step=step, added_by=added_by)
+                                        window=settings.workers * 2, step=step, added_by=added_by,
+                                        settings=settings)
                     bar.update(task, completed=size)
                 finally:
                     if pipeline is not None:
@@ -95,10 +96,8 @@ def _report(tally: Any) -> None:
         reasons = Counter(failure.reason for failure in tally.failures).most_common()
         print("failures by reason: " + "; ".join(f"{reason}: {n}" for reason, n in reasons), file=out)
     if tally.feeds:
-        print(f"{len(tally.feeds)} feeds found; subscribing to feeds is not supported yet, nothing was subscribed:",
-              file=out)
-        for feed in tally.feeds:
-            print(f"  {feed.url}" + (f"  {feed.title}" if feed.title else ""), file=out)
+        print(f"{len(tally.feeds)} feeds found, {tally.subscribed} newly subscribed (the others were already); the "
+              "server polls them and archives their new stories (see backstory feeds list)", file=out)
     if tally.stored_for_later:
         print("stored; the server computes names, keyphrases and embeddings of the new stories in the "
               "background (they are searchable and related by their words already)", file=out)

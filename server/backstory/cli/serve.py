@@ -50,7 +50,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from ..jobs import job_queue
+    from ..jobs import DEFAULT_QUEUES, job_queue
 
     settings = _settings(args)
     jobs = job_queue(settings)
@@ -72,7 +72,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
                 pipeline = await _pipeline(settings, archive, jobs=jobs)
                 try:
                     print(f"Backstory worker on {masked_url(archive_url(settings.archive))}, "
-                          f"{args.concurrency} at once, queues {', '.join(args.queue or ['analysis'])}", file=sys.stderr)
+                          f"{args.concurrency} at once, queues {', '.join(args.queue or DEFAULT_QUEUES)}", file=sys.stderr)
                     await jobs.work(pipeline, concurrency=args.concurrency, queues=args.queue, signals=True)
                 finally:
                     pipeline.close(models=True)

@@ -1,28 +1,21 @@
 """OPML: a list of feeds to subscribe to. Parsed by expat a chunk at a time with entity
-expansion off: a document that declares any entity (the billion laughs, an external entity) is
-refused at its declaration, before anything is expanded."""
+expansion off (:mod:`backstory.safexml`): a document that declares any entity (the billion
+laughs, an external entity) is refused at its declaration, before anything is expanded."""
 
 from __future__ import annotations
 
 from typing import BinaryIO, Iterator
 from xml.parsers import expat
 
+from ..safexml import ENTITIES_REFUSED, entity_free_parser
 from .entry import BadEntry, Failure, Feed, checked_url, failure, text_or_none
 from .streams import CHUNK, BadFile
 
 NAME = "opml"
 
 
-def _refuse(*_: object) -> None:
-    raise BadFile("the OPML declares XML entities: refused (entity expansion is off)")
-
-
 def read(fh: BinaryIO) -> Iterator[Feed | Failure]:
-    parser = expat.ParserCreate()
-    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-    parser.EntityDeclHandler = _refuse
-    parser.UnparsedEntityDeclHandler = _refuse
-    parser.ExternalEntityRefHandler = _refuse  # type: ignore[assignment]
+    parser = entity_free_parser(lambda: BadFile(f"the OPML {ENTITIES_REFUSED}"))
     found: list[Feed | Failure] = []
     count = 0
 

@@ -1,7 +1,8 @@
 """Storing what an export holds: each story with its article is stored as a JSON-lines story is
 (``Pipeline.ingest``, store-only unless asked to analyze), an exported record as it was; what the
 archive already has is skipped, so an interrupted import resumes by running it again. Entries
-that carry only a URL are left to a fetcher (reported until there is one)."""
+that carry only a URL are left to a fetcher (reported until there is one). The feeds of an OPML
+list are subscribed to (those subscribed already are skipped); the server polls them."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any, Awaitable, Callable, Iterable
 
 import msgspec
 
+from ..config import Settings
+from ..feeds import subscribe
 from ..schemas import AnalyzeRequest
 from ..story import StoryRecord
 from .entry import Entry, Failure, Feed, Item
@@ -23,7 +26,8 @@ class Tally(msgspec.Struct, kw_only=True):
     imported: int = 0
     skipped: int = 0
     failures: list[Failure] = []
-    feeds: list[Feed] = []
+    feeds: list[Feed] = []  # found in the export
+    subscribed: int = 0  # of those, the feeds newly subscribed to
     stored_for_later: bool = False  # some stories wait for the server's background analysis
 
     @property
@@ -40,11 +44,14 @@ async def store(
     window: int = 4,
     step: Callable[[Tally], None] = lambda tally: None,
     added_by: str | None = None,
+    settings: Settings | None = None,
 ) -> Tally:
     """Store ``items`` in ``archive``; ``pipeline()`` makes the pipeline on first need (none is
     made when every story is skipped). ``window`` stories are processed at once; exported
     records are stored in file order, so an export re-imports identically. ``step`` is called
-    after each item. ``added_by`` claims the stories stored (``cli``, or a token's ``token:<id>``)."""
+    after each item. ``added_by`` claims the stories stored (``cli``, or a token's ``token:<id>``)
+    and subscribes the feeds; ``settings`` give a new feed its first interval (each poll sets it
+    again from the polling process's settings)."""
     tally = Tally()
     running: set[asyncio.Task] = set()
     in_flight: set[str] = set()  # URLs being stored now: a repeat in the file waits for no lookup
@@ -73,6 +80,12 @@ async def store(
                 step(tally)
             elif isinstance(item, Feed):
                 tally.feeds.append(item)
+                _url, new = await subscribe(archive, settings or Settings(), item.url, title=item.title,
+                                            added_by=added_by)
+                if new:
+                    tally.subscribed += 1
+                else:
+                    tally.skipped += 1
                 step(tally)
             elif isinstance(item, StoryRecord):  # a line of `backstory export`: lossless
                 if await archive.get(item.story_id) is not None:

@@ -18,6 +18,7 @@ from .. import errors
 from ..archive.base import Archive
 from ..config import Settings
 from ..extract import Article, decode_html
+from ..feeds.poller import FeedPoller
 from ..schemas import MAX_TEXT_CHARS, AnalyzeRequest, Sidebar, Timings
 from ..story import StoryRecord, new_story, story_id_for, to_sidebar
 from ..urls import check_url, identity_url
@@ -74,6 +75,7 @@ class Pipeline:
         self.cache = ResponseCache()
         self.workers = Workers(settings.workers)
         self.backlog = Backlog(self.analyzer, archive, self.cache, self.workers, jobs)
+        self.feeds = FeedPoller(settings, archive, self.ingest)  # subscribed feeds, polled into the archive
         self.remote = remote  # None: this process analyzes
         self.failures = 0  # analyses for a client that ended in a server error
         self._inflight: dict[RequestKey, asyncio.Future[Analyzed]] = {}  # analyses under way (see _coalesced)
@@ -101,11 +103,13 @@ class Pipeline:
 
     async def ingest(
         self, request: AnalyzeRequest, *, published: str | None = None, analyze: bool = True,
-        added_by: str | None = None,
+        added_by: str | None = None, default_published: str | None = None, default_byline: str | None = None,
     ) -> StoryRecord:
         """Archive one story (bulk import): no related lookup. With ``analyze=False`` only the
         cheap part runs now (extraction, language, hashes, the words the related search reads)
-        and the story is stored as pending: the :class:`Backlog` completes it later."""
+        and the story is stored as pending: the :class:`Backlog` completes it later.
+        ``published`` replaces the page's date; ``default_published`` and ``default_byline`` (a
+        feed entry's) are a stored-for-later story's where the page has none."""
         if analyze:
             record, _, _ = await self._process(request, published=published, added_by=added_by)
             return record
@@ -117,6 +121,8 @@ class Pipeline:
         )
         if published:
             article = msgspec.structs.replace(article, published=published)
+        article = msgspec.structs.replace(article, published=article.published or default_published,
+                                          byline=article.byline or default_byline)
         if len(article.text) > MAX_TEXT_CHARS:
             raise errors.PayloadTooLarge(f"article text is longer than {MAX_TEXT_CHARS:,} characters")
         record = new_story(article, url=url, canonical_url=identity_url(article.canonical_url, url), analysed=False)
@@ -247,6 +253,14 @@ class Pipeline:
     async def answer(self, page: dict) -> bytes:
         """A job's work (see :mod:`backstory.jobs`): a page a server handed over, analyzed."""
         return await answer(self.analyze_page, page)
+
+    async def due_feeds(self) -> list[str]:
+        """A job's work (see :mod:`backstory.jobs`): the feeds due for a poll, leased."""
+        return await self.feeds.take_due()
+
+    async def poll_feed(self, url: str) -> None:
+        """A job's work (see :mod:`backstory.jobs`): poll one subscribed feed."""
+        await self.feeds.poll(url)
 
     async def work(self, parallel: int = 2) -> None:
         """The background work, forever: jobs from the archive's queue when it has one (a

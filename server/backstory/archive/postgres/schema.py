@@ -122,6 +122,30 @@ MIGRATIONS: list[str | Callable[[psycopg.Connection], None]] = [
     );
     CREATE INDEX claims_who ON claims (who);
     """,
+    # 6: news-feed subscriptions, as in the SQLite archive's version 7.
+    """
+    CREATE TABLE feeds (
+        id bigserial PRIMARY KEY,
+        url text NOT NULL UNIQUE,
+        title text,
+        added_by text,
+        added text NOT NULL,
+        etag text,
+        last_modified text,
+        interval_s double precision NOT NULL,
+        next_poll text NOT NULL,
+        last_poll text,
+        last_error text,
+        failures integer NOT NULL DEFAULT 0
+    );
+    CREATE INDEX feeds_due ON feeds (next_poll);
+    CREATE TABLE feed_entries (
+        feed_id bigint NOT NULL REFERENCES feeds (id) ON DELETE CASCADE,
+        entry text NOT NULL,
+        at text NOT NULL,
+        PRIMARY KEY (feed_id, entry)
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 TOKENS_SINCE = 4  # the version that added the tokens table

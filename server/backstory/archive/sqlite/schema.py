@@ -116,6 +116,31 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX claims_who ON claims (who);
     """,
+    # 7: news-feed subscriptions (see backstory/feeds/): each feed's polling state, and the
+    # entries already taken from it, so an entry is never taken twice.
+    """
+    CREATE TABLE feeds (
+        id INTEGER PRIMARY KEY,
+        url TEXT NOT NULL UNIQUE,
+        title TEXT,
+        added_by TEXT,
+        added TEXT NOT NULL,
+        etag TEXT,
+        last_modified TEXT,
+        interval_s REAL NOT NULL,
+        next_poll TEXT NOT NULL,
+        last_poll TEXT,
+        last_error TEXT,
+        failures INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX feeds_due ON feeds (next_poll);
+    CREATE TABLE feed_entries (
+        feed_id INTEGER NOT NULL REFERENCES feeds (id) ON DELETE CASCADE,
+        entry TEXT NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (feed_id, entry)
+    ) WITHOUT ROWID;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 TOKENS_SINCE = 5  # the version that added the tokens table
