@@ -39,8 +39,15 @@ FULL_ARTICLE_WORDS = 300  # an entry whose content has this many words carries t
 MAX_ENTRIES_PER_POLL = 100  # a feed's backlog beyond this is taken by the next polls
 LEASE_S = 900.0  # a feed taken for polling is not taken again for this long (its poll sets the real time)
 CHECK_EVERY = 60.0  # the SQLite loop looks at the archive at least this often (another process may add feeds)
-# Failures worth trying the entry again at the next poll: the site may answer then.
-TRANSIENT = (errors.UpstreamError, errors.UpstreamTimeout, errors.Unavailable)
+
+
+def transient(exc: BaseException) -> bool:
+    """A failure worth trying the entry again at the next poll (the site may answer then), not a
+    refusal for good (a 404, robots.txt, no article)."""
+    if isinstance(exc, errors.UpstreamStatus):
+        return exc.upstream_status >= 500 or exc.upstream_status in (408, 429)
+    return isinstance(exc, (errors.UpstreamError, errors.UpstreamTimeout, errors.Unavailable))
+
 _TAG = re.compile(r"<[^>]*>")
 
 
@@ -152,13 +159,13 @@ class FeedPoller:
             try:
                 stored += await self._take(entry, feed)
                 seen.append(entry.key)
-            except TRANSIENT as exc:
-                failed += 1
-                log.warning("feed %s: entry %s not archived, tried again next poll: %s", url, entry.link, describe(exc))
             except Exception as exc:  # noqa: BLE001 - one bad entry must not stop the feed
                 failed += 1
-                seen.append(entry.key)  # what the site refuses for good is not asked for again
-                log.warning("feed %s: entry %s not archived: %s", url, entry.link, describe(exc))
+                again = transient(exc)
+                if not again:
+                    seen.append(entry.key)  # what the site refuses for good is not asked for again
+                log.warning("feed %s: entry %s not archived%s: %s", url, entry.link,
+                            ", tried again next poll" if again else "", describe(exc))
         interval = interval_for(self.settings, parsed.ttl_s)
         await self.archive.feed_polled(url, PollOutcome(
             at=at(started), next_poll=at(started + timedelta(seconds=interval)), etag=page.etag,
