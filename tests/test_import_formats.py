@@ -239,8 +239,13 @@ def test_opml_feeds(tmp_path: Path, capsys) -> None:
                      Feed(url="https://wire.example/atom", where="feed 3 (line 7)", title="Wire & Co")]
     code, err = run_import(path, tmp_path / "f.sqlite3", capsys)
     assert code == 1  # the bad feed
-    assert "2 feeds found; subscribing to feeds is not supported yet" in err and "https://wire.example/atom" in err
-    assert "feed 2 (line 5)" in err
+    assert "2 feeds found, 2 newly subscribed" in err and "feed 2 (line 5)" in err
+    assert main(["feeds", "list", "--archive", str(tmp_path / "f.sqlite3")]) == 0
+    listed = capsys.readouterr().out
+    assert "https://ledger.example/feed.xml" in listed and "https://wire.example/atom" in listed
+    # Imported again: the feeds subscribed already are skipped.
+    code, err = run_import(path, tmp_path / "f.sqlite3", capsys)
+    assert "0 imported, 2 skipped, 1 failed" in err and "2 feeds found, 0 newly subscribed" in err
 
 
 def test_jsonl_keeps_its_behaviour_and_format_can_be_forced(tmp_path: Path, capsys) -> None:
