@@ -263,3 +263,22 @@ async def test_due_feeds_are_leased_and_removing_keeps_the_stories(site: FeedSit
     assert await archive.count() == 1
     assert await archive.remove_feed(first) and not await archive.remove_feed(first)
     assert [f.url for f in await archive.feeds()] == [second] and await archive.count() == 1
+
+
+async def test_an_entry_the_site_fails_is_tried_again_one_it_refuses_is_not(site: FeedSite, polling) -> None:
+    settings, archive, poller = polling
+    flaky = site.put("/flaky", b"busy", "text/plain", status=503)
+    missing = site.url("/missing")  # 404
+    feed_url = site.put("/f.xml", rss("F", [{"guid": "flaky", "link": flaky, "title": CHIP_TITLE},
+                                            {"guid": "missing", "link": missing, "title": "Gone"}]),
+                        RSS_TYPE, etag='"f1"')
+    await subscribe(archive, settings, feed_url)
+    first = await poller.poll(feed_url)
+    assert (first.new, first.failed, first.error) == (0, 2, None)
+    feed = await archive.feed(feed_url)
+    assert feed.entries == 1 and feed.etag is None  # only the refused one is taken; the feed is read whole next time
+    site.put("/flaky", article_page(CHIP_TITLE, CHIP_PARAGRAPHS), "text/html")
+    second = await poller.poll(feed_url)
+    assert (second.new, second.failed, second.not_modified) == (1, 0, False)
+    assert site.hits("/missing") == 1 and site.hits("/flaky") == 2
+    assert (await archive.feed(feed_url)).etag == '"f1"'

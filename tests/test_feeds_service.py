@@ -187,6 +187,8 @@ async def test_a_fresh_server_fills_its_archive_from_a_feed(client: AsyncTestCli
         return ready["feeds"]["last_poll"] and stories == len(STRIKE_STORIES) and ready["pending_analysis"] == 0
 
     await eventually(done, timeout=300, what="the poll and the background analysis of 20 stories")
+    services = client.app.state.backstory  # polled in-process on SQLite, as a procrastinate job on PostgreSQL
+    assert (services.feed_polling is None) == (services.jobs is not None)
     assert site.hits("/rss.xml") == 1 and all(site.hits(f"/2026/11/strike-{i}") == 1 for i in range(20))
 
     answer = await client.post("/api/v1/analyze", json={"url": "https://ledger.example/new", "title": NEW_STORY_TITLE,
@@ -202,3 +204,29 @@ async def test_a_fresh_server_fills_its_archive_from_a_feed(client: AsyncTestCli
     assert {"Rotterdam", "FNV Havens"} & shared, shared
     stored = (await client.get(f"/api/v1/stories/{related[0]['story_id']}")).json()
     assert stored["analysed"] and stored["byline"] == "Harbour Ledger staff" and stored["published"]
+
+
+async def test_due_feeds_become_one_queued_poll_each(postgres_url: str, site: FeedSite) -> None:
+    """PostgreSQL: the periodic job's work queues one poll per due feed, never two for one feed."""
+    from backstory.archive import create_archive
+    from backstory.jobs import JobQueue
+    from backstory.pipeline import Pipeline
+
+    from .conftest import postgres_database
+
+    url = postgres_database(postgres_url, "feeds_queue")
+    settings = Settings(archive=url, allowed_networks=["127.0.0.0/8"])
+    async with create_archive(url) as archive, JobQueue(url) as jobs:
+        pipeline = Pipeline(settings, None, archive, jobs)
+        try:
+            feeds = [site.put(f"/q{i}.xml", rss(f"Q{i}", []), RSS_TYPE) for i in range(3)]
+            for feed in feeds:
+                await archive.add_feed(feed, title=None, added_by=None, at="2026-01-01T00:00:00Z", interval_s=1800)
+            assert await jobs.defer_due_polls(pipeline) == 3
+            assert await jobs.defer_due_polls(pipeline) == 0  # leased by the first: not due again meanwhile
+            assert not await jobs.defer_poll(feeds[0])  # a poll of it is waiting already
+            rows = await jobs.app.connector.execute_query_all_async(
+                "SELECT args->>'url' AS url FROM procrastinate_jobs WHERE task_name = 'poll_feed' AND status = 'todo'")
+            assert sorted(row["url"] for row in rows) == sorted(feeds)
+        finally:
+            pipeline.close()

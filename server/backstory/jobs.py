@@ -124,9 +124,7 @@ class JobQueue:
         @self.app.task(name="defer_feed_polls", queue=FEEDS_QUEUE, queueing_lock="defer_feed_polls",
                        pass_context=True)
         async def defer_feed_polls(context: procrastinate.JobContext, timestamp: int) -> None:
-            handler: Handler = context.additional_context["handler"]
-            for url in await handler.due_feeds():
-                await self.defer_poll(url)
+            await self.defer_due_polls(context.additional_context["handler"])
 
         # Not retried: a failed poll is the feed's state (kept, backed off), polled again when due.
         @self.app.task(name="poll_feed", queue=FEEDS_QUEUE, pass_context=True)
@@ -160,6 +158,11 @@ class JobQueue:
         except AlreadyEnqueued:
             return False
         return True
+
+    async def defer_due_polls(self, handler: Handler) -> int:
+        """Queue a poll of every feed the archive says is due (each leased meanwhile); how many
+        were queued (a feed with a poll waiting already is not queued again)."""
+        return sum([await self.defer_poll(url) for url in await handler.due_feeds()])
 
     async def retry_stalled(self) -> int:
         """Put back the jobs of workers whose heartbeat stopped (killed, frozen, cut off)."""

@@ -161,6 +161,9 @@ async def test_the_document_matches_the_server(client: AsyncTestClient) -> None:
         ("/api/v1/stories/{story_id}", "get"): {"400", "401", "403", "404"},
         ("/api/v1/stories/{story_id}", "delete"): {"400", "401", "403", "404"},
         ("/api/v1/stories/{story_id}/related", "get"): {"400", "401", "403", "404"},
+        ("/api/v1/feeds", "get"): {"400", "401", "403"},
+        ("/api/v1/feeds", "post"): {"400", "401", "403", "404", "413", "415", "422"},
+        ("/api/v1/feeds", "delete"): {"400", "401", "403", "404", "422"},
     }
     for (path, method), errors in expected.items():
         operation = paths[path][method]
@@ -178,6 +181,8 @@ async def test_the_document_matches_the_server(client: AsyncTestClient) -> None:
     for path in ("/healthz", "/readyz"):
         assert "security" not in paths[path]["get"]
     assert paths["/api/v1/stories/{story_id}"]["get"]["parameters"][0]["schema"]["pattern"] == "^[0-9a-f]{16}$"
+    assert schema["components"]["schemas"]["FeedRequest"]["additionalProperties"] is False
+    assert set(paths["/api/v1/feeds"]["post"]["responses"]) >= {"200", "201"}  # subscribed already / newly
     url_param = next(p for p in paths["/api/v1/analyze"]["get"]["parameters"] if p["name"] == "url")
     assert url_param["schema"]["pattern"] == URL_PATTERN and url_param["schema"]["maxLength"] == 2048
     # The pattern refuses what the server refuses, and the server agrees with the document.

@@ -154,7 +154,7 @@ class FeedPoller:
             return await self._failed(feed, started, exc)
         fresh = set(await self.archive.unseen_entries(url, [e.key for e in parsed.entries]))
         new = [entry for entry in parsed.entries if entry.key in fresh][:MAX_ENTRIES_PER_POLL]
-        seen, stored, failed = [], 0, 0
+        seen, stored, failed, retry = [], 0, 0, False
         for entry in new:
             try:
                 stored += await self._take(entry, feed)
@@ -162,14 +162,16 @@ class FeedPoller:
             except Exception as exc:  # noqa: BLE001 - one bad entry must not stop the feed
                 failed += 1
                 again = transient(exc)
+                retry |= again
                 if not again:
                     seen.append(entry.key)  # what the site refuses for good is not asked for again
                 log.warning("feed %s: entry %s not archived%s: %s", url, entry.link,
                             ", tried again next poll" if again else "", describe(exc))
         interval = interval_for(self.settings, parsed.ttl_s)
+        # An entry to try again: no validators, so that the next poll reads the feed whole, not a 304.
         await self.archive.feed_polled(url, PollOutcome(
-            at=at(started), next_poll=at(started + timedelta(seconds=interval)), etag=page.etag,
-            last_modified=page.last_modified, title=parsed.title, interval_s=interval), seen)
+            at=at(started), next_poll=at(started + timedelta(seconds=interval)), etag=None if retry else page.etag,
+            last_modified=None if retry else page.last_modified, title=parsed.title, interval_s=interval), seen)
         self.stored += stored
         return PollResult(url, new=stored, failed=failed)
 
