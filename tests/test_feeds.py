@@ -124,8 +124,14 @@ def test_html_and_junk_are_not_feeds() -> None:
     for media_type in ("text/html", "application/octet-stream"):
         with pytest.raises(NotAFeed, match="is an HTML page, not a feed"):
             parse_feed(page, media_type, "https://ledger.example/")
+    with pytest.raises(NotAFeed, match="is an HTML page, not a feed"):  # an error page, whatever it is served as
+        parse_feed(page, RSS_TYPE, "https://ledger.example/feed.xml")
     with pytest.raises(NotAFeed, match="no RSS or Atom feed"):
         parse_feed(b"just some words", "text/plain", "https://ledger.example/words")
+    # A feed served as text/html is still read as the feed it is.
+    feed = parse_feed(rss("Mislabelled", [{"guid": "1", "link": "https://ledger.example/1", "title": "One"}]).encode(),
+                      "text/html", "https://ledger.example/rss")
+    assert [e.title for e in feed.entries] == ["One"]
 
 
 # ---- polling into a real archive (both backends) --------------------------------------------

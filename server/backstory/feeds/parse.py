@@ -74,7 +74,9 @@ def parse_feed(body: bytes, media_type: str | None, url: str) -> ParsedFeed:
     """The feed in ``body`` (served as ``media_type`` from ``url``); :class:`NotAFeed` with the
     reason when it is none."""
     head = body[:512].lstrip(b"\xef\xbb\xbf \t\r\n")
-    if media_type in HTML_TYPES or (media_type not in JSON_FEED_TYPES | XML_FEED_TYPES and looks_like_html(body)):
+    # By the body first: some sites serve their feed as text/html, and their error pages as anything.
+    xml_feed = head.startswith((b"<?xml", b"<rss", b"<feed", b"<rdf:RDF"))
+    if looks_like_html(body) or (media_type in HTML_TYPES and not xml_feed):
         raise NotAFeed(f"{url} is an HTML page, not a feed (subscribe to the address of the site's RSS, Atom or "
                        "JSON feed)")
     if media_type in JSON_FEED_TYPES or head.startswith(b"{"):
