@@ -10,7 +10,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
 from .. import errors
-from ..archive.subscriptions import FeedRow
+from ..subscription import FeedRow
 from ..feeds import subscribe
 from ..schemas import FeedList, FeedRequest, FeedSubscription, HttpUrl
 from ..urls import check_url

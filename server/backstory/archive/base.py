@@ -12,7 +12,7 @@ from typing import AsyncIterator, Protocol, runtime_checkable
 
 from .. import schemas
 from ..story import StoryRecord
-from .subscriptions import FeedRow, FeedStats, PollOutcome
+from ..subscription import FeedRow, FeedStats, PollOutcome
 
 
 @runtime_checkable

@@ -14,8 +14,8 @@ import numpy as np
 
 from .. import schemas
 from ..story import StoryRecord
+from ..subscription import FeedRow, FeedStats, PollOutcome
 from .feed import Change
-from .subscriptions import FeedRow, FeedStats, PollOutcome
 
 T = TypeVar("T")
 AfterCommit = Callable[[], None] | None

@@ -9,47 +9,14 @@ Two pieces, one per layer: :class:`SubscriptionRows`, the SQL calls every SQL ba
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, TypeVar
+from typing import Any, Callable, TypeVar
+
+from ..subscription import FeedRow, FeedStats, PollOutcome
 
 T = TypeVar("T")
 _FEED = ("SELECT f.url, f.title, f.added_by, f.added, f.etag, f.last_modified, f.interval_s, f.next_poll, "
          "f.last_poll, f.last_error, f.failures, (SELECT count(*) FROM feed_entries e WHERE e.feed_id = f.id) "
          "FROM feeds f")
-
-
-class FeedRow(NamedTuple):
-    """One subscription as stored."""
-
-    url: str
-    title: str | None
-    added_by: str | None  # "token:<id>", "cli", ... as a story's claims
-    added: str
-    etag: str | None
-    last_modified: str | None
-    interval_s: float  # the feed's own polling interval (its ttl, at least the minimum)
-    next_poll: str
-    last_poll: str | None
-    last_error: str | None  # None after a poll that worked
-    failures: int  # polls failed in a row
-    entries: int  # entries taken so far
-
-
-class PollOutcome(NamedTuple):
-    """What a poll leaves for the next one."""
-
-    at: str
-    next_poll: str
-    error: str | None = None  # a failed poll keeps the validators and the entries seen
-    etag: str | None = None
-    last_modified: str | None = None
-    title: str | None = None
-    interval_s: float | None = None
-
-
-class FeedStats(NamedTuple):
-    count: int
-    failing: int  # feeds whose last poll failed
-    last_poll: str | None  # the latest poll of any feed
 
 
 class SubscriptionRows:

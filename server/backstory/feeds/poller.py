@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, NamedTuple, Protocol
 
 from .. import errors
 from ..archive.base import Archive
-from ..archive.subscriptions import FeedRow, PollOutcome
+from ..subscription import FeedRow, PollOutcome
 from ..config import Settings
 from ..extract import decode_html
 from ..schemas import AnalyzeRequest
