@@ -200,6 +200,8 @@ async def test_a_fresh_server_fills_its_archive_from_a_feed(client: AsyncTestCli
     assert all(r["title"] in titles for r in related)
     for story in related:  # each with its reasons: the names and phrases it shares with the new story
         assert story["shared_entities"] or story["shared_keyphrases"], story
+    print(f"{len(related)} related stories; first: {related[0]['title']!r}, sharing "
+          f"{related[0]['shared_entities']} and {related[0]['shared_keyphrases']}")
     shared = {name for story in related for name in story["shared_entities"]}
     assert {"Rotterdam", "FNV Havens"} & shared, shared
     stored = (await client.get(f"/api/v1/stories/{related[0]['story_id']}")).json()

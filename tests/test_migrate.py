@@ -80,8 +80,14 @@ async def test_a_stopped_migration_resumes_and_a_difference_is_reported(new_arch
         with pytest.raises(KeyboardInterrupt):
             await copy_archive(source, target, stop_after_three)
         assert await target.count() == 3
+        await source.add_feed("https://ledger.example/rss.xml", title="Ledger", added_by="cli",
+                              at="2026-11-01T00:00:00Z", interval_s=1800.0, due="2026-11-02T00:00:00Z")
         copied = await copy_archive(source, target)
-        assert (copied.skipped, copied.stories) == (3, len(FIRE_A + FIRE_B) - 3)
+        assert (copied.skipped, copied.stories, copied.feeds) == (3, len(FIRE_A + FIRE_B) - 3, 1)
+        (feed,) = await target.feeds()
+        assert (feed.url, feed.title, feed.added_by, feed.added, feed.next_poll) == (
+            "https://ledger.example/rss.xml", "Ledger", "cli", "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z")
+        assert (await copy_archive(source, target)).feeds == 0  # subscribed already
         assert (await compare(source, target)).identical
 
         await target.delete((await source.search(None, 1))[0][0].story_id)

@@ -1,5 +1,6 @@
 """Moving a whole archive to another, of any backend (``backstory migrate-archive``): every story
-as it is (id, dates, analysis) and every alias, then a comparison of the two, story by story."""
+as it is (id, dates, analysis), every alias and every feed subscription, then a comparison of the
+two, story by story."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class Copied:
     stories: int = 0
     skipped: int = 0  # already in the target as they are (a migration that was stopped and resumed)
     aliases: int = 0
+    feeds: int = 0  # subscriptions the target did not have
 
 
 @dataclass
@@ -53,6 +55,10 @@ async def copy_archive(source: StoryArchive, target: StoryArchive,
         step(skipped)
     async for url, story_id in source.aliases():
         copied.aliases += await target.add_alias(url, story_id)
+    # The entries a feed gave are not copied: its next poll finds their stories archived by URL.
+    for feed in await source.feeds():
+        copied.feeds += await target.add_feed(feed.url, title=feed.title, added_by=feed.added_by, at=feed.added,
+                                              interval_s=feed.interval_s, due=feed.next_poll)
     return copied
 
 

@@ -158,7 +158,8 @@ def cmd_migrate_archive(args: argparse.Namespace) -> int:
                 task = bar.add_task(label, total=await source.count(), counts="")
                 copied = await copy_archive(source, target, step)
             result = await compare(source, target)
-        print(f"copied {copied.stories} stories ({copied.skipped} already there) and {copied.aliases} URLs; "
+        print(f"copied {copied.stories} stories ({copied.skipped} already there), {copied.aliases} URLs and "
+              f"{copied.feeds} feed subscriptions; "
               f"source {result.source} stories, target {result.target}", file=sys.stderr)
         if not result.identical:
             print(f"backstory: {len(result.differing)} stories differ or are missing in the target, e.g. "
