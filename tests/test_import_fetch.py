@@ -150,3 +150,33 @@ def test_an_exports_date_and_author_fill_in_what_the_page_does_not_say(sites, tm
     assert (ai["published"], ai["byline"], ai["tags"]) == ("2026-11-17", "Jane Reporter", ["ai"])
     assert (quiet["published"], quiet["byline"], quiet["tags"]) == ("2026-10-01", "Omni Author", ["sport"])
     assert (inline["published"], inline["byline"]) == ("2026-09-09", "Inline Author")
+
+
+def test_one_sites_many_entries_do_not_hold_back_the_others(serve, tmp_path: Path, capsys, monkeypatch) -> None:
+    """Ten entries of a slow-to-take site (its delay) first in the file, then three of another: those
+    three are fetched while the first site's wait their turns, even with few fetches at once."""
+    from backstory.imports import store as store_module
+
+    order: list[str] = []
+
+    def story(name: str, i: int):
+        paragraphs = [f"{p} ({name} report {i})" for p in (AI_PARAGRAPHS if name == "busy" else SPORT_PARAGRAPHS)]
+        body = plain_page(f"{name} story {i}", paragraphs)
+
+        def answer(h) -> None:
+            order.append(f"{name}{i}")
+            send(h, 200, body)
+        return answer
+
+    busy = serve({f"/s{i}": story("busy", i) for i in range(10)})
+    other = serve({f"/s{i}": story("other", i) for i in range(3)}, host="127.0.0.3")
+    monkeypatch.setenv("BACKSTORY_ALLOWED_NETWORKS", "127.0.0.0/8")
+    monkeypatch.setenv("BACKSTORY_FETCH_HOST_DELAY", "0.2")
+    monkeypatch.setattr(store_module, "FETCHES_AT_ONCE", 4)
+    urls = [busy.url(f"/s{i}") for i in range(10)] + [other.url(f"/s{i}") for i in range(3)]
+    path = tmp_path / "part_000000.csv"
+    path.write_text("title,url,time_added,tags,status\n" + "".join(f"t,{u},1700000000,,unread\n" for u in urls))
+    code, err = run_import(path, tmp_path / "a.sqlite3", capsys)
+    assert code == 0 and "13 imported, 0 skipped, 0 failed" in err, err
+    assert order.index("other2") < order.index("busy4")  # the other site did not wait for the busy one
+    assert [name for name in order if name.startswith("busy")] == [f"busy{i}" for i in range(10)]  # file order

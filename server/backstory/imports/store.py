@@ -7,7 +7,9 @@ from the page; the export's date, author and tags fill in what the page does not
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import Any, Awaitable, Callable, Iterable
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -18,9 +20,62 @@ from ..story import StoryRecord
 from .entry import Entry, Failure, Feed, Item
 
 NEEDS_FETCHING = "needs fetching (no fetcher given)"
-#: URL-only entries fetched or waiting for their host's turn at once: many hosts' pages are asked
-#: for while one host makes its entries wait (each then takes a worker only to be stored)
-FETCHES_AT_ONCE = 32
+FETCHES_AT_ONCE = 64  #: URL-only entries being fetched or stored at once (so at most this many pages in memory)
+TASKS_PER_HOST = 2  #: of those, one host's: one fetching, the next waiting for its turn
+HELD_ENTRIES = 10_000  #: entries a busy host's queue may hold while the file is read on for other hosts
+
+
+class HostQueues:
+    """The URL-only entries of an import, a few at a time per host: a host's further entries wait in
+    its own queue (an entry is a URL and a title, small) while the export is read on, so that one
+    site's many entries, each waiting for its polite turn, hold back neither the other sites nor
+    the memory of more pages than :data:`FETCHES_AT_ONCE`."""
+
+    def __init__(self, run: Callable[[Entry], Awaitable[None]]) -> None:
+        self.run = run
+        self.tasks: set[asyncio.Task] = set()
+        self._per_host: dict[str, int] = {}
+        self._queued: dict[str, deque[Entry]] = {}
+        self._held = 0
+
+    async def add(self, item: Entry) -> None:
+        """Start ``item`` or queue it behind its host's; waits while too much is taken already."""
+        while len(self.tasks) >= FETCHES_AT_ONCE or self._held >= HELD_ENTRIES:
+            await asyncio.wait(set(self.tasks), return_when=asyncio.FIRST_COMPLETED)
+        host = (urlsplit(item.url).hostname or "").rstrip(".")
+        if self._per_host.get(host, 0) < TASKS_PER_HOST:
+            self._per_host[host] = self._per_host.get(host, 0) + 1
+            self._start(host, item)
+        else:
+            self._queued.setdefault(host, deque()).append(item)
+            self._held += 1
+
+    def _start(self, host: str, item: Entry) -> None:
+        task = asyncio.create_task(self.run(item))
+        self.tasks.add(task)
+        task.add_done_callback(lambda done: self._done(host, done))
+
+    def _done(self, host: str, task: asyncio.Task) -> None:
+        self.tasks.discard(task)
+        queue = self._queued.get(host)
+        if queue:  # the host's next entry takes the place
+            self._held -= 1
+            self._start(host, queue.popleft())
+            if not queue:
+                del self._queued[host]
+        elif self._per_host[host] > 1:
+            self._per_host[host] -= 1
+        else:
+            del self._per_host[host]
+
+    async def drain(self) -> None:
+        while self.tasks:
+            await asyncio.wait(set(self.tasks))
+
+    def cancel(self) -> None:
+        self._queued.clear()  # first: a cancelled task must start no queued one
+        for task in self.tasks:
+            task.cancel()
 
 
 class Tally(msgspec.Struct, kw_only=True):
@@ -53,10 +108,9 @@ async def store(
     records are stored in file order, so an export re-imports identically. ``step`` is called
     after each item. ``added_by`` claims the stories stored (``cli``, or a token's ``token:<id>``).
     ``fetcher`` (a :class:`backstory.polite.PoliteFetcher`) fetches the entries that carry only
-    a URL, :data:`FETCHES_AT_ONCE` at a time; without one they are reported as failures."""
+    a URL (see :class:`HostQueues`); without one they are reported as failures."""
     tally = Tally()
     running: set[asyncio.Task] = set()
-    fetching: set[asyncio.Task] = set()
     in_flight: set[str] = set()  # URLs being stored now: a repeat in the file waits for no lookup
     made: Any = None
 
@@ -85,15 +139,7 @@ async def store(
         finally:
             in_flight.discard(item.url)
 
-    async def start(item: Entry, tasks: set[asyncio.Task], limit: int) -> set[asyncio.Task]:
-        nonlocal made
-        if made is None:
-            made = await pipeline()
-        if len(tasks) >= limit:
-            _, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        in_flight.add(item.url)
-        tasks.add(asyncio.create_task(ingest(item)))
-        return tasks
+    fetches = HostQueues(ingest)
 
     try:
         for item in items:
@@ -117,13 +163,21 @@ async def store(
                 # A JSON line without its page has always been refused: JSON lines carry their stories.
                 fail(item.where, "line has neither text nor html" if item.source == "jsonl" else NEEDS_FETCHING,
                      item.url)
-            elif item.needs_fetch:
-                fetching = await start(item, fetching, FETCHES_AT_ONCE)
             else:
-                running = await start(item, running, window)
-        if running or fetching:
-            await asyncio.wait(running | fetching)
+                if made is None:
+                    made = await pipeline()
+                in_flight.add(item.url)
+                if item.needs_fetch:
+                    await fetches.add(item)
+                else:
+                    if len(running) >= window:
+                        _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    running.add(asyncio.create_task(ingest(item)))
+        if running:
+            await asyncio.wait(running)
+        await fetches.drain()
         return tally
     finally:
-        for task in running | fetching:
+        fetches.cancel()
+        for task in running:
             task.cancel()
