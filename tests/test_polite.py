@@ -104,7 +104,8 @@ async def test_robots_txt_disallows_a_path_and_is_read_once(serve):
         assert (await fetcher.fetch(srv.url("/public"))).body == PAGE
         with pytest.raises(errors.RobotsRefused) as refused:
             await fetcher.fetch(srv.url("/private/diary"))
-        assert refused.value.status == 403 and "robots.txt" in refused.value.detail
+        assert refused.value.status == 403 and "robots.txt disallows" in refused.value.detail
+        assert refused.value.title == "Fetch refused by robots.txt"
         with pytest.raises(errors.RobotsRefused):  # the group naming Backstory applies to us
             await fetcher.fetch(srv.url("/no-bots"))
         assert (await fetcher.fetch(srv.url("/public?again"))).body == PAGE
@@ -119,7 +120,7 @@ async def test_missing_robots_txt_allows_and_failing_one_refuses(serve):
     async with PoliteFetcher(LOOPBACK) as fetcher:
         assert (await fetcher.fetch(missing.url("/story"))).body == PAGE
         for _ in range(2):
-            with pytest.raises(errors.RobotsRefused, match="could not be read"):
+            with pytest.raises(errors.UpstreamError, match="robots.txt could not be read"):
                 await fetcher.fetch(failing.url("/story"))
     assert [path for path, _ in failing.requests] == ["/robots.txt"]  # remembered, the page never asked for
 

@@ -11,7 +11,8 @@ or a feed poller may ask one site for hundreds. :class:`PoliteFetcher` wraps ``f
 * robots.txt honoured, read once per origin (scheme, host, port) and kept :data:`ROBOTS_TTL`;
   the rules are RFC 9309's: a robots.txt that is missing or answers any 4xx allows everything;
   one that answers 5xx, cannot be reached or read disallows everything for :data:`ROBOTS_RETRY`,
-  then it is asked again (a server in trouble is not the moment to crawl it);
+  then it is asked again (a server in trouble is not the moment to crawl it): its pages get an
+  ``errors.UpstreamError`` saying so, a path robots.txt disallows ``errors.RobotsRefused``;
 * the User-Agent names Backstory and its version (``fetch.USER_AGENT``; robots.txt groups for
   ``Backstory`` apply);
 * conditional requests: give the ``etag`` / ``last_modified`` of the copy you hold and a
@@ -56,7 +57,7 @@ class _Rules:
         if self.refusal is not None:
             raise type(self.refusal)(self.refusal.detail)
         if self.parser is not None and not self.parser.can_fetch(USER_AGENT, url):
-            raise errors.RobotsRefused(f"fetch refused by robots.txt: {origin}/robots.txt disallows {url}")
+            raise errors.RobotsRefused(f"{origin}/robots.txt disallows {url} for Backstory")
 
     def delay(self, settings: Settings) -> float:
         asked = self.parser.crawl_delay(USER_AGENT) if self.parser is not None else None
@@ -150,9 +151,10 @@ class PoliteFetcher:
 
     @staticmethod
     def _unreadable(url: str, exc: errors.BackstoryError) -> _Rules:
-        return _Rules(refusal=errors.RobotsRefused(
-            f"fetch refused by robots.txt: {url} could not be read ({exc.detail}); the host is not fetched "
-            f"from for {ROBOTS_RETRY / 60:g} minutes"), ttl=ROBOTS_RETRY)
+        # Refused as the upstream failure it is (the host is down or in trouble), not as a robots.txt rule.
+        return _Rules(refusal=errors.UpstreamError(
+            f"{url} could not be read ({exc.detail}), so nothing is fetched from its site for "
+            f"{ROBOTS_RETRY / 60:g} minutes"), ttl=ROBOTS_RETRY)
 
     def _host(self, name: str) -> _Host:
         host = self._hosts.get(name)

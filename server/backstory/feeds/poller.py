@@ -192,6 +192,7 @@ class FeedPoller:
             raise errors.InvalidUrl("the entry has no usable link to file its story under")
         if await self.archive.story_at(entry.link) is not None:
             return 0
+        final_url = None
         if entry.content is not None and words(entry.content) >= FULL_ARTICLE_WORDS:
             request = AnalyzeRequest(url=entry.link, title=entry.title, html=entry.content)
         else:
@@ -200,9 +201,10 @@ class FeedPoller:
                 raise errors.UpstreamError(f"{entry.link} answered 304 to an unconditional request")
             if page.final_url != entry.link and await self.archive.story_at(page.final_url) is not None:
                 return 0
-            request = AnalyzeRequest(url=page.final_url, title=entry.title,
-                                     html=decode_html(page.body, page.content_type))
-        await self.ingest(request, default_published=entry.published, default_byline=entry.author, analyze=False,
+            request = AnalyzeRequest(url=entry.link, title=entry.title, html=decode_html(page.body, page.content_type))
+            final_url = page.final_url
+        # The entry's date and author fill in what the page does not say.
+        await self.ingest(request, published=entry.published, byline=entry.author, final_url=final_url, analyze=False,
                           added_by=feed.added_by)
         return 1
 

@@ -122,7 +122,11 @@ MIGRATIONS: list[str | Callable[[psycopg.Connection], None]] = [
     );
     CREATE INDEX claims_who ON claims (who);
     """,
-    # 6: news-feed subscriptions, as in the SQLite archive's version 7.
+    # the reader's tags of a story, as in the SQLite archive.
+    """
+    ALTER TABLE stories ADD COLUMN tags jsonb NOT NULL DEFAULT '[]'::jsonb;
+    """,
+    # news-feed subscriptions, as in the SQLite archive.
     """
     CREATE TABLE feeds (
         id bigserial PRIMARY KEY,

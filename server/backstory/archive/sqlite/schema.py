@@ -116,7 +116,11 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX claims_who ON claims (who);
     """,
-    # 7: news-feed subscriptions (see backstory/feeds/): each feed's polling state, and the
+    # the reader's tags of a story, from the export it was imported from: a JSON list of names.
+    """
+    ALTER TABLE stories ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+    """,
+    # news-feed subscriptions (see backstory/feeds/): each feed's polling state, and the
     # entries already taken from it, so an entry is never taken twice.
     """
     CREATE TABLE feeds (
