@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from backstory.config import Settings
-from backstory.feeds import FeedPoller, subscribe
+from backstory.feeds import subscribe
 from backstory.feeds.parse import NotAFeed, parse_feed
 from backstory.feeds.poller import FULL_ARTICLE_WORDS
 from backstory.pipeline import Pipeline

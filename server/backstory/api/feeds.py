@@ -10,9 +10,9 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
 from .. import errors
-from ..subscription import FeedRow
 from ..feeds import subscribe
 from ..schemas import FeedList, FeedRequest, FeedSubscription, HttpUrl
+from ..subscription import FeedRow
 from ..urls import check_url
 from .deps import Services, require_token
 from .openapi import problems, rules_of

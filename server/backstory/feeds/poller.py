@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, NamedTuple, Protocol
 
 from .. import errors
 from ..archive.base import Archive
-from ..subscription import FeedRow, PollOutcome
 from ..config import Settings
 from ..extract import decode_html
 from ..schemas import AnalyzeRequest
+from ..subscription import FeedRow, PollOutcome
 from ..urls import check_url
 
 if TYPE_CHECKING:  # the fetching modules load httpx: only once a feed is polled
