@@ -41,7 +41,7 @@ async def analyze(client: AsyncTestClient, secret: str | None, *, archive: bool,
 
 async def test_without_tokens_everyone_may_everything(client: AsyncTestClient) -> None:
     me = await client.get("/api/v1/me")
-    assert me.status_code == 200 and me.json() == {"name": "anyone", "scope": "admin"}
+    assert me.status_code == 200 and me.json() == {"name": "anyone", "scope": "admin", "visibility": "team"}
     assert (await analyze(client, None, archive=True)).status_code == 200
 
 
@@ -58,7 +58,8 @@ async def test_scopes_401_and_403(client: AsyncTestClient) -> None:
     assert_problem(await client.get("/api/v1/stories", headers=bearer(PREFIX + "not-a-real-one")), 401)
     assert (await client.get("/healthz")).status_code == 200 and (await client.get("/readyz")).status_code == 200
 
-    assert (await client.get("/api/v1/me", headers=bearer(reader))).json() == {"name": "reader", "scope": "read"}
+    assert (await client.get("/api/v1/me", headers=bearer(reader))).json() == {"name": "reader", "scope": "read",
+                                                                                "visibility": "team"}
     assert (await client.get("/api/v1/stories", headers=bearer(reader))).status_code == 200
     assert (await analyze(client, reader, archive=False)).status_code == 200
     refused = await analyze(client, reader, archive=True)

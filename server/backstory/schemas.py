@@ -70,6 +70,12 @@ def explain(message: str) -> str:
     return message
 
 
+Visibility = Annotated[
+    Literal["team", "private"],
+    Meta(description="team: every member of the server reads the story; private: only the token that added it."),
+]
+
+
 class Base(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Shared options: keyword-only fields, unknown fields rejected."""
 
@@ -87,6 +93,9 @@ class AnalyzeRequest(Base):
     text: Text | None = None
     title: Title | None = None
     archive: bool = True
+    visibility: Visibility | None = None
+    """Who may see the story: ``team`` or ``private``; unset, the calling token's default (``team``
+    unless the token was created with ``--visibility private``). Private needs API tokens."""
 
 
 class Keyphrase(Value):
@@ -152,6 +161,7 @@ class Sidebar(Value):
     added_by: list[str] = []
     """The names of the tokens that added the story to the archive (and ``cli`` for the command
     line); empty on a server without tokens, and for a story not archived."""
+    visibility: Visibility = "team"
 
 
 class Me(Value):
@@ -159,6 +169,8 @@ class Me(Value):
 
     name: str
     scope: Literal["read", "write", "admin"]
+    visibility: Visibility = "team"
+    """What the token's analyses and imports are stored as when a request does not say."""
 
 
 class RelatedList(Value):
@@ -175,6 +187,7 @@ class StorySummary(Value):
     first_seen: str
     last_seen: str
     snippet: str | None = None
+    visibility: Visibility = "team"
 
 
 class StoryList(Value):

@@ -9,7 +9,7 @@ from typing import Callable
 
 import msgspec
 
-from ..story import StoryRecord
+from ..story import OPERATOR, StoryRecord
 from .stories import StoryArchive
 
 _encode = msgspec.json.Encoder().encode
@@ -43,8 +43,8 @@ async def copy_archive(source: StoryArchive, target: StoryArchive,
     """Copy every story and alias of ``source`` into ``target``, oldest first. Stories the target
     holds already as they are are skipped, so a migration stopped midway resumes where it was."""
     copied = Copied()
-    async for record in source.export():
-        skipped = await target.get(record.story_id) == record
+    async for record in source.export(OPERATOR):  # members' private stories too, owners kept
+        skipped = await target.get(record.story_id, OPERATOR) == record
         if skipped:
             copied.skipped += 1
         else:
@@ -57,7 +57,7 @@ async def copy_archive(source: StoryArchive, target: StoryArchive,
 
 
 async def _fingerprints(archive: StoryArchive) -> dict[str, str]:
-    return {record.story_id: fingerprint(record) async for record in archive.export()}
+    return {record.story_id: fingerprint(record) async for record in archive.export(OPERATOR)}
 
 
 async def compare(source: StoryArchive, target: StoryArchive) -> Comparison:

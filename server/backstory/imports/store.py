@@ -11,7 +11,7 @@ from typing import Any, Awaitable, Callable, Iterable
 import msgspec
 
 from ..schemas import AnalyzeRequest
-from ..story import StoryRecord
+from ..story import StoryRecord, derive
 from .entry import Entry, Failure, Feed, Item
 
 NEEDS_FETCHING = "needs fetching (not supported yet)"
@@ -40,11 +40,22 @@ async def store(
     window: int = 4,
     step: Callable[[Tally], None] = lambda tally: None,
     added_by: str | None = None,
+    visibility: str | None = None,
 ) -> Tally:
     """Store ``items`` in ``archive``; ``pipeline()`` makes the pipeline on first need (none is
     made when every story is skipped). ``window`` stories are processed at once; exported
     records are stored in file order, so an export re-imports identically. ``step`` is called
-    after each item. ``added_by`` claims the stories stored (``cli``, or a token's ``token:<id>``)."""
+    after each item. ``added_by`` claims the stories stored (``cli``, or a token's ``token:<id>``).
+
+    ``visibility`` ("team" or "private": ``added_by``'s private stories) is what every story is
+    stored as, exported records included; None (the command line's default) stores articles as
+    team stories and exported records as they were exported (their owner kept: lossless). An API
+    caller always passes one, so an uploaded export cannot file stories among another member's."""
+    if visibility not in (None, "team", "private"):
+        raise ValueError(f"the visibility is team or private, not {visibility!r}")
+    if visibility == "private" and not added_by:
+        raise ValueError("private stories need an owner: the member they are added by")
+    owner = added_by if visibility == "private" else ""
     tally = Tally()
     running: set[asyncio.Task] = set()
     in_flight: set[str] = set()  # URLs being stored now: a repeat in the file waits for no lookup
@@ -57,7 +68,7 @@ async def store(
     async def ingest(item: Entry) -> None:
         request = AnalyzeRequest(url=item.url, title=item.title, text=item.text, html=item.html)
         try:
-            await made.ingest(request, published=item.published, analyze=analyze, added_by=added_by)
+            await made.ingest(request, published=item.published, analyze=analyze, added_by=added_by, owner=owner)
             tally.imported += 1
             tally.stored_for_later |= not analyze
             step(tally)
@@ -75,13 +86,15 @@ async def store(
                 tally.feeds.append(item)
                 step(tally)
             elif isinstance(item, StoryRecord):  # a line of `backstory export`: lossless
-                if await archive.get(item.story_id) is not None:
+                if visibility is not None and item.owner != owner:  # filed anew, under its new owner's id
+                    item = derive(msgspec.structs.replace(item, owner=owner, story_id=""))
+                if await archive.get(item.story_id, item.owner or None) is not None:
                     tally.skipped += 1
                 else:
                     await archive.import_record(item, added_by)
                     tally.imported += 1
                 step(tally)
-            elif item.url in in_flight or await archive.story_at(item.url) is not None:
+            elif item.url in in_flight or await archive.story_at(item.url, owner) is not None:
                 tally.skipped += 1
                 step(tally)
             elif item.needs_fetch:

@@ -122,6 +122,16 @@ MIGRATIONS: list[str | Callable[[psycopg.Connection], None]] = [
     );
     CREATE INDEX claims_who ON claims (who);
     """,
+    # 6: private stories, as in the SQLite archive's version 7: a story's owner ('' for a team
+    # story) is part of its identity; aliases are keyed by (owner, URL); a token's default visibility.
+    """
+    ALTER TABLE stories ADD COLUMN owner text NOT NULL DEFAULT '';
+    CREATE INDEX stories_owner ON stories (owner) WHERE owner <> '';
+    ALTER TABLE aliases ADD COLUMN owner text NOT NULL DEFAULT '';
+    ALTER TABLE aliases DROP CONSTRAINT aliases_pkey;
+    ALTER TABLE aliases ADD PRIMARY KEY (owner, canonical_url);
+    ALTER TABLE tokens ADD COLUMN visibility text NOT NULL DEFAULT 'team' CHECK (visibility IN ('team', 'private'));
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 TOKENS_SINCE = 4  # the version that added the tokens table
