@@ -221,9 +221,9 @@ async def test_a_repeat_click_reuses_the_related_list_until_the_archive_changes(
     lookups = []
     real = archive.related
 
-    async def counting(record, limit=10):
+    async def counting(record, limit=10, viewer=None):
         lookups.append(record.story_id)
-        return await real(record, limit)
+        return await real(record, limit, viewer)
 
     client.app.state.backstory.archive.related = counting
     chip = {"url": "https://other.example/meta-llama", "html": news_page(CHIP_TITLE, CHIP_PARAGRAPHS, site="Other")}

@@ -126,14 +126,31 @@ async def test_deletes_never_reach_another_members_private_story(archive) -> Non
     assert await archive.added_by(restored.story_id) == [ALICE]
 
 
-async def test_owners_and_their_urls_survive_a_migration(new_archive) -> None:
-    async with new_archive("source") as source, new_archive("target") as target:
-        team = await source.upsert(record(URL, RIVER))
-        mine = await source.upsert(record(URL, RIVER, owner=ALICE))
+async def test_owners_their_urls_tokens_and_claims_survive_a_migration(new_archive) -> None:
+    async with new_archive("source") as source, new_archive("target") as target, new_archive("taken") as taken:
+        alice = await TokenStore(source.storage).create("alice")  # token:1 (ALICE)
+        await TokenStore(source.storage).create("bob")  # token:2 (BOB)
+        team = await source.upsert(record(URL, RIVER), BOB)
+        await source.claim(team.story_id, ALICE)
+        mine = await source.upsert(record(URL, RIVER, owner=ALICE), ALICE)
         await source.upsert(record("https://mirror.example/vell", RIVER, owner=ALICE))  # her alias of her story
-        theirs = await source.upsert(record(URL, CHESS, owner=BOB))
+        theirs = await source.upsert(record(URL, CHESS, owner=BOB), BOB)
+        # Into an archive with a token of its own, nothing is copied: its token:1 is someone else.
+        await TokenStore(taken.storage).create("mallory")
+        with pytest.raises(ValueError, match="tokens of its own"):
+            await copy_archive(source, taken)
+        assert await taken.count() == 0
+
         copied = await copy_archive(source, target)
-        assert copied.stories == 3 and (await compare(source, target)).identical
+        assert (copied.stories, copied.tokens, copied.claims) == (3, 2, 4) and (await compare(source, target)).identical
+        again = await copy_archive(source, target)  # resumed: nothing new
+        assert (again.stories, again.tokens, again.skipped) == (0, 0, 3)
+        members = TokenStore(target.storage)
+        assert (await members.caller(f"Bearer {alice}")).who == ALICE  # the same secret, the same member
+        assert await target.added_by(team.story_id) == await source.added_by(team.story_id)
+        assert set(await target.added_by(team.story_id)) == {ALICE, BOB}
+        await members.create("carol")
+        assert await members.who("carol") == "token:3"  # a new token takes no copied id
         assert await target.story_at(URL) == team.story_id
         assert await target.story_at(URL, ALICE) == mine.story_id and await target.story_at(URL, BOB) == theirs.story_id
         assert await target.story_at("https://mirror.example/vell", ALICE) == mine.story_id

@@ -25,7 +25,8 @@ FIELDS = StoryRecord.__struct_fields__
 SUMMARY_FIELDS = ("story_id", "url", "canonical_url", "title", "site_name", "published", "first_seen", "last_seen",
                   "owner")
 _JSON_FIELDS = ("keyphrases", "entities")
-_TOKEN = "SELECT id, name, scope, created, last_used, expires, revoked, visibility FROM tokens"
+_TOKEN_COLUMNS = "id, name, scope, created, last_used, expires, revoked, visibility"  # a TokenRow's
+_TOKEN = f"SELECT {_TOKEN_COLUMNS} FROM tokens"
 _CHUNK = 500  # ids per IN (...) list: within every backend's bound-parameter limit
 # Point an alias URL at a story, among its owner's URLs (the team's, or one member's private
 # ones). An alias follows the page's latest analysis, but a story's own canonical URL is never
@@ -228,6 +229,14 @@ class SqlRows:
     def token_count(self) -> int:
         return self._one("SELECT count(*) FROM tokens")[0]
 
+    def token_hashes(self) -> list[tuple[TokenRow, str]]:
+        return [(TokenRow(*row[:-1]), row[-1]) for row in self.execute(f"SELECT {_TOKEN_COLUMNS}, hash FROM tokens ORDER BY id")]
+
+    def claims_page(self, after: tuple[str, str], limit: int) -> list[tuple[str, str, str]]:
+        rows = self.execute("SELECT story_id, who, at FROM claims WHERE story_id > ? OR (story_id = ? AND who > ?) "
+                            "ORDER BY story_id, who LIMIT ?", (after[0], after[0], after[1], limit))
+        return [(r[0], r[1], r[2]) for r in rows]
+
     # ---- writes (on the writer's connection only) -------------------------------------------
     def add_token(self, name: str, scope: str, digest: str, created: str, expires: str | None,
                   visibility: str = "team") -> None:
@@ -236,6 +245,9 @@ class SqlRows:
 
     def claim(self, story_id: str, who: str, at: str) -> None:
         self.execute("INSERT INTO claims (story_id, who, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", (story_id, who, at))
+
+    def put_token(self, token: TokenRow, digest: str) -> None:
+        self.execute(f"INSERT INTO tokens ({_TOKEN_COLUMNS}, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (*token, digest))
 
     def unclaim(self, story_id: str, who: str) -> None:
         self.execute("DELETE FROM claims WHERE story_id = ? AND who = ?", (story_id, who))

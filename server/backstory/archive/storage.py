@@ -144,6 +144,12 @@ class Reader(Protocol):
     def token_count(self) -> int:
         """How many tokens were ever created."""
 
+    def token_hashes(self) -> list[tuple[TokenRow, str]]:
+        """Every token ever created, with its secret's hash (to move an archive whole), oldest first."""
+
+    def claims_page(self, after: tuple[str, str], limit: int) -> list[tuple[str, str, str]]:
+        """(story_id, who, at) of every claim, in (story_id, who) order, after ``after``."""
+
     def feed_head(self) -> int:
         """The change feed's latest position."""
 
@@ -174,6 +180,9 @@ class Writer(Reader, Protocol):
 
     def claim(self, story_id: str, who: str, at: str) -> None:
         """Record that ``who`` added the story (once)."""
+
+    def put_token(self, token: TokenRow, digest: str) -> None:
+        """Store a token as another archive had it, its id included (see ``archive/transfer.py``)."""
 
     def unclaim(self, story_id: str, who: str) -> None: ...
 

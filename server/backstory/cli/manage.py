@@ -167,9 +167,13 @@ def cmd_migrate_archive(args: argparse.Namespace) -> int:
 
             with _progress() as bar:
                 task = bar.add_task(label, total=await source.count(), counts="")
-                copied = await copy_archive(source, target, step)
+                try:
+                    copied = await copy_archive(source, target, step)
+                except ValueError as exc:
+                    raise SystemExit(f"backstory: {exc}") from None
             result = await compare(source, target)
-        print(f"copied {copied.stories} stories ({copied.skipped} already there) and {copied.aliases} URLs; "
+        print(f"copied {copied.stories} stories ({copied.skipped} already there), {copied.aliases} URLs, "
+              f"{copied.tokens} tokens and {copied.claims} claims; "
               f"source {result.source} stories, target {result.target}", file=sys.stderr)
         if not result.identical:
             print(f"backstory: {len(result.differing)} stories differ or are missing in the target, e.g. "

@@ -38,6 +38,11 @@ class Rows(SqlRows):
     def embedding_out(self, stored) -> np.ndarray:
         return np.asarray(stored.to_numpy() if hasattr(stored, "to_numpy") else stored, dtype=np.float32)
 
+    def put_token(self, token, digest: str) -> None:
+        super().put_token(token, digest)
+        # An id given explicitly leaves the sequence behind: the next token created must not reuse one.
+        self.execute("SELECT setval(pg_get_serial_sequence('tokens', 'id'), (SELECT max(id) FROM tokens))")
+
     def feed_head(self) -> int:
         return self._one("SELECT coalesce(max(seq), 0) FROM changes")[0]
 
