@@ -197,17 +197,12 @@ class StoryArchive:
                ) -> tuple[StoryRecord, AfterCommit]:
         ok = simhash_usable(rec.text)
         existing, own = self._find_story(w, rec.canonical_url, rec.simhash, ok, rec.text, rec.owner)
-        if existing is None and (taken := w.identity(rec.story_id)) is not None:
-            if taken.owner == rec.owner:
-                existing = rec.story_id  # an id taken by another canonical URL (only through imports)
-            else:
-                # An id of another owner's story (only a hand-made import carries one): never
-                # merged across owners; the record is filed under the id of its own owner's.
+        if existing is None and (taken := w.identity(rec.story_id)) is not None:  # (only through imports)
+            if taken.owner != rec.owner:  # another owner's id: never merged across owners, filed under its own
                 rec = msgspec.structs.replace(rec, story_id=story_id_for(rec.canonical_url, rec.owner))
-                taken = w.identity(rec.story_id)
-                if taken is not None and taken.owner != rec.owner:
-                    raise ValueError(f"story {rec.story_id} belongs to another owner")
-                existing = rec.story_id if taken is not None else None
+                if (taken := w.identity(rec.story_id)) is not None and taken.owner != rec.owner:
+                    raise ValueError(f"story {rec.story_id} belongs to another owner (a hand-made import)")
+            existing = rec.story_id if taken is not None else None  # an id taken by another canonical URL
         if keep_identity:
             # An import (of an export) merges into the stored story, taking the imported fields: the
             # archive's own records, so that an export imported again changes nothing.

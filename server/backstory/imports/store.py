@@ -49,8 +49,9 @@ async def store(
 
     ``visibility`` ("team" or "private": ``added_by``'s private stories) is what every story is
     stored as, exported records included; None (the command line's default) stores articles as
-    team stories and exported records as they were exported (their owner kept: lossless). An API
-    caller always passes one, so an uploaded export cannot file stories among another member's."""
+    team stories and exported records as they were exported (their owner and id kept: lossless).
+    An API caller always passes one, so an uploaded export can neither file stories among another
+    member's nor take the id another member's story would have."""
     if visibility not in (None, "team", "private"):
         raise ValueError(f"the visibility is team or private, not {visibility!r}")
     if visibility == "private" and not added_by:
@@ -86,7 +87,7 @@ async def store(
                 tally.feeds.append(item)
                 step(tally)
             elif isinstance(item, StoryRecord):  # a line of `backstory export`: lossless
-                if visibility is not None and item.owner != owner:  # filed anew, under its new owner's id
+                if visibility is not None:  # filed anew, under the id its URL has among its new owner's
                     item = derive(msgspec.structs.replace(item, owner=owner, story_id=""))
                 if await archive.get(item.story_id, item.owner or None) is not None:
                     tally.skipped += 1
