@@ -113,6 +113,21 @@ async def test_related_shows_each_viewer_only_what_it_may_see(new_archive) -> No
         assert ids(await archive.related(team, viewer=ALICE)) == {secret.story_id}
 
 
+async def test_another_processs_private_story_reaches_this_index_as_private(new_archive) -> None:
+    from backstory.archive.feed import Follower
+
+    query = record("https://elsewhere.example/visit", QUERY, entities=[*NAMES, entity("Zorvath Mill", "ORG")])
+    async with new_archive() as here, new_archive() as there:  # two processes' archives on one storage
+        follower = Follower(here, interval=0.1)
+        secret = await there.upsert(record("https://notes.example/sluice", SECRET, owner=ALICE,
+                                           entities=[*NAMES, entity("Zorvath Mill", "ORG")]), ALICE)
+        assert await follower.catch_up() >= 1  # read from the change feed, owner included
+        assert ids(await here.related(query, viewer=ALICE)) == {secret.story_id}
+        assert ids(await here.related(query, viewer=BOB)) == set()
+        assert await here.find_duplicate("https://x.example/", simhash(SECRET), SECRET) is None
+        assert await here.find_duplicate("https://x.example/", simhash(SECRET), SECRET, ALICE) == secret.story_id
+
+
 async def test_deletes_never_reach_another_members_private_story(archive) -> None:
     mine = await archive.upsert(record(URL, RIVER, owner=ALICE), ALICE)
     assert await archive.delete_claimed(mine.story_id, BOB) == "missing"  # not "forbidden": it is not there, for Bob
