@@ -134,6 +134,15 @@ API_TOKEN = "correct horse battery staple"
 # ---------------------------------------------------------------- the page server
 
 
+def serve_on_loopback(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, threading.Thread]:
+    """A threading HTTP server on a free 127.0.0.1 port, already serving."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    return httpd, thread
+
+
 class PageServer:
     """Serves pages the tests write, and remembers who asked for what."""
 
@@ -162,11 +171,8 @@ class PageServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd, self.thread = serve_on_loopback(Handler)
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
 
     def add(self, name: str, body: str, content_type: str = "text/html; charset=utf-8") -> str:
         """Publish a page under a unique path and return its URL."""

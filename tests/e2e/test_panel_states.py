@@ -10,12 +10,12 @@ import asyncio
 import http.client
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from e2e_harness import API_TOKEN, Browser, PageServer
+from e2e_harness import API_TOKEN, Browser, PageServer, serve_on_loopback
 from e2e_pages import ALTMAN_OPEN_MODELS, ALTMAN_SCRIPT_TITLE, HIGHLIGHT_STORY, LLAMA_PRESSURE
 
 pytestmark = pytest.mark.e2e
@@ -79,11 +79,8 @@ class FailingProxy:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd, _ = serve_on_loopback(Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
 
     def close(self) -> None:
         self.httpd.shutdown()
