@@ -107,14 +107,19 @@ class BackstoryServer:
         return self.log_path.read_text(encoding="utf-8", errors="replace")[-4000:]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
         self._log.close()
+
+
+def stop_process(process: subprocess.Popen, grace: float = 20) -> None:
+    """Terminate a child process, and kill it if it has not exited within the grace period."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
 
 
 def start_server(workdir: Path, env: dict[str, str] | None = None, archive: str | None = None) -> BackstoryServer:
