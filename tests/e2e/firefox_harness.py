@@ -188,7 +188,7 @@ class Firefox:
             self.client.find_element(By.CSS_SELECTOR, f"#{widget} .unified-extensions-item-action-button").click()
         url = self.origin + "/panel.html"
         _poll(lambda: self.chrome(f"const b = (() => {{ {CHROME_PANEL} }})(); return b && b.currentURI.spec;") == url,
-              "the sidebar shows the panel", 30, lambda: self.chrome("""
+              "the sidebar shows the panel", 60, lambda: self.chrome("""
                 return {open: SidebarController.isOpen, showing: SidebarController.currentID};"""))
         return Panel(self)
 
@@ -272,6 +272,22 @@ class Panel:
         from marionette_driver.by import By
 
         self.focus().find_element(By.CSS_SELECTOR, selector).click()
+
+    def press_enter_on(self, selector: str) -> None:
+        """Keyboard use: focus the element, then a real Enter key press (WebDriver key actions)."""
+        from marionette_driver.keys import Keys
+
+        # Keys go to the window that has the focus: move it into the sidebar, as a reader's click or F6 does.
+        assert self.firefox.chrome(f"""
+            const panel = (() => {{ {CHROME_PANEL} }})();
+            panel.ownerDocument.defaultView.focus();
+            panel.focus();
+            return Services.focus.focusedElement === panel || panel.ownerDocument.activeElement === panel;""")
+        client = self.focus()
+        assert self.eval(f"(el => !!el && (el.focus(), document.activeElement === el))"
+                         f"(document.querySelector({json.dumps(selector)}))")
+        client.actions.sequence("key", "keyboard").key_down(Keys.ENTER).key_up(Keys.ENTER).perform()
+        client.actions.release()
 
     def screenshot(self, path: Path) -> Path:
         """The panel alone, its whole document."""
