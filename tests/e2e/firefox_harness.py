@@ -35,6 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from e2e_harness import PANEL_TIMEOUT, free_port, stop_process
+from marionette_driver.addons import Addons
+from marionette_driver.by import By
+from marionette_driver.keys import Keys
+from marionette_driver.marionette import Marionette
 
 FIREFOX = Path(os.environ.get("BACKSTORY_FIREFOX") or shutil.which("firefox-esr") or "/usr/bin/firefox-esr")
 START_TIMEOUT = 180  # a cold start of Firefox on a loaded 2-core machine
@@ -93,9 +97,6 @@ class Firefox:
     """One headless Firefox with a temporary add-on installed, and the Marionette session that drives it."""
 
     def __init__(self, binary: Path, profile: Path, addon: Path) -> None:
-        from marionette_driver.addons import Addons
-        from marionette_driver.marionette import Marionette
-
         self.profile = profile
         profile.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -152,8 +153,6 @@ class Firefox:
 
     def configure(self, server: str, token: str = "", archive: bool = True) -> str:
         """Fill in and save the real options page in the tab; returns the status it shows."""
-        from marionette_driver.by import By
-
         client = self.page()
         client.navigate(self.origin + "/options.html")
         self.wait_page("document.body.dataset.loaded === 'true'")  # the stored values are in the form
@@ -172,8 +171,6 @@ class Firefox:
 
     def click_toolbar(self) -> Panel:
         """Click the extension's toolbar button on the selected tab; returns the sidebar's panel once it is open."""
-        from marionette_driver.by import By
-
         widget = widget_id(self.addon_id)
         placed = self.chrome("""
             const {CustomizableUI} = ChromeUtils.importESModule(
@@ -188,8 +185,8 @@ class Firefox:
             self.client.find_element(By.CSS_SELECTOR, f"#{widget} .unified-extensions-item-action-button").click()
         url = self.origin + "/panel.html"
         _poll(lambda: self.chrome(f"const b = (() => {{ {CHROME_PANEL} }})(); return b && b.currentURI.spec;") == url,
-              "the sidebar shows the panel", 60, lambda: self.chrome("""
-                return {open: SidebarController.isOpen, showing: SidebarController.currentID};"""))
+              "the sidebar shows the panel", 60,
+              lambda: f"{self.sidebar_state()}\nFirefox's log:\n{self.log()}")
         return Panel(self)
 
     def sidebar_state(self) -> dict:
@@ -269,14 +266,10 @@ class Panel:
 
     def click(self, selector: str) -> None:
         """WebDriver's element click in the panel: scrolled into view, then real mouse events at its centre."""
-        from marionette_driver.by import By
-
         self.focus().find_element(By.CSS_SELECTOR, selector).click()
 
     def press_enter_on(self, selector: str) -> None:
         """Keyboard use: focus the element, then a real Enter key press (WebDriver key actions)."""
-        from marionette_driver.keys import Keys
-
         # Keys go to the window that has the focus: move it into the sidebar, as a reader's click or F6 does.
         assert self.firefox.chrome(f"""
             const panel = (() => {{ {CHROME_PANEL} }})();
