@@ -23,6 +23,7 @@ Tuned on the DUC-2001 dev half (154 news articles): F1@10 0.359, F1@5 0.338 with
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 import threading
@@ -32,7 +33,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .schemas import Keyphrase
+from .generic_terms import is_generic_term
+from .headings import heading_lines
+from .schemas import Keyphrase, Mention
 from .story import embedding_text
 
 _NON_WORD = re.compile(r"\W+")
@@ -111,6 +114,7 @@ class Candidate:
     in_title: float = 0.0  # share of its words that are in the title
     centrality: float = 0.0  # mean log-frequency of its words among all candidate words
     forms: dict[str, int] = field(default_factory=dict)
+    spans: list[tuple[int, int]] = field(default_factory=list)  # (start, end) of each occurrence in the text
 
 
 @dataclass
@@ -133,14 +137,22 @@ class Weights:
     prior_centrality: float = 1.0
 
 
+_CLAUSE_NEXT_TAGS = frozenset({"DT", "PDT", "PRP", "PRP$", "TO", "VBG", "WDT"})
+_ADJECTIVE_TAGS = frozenset({"JJ", "JJR", "JJS"})
+_SENTENCE_START_TAGS = frozenset({".", ":", "``", "''", "-LRB-", "_SP", "NFP", ""})
+
+
 class _Unit:
     """A word for the pattern: one token, or tokens glued by hyphens ("987-foot", "ad-tech")."""
 
-    __slots__ = ("text", "tag", "start", "is_time", "proper", "lower", "weak_start")
+    __slots__ = ("text", "tag", "start", "end", "is_time", "proper", "cased", "lower", "weak_start", "verb_like")
 
-    def __init__(self, texts: Sequence[str], tags: Sequence[str], start: int) -> None:
+    def __init__(
+        self, texts: Sequence[str], tags: Sequence[str], start: int, next_tag: str = "", prev_tag: str = "."
+    ) -> None:
         self.text = "".join(texts)
         self.start = start
+        self.end = start + len(self.text)  # hyphen-glued tokens have no space between them
         if len(tags) > 1:
             # A hyphenated word ending in a noun behaves like a noun ("ad-tech", "987-foot").
             self.tag = "NN" if tags[-1] in _NOUN_TAGS else "JJ"
@@ -150,9 +162,20 @@ class _Unit:
             (low := t.lower()) in _TIME_WORDS or (tag in _PROPER_TAGS and low.rstrip(".") in _CALENDAR)
             for t, tag in zip(texts, tags)
         )
-        self.proper = all(tag in _PROPER_TAGS or tag == "HYPH" for tag in tags)
+        # A generic acronym is no name, whatever the tagger says: "CEO Sam Altman" is a title
+        # before a name.
+        # Shown with its capitals: a name, or an adjective capitalised inside a sentence ("Chinese").
+        self.cased = all(tag in _PROPER_TAGS or tag == "HYPH" for tag in tags) or (
+            self.tag in _ADJECTIVE_TAGS and self.text[:1].isupper() and prev_tag not in _SENTENCE_START_TAGS
+        )
+        self.proper = self.cased and not is_generic_term(self.text)
         self.lower = self.text.lower()
         self.weak_start = self.lower in _DETERMINERS or (self.lower in _WEAK_STARTS and not self.proper)
+        # A plural "noun" right before a determiner, pronoun, "to" or an -ing form is the verb
+        # of a clause the tagger misread ("OpenAI considers releasing", "Nvidia plans to").
+        self.verb_like = (
+            self.tag == "NNS" and len(tags) == 1 and self.lower.endswith("s") and next_tag in _CLAUSE_NEXT_TAGS
+        )
 
 
 def _units(doc: Any, text: str) -> list[_Unit | None]:
@@ -185,7 +208,15 @@ def _units(doc: Any, text: str) -> list[_Unit | None]:
             return None
         if first == last and tags[first] not in _MODIFIER_TAGS:
             return None  # breaks a phrase, as a unit of that tag would
-        return _Unit([text[starts[i] : ends[i]] for i in range(first, last + 1)], tags[first : last + 1], starts[first])
+        next_tag = tags[last + 1] if last + 1 < len(tags) else ""
+        prev_tag = tags[first - 1] if first else ""
+        return _Unit(
+            [text[starts[i] : ends[i]] for i in range(first, last + 1)],
+            tags[first : last + 1],
+            starts[first],
+            next_tag,
+            prev_tag,
+        )
 
     first = 0
     for i in range(1, len(tags)):
@@ -203,6 +234,8 @@ def _runs(units: list[_Unit | None]) -> list[list[_Unit]]:
     current: list[_Unit] = []
 
     def close() -> None:
+        if len(current) > 1 and current[-1].verb_like and current[-2].proper:
+            current.pop()  # "OpenAI considers": a subject and its verb, no phrase
         while current and current[-1].tag not in _NOUN_TAGS:
             current.pop()
         while current and current[0].weak_start:
@@ -224,7 +257,7 @@ def _runs(units: list[_Unit | None]) -> list[list[_Unit]]:
 
 
 def _surface(run: Sequence[_Unit]) -> str:
-    return " ".join(u.text if u.proper else u.lower for u in run)
+    return " ".join(u.text if u.cased else u.lower for u in run)
 
 
 def find_candidates(doc: Any, title: str | None = None, max_words: int = 4) -> list[Candidate]:
@@ -232,8 +265,13 @@ def find_candidates(doc: Any, title: str | None = None, max_words: int = 4) -> l
     doc_text = doc.text
     length = max(1, len(doc_text))
     title_stems = set(_stem_words(title or ""))
+    headings = heading_lines(doc_text)
+    heading_starts = [start for start, _ in headings]
     found: dict[str, Candidate] = {}
+    in_text: set[str] = set()  # keys met outside the headings
     for run in _runs(_units(doc, doc_text)):
+        i = bisect.bisect_right(heading_starts, run[0].start) - 1
+        in_heading = i >= 0 and run[0].start < headings[i][1]
         for phrase in _phrases(run, max_words):
             text = _surface(phrase)
             key = phrase_key(text)
@@ -252,6 +290,12 @@ def find_candidates(doc: Any, title: str | None = None, max_words: int = 4) -> l
                 )
             cand.count += 1
             cand.forms[text] = cand.forms.get(text, 0) + 1
+            cand.spans.append((phrase[0].start, phrase[-1].end))
+            if not in_heading:
+                in_text.add(key)
+    # A phrase met only in a headline or a subheading is a piece of it ("Industry Shift"), its
+    # capitals no sign of a name.
+    found = {key: cand for key, cand in found.items() if key in in_text}
     stem_counts: dict[str, int] = {}
     for cand in found.values():
         for stem in _stem_words(cand.text):
@@ -266,8 +310,18 @@ def find_candidates(doc: Any, title: str | None = None, max_words: int = 4) -> l
 
 def _phrases(run: list[_Unit], max_words: int) -> list[list[_Unit]]:
     """The run itself (when short enough), its endings, and its proper-noun stretches."""
-    out: list[list[_Unit]] = []
     n = len(run)
+    # Common words before a name are its title or kind, not part of it: "chief executive Sam
+    # Altman" is "chief executive" and "Sam Altman", never "executive Sam Altman".
+    name_start = n
+    while name_start > 0 and run[name_start - 1].proper:
+        name_start -= 1
+    if 0 < name_start < n:
+        title = run[:name_start]
+        while title and title[-1].tag not in _NOUN_TAGS:
+            title.pop()
+        return (_phrases(title, max_words) if title else []) + _phrases(run[name_start:], max_words)
+    out: list[list[_Unit]] = []
     for start in range(n):
         part = run[start:]
         if len(part) > max_words:
@@ -409,33 +463,48 @@ class KeyphraseExtractor:
         """Combine similarity with position and frequency; best first, scores in [0, 1].
 
         Picking is greedy: a phrase whose words mostly repeat an already picked phrase loses
-        ``weights.overlap`` times that share ("oil spill" after "biggest oil spill").
+        ``weights.overlap`` times that share ("oil spill" after "biggest oil spill"), and one
+        phrase per head is kept: a phrase that ends another picked one, or that the other ends,
+        is left out ("Sam Altman" beside "Altman" or "CEO Sam Altman").
         """
         w = self.weights
         max_count = max(c.count for c in cands)
-        base: list[tuple[float, Candidate, frozenset[str]]] = []
+        base: list[tuple[float, Candidate, tuple[str, ...]]] = []
         for c in cands:
             s = similarity.get(c.text, 0.0)
             s += w.position * (1.0 - c.first) ** w.position_power
             s += w.frequency * math.log1p(c.count) / math.log1p(max_count)
             if c.words == 1:
                 s -= w.single_word
-            base.append((s, c, frozenset(_stem_words(c.text))))
+            base.append((s, c, tuple(_stem_words(c.text))))
         base.sort(key=lambda item: item[0], reverse=True)
         total = 1.0 + w.position + w.frequency
         picked: list[tuple[float, Candidate, frozenset[str]]] = []
-        pool = base
+        pool = [(s, c, frozenset(words), words) for s, c, words in base if words]
         while pool and len(picked) < top_n:
             best_i, best_s = 0, -math.inf
-            for i, (s, c, stems) in enumerate(pool):
+            for i, (s, c, stems, _) in enumerate(pool):
                 if s <= best_s:
                     break  # sorted by base score: nothing further can win
                 if w.overlap and picked:
                     s -= w.overlap * max(len(stems & p[2]) / len(stems) for p in picked)
                 if s > best_s:
                     best_i, best_s = i, s
-            picked.append((best_s, pool[best_i][1], pool[best_i][2]))
-            pool = pool[:best_i] + pool[best_i + 1 :]
+            _, c, stems, words = pool.pop(best_i)
+            picked.append((best_s, c, stems))
+            pool = [item for item in pool if not _same_head(item[3], words)]
         return [
-            Keyphrase(phrase=c.text, score=round(min(1.0, max(0.0, s / total)), 4)) for s, c, _ in picked
+            Keyphrase(phrase=c.text, score=round(min(1.0, max(0.0, s / total)), 4), mentions=_mentions(c))
+            for s, c, _ in picked
         ]
+
+
+def _same_head(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    """Whether one phrase (as stemmed words) ends the other: the same head, one with more words before it."""
+    short, long = (a, b) if len(a) <= len(b) else (b, a)
+    return long[len(long) - len(short) :] == short
+
+
+def _mentions(cand: Candidate) -> list[Mention]:
+    """Where the phrase occurs in the text, in order (any spelling that merged into it)."""
+    return [Mention(start=start, end=end) for start, end in sorted(set(cand.spans))]
