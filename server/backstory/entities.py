@@ -50,7 +50,7 @@ def entity_spans(doc: Any, text: str | None = None) -> list[tuple[int, int, str]
     # cost seconds, where articles (results tables included) have a few dozen.
     lines = recased_lines(text, caps, titled, evidence)[:MAX_RECASED_LINES]
     if lines:
-        bounds = [(start, start + len(line)) for start, line in lines]
+        bounds = [(start, start + len(line)) for start, line, _ in lines]
         inside = lambda s: any(a <= s < b for a, b in bounds)  # noqa: E731
         spans = [sp for sp in spans if not inside(sp[0])] + recased_spans(lines)
     trimmed = []

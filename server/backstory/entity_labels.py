@@ -129,7 +129,7 @@ _ORG_AFTER = re.compile(
     r"['’]s\s+(?:\w+\s+)?(?:investors?|valuation|revenues?|founders?|co-founders?)\b|"
     r"(?:was|is|has\s+been|had\s+been)\s+valued\s+at\b|"
     r",\s+(?:the|an?)\s+(?:[\w-]+\s+){0,3}?(?:company|firm|start-?up|group|lab|laboratory|chipmaker|"
-    r"carmaker|automaker|developer|retailer|bank|insurer|conglomerate|manufacturer)(?![\w'’-]))"
+    r"carmaker|automaker|developer|retailer|bank|insurer|conglomerate|manufacturer)(?![\w'’-])(?!\s+[A-Z]))"
 )
 # A thing named as the subject of a business verb is the company that makes it: "DeepSeek
 # released its model", "DeepSeek raised no outside money" (spaCy said PRODUCT). Persons and

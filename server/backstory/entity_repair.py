@@ -129,28 +129,40 @@ def _recase_title(line: str, evidence: dict[str, str]) -> str:
 
 def recased_lines(
     text: str, caps: list[tuple[int, int]], titled: list[tuple[int, int]], evidence: dict[str, str]
-) -> list[tuple[int, str]]:
-    """(start, re-cased line) of every capitals line and of each Title Case line that re-casing
-    changes (the others keep spaCy's tags, made with the whole text around them)."""
+) -> list[tuple[int, str, bool]]:
+    """(start, re-cased line, whether it was Title Case) of every capitals line and of each Title
+    Case line that re-casing changes (the others keep spaCy's tags, made with the whole text
+    around them)."""
     gaz = gazetteer()
-    out = [(start, _recase(text[start:end], evidence, gaz)) for start, end in caps]
+    out = [(start, _recase(text[start:end], evidence, gaz), False) for start, end in caps]
     for start, end in titled:
         line = text[start:end]
         recased = _recase_title(line, evidence)
         if recased != line:
-            out.append((start, recased))
+            out.append((start, recased, True))
     return sorted(out)
 
 
-def recased_spans(lines: list[tuple[int, str]]) -> list[tuple[int, int, str]]:
+_LOWER_START = re.compile(r"(?:[a-z][a-z'’.-]*\s+)+")
+
+
+def recased_spans(lines: list[tuple[int, str, bool]]) -> list[tuple[int, int, str]]:
     """The entities NER finds in each re-cased line of :func:`recased_lines`, as offsets into the text."""
     nlp = ner_pipeline()  # the NER process's own pipeline: never a second one loaded just for this
     gaz = gazetteer()
     ner = nlp.get_pipe("ner")
-    recased = [line for _, line in lines]
+    recased = [line for _, line, _ in lines]
     out = []
-    for (start, _), line, sub in zip(lines, recased, ner.pipe((nlp.make_doc(r) for r in recased), batch_size=64)):
-        found = [(start + e.start_char, start + e.end_char, e.label_) for e in sub.ents]
+    for (start, _, titled), line, sub in zip(lines, recased, ner.pipe((nlp.make_doc(r) for r in recased), batch_size=64)):
+        found = []
+        for e in sub.ents:
+            # A word the article writes in lower case starts no name ("Company Name Homegate
+            # Hospitality Inc" gave "Name Homegate Hospitality Inc"). In a capitals line lower
+            # case is only the default for a word the article has nowhere else.
+            first = _LOWER_START.match(line, e.start_char, e.end_char) if titled else None
+            s = first.end() if first else e.start_char
+            if s < e.end_char:
+                found.append((start + s, start + e.end_char, e.label_))
         m = _DATELINE_PLACE.match(line)
         if m and m.group(1).lower() in gaz.places:  # "BUCHAREST 1996-08-30": alone, NER misses it
             found = [f for f in found if f[0] >= start + m.end(1)] + [(start, start + m.end(1), "GPE")]
