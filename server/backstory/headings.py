@@ -39,10 +39,11 @@ def caps_lines(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def title_lines(text: str) -> list[tuple[int, int]]:
+def title_lines(text: str, min_words: int = 3) -> list[tuple[int, int]]:
     """(start, end) of lines in Title Case: at most 20 words, every word but the small ones
-    capitalised, at least three of them, not in capitals throughout, and not ending like a
-    sentence (a headline may end in a question mark)."""
+    capitalised, at least ``min_words`` of them, not in capitals throughout, and not ending like
+    a sentence (a headline may end in a question mark). Two such words may be a byline or a name
+    as well as a subheading ("Industry Shift")."""
     out = []
     for pos, line in _lines(text):
         stripped = line.rstrip()
@@ -50,7 +51,7 @@ def title_lines(text: str) -> list[tuple[int, int]]:
             continue
         words = WORD.findall(line)
         content = [w for w in words if w.lower() not in _SMALL_WORDS]
-        if not 3 <= len(content) <= 20 or len(words) > 20:
+        if not min_words <= len(content) <= 20 or len(words) > 20:
             continue
         if all(w[0].isupper() for w in content) and not all(w.isupper() for w in content):
             out.append((pos, pos + len(line)))
@@ -58,5 +59,6 @@ def title_lines(text: str) -> list[tuple[int, int]]:
 
 
 def heading_lines(text: str) -> list[tuple[int, int]]:
-    """Every heading line (capitals or Title Case), sorted by position."""
-    return sorted(caps_lines(text) + title_lines(text))
+    """Every line that may be a heading (capitals, or Title Case of two words or more), sorted
+    by position: no keyphrase comes from these alone (a byline is no keyphrase either)."""
+    return sorted(caps_lines(text) + title_lines(text, min_words=2))
