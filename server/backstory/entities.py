@@ -48,7 +48,7 @@ def entity_spans(doc: Any, text: str | None = None) -> list[tuple[int, int, str]
     spans = _spacy_spans(doc)
     # Each re-cased line is one more NER call: a text of thousands of capitals lines would
     # cost seconds, where articles (results tables included) have a few dozen.
-    lines = recased_lines(text, caps, titled, evidence)[:MAX_RECASED_LINES]
+    lines = recased_lines(text, caps[:MAX_RECASED_LINES], titled[:MAX_RECASED_LINES], evidence)[:MAX_RECASED_LINES]
     if lines:
         bounds = [(start, start + len(line)) for start, line, _ in lines]
         inside = lambda s: any(a <= s < b for a, b in bounds)  # noqa: E731

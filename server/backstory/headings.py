@@ -8,6 +8,7 @@ from a heading alone. Both are lines of the text, found by their letters only (n
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 __all__ = ["WORD", "caps_lines", "heading_lines", "title_lines"]
 
@@ -19,7 +20,7 @@ _SMALL_WORDS = frozenset(
 )
 
 
-def _lines(text: str):
+def _lines(text: str) -> Iterator[tuple[int, str]]:
     pos = 0
     for line in text.split("\n"):
         yield pos, line
