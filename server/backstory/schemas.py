@@ -89,14 +89,20 @@ class AnalyzeRequest(Base):
     archive: bool = True
 
 
+class Mention(Value):
+    """Where a name or phrase occurs: ``text[start:end]`` of the sidebar's ``text`` (offsets in
+    Unicode code points)."""
+
+    start: int
+    end: int
+
+
 class Keyphrase(Value):
     phrase: str
     score: float
-
-
-class Mention(Value):
-    start: int
-    end: int
+    mentions: list[Mention] = []
+    """Each occurrence of the phrase in ``text``, in any spelling that counts as the same phrase
+    ("tornado", "tornadoes"); empty for a story analysed by an older server."""
 
 
 class Entity(Value):
