@@ -141,6 +141,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         int, Meta(ge=1024, description="Largest fetched page (bytes); reading stops past it.")
     ] = 5 * 1024 * 1024
     max_redirects: Annotated[int, Meta(ge=0, le=20, description="Redirect hops followed when fetching.")] = 5
+    fetch_host_delay: Annotated[
+        float,
+        Meta(ge=0, le=600, description="Imports and feeds: seconds between the end of one request to a host and the start of the next (a longer Crawl-delay in the host's robots.txt wins, up to 60 s). Each host gets one request at a time."),
+    ] = 1.0
+    fetch_hosts_at_once: Annotated[
+        int,
+        Meta(ge=1, le=64, description="Imports and feeds: hosts fetched from at the same time."),
+    ] = 4
     rate_limit_analyze: Annotated[
         str,
         Meta(pattern=r"^([1-9][0-9]*/(second|minute|hour))?$",

@@ -57,6 +57,21 @@ class UpstreamError(BackstoryError):
     title = "Upstream error"
 
 
+class UpstreamStatus(UpstreamError):
+    """The fetched server answered an HTTP error status (kept in ``upstream_status``)."""
+
+    def __init__(self, detail: str, upstream_status: int) -> None:
+        super().__init__(detail)
+        self.upstream_status = upstream_status
+
+
+class RobotsRefused(BackstoryError):
+    """The site's robots.txt does not let Backstory fetch the page (or could not be read)."""
+
+    status = 403
+    title = "Fetch refused by robots.txt"
+
+
 class UpstreamTimeout(BackstoryError):
     status = 504
     title = "Upstream timeout"

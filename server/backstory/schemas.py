@@ -158,6 +158,8 @@ class Sidebar(Value):
     added_by: list[str] = []
     """The names of the tokens that added the story to the archive (and ``cli`` for the command
     line); empty on a server without tokens, and for a story not archived."""
+    tags: list[str] = []
+    """The reader's tags for the story, kept from the export it was imported from."""
 
 
 class Me(Value):

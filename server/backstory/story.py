@@ -42,6 +42,8 @@ class StoryRecord(msgspec.Struct, kw_only=True):
     analysed: bool = True
     """False for a story stored by a bulk import whose entities, keyphrases and embedding are
     still to be computed (the server does it in the background)."""
+    tags: list[str] = []
+    """The reader's own tags for the story, from the export it was imported from (Pocket, Omnivore...)."""
 
 
 def utc_now() -> str:
@@ -65,14 +67,14 @@ def reading_minutes(words: int) -> int:
 
 def new_story(article, *, url: str, canonical_url: str, keyphrases: list[schemas.Keyphrase] = (),
               entities: list[schemas.Entity] = (), embedding: list[float] | None = None,
-              analysed: bool = True) -> StoryRecord:
+              analysed: bool = True, tags: tuple[str, ...] | list[str] = ()) -> StoryRecord:
     """The record of an article just extracted from ``url`` (``canonical_url``: the normalised
     URL it is archived under, see :func:`backstory.urls.identity_url`), with its derived fields."""
     return derive(StoryRecord(
         url=url, canonical_url=canonical_url, title=article.title, byline=article.byline,
         site_name=article.site_name, published=article.published, language=article.language,
         text=article.text, keyphrases=list(keyphrases), entities=list(entities), embedding=embedding,
-        analysed=analysed,
+        analysed=analysed, tags=list(tags),
     ))
 
 
@@ -110,5 +112,5 @@ def to_sidebar(record: StoryRecord, related: list[schemas.RelatedStory], *, timi
         word_count=record.word_count, reading_minutes=reading_minutes(record.word_count), text=record.text,
         keyphrases=record.keyphrases, entities=record.entities, related=related,
         timings_ms=timings or schemas.Timings(), archived=archived, cached=cached, analysed=record.analysed,
-        added_by=list(added_by),
+        added_by=list(added_by), tags=record.tags,
     )

@@ -21,9 +21,10 @@ from .storage import Card, Identity, IndexRow, TokenRow, UrlOwner
 _json = msgspec.json.Encoder()
 _decode_keyphrases = msgspec.json.Decoder(list[schemas.Keyphrase]).decode
 _decode_entities = msgspec.json.Decoder(list[schemas.Entity]).decode
+_decode_tags = msgspec.json.Decoder(list[str]).decode
 FIELDS = StoryRecord.__struct_fields__
 SUMMARY_FIELDS = ("story_id", "url", "canonical_url", "title", "site_name", "published", "first_seen", "last_seen")
-_JSON_FIELDS = ("keyphrases", "entities")
+_JSON_FIELDS = ("keyphrases", "entities", "tags")
 _TOKEN = "SELECT id, name, scope, created, last_used, expires, revoked FROM tokens"
 _CHUNK = 500  # ids per IN (...) list: within every backend's bound-parameter limit
 # Point an alias URL at a story. An alias follows the page's latest analysis, but a story's own
@@ -94,6 +95,7 @@ class SqlRows:
         fields = dict(zip(FIELDS, row))
         fields["keyphrases"] = _decode_keyphrases(fields["keyphrases"])
         fields["entities"] = _decode_entities(fields["entities"])
+        fields["tags"] = _decode_tags(fields["tags"])
         if fields["embedding"] is not None:
             fields["embedding"] = self.embedding_out(fields["embedding"]).tolist()
         fields["analysed"] = bool(fields["analysed"])

@@ -122,6 +122,10 @@ MIGRATIONS: list[str | Callable[[psycopg.Connection], None]] = [
     );
     CREATE INDEX claims_who ON claims (who);
     """,
+    # the reader's tags of a story, as in the SQLite archive.
+    """
+    ALTER TABLE stories ADD COLUMN tags jsonb NOT NULL DEFAULT '[]'::jsonb;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 TOKENS_SINCE = 4  # the version that added the tokens table

@@ -116,6 +116,10 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX claims_who ON claims (who);
     """,
+    # the reader's tags of a story, from the export it was imported from: a JSON list of names.
+    """
+    ALTER TABLE stories ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 TOKENS_SINCE = 5  # the version that added the tokens table
