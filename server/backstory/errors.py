@@ -52,6 +52,13 @@ class NotAnArticle(BackstoryError):
     title = "No article found"
 
 
+class NotImportable(BackstoryError):
+    """An export whose format cannot be told from its content."""
+
+    status = 422
+    title = "Unknown export format"
+
+
 class UpstreamError(BackstoryError):
     status = 502
     title = "Upstream error"

@@ -6,7 +6,7 @@ that carry only a URL are left to a fetcher (reported until there is one)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 
 import msgspec
 
@@ -31,8 +31,17 @@ class Tally(msgspec.Struct, kw_only=True):
         return len(self.failures)
 
 
+async def _each(items: Iterable[Item | StoryRecord] | AsyncIterable[Item | StoryRecord]) -> AsyncIterator[Item | StoryRecord]:
+    if isinstance(items, AsyncIterable):  # the server reads its exports in a thread (imports/runs.py)
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
+
+
 async def store(
-    items: Iterable[Item | StoryRecord],
+    items: Iterable[Item | StoryRecord] | AsyncIterable[Item | StoryRecord],
     archive: Any,
     pipeline: Callable[[], Awaitable[Any]],
     *,
@@ -67,7 +76,7 @@ async def store(
             in_flight.discard(item.url)
 
     try:
-        for item in items:
+        async for item in _each(items):
             if isinstance(item, Failure):
                 tally.failures.append(item)
                 step(tally)
