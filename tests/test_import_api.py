@@ -21,7 +21,7 @@ from backstory.app import create_app
 from backstory_tools.fuzz import live_server
 from backstory.archive.storage import ImportRow
 from backstory.config import CHROME_EXTENSION_ORIGIN, Settings
-from backstory.imports.runs import INTERRUPTED, ImportLog
+from backstory.imports.runs import AT_ONCE, INTERRUPTED, ImportLog
 from backstory.tokens import CHECK_EVERY
 
 from .conftest import BASE_URL, assert_problem, story_count, wait_ready
@@ -171,6 +171,7 @@ async def test_bad_files_are_refused_or_reported(client: AsyncTestClient) -> Non
     assert "cannot tell the export's format" in body["detail"] and "?format=" in body["detail"]
     assert_problem(await send(client, b"PK\x03\x04 not really a zip", "application/zip"), 422)
     assert_problem(await send(client, b"", "application/octet-stream"), 422)
+    assert_problem(await send(client, b"", None), 422)  # no type, no body: nothing to import
     assert (await client.get(IMPORTS)).json()["imports"] == []
     # Types that are not an export's (and those a browser sends cross-site unasked): 415.
     for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
@@ -250,12 +251,27 @@ async def test_cross_origin_imports_are_refused_like_every_write(client: AsyncTe
     assert report["imported"] == 1
 
 
+def many_rows(count: int, prefix: str = "many") -> list[dict]:
+    """Stories with texts of their own (texts alike are one story to the archive: its duplicates rule)."""
+    words = sorted({w.strip(".,;:'\"—") for text in AI_PARAGRAPHS + SPORT_PARAGRAPHS for w in text.split()} - {""})
+    return [{"url": f"https://wire.example/{prefix}/{i}", "title": f"Story {i}",
+             "text": " ".join(random.Random(f"{prefix}{i}").choices(words, k=120)) + "."} for i in range(count)]
+
+
+async def test_a_server_runs_a_few_imports_at_once(client: AsyncTestClient) -> None:
+    for n in range(AT_ONCE):
+        started = await send(client, jsonl(many_rows(300, f"batch{n}")), "application/x-ndjson")
+        assert started.status_code == 202, started.text
+    busy = assert_problem(await send(client, jsonl(FIRE_ROWS), "application/x-ndjson"), 429)
+    assert busy["detail"].startswith(f"this server is receiving or running {AT_ONCE} imports")
+    assert int((await send(client, jsonl(FIRE_ROWS), "application/x-ndjson")).headers["retry-after"]) > 0
+    statuses = [i["status"] for i in (await client.get(IMPORTS)).json()["imports"]]
+    assert statuses == ["running"] * AT_ONCE
+
+
 async def test_an_import_cut_short_by_a_stopping_server_is_interrupted_and_resumes(tmp_path: Path, models) -> None:
     settings = Settings(archive=str(tmp_path / "a.sqlite3"))
-    words = sorted({w.strip(".,;:'\"—") for text in AI_PARAGRAPHS + SPORT_PARAGRAPHS for w in text.split()} - {""})
-    # Texts of their own (texts alike are one story to the archive: its duplicates rule).
-    rows = [{"url": f"https://wire.example/many/{i}", "title": f"Story {i}",
-             "text": " ".join(random.Random(i).choices(words, k=120)) + "."} for i in range(400)]
+    rows = many_rows(400)
     async with AsyncTestClient(app=create_app(settings, models=models), base_url=BASE_URL) as client:
         await wait_ready(client)
         started = await send(client, jsonl(rows), "application/x-ndjson")
@@ -301,6 +317,7 @@ async def test_scopes_and_owners_on_both_backends(backend_settings: Settings, mo
         body = jsonl(FIRE_ROWS[:2])
         missing = assert_problem(await send(client, body, "application/x-ndjson"), 401)
         assert "Bearer" in missing["detail"]
+        assert_problem(await send(client, b"", None), 401)  # an empty request: the token first
         assert "read scope" in assert_problem(await send(client, body, "application/x-ndjson", token=reader), 403)["detail"]
         # OPML lists feeds to subscribe to: an admin's; told from the content, or asked for by ?format=.
         assert "admin" in assert_problem(await send(client, OPML, "text/x-opml", token=writer), 403)["detail"]

@@ -112,6 +112,10 @@ def is_json(content_type: str | None) -> bool:
     return media_type(content_type) == JSON_MEDIA_TYPE
 
 
+def _announces_body(headers: Headers) -> bool:
+    return "transfer-encoding" in headers or headers.get("content-length", "0").strip() not in ("", "0")
+
+
 async def _refuse(send: Send, status: int, title: str, detail: str) -> None:
     body = _problem.encode(Problem(status=status, title=title, detail=detail))
     await send({
@@ -154,7 +158,9 @@ class BrowserGuard:
                 return
             content_type = headers.get("content-type")
             if method == "POST" and path.rstrip("/") == IMPORTS_PATH:
-                if media_type(content_type) not in IMPORT_MEDIA_TYPES:
+                # No type and no body (HTTP/1.1: neither length nor chunks) carries nothing to import:
+                # it goes on, to be answered after its token is checked (401 before 422).
+                if media_type(content_type) not in IMPORT_MEDIA_TYPES and (content_type or _announces_body(headers)):
                     await _refuse(send, 415, "Unsupported media type",
                                   f"send the export file itself as the body, with its own type: one of "
                                   f"{', '.join(IMPORT_MEDIA_TYPES)} (not a form or multipart)")

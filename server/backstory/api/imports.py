@@ -36,7 +36,7 @@ class ImportsController(Controller):
         operation_class=file_body(IMPORT_MEDIA_TYPES, BODY),
         response_headers=[ResponseHeader(name="Location", value=f"{IMPORTS_PATH}/{{import_id}}", documentation_only=True,
                                          description="Where the import's progress is reported.", required=True)],
-        responses=problems(413, 415, 422),
+        responses=problems(413, 415, 422, 429),
     )
     async def start_import(
         self, request: Request, services: Services,
@@ -48,19 +48,20 @@ class ImportsController(Controller):
         Answers at once; the import's progress and failures are at the Location given."""
         caller = request.state.caller
         importer = services.opened_importer()
-        fh, size = await spool_body(request, services.settings.max_import_bytes, "BACKSTORY_MAX_IMPORT_BYTES")
-        try:
-            if format is None:
-                try:
-                    format = await asyncio.to_thread(detect, fh)
-                except (UnknownFormat, zipfile.BadZipFile, OSError, EOFError) as exc:
-                    raise errors.NotImportable(str(exc).replace("--format", "?format=")) from None
-            if format == opml.NAME:  # a list of feeds: subscribing is an admin's
-                authorize(request, "admin")
-        except BaseException:
-            fh.close()
-            raise
-        status = await importer.begin(fh, format, size, caller.who)
+        async with importer.receiving_one():
+            fh, size = await spool_body(request, services.settings.max_import_bytes, "BACKSTORY_MAX_IMPORT_BYTES")
+            try:
+                if format is None:
+                    try:
+                        format = await asyncio.to_thread(detect, fh)
+                    except (UnknownFormat, zipfile.BadZipFile, OSError, EOFError) as exc:
+                        raise errors.NotImportable(str(exc).replace("--format", "?format=")) from None
+                if format == opml.NAME:  # a list of feeds: subscribing is an admin's
+                    authorize(request, "admin")
+            except BaseException:
+                fh.close()
+                raise
+            status = await importer.begin(fh, format, size, caller.who)
         return Response(status, status_code=202, headers={"Location": f"{IMPORTS_PATH}/{status.import_id}"})
 
     @get(operation_id="listImports", responses=problems())

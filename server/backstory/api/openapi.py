@@ -41,6 +41,7 @@ REASONS = {
          "or the fetched page is not HTML.",
     422: "Understood but refused: the URL's host is not a valid name or is an address the fetcher "
          "may not reach, the page has no readable article, or an export's format cannot be told.",
+    429: "Too many requests: more imports at once than this server runs (see Retry-After).",
     502: "The page could not be fetched (the site failed, answered an error, or does not resolve).",
     503: "Not ready or over its time budget: the models are loading, or the analysis ran out of time.",
     504: "Fetching the page took too long.",

@@ -15,6 +15,7 @@ in a thread, one entry at a time, so that parsing and inflating never hold the e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import threading
@@ -24,6 +25,7 @@ from typing import Any, AsyncIterator, Awaitable, BinaryIO, Callable
 
 import msgspec
 
+from .. import errors
 from ..archive.storage import AfterCommit, ImportRow, Storage, Writer
 from ..schemas import ImportFailure, ImportStatus
 from ..story import StoryRecord
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 SAVE_EVERY = 0.5  # seconds between progress writes while entries come
 HEARTBEAT = 5.0  # seconds between writes while none do (a slow entry): the import is alive
 STALE_AFTER = 30.0  # seconds without a write after which a running import reads as interrupted
+AT_ONCE = 3  # imports a server receives and runs at once (each spools a file of up to 200 MB to disk)
 FAILURES_KEPT = 100  # failures an import's report lists (it counts them all)
 FEEDS_KEPT = 100
 KEPT_FOR = timedelta(days=30)  # an import's report is forgotten this long after it started
@@ -149,6 +152,20 @@ class Importer:
         self.pipeline = pipeline
         self.window = window
         self.tasks: set[asyncio.Task[None]] = set()
+        self.receiving = 0  # files being received, not begun yet
+
+    @contextlib.asynccontextmanager
+    async def receiving_one(self) -> AsyncIterator[None]:
+        """A place for one more file, for as long as it is being received; Busy (429) when
+        :data:`AT_ONCE` are being received or imported already."""
+        if self.receiving + len(self.tasks) >= AT_ONCE:
+            raise errors.Busy(f"this server is receiving or running {AT_ONCE} imports already; "
+                              "send the file again when one of them is done")
+        self.receiving += 1
+        try:
+            yield
+        finally:
+            self.receiving -= 1
 
     async def begin(self, fh: BinaryIO, format: str, size: int, added_by: str | None) -> ImportStatus:
         """Start importing ``fh`` (which the import now owns and closes) and return its first report."""
