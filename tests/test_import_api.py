@@ -9,6 +9,7 @@ import asyncio
 import io
 import json
 import random
+import time
 import zipfile
 from pathlib import Path
 from typing import AsyncIterator, Iterator
@@ -21,7 +22,7 @@ from backstory.app import create_app
 from backstory_tools.fuzz import live_server
 from backstory.archive.storage import ImportRow
 from backstory.config import CHROME_EXTENSION_ORIGIN, Settings
-from backstory.imports.runs import AT_ONCE, INTERRUPTED, ImportLog
+from backstory.imports.runs import AT_ONCE, INTERRUPTED, STALE_AFTER, ImportLog
 from backstory.tokens import CHECK_EVERY
 
 from .conftest import BASE_URL, assert_problem, story_count, wait_ready
@@ -170,7 +171,7 @@ async def test_bad_files_are_refused_or_reported(client: AsyncTestClient) -> Non
     body = assert_problem(await send(client, b"just some notes\n", "text/csv"), 422)
     assert "cannot tell the export's format" in body["detail"] and "?format=" in body["detail"]
     assert_problem(await send(client, b"PK\x03\x04 not really a zip", "application/zip"), 422)
-    assert_problem(await send(client, b"", "application/octet-stream"), 422)
+    assert "body is empty" in assert_problem(await send(client, b"", "text/csv", params={"format": "pocket"}), 422)["detail"]
     assert_problem(await send(client, b"", None), 422)  # no type, no body: nothing to import
     assert (await client.get(IMPORTS)).json()["imports"] == []
     # Types that are not an export's (and those a browser sends cross-site unasked): 415.
@@ -367,3 +368,44 @@ async def test_the_imports_table_on_both_backends(new_archive) -> None:
         assert [s.import_id for s in await log.recent("token:7", 10)] == ["00112233445566aa"]
         await archive.storage.write(lambda w: (w.prune_imports("2026-01-02T00:00:00Z"), None))
         assert [s.import_id for s in await log.recent(None, 10)] == ["00112233445566bb"]
+
+
+def test_a_killed_servers_import_reads_as_interrupted_on_another_server(tmp_path: Path) -> None:
+    """Two real servers on one archive: the import runs on the first, the second reports its progress;
+    the first is killed (SIGKILL, nothing recorded); the second then says the import was interrupted,
+    and the file sent again to it completes the archive without a story lost or stored twice."""
+    from backstory_tools.bench.server import Server
+
+    archive = tmp_path / "team.sqlite3"
+    runner, other = Server(archive, tmp_path / "a.log"), Server(archive, tmp_path / "b.log")
+    rows = many_rows(600, "killed")
+    try:
+        runner.start()
+        other.start()
+        with httpx.Client(timeout=60) as http:
+            started = http.post(runner.base + IMPORTS, content=jsonl(rows), headers={"content-type": "application/jsonl"})
+            assert started.status_code == 202, started.text
+            location = started.headers["location"]
+            deadline = time.monotonic() + 120
+            while (seen := http.get(other.base + location).json())["imported"] == 0:  # the other server's view
+                assert seen["status"] == "running" and time.monotonic() < deadline, seen
+                time.sleep(0.05)
+            runner.proc.kill()
+            runner.proc.wait(30)
+            deadline = time.monotonic() + STALE_AFTER + 90
+            while (report := http.get(other.base + location).json())["status"] == "running":
+                assert time.monotonic() < deadline, report
+                time.sleep(0.5)
+            assert (report["status"], report["error"], report["finished"]) == ("interrupted", INTERRUPTED, None)
+            assert 0 < report["imported"] < len(rows)
+            stored = http.get(other.base + "/api/v1/stories").json()["total"]
+            again = http.post(other.base + IMPORTS, content=jsonl(rows), headers={"content-type": "application/jsonl"})
+            deadline = time.monotonic() + 300
+            while (done := http.get(other.base + again.headers["location"]).json())["status"] == "running":
+                assert time.monotonic() < deadline, done
+                time.sleep(0.2)
+            assert (done["status"], done["skipped"], done["imported"]) == ("done", stored, len(rows) - stored)
+            assert http.get(other.base + "/api/v1/stories").json()["total"] == len(rows)
+    finally:
+        runner.stop()
+        other.stop()

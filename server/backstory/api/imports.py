@@ -51,6 +51,8 @@ class ImportsController(Controller):
         async with importer.receiving_one():
             fh, size = await spool_body(request, services.settings.max_import_bytes, "BACKSTORY_MAX_IMPORT_BYTES")
             try:
+                if not size:
+                    raise errors.NotImportable("the body is empty: send the export file itself as the body")
                 if format is None:
                     try:
                         format = await asyncio.to_thread(detect, fh)

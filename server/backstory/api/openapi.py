@@ -70,14 +70,16 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
 
 def file_body(media_types: tuple[str, ...], description: str) -> type[Operation]:
     """The ``operation_class`` of a handler that takes a file as its body, read as a stream (so
-    Litestar sees no ``data`` parameter to document): any bytes, of any of ``media_types``."""
+    Litestar sees no ``data`` parameter to document): any bytes, of any of ``media_types``; under
+    a JSON type, any JSON (a binary string there would say the body is one JSON string)."""
 
     @dataclass
     class FileBodyOperation(Operation):
         def __post_init__(self) -> None:
-            binary = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+            binary = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY, min_length=1)
             self.request_body = RequestBody(
-                content={media_type: OpenAPIMediaType(schema=binary) for media_type in media_types},
+                content={media_type: OpenAPIMediaType(schema=Schema() if media_type.endswith("json") else binary)
+                         for media_type in media_types},
                 description=description, required=True,
             )
 
