@@ -192,6 +192,50 @@ class StoryList(Value):
     offset: int
 
 
+ImportId = Annotated[str, Meta(pattern=STORY_ID_PATTERN, description="An import's id: 16 hex digits.")]
+
+
+class ImportFailure(Value):
+    """An entry of an export that was not imported, and why ("the file" when the rest of the
+    file could not be read)."""
+
+    where: str
+    reason: str
+    url: str | None = None
+
+
+class ImportStatus(Value):
+    """An import sent over HTTP and its progress (see POST /api/v1/imports)."""
+
+    import_id: str
+    status: Literal["running", "done", "failed", "interrupted"]
+    """``failed``: the file could not be read to its end (``error`` says why; what was read
+    before is stored); ``interrupted``: the server that ran it stopped (send the file again:
+    what was stored is skipped)."""
+    format: str
+    size: int
+    """Bytes received."""
+    read_bytes: int
+    """How far into the file the import has read (a zip's members: as stored in it)."""
+    imported: int
+    skipped: int
+    """Entries the archive already had."""
+    failed: int
+    failures: list[ImportFailure]
+    """The first failures (``failed`` counts them all)."""
+    feeds_found: int
+    feeds: list[str]
+    """The first feeds' URLs (OPML)."""
+    error: str | None
+    started: str
+    updated: str
+    finished: str | None
+
+
+class ImportList(Value):
+    imports: list[ImportStatus]
+
+
 PROBLEM_JSON = "application/problem+json"
 
 

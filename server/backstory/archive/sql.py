@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import schemas
 from ..story import StoryRecord
-from .storage import Card, Identity, IndexRow, TokenRow, UrlOwner
+from .storage import Card, Identity, ImportRow, IndexRow, TokenRow, UrlOwner
 
 _json = msgspec.json.Encoder()
 _decode_keyphrases = msgspec.json.Decoder(list[schemas.Keyphrase]).decode
@@ -26,6 +26,7 @@ FIELDS = StoryRecord.__struct_fields__
 SUMMARY_FIELDS = ("story_id", "url", "canonical_url", "title", "site_name", "published", "first_seen", "last_seen")
 _JSON_FIELDS = ("keyphrases", "entities", "tags")
 _TOKEN = "SELECT id, name, scope, created, last_used, expires, revoked FROM tokens"
+_IMPORT = f"SELECT {', '.join(ImportRow._fields)} FROM imports"
 _CHUNK = 500  # ids per IN (...) list: within every backend's bound-parameter limit
 # Point an alias URL at a story. An alias follows the page's latest analysis, but a story's own
 # canonical URL is never taken from it.
@@ -204,7 +205,24 @@ class SqlRows:
         where = "" if with_revoked else " WHERE revoked IS NULL"
         return [TokenRow(*row) for row in self.execute(f"{_TOKEN}{where} ORDER BY id")]
 
+    def import_row(self, import_id: str) -> ImportRow | None:
+        row = self._one(f"{_IMPORT} WHERE import_id = ?", import_id)
+        return ImportRow(*row) if row else None
+
+    def import_rows(self, added_by: str | None, limit: int) -> list[ImportRow]:
+        mine = "" if added_by is None else " WHERE added_by = ?"
+        args = (limit,) if added_by is None else (added_by, limit)
+        return [ImportRow(*row) for row in self.execute(f"{_IMPORT}{mine} ORDER BY started DESC, import_id LIMIT ?", args)]
+
     # ---- writes (on the writer's connection only) -------------------------------------------
+    def put_import(self, row: ImportRow) -> None:
+        later = ", ".join(f"{name} = excluded.{name}" for name in ImportRow._fields[2:])
+        self.execute(f"INSERT INTO imports ({', '.join(ImportRow._fields)}) VALUES ({', '.join('?' * len(row))}) "
+                     f"ON CONFLICT (import_id) DO UPDATE SET {later}", row)
+
+    def prune_imports(self, started_before: str) -> None:
+        self.execute("DELETE FROM imports WHERE started < ?", (started_before,))
+
     def add_token(self, name: str, scope: str, digest: str, created: str, expires: str | None) -> None:
         self.execute("INSERT INTO tokens (name, scope, hash, created, expires) VALUES (?, ?, ?, ?, ?)",
                      (name, scope, digest, created, expires))

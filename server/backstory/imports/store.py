@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
 
 import msgspec
@@ -92,8 +92,17 @@ class Tally(msgspec.Struct, kw_only=True):
         return len(self.failures)
 
 
+async def _each(items: Iterable[Item | StoryRecord] | AsyncIterable[Item | StoryRecord]) -> AsyncIterator[Item | StoryRecord]:
+    if isinstance(items, AsyncIterable):  # the server reads its exports in a thread (imports/runs.py)
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
+
+
 async def store(
-    items: Iterable[Item | StoryRecord],
+    items: Iterable[Item | StoryRecord] | AsyncIterable[Item | StoryRecord],
     archive: Any,
     pipeline: Callable[[], Awaitable[Any]],
     *,
@@ -142,7 +151,7 @@ async def store(
     fetches = HostQueues(ingest)
 
     try:
-        for item in items:
+        async for item in _each(items):
             if isinstance(item, Failure):
                 tally.failures.append(item)
                 step(tally)

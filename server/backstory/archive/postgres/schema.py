@@ -126,6 +126,28 @@ MIGRATIONS: list[str | Callable[[psycopg.Connection], None]] = [
     """
     ALTER TABLE stories ADD COLUMN tags jsonb NOT NULL DEFAULT '[]'::jsonb;
     """,
+    # imports sent over HTTP and their progress, as in the SQLite archive.
+    """
+    CREATE TABLE imports (
+        import_id text PRIMARY KEY,
+        format text NOT NULL,
+        status text NOT NULL CHECK (status IN ('running', 'done', 'failed', 'interrupted')),
+        added_by text,
+        size bigint NOT NULL,
+        read_bytes bigint NOT NULL DEFAULT 0,
+        imported integer NOT NULL DEFAULT 0,
+        skipped integer NOT NULL DEFAULT 0,
+        failed integer NOT NULL DEFAULT 0,
+        failures text NOT NULL DEFAULT '[]',
+        feeds_found integer NOT NULL DEFAULT 0,
+        feeds text NOT NULL DEFAULT '[]',
+        error text,
+        started text NOT NULL,
+        updated text NOT NULL,
+        finished text
+    );
+    CREATE INDEX imports_started ON imports (started);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 TOKENS_SINCE = 4  # the version that added the tokens table

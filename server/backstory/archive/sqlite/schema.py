@@ -120,6 +120,29 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE stories ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
     """,
+    # imports sent over HTTP (POST /api/v1/imports) and their progress, kept here so that any
+    # server of the archive can answer for one; ``updated`` is the running server's heartbeat.
+    """
+    CREATE TABLE imports (
+        import_id TEXT PRIMARY KEY,
+        format TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed', 'interrupted')),
+        added_by TEXT,
+        size INTEGER NOT NULL,
+        read_bytes INTEGER NOT NULL DEFAULT 0,
+        imported INTEGER NOT NULL DEFAULT 0,
+        skipped INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        failures TEXT NOT NULL DEFAULT '[]',
+        feeds_found INTEGER NOT NULL DEFAULT 0,
+        feeds TEXT NOT NULL DEFAULT '[]',
+        error TEXT,
+        started TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        finished TEXT
+    ) WITHOUT ROWID;
+    CREATE INDEX imports_started ON imports (started);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 TOKENS_SINCE = 5  # the version that added the tokens table
