@@ -98,14 +98,20 @@ class AnalyzeRequest(Base):
     unless the token was created with ``--visibility private``). Private needs API tokens."""
 
 
+class Mention(Value):
+    """Where a name or phrase occurs: ``text[start:end]`` of the sidebar's ``text`` (offsets in
+    Unicode code points)."""
+
+    start: int
+    end: int
+
+
 class Keyphrase(Value):
     phrase: str
     score: float
-
-
-class Mention(Value):
-    start: int
-    end: int
+    mentions: list[Mention] = []
+    """Each occurrence of the phrase in ``text``, in any spelling that counts as the same phrase
+    ("tornado", "tornadoes"); empty for a story analysed by an older server."""
 
 
 class Entity(Value):
@@ -162,6 +168,8 @@ class Sidebar(Value):
     """The names of the tokens that added the story to the archive (and ``cli`` for the command
     line); empty on a server without tokens, and for a story not archived."""
     visibility: Visibility = "team"
+    tags: list[str] = []
+    """The reader's tags for the story, kept from the export it was imported from."""
 
 
 class Me(Value):
@@ -195,6 +203,50 @@ class StoryList(Value):
     total: int
     limit: int
     offset: int
+
+
+ImportId = Annotated[str, Meta(pattern=STORY_ID_PATTERN, description="An import's id: 16 hex digits.")]
+
+
+class ImportFailure(Value):
+    """An entry of an export that was not imported, and why ("the file" when the rest of the
+    file could not be read)."""
+
+    where: str
+    reason: str
+    url: str | None = None
+
+
+class ImportStatus(Value):
+    """An import sent over HTTP and its progress (see POST /api/v1/imports)."""
+
+    import_id: str
+    status: Literal["running", "done", "failed", "interrupted"]
+    """``failed``: the file could not be read to its end (``error`` says why; what was read
+    before is stored); ``interrupted``: the server that ran it stopped (send the file again:
+    what was stored is skipped)."""
+    format: str
+    size: int
+    """Bytes received."""
+    read_bytes: int
+    """How far into the file the import has read (a zip's members: as stored in it)."""
+    imported: int
+    skipped: int
+    """Entries the archive already had."""
+    failed: int
+    failures: list[ImportFailure]
+    """The first failures (``failed`` counts them all)."""
+    feeds_found: int
+    feeds: list[str]
+    """The first feeds' URLs (OPML)."""
+    error: str | None
+    started: str
+    updated: str
+    finished: str | None
+
+
+class ImportList(Value):
+    imports: list[ImportStatus]
 
 
 PROBLEM_JSON = "application/problem+json"

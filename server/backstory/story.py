@@ -64,6 +64,8 @@ class StoryRecord(msgspec.Struct, kw_only=True):
     @property
     def visibility(self) -> str:
         return "private" if self.owner else "team"
+    tags: list[str] = []
+    """The reader's own tags for the story, from the export it was imported from (Pocket, Omnivore...)."""
 
 
 def utc_now() -> str:
@@ -89,14 +91,14 @@ def reading_minutes(words: int) -> int:
 
 def new_story(article, *, url: str, canonical_url: str, keyphrases: list[schemas.Keyphrase] = (),
               entities: list[schemas.Entity] = (), embedding: list[float] | None = None,
-              analysed: bool = True, owner: str = "") -> StoryRecord:
+              analysed: bool = True, tags: tuple[str, ...] | list[str] = (), owner: str = "") -> StoryRecord:
     """The record of an article just extracted from ``url`` (``canonical_url``: the normalised
     URL it is archived under, see :func:`backstory.urls.identity_url`), with its derived fields."""
     return derive(StoryRecord(
         url=url, canonical_url=canonical_url, title=article.title, byline=article.byline,
         site_name=article.site_name, published=article.published, language=article.language,
         text=article.text, keyphrases=list(keyphrases), entities=list(entities), embedding=embedding,
-        analysed=analysed, owner=owner,
+        analysed=analysed, tags=list(tags), owner=owner,
     ))
 
 
@@ -134,5 +136,5 @@ def to_sidebar(record: StoryRecord, related: list[schemas.RelatedStory], *, timi
         word_count=record.word_count, reading_minutes=reading_minutes(record.word_count), text=record.text,
         keyphrases=record.keyphrases, entities=record.entities, related=related,
         timings_ms=timings or schemas.Timings(), archived=archived, cached=cached, analysed=record.analysed,
-        added_by=list(added_by), visibility=record.visibility,
+        added_by=list(added_by), tags=record.tags, visibility=record.visibility,
     )

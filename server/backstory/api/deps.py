@@ -17,6 +17,7 @@ from litestar.params import Dependency
 from .. import errors
 from ..archive.base import Archive
 from ..config import Settings
+from ..imports.runs import Importer
 from ..jobs import JobQueue
 from ..pipeline import Pipeline
 from ..schemas import AnalyzeRequest, Sidebar
@@ -35,6 +36,7 @@ class Services:
         self.pipeline: Pipeline | None = None
         self.jobs: JobQueue | None = None  # the archive's job queue (PostgreSQL only)
         self.tokens: TokenStore | None = None  # the archive's API tokens
+        self.importer: Importer | None = None  # runs the imports sent to this server
         self.ready = asyncio.Event()
         self.load_error: BaseException | None = None
         self.started = time.monotonic()
@@ -69,6 +71,11 @@ class Services:
         if self.tokens is None:  # the lifespan sets it when it opens the archive
             raise errors.Unavailable("the archive is not open yet")
         return self.tokens
+
+    def opened_importer(self) -> Importer:
+        if self.importer is None:  # the lifespan sets it when it opens the archive
+            raise errors.Unavailable("the archive is not open yet")
+        return self.importer
 
     def opened_archive(self) -> Archive:
         if self.archive is None:  # the lifespan opens it before the app takes requests

@@ -16,17 +16,19 @@ import numpy as np
 
 from .. import schemas
 from ..story import OPERATOR, StoryRecord, Viewer
-from .storage import Card, Identity, IndexRow, TokenRow, UrlOwner
+from .storage import Card, Identity, ImportRow, IndexRow, TokenRow, UrlOwner
 
 _json = msgspec.json.Encoder()
 _decode_keyphrases = msgspec.json.Decoder(list[schemas.Keyphrase]).decode
 _decode_entities = msgspec.json.Decoder(list[schemas.Entity]).decode
+_decode_tags = msgspec.json.Decoder(list[str]).decode
 FIELDS = StoryRecord.__struct_fields__
 SUMMARY_FIELDS = ("story_id", "url", "canonical_url", "title", "site_name", "published", "first_seen", "last_seen",
                   "owner")
-_JSON_FIELDS = ("keyphrases", "entities")
+_JSON_FIELDS = ("keyphrases", "entities", "tags")
 _TOKEN_COLUMNS = "id, name, scope, created, last_used, expires, revoked, visibility"  # a TokenRow's
 _TOKEN = f"SELECT {_TOKEN_COLUMNS} FROM tokens"
+_IMPORT = f"SELECT {', '.join(ImportRow._fields)} FROM imports"
 _CHUNK = 500  # ids per IN (...) list: within every backend's bound-parameter limit
 # Point an alias URL at a story, among its owner's URLs (the team's, or one member's private
 # ones). An alias follows the page's latest analysis, but a story's own canonical URL is never
@@ -110,6 +112,7 @@ class SqlRows:
         fields = dict(zip(FIELDS, row))
         fields["keyphrases"] = _decode_keyphrases(fields["keyphrases"])
         fields["entities"] = _decode_entities(fields["entities"])
+        fields["tags"] = _decode_tags(fields["tags"])
         if fields["embedding"] is not None:
             fields["embedding"] = self.embedding_out(fields["embedding"]).tolist()
         fields["analysed"] = bool(fields["analysed"])
@@ -237,7 +240,24 @@ class SqlRows:
                             "ORDER BY story_id, who LIMIT ?", (after[0], after[0], after[1], limit))
         return [(r[0], r[1], r[2]) for r in rows]
 
+    def import_row(self, import_id: str) -> ImportRow | None:
+        row = self._one(f"{_IMPORT} WHERE import_id = ?", import_id)
+        return ImportRow(*row) if row else None
+
+    def import_rows(self, added_by: str | None, limit: int) -> list[ImportRow]:
+        mine = "" if added_by is None else " WHERE added_by = ?"
+        args = (limit,) if added_by is None else (added_by, limit)
+        return [ImportRow(*row) for row in self.execute(f"{_IMPORT}{mine} ORDER BY started DESC, import_id LIMIT ?", args)]
+
     # ---- writes (on the writer's connection only) -------------------------------------------
+    def put_import(self, row: ImportRow) -> None:
+        later = ", ".join(f"{name} = excluded.{name}" for name in ImportRow._fields[2:])
+        self.execute(f"INSERT INTO imports ({', '.join(ImportRow._fields)}) VALUES ({', '.join('?' * len(row))}) "
+                     f"ON CONFLICT (import_id) DO UPDATE SET {later}", row)
+
+    def prune_imports(self, started_before: str) -> None:
+        self.execute("DELETE FROM imports WHERE started < ?", (started_before,))
+
     def add_token(self, name: str, scope: str, digest: str, created: str, expires: str | None,
                   visibility: str = "team") -> None:
         self.execute("INSERT INTO tokens (name, scope, hash, created, expires, visibility) VALUES (?, ?, ?, ?, ?, ?)",

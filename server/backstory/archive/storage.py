@@ -85,6 +85,28 @@ class TokenRow(NamedTuple):
     visibility: str = "team"  # what the token's stories are stored as when a request does not say
 
 
+class ImportRow(NamedTuple):
+    """An import sent over HTTP, as stored: its progress so far (``failures`` and ``feeds``: JSON
+    lists, the first of each), ``updated`` the running server's last heartbeat."""
+
+    import_id: str
+    format: str
+    status: str  # running, done, failed, interrupted
+    added_by: str | None
+    size: int
+    read_bytes: int
+    imported: int
+    skipped: int
+    failed: int
+    failures: str
+    feeds_found: int
+    feeds: str
+    error: str | None
+    started: str
+    updated: str
+    finished: str | None
+
+
 def tokens_ever(reader: "Reader") -> int:
     """How many API tokens were ever created, revoked and expired ones included: once there has
     been one, calls need one (revoking the last token must not open the server to everyone)."""
@@ -153,6 +175,11 @@ class Reader(Protocol):
     def feed_head(self) -> int:
         """The change feed's latest position."""
 
+    def import_row(self, import_id: str) -> ImportRow | None: ...
+
+    def import_rows(self, added_by: str | None, limit: int) -> list[ImportRow]:
+        """The latest imports (of ``added_by`` only, unless None), newest first."""
+
 
 class Writer(Reader, Protocol):
     def put(self, record: StoryRecord, features: bytes, simhash_ok: bool, new: bool) -> None:
@@ -190,6 +217,12 @@ class Writer(Reader, Protocol):
         """Revoke the token of this name; False when there is none."""
 
     def token_used(self, token_id: int, at: str) -> None: ...
+
+    def put_import(self, row: ImportRow) -> None:
+        """Store an import's row, new or updated."""
+
+    def prune_imports(self, started_before: str) -> None:
+        """Forget the imports started before ``started_before``."""
 
 
 class Storage(Protocol):

@@ -35,6 +35,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         async def run() -> Any:
             from ..archive import open_archive
             from ..jobs import job_queue
+            from ..polite import PoliteFetcher
             from ..tokens import TokenStore
 
             if args.visibility == "private" and not args.as_name:
@@ -69,9 +70,10 @@ def cmd_import(args: argparse.Namespace) -> int:
                         print(f"import {path.name}: {counts}", file=sys.stderr, flush=True)
 
                 try:
-                    tally = await store(read(fh, fmt), archive, make_pipeline, analyze=args.analyze,
-                                        window=settings.workers * 2, step=step, added_by=added_by,
-                                        visibility=args.visibility)
+                    async with PoliteFetcher(settings) as fetcher:  # for the entries that carry only a URL
+                        tally = await store(read(fh, fmt), archive, make_pipeline, analyze=args.analyze,
+                                            window=settings.workers * 2, step=step, added_by=added_by,
+                                            fetcher=fetcher, visibility=args.visibility)
                     bar.update(task, completed=size)
                 finally:
                     if pipeline is not None:
