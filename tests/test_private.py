@@ -9,6 +9,7 @@ import asyncio
 import json
 from pathlib import Path
 
+import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
@@ -279,6 +280,32 @@ async def test_without_tokens_a_private_story_is_refused(client: AsyncTestClient
     assert (await analyze(client, None, 0, visibility="team"))["visibility"] == "team"
     assert_problem(await client.post("/api/v1/analyze", json={"url": "https://news.example/", "text": text,
                                                               "visibility": "secret"}), 400)
+
+
+async def test_an_uploaded_import_is_filed_as_its_sender_says_never_among_anothers(client: AsyncTestClient) -> None:
+    from .test_import_api import finished, jsonl, send
+
+    alice, bob, _carol, _boss = await members(client)
+    token_of = {t.name: f"token:{t.id}" for t in await client.app.state.backstory.tokens.list()}
+    title, text = FIRE_A[0]
+    article = jsonl([{"url": "https://wire.example/fire/0", "title": title, "text": text}])
+    report = await finished(client, await send(client, article, "application/x-ndjson", token=alice,
+                                               params={"visibility": "private"}), token=alice)
+    assert (report["status"], report["imported"]) == ("done", 1)
+    (mine,) = await listed(client, alice)
+    assert await listed(client, bob) == set()
+    assert (await client.get(f"/api/v1/stories/{mine}", headers=bearer(alice))).json()["visibility"] == "private"
+    # Bob uploads an export line claiming to be Alice's private story of that URL (her story's very
+    # id): it becomes Bob's team story, under the id its URL has among team stories; hers is untouched.
+    other_title, other_text = FIRE_A[1]
+    forged = StoryRecord(story_id=mine, url="https://wire.example/fire/0", canonical_url="https://wire.example/fire/0",
+                         title=other_title, text=other_text, owner=token_of["alice"], analysed=False)
+    report = await finished(client, await send(client, jsonl([msgspec.to_builtins(forged)]),
+                                               "application/x-ndjson", token=bob), token=bob)
+    assert (report["status"], report["imported"]) == ("done", 1), report
+    assert await listed(client, bob) == {story_id_for("https://wire.example/fire/0")}
+    kept = (await client.get(f"/api/v1/stories/{mine}", headers=bearer(alice))).json()
+    assert (kept["title"], kept["added_by"]) == (title, ["alice"])
 
 
 # ---- the command line -------------------------------------------------------------------------
