@@ -202,7 +202,7 @@ def test_binary_garbage_is_a_clear_error() -> None:
 def test_deeply_nested_page_does_not_crash() -> None:
     body = "".join(f"<p>{p}</p>" for p in STORY)
     deep = "<html><body><article>" + body + "</article>" + "<div>" * 100_000 + "x" + "</div>" * 100_000 + "</body></html>"
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: the claim holds on a machine busy with other work
     article = extract_article(deep, URL)
     assert article.text.split("\n\n") == STORY
     # All content nested past any sane depth: a clear answer, quickly.
@@ -211,7 +211,7 @@ def test_deeply_nested_page_does_not_crash() -> None:
         extract_article(only_deep, URL)
     except NotAnArticle:
         pass
-    assert time.perf_counter() - start < 20
+    assert time.process_time() - start < 20
 
 
 def test_huge_page() -> None:
@@ -296,10 +296,10 @@ def test_fetched_bytes_from_a_real_server(page_server) -> None:
 def test_warm_up_then_a_typical_page_is_fast() -> None:
     warm_up()
     page = news_page()
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time, not wall time: a busy machine does not fail it
     for _ in range(5):
         extract_article(page, URL)
-    assert (time.perf_counter() - start) / 5 < 0.5
+    assert (time.process_time() - start) / 5 < 0.5
 
 
 def test_detect_language() -> None:

@@ -394,11 +394,11 @@ async def test_slow_server_times_out(serve):
         srv.release.wait(10)
 
     srv = serve({"/": sleepy})
-    start = time.monotonic()
+    # The server holds the request for 10 s and then closes it without an answer: had the fetch
+    # waited for it, this would be an UpstreamError, not a timeout.
     with pytest.raises(errors.UpstreamTimeout) as info:
         await fetch_page(srv.url("/"), ALLOW_2.replace(fetch_timeout=0.5))
     assert info.value.status == 504
-    assert time.monotonic() - start < 2.0
 
 
 async def test_trickling_server_hits_the_total_deadline(serve):
@@ -414,11 +414,9 @@ async def test_trickling_server_hits_the_total_deadline(serve):
             h.wfile.flush()
 
     srv = serve({"/": trickle})
-    start = time.monotonic()
     with pytest.raises(errors.UpstreamTimeout, match="longer than 1 s"):
         # wait_for only turns a missing deadline into a failure instead of a hang
         await asyncio.wait_for(fetch_page(srv.url("/"), ALLOW_2.replace(fetch_timeout=1.0)), 10)
-    assert time.monotonic() - start < 2.5
 
 
 def streamer(srv_box: list, total: int, declare: bool) -> Route:
@@ -444,11 +442,9 @@ async def test_oversize_body_stops_reading(serve, declare):
     box: list[Server] = []
     srv = serve({"/big": streamer(box, total, declare)})
     box.append(srv)
-    start = time.monotonic()
     with pytest.raises(errors.PayloadTooLarge, match="1,048,576") as info:
         await fetch_page(srv.url("/big"), ALLOW_2.replace(max_fetch_bytes=1024 * 1024))
     assert info.value.status == 413
-    assert time.monotonic() - start < 3.0
     time.sleep(0.2)  # let the server notice the closed connection
     assert srv.sent < total // 4  # it did not have to send everything
     if declare:

@@ -285,12 +285,12 @@ def test_a_zip_bomb_is_refused_before_it_is_inflated(tmp_path: Path, capsys) -> 
             for _ in range(200):
                 member.write(zeros)
     assert path.stat().st_size < 1024 * 1024
-    before, started = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.monotonic()
+    before, started = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.process_time()
     with path.open("rb") as fh, pytest.raises(UnsafeZip, match="zip bomb"):
         SafeZip(fh)
     code, err = run_import(path, tmp_path / "b.sqlite3", capsys)
     assert code == 1 and "the file: part_000000.csv inflates" in err
-    assert time.monotonic() - started < 10
+    assert time.process_time() - started < 10  # CPU seconds: nothing was inflated
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024  # KiB: nothing was inflated
 
     # The total is held to its limit too, whatever each member's ratio.
@@ -327,9 +327,9 @@ def test_billion_laughs_in_opml_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "laughs.opml"
     path.write_text(f'<?xml version="1.0"?>\n<!DOCTYPE opml [\n<!ENTITY lol0 "lol">\n{lol}]>\n'
                     '<opml><body><outline text="&lol9;" xmlUrl="https://x.example/feed"/></body></opml>\n')
-    started = time.monotonic()
+    started = time.process_time()
     found = items(path)
-    assert time.monotonic() - started < 2
+    assert time.process_time() - started < 2  # CPU seconds: nothing was expanded
     assert found == [Failure(where="the file", reason="the OPML declares XML entities: refused (entity expansion is off)")]
     external = tmp_path / "external.opml"
     external.write_text('<?xml version="1.0"?>\n<!DOCTYPE opml [<!ENTITY x SYSTEM "file:///etc/passwd">]>\n'

@@ -138,14 +138,29 @@ def test_position_and_title_features(nlp, extractor: KeyphraseExtractor) -> None
     assert cands["rail line"].count == 4  # also counted inside "light rail line"
 
 
-def test_similarity_comes_from_keybert(nlp, extractor: KeyphraseExtractor, embedder: MiniLMEmbedder) -> None:
+def test_similarity_comes_from_keybert(nlp, extractor: KeyphraseExtractor, embedder: MiniLMEmbedder,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
     phrases = ["light rail line", "traffic congestion", "chamber of commerce"]
     doc_vec = embedder.embed_document(STORY)
     vectors = embedder.embed(phrases)
+    calls: list[dict] = []
+    scorer = extractor.keybert.extract_keywords
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return scorer(*args, **kwargs)
+
+    monkeypatch.setattr(extractor.keybert, "extract_keywords", spy)
     sims = extractor._similarities(STORY, phrases, doc_vec, vectors)
+    # KeyBERT does the scoring, once, over exactly our candidates.
+    assert len(calls) == 1 and calls[0]["top_n"] == len(phrases)
+    assert calls[0]["vectorizer"].vocabulary == phrases
+    # Its scores are cosine similarities, computed here from the raw vectors (not assuming the
+    # embedder normalises them), rounded as KeyBERT rounds (4 places).
     assert set(sims) == set(phrases)
     for phrase, vector in zip(phrases, vectors):
-        assert sims[phrase] == pytest.approx(float(vector @ doc_vec), abs=1e-3)
+        cosine = float(vector @ doc_vec) / float(np.linalg.norm(vector) * np.linalg.norm(doc_vec))
+        assert sims[phrase] == pytest.approx(cosine, abs=1e-3)
 
 
 def test_overlap_penalty_spreads_the_list(nlp, embedder: MiniLMEmbedder) -> None:

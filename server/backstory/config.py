@@ -146,6 +146,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     max_body_bytes: Annotated[
         int, Meta(ge=1024, description="Largest request body accepted (bytes); larger ones get 413.")
     ] = 10 * 1024 * 1024
+    max_import_bytes: Annotated[
+        int,
+        Meta(ge=1024, description="Largest export file `POST /api/v1/imports` accepts (bytes); larger ones get 413. The file waits on disk (the system's temporary folder, TMPDIR) while it is imported, never in memory."),
+    ] = 200 * 1024 * 1024
     fetch_timeout: Annotated[
         float, Meta(gt=0, description="Seconds allowed for fetching a page the client did not send.")
     ] = 10.0

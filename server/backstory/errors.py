@@ -52,6 +52,21 @@ class NotAnArticle(BackstoryError):
     title = "No article found"
 
 
+class NotImportable(BackstoryError):
+    """An export whose format cannot be told from its content."""
+
+    status = 422
+    title = "Unknown export format"
+
+
+class Busy(BackstoryError):
+    """The server is doing as much of this as it does at once (imports): the client tries later."""
+
+    status = 429
+    title = "Too many requests"
+    headers = {"Retry-After": "30"}
+
+
 class UpstreamError(BackstoryError):
     status = 502
     title = "Upstream error"

@@ -18,7 +18,9 @@ or a feed poller may ask one site for hundreds. :class:`PoliteFetcher` wraps ``f
 * conditional requests: give the ``etag`` / ``last_modified`` of the copy you hold and a
   304 Not Modified comes back as None.
 
-Robots.txt is checked for the URL asked for; the redirects ``fetch_page`` follows from there
+The rules are read by ``urllib.robotparser``, which takes a group's first matching line where
+RFC 9309 takes the longest: ``Disallow: /`` before ``Allow: /news/`` refuses /news/ too (it errs
+towards asking less). Robots.txt is checked for the URL asked for; the redirects ``fetch_page`` follows from there
 (to the canonical story) are checked by the SSRF guard, not against the target's robots.txt.
 """
 

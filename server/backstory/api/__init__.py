@@ -3,9 +3,10 @@
 from .analyze import AnalyzeController
 from .feeds import FeedsController
 from .health import health_routes
+from .imports import ImportsController
 from .me import me
 from .stories import StoriesController
 
-API_ROUTES = [AnalyzeController, StoriesController, FeedsController, me]
+API_ROUTES = [AnalyzeController, StoriesController, ImportsController, FeedsController, me]
 
 __all__ = ["API_ROUTES", "health_routes"]

@@ -46,8 +46,10 @@ class FeedsController(Controller):
         """Subscribe to an RSS, Atom or JSON feed; it is polled at once, then at its interval,
         and its new entries are archived (analysed in the background)."""
         archive = services.opened_archive()
+        # With a job queue the poll is queued right here, so the feed is leased to that job: else
+        # the periodic job could find it due meanwhile and queue a second poll of it.
         url, new = await subscribe(archive, services.settings, data.url, title=data.title,
-                                   added_by=request.state.caller.who)
+                                   added_by=request.state.caller.who, polled_here=services.jobs is not None)
         if new:
             await services.poll_soon(url)
         feed = await archive.feed(url)

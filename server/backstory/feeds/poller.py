@@ -190,7 +190,7 @@ class FeedPoller:
         """Archive one new entry's article; 1 when a story was stored, 0 when the archive has it."""
         if entry.link is None:
             raise errors.InvalidUrl("the entry has no usable link to file its story under")
-        if await self.archive.story_at(entry.link) is not None:
+        if await self.archive.story_at(entry.link, owner="") is not None:
             return 0
         final_url = None
         if entry.content is not None and words(entry.content) >= FULL_ARTICLE_WORDS:
@@ -199,13 +199,14 @@ class FeedPoller:
             page = await self.fetcher.fetch(entry.link)
             if page is None:
                 raise errors.UpstreamError(f"{entry.link} answered 304 to an unconditional request")
-            if page.final_url != entry.link and await self.archive.story_at(page.final_url) is not None:
+            if page.final_url != entry.link and await self.archive.story_at(page.final_url, owner="") is not None:
                 return 0
             request = AnalyzeRequest(url=entry.link, title=entry.title, html=decode_html(page.body, page.content_type))
             final_url = page.final_url
-        # The entry's date and author fill in what the page does not say.
+        # The entry's date and author fill in what the page does not say. A feed's stories are the
+        # team's (owner ""), whoever subscribed: the subscription is the team's too.
         await self.ingest(request, published=entry.published, byline=entry.author, final_url=final_url, analyze=False,
-                          added_by=feed.added_by)
+                          added_by=feed.added_by, owner="")
         return 1
 
     async def poll_due(self) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
 
 import msgspec
@@ -19,7 +19,7 @@ from ..config import Settings
 from ..extract import decode_html
 from ..feeds import subscribe
 from ..schemas import AnalyzeRequest
-from ..story import StoryRecord
+from ..story import StoryRecord, derive
 from .entry import Entry, Failure, Feed, Item
 
 NEEDS_FETCHING = "needs fetching (no fetcher given)"
@@ -96,8 +96,17 @@ class Tally(msgspec.Struct, kw_only=True):
         return len(self.failures)
 
 
+async def _each(items: Iterable[Item | StoryRecord] | AsyncIterable[Item | StoryRecord]) -> AsyncIterator[Item | StoryRecord]:
+    if isinstance(items, AsyncIterable):  # the server reads its exports in a thread (imports/runs.py)
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
+
+
 async def store(
-    items: Iterable[Item | StoryRecord],
+    items: Iterable[Item | StoryRecord] | AsyncIterable[Item | StoryRecord],
     archive: Any,
     pipeline: Callable[[], Awaitable[Any]],
     *,
@@ -107,6 +116,7 @@ async def store(
     added_by: str | None = None,
     fetcher: Any = None,
     settings: Settings | None = None,
+    visibility: str | None = None,
 ) -> Tally:
     """Store ``items`` in ``archive``; ``pipeline()`` makes the pipeline on first need (none is
     made when every story is skipped). ``window`` stories are processed at once; exported
@@ -115,7 +125,19 @@ async def store(
     and subscribes the feeds. ``fetcher`` (a :class:`backstory.polite.PoliteFetcher`) fetches the
     entries that carry only a URL (see :class:`HostQueues`); without one they are reported as
     failures. ``settings`` give a new feed its first interval (each poll sets it again from the
-    polling process's settings)."""
+    polling process's settings).
+
+    ``visibility`` ("team" or "private": ``added_by``'s private stories) is what every story is
+    stored as, exported records included; None (the command line's default) stores articles as
+    team stories and exported records as they were exported (their owner and id kept: lossless).
+    An API caller always passes one, so an uploaded export can neither file stories among another
+    member's nor take the id another member's story would have. A feed's subscription is the
+    team's whatever the visibility (the stories a feed brings are team stories)."""
+    if visibility not in (None, "team", "private"):
+        raise ValueError(f"the visibility is team or private, not {visibility!r}")
+    if visibility == "private" and not added_by:
+        raise ValueError("private stories need an owner: the member they are added by")
+    owner = added_by if visibility == "private" else ""
     tally = Tally()
     running: set[asyncio.Task] = set()
     in_flight: set[str] = set()  # URLs being stored now: a repeat in the file waits for no lookup
@@ -135,7 +157,7 @@ async def store(
             else:
                 request = AnalyzeRequest(url=item.url, title=item.title, text=item.text, html=item.html)
             await made.ingest(request, published=item.published, byline=item.byline, tags=item.tags,
-                              final_url=final_url, analyze=analyze, added_by=added_by)
+                              final_url=final_url, analyze=analyze, added_by=added_by, owner=owner)
             tally.imported += 1
             tally.stored_for_later |= not analyze
             step(tally)
@@ -149,7 +171,7 @@ async def store(
     fetches = HostQueues(ingest)
 
     try:
-        for item in items:
+        async for item in _each(items):
             if isinstance(item, Failure):
                 tally.failures.append(item)
                 step(tally)
@@ -163,13 +185,15 @@ async def store(
                     tally.skipped += 1
                 step(tally)
             elif isinstance(item, StoryRecord):  # a line of `backstory export`: lossless
-                if await archive.get(item.story_id) is not None:
+                if visibility is not None:  # filed anew, under the id its URL has among its new owner's
+                    item = derive(msgspec.structs.replace(item, owner=owner, story_id=""))
+                if await archive.get(item.story_id, item.owner or None) is not None:
                     tally.skipped += 1
                 else:
                     await archive.import_record(item, added_by)
                     tally.imported += 1
                 step(tally)
-            elif item.url in in_flight or await archive.story_at(item.url) is not None:
+            elif item.url in in_flight or await archive.story_at(item.url, owner) is not None:
                 tally.skipped += 1
                 step(tally)
             elif item.needs_fetch and (item.source == "jsonl" or fetcher is None):
