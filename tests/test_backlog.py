@@ -1,0 +1,194 @@
+"""The backlog by itself: a real SQLite archive, the real worker slots and response cache, and in
+place of the language models an analyzer that records what it is asked (the models are tested in
+their own suites; here only what the backlog does with their answers counts)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from pathlib import Path
+
+import pytest
+
+from backstory import schemas
+from backstory.archive import open_archive
+from backstory.config import Settings
+from backstory.pipeline import ResponseCache
+from backstory.pipeline.analyzer import Analysis
+from backstory.pipeline.backlog import Backlog
+from backstory.pipeline.workers import Workers
+from backstory.story import StoryRecord
+
+WAIT = 60.0  # generous: a loaded machine is slow, a missing wake-up is still caught
+
+
+class ScriptedAnalyzer:
+    """Answers every text with one entity named after the title; raises for titles in ``fail``."""
+
+    def __init__(self, fail: tuple[str, ...] = ()) -> None:
+        self.fail = fail
+        self.calls: list[str | None] = []
+        self.running = 0
+        self.most_at_once = 0
+        self.release = threading.Event()
+        self.release.set()
+        self._lock = threading.Lock()
+
+    def analyze(self, title: str | None, text: str) -> Analysis:
+        with self._lock:
+            self.calls.append(title)
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            self.release.wait(WAIT)
+            if title in self.fail:
+                raise RuntimeError(f"cannot analyze {title}")
+            return Analysis(keyphrases=[], entities=[schemas.Entity(name=f"{title} person", label="PERSON", count=1,
+                                                                     mentions=[])],
+                            embedding=[1.0] + [0.0] * 383, timings={})
+        finally:
+            with self._lock:
+                self.running -= 1
+
+
+class RecordingJobs:
+    def __init__(self) -> None:
+        self.deferred: list[str] = []
+
+    async def defer_analysis(self, story_id: str) -> None:
+        self.deferred.append(story_id)
+
+
+def pending(i: int, title: str | None = None) -> StoryRecord:
+    text = f"Bulletin {i}. " + " ".join(f"word{i}n{j}" for j in range(40)) + "."
+    return StoryRecord(url=f"https://n.example/{i}", canonical_url=f"https://n.example/{i}", title=title or f"T{i}",
+                       text=text, analysed=False)
+
+
+@pytest.fixture
+async def parts(tmp_path: Path):
+    archive = await open_archive(Settings(archive=str(tmp_path / "archive.sqlite3")))
+    workers = Workers(2)
+    try:
+        yield archive, workers
+    finally:
+        workers.close()
+        await archive.close()
+
+
+@contextlib.asynccontextmanager
+async def running(backlog: Backlog, **options):
+    """``backlog.run(**options)`` in the background for the body of the ``async with``."""
+    task = asyncio.create_task(backlog.run(idle_poll=0.01, wait=WAIT * 10, **options))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def until(condition, what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while not await condition():
+        assert asyncio.get_running_loop().time() < deadline, what
+        await asyncio.sleep(0.02)
+
+
+async def test_complete_analyses_a_pending_story_once_and_forgets_its_cached_answer(parts) -> None:
+    archive, workers = parts
+    analyzer, cache = ScriptedAnalyzer(), ResponseCache()
+    backlog = Backlog(analyzer, archive, cache, workers)
+    stored = await archive.upsert(pending(1))
+    cache.put("request", stored)
+
+    assert await backlog.complete(stored.story_id) is True
+    done = await archive.get(stored.story_id)
+    assert done.analysed and [e.name for e in done.entities] == ["T1 person"] and done.embedding[0] == 1.0
+    assert cache.get("request") is None  # a repeat click must not be answered with the pending record
+    # complete already, or gone: nothing to do, and the analyzer is not asked again
+    assert await backlog.complete(stored.story_id) is False
+    assert await backlog.complete("0123456789abcdef") is False
+    assert analyzer.calls == ["T1"]
+
+
+async def test_a_story_deleted_during_its_analysis_stays_deleted(parts) -> None:
+    archive, workers = parts
+    analyzer = ScriptedAnalyzer()
+    analyzer.release.clear()
+    backlog = Backlog(analyzer, archive, ResponseCache(), workers)
+    stored = await archive.upsert(pending(2))
+    work = asyncio.create_task(backlog.analyze_stored(stored))
+    await until(lambda: _true(analyzer.calls), "the analysis never started")
+    assert await archive.delete(stored.story_id)
+    analyzer.release.set()
+    assert await asyncio.wait_for(work, WAIT) is None
+    assert await archive.get(stored.story_id) is None
+
+
+async def test_complete_waits_for_readers_to_be_gone(parts) -> None:
+    archive, workers = parts
+    analyzer = ScriptedAnalyzer()
+    backlog = Backlog(analyzer, archive, ResponseCache(), workers)
+    stored = await archive.upsert(pending(3))
+    await workers.reader_slot()  # a reader's analysis is running
+    reader = asyncio.get_running_loop().create_future()
+    work = asyncio.create_task(backlog.complete(stored.story_id))
+    await asyncio.sleep(0.5)  # several of its 0.1 s polls
+    assert analyzer.calls == [] and not work.done()
+    reader.set_result(None)
+    workers.reader_done(reader)
+    assert await asyncio.wait_for(work, WAIT) is True and analyzer.calls == ["T3"]
+
+
+async def test_run_completes_the_backlog_skips_a_failing_story_and_wakes_when_told(parts) -> None:
+    archive, workers = parts
+    analyzer = ScriptedAnalyzer(fail=("bad",))
+    backlog = Backlog(analyzer, archive, ResponseCache(), workers)
+    bad = await archive.upsert(pending(10, "bad"))
+    good = [await archive.upsert(pending(i)) for i in range(11, 16)]
+    async with running(backlog, batch=2, parallel=2):
+        async def only_the_bad_one_left() -> bool:
+            return [r.story_id for r in await archive.pending(limit=10)] == [bad.story_id]
+
+        await until(only_the_bad_one_left, "the good stories were not all completed")
+        assert analyzer.most_at_once <= 2
+        # a story stored later is picked up on stored(), long before the next poll
+        late = await archive.upsert(pending(20))
+        await backlog.stored(late.story_id)
+
+        async def late_done() -> bool:
+            return (await archive.get(late.story_id)).analysed
+
+        await until(late_done, "stored() did not wake the backlog")
+        # the failing story was tried once, not again and again
+        assert analyzer.calls.count("bad") == 1
+        assert sorted(c for c in analyzer.calls if c != "bad") == sorted(["T20"] + [f"T{i}" for i in range(11, 16)])
+
+
+async def test_run_yields_to_readers(parts) -> None:
+    archive, workers = parts
+    analyzer = ScriptedAnalyzer()
+    backlog = Backlog(analyzer, archive, ResponseCache(), workers)
+    await archive.upsert(pending(30))
+    await workers.reader_slot()
+    reader = asyncio.get_running_loop().create_future()
+    async with running(backlog):
+        await asyncio.sleep(0.5)
+        assert analyzer.calls == []
+        reader.set_result(None)
+        workers.reader_done(reader)
+        await until(lambda: _true(analyzer.calls), "the backlog did not start once the reader was gone")
+
+
+async def test_with_a_job_queue_a_stored_story_becomes_a_job(parts) -> None:
+    archive, workers = parts
+    jobs = RecordingJobs()
+    backlog = Backlog(ScriptedAnalyzer(), archive, ResponseCache(), workers, jobs=jobs)
+    await backlog.stored("0123456789abcdef")
+    assert jobs.deferred == ["0123456789abcdef"]
+
+
+async def _true(value) -> bool:
+    return bool(value)
