@@ -69,7 +69,7 @@ def pending(i: int, title: str | None = None) -> StoryRecord:
 @pytest.fixture
 async def parts(tmp_path: Path):
     archive = await open_archive(Settings(archive=str(tmp_path / "archive.sqlite3")))
-    workers = Workers(2)
+    workers = Workers(4)  # slots to spare: the backlog's own bound on stories in flight must hold
     try:
         yield archive, workers
     finally:
@@ -142,7 +142,7 @@ async def test_complete_waits_for_readers_to_be_gone(parts) -> None:
     assert await asyncio.wait_for(work, WAIT) is True and analyzer.calls == ["T3"]
 
 
-async def test_run_completes_the_backlog_skips_a_failing_story_and_wakes_when_told(parts) -> None:
+async def test_run_completes_the_backlog_skips_a_failing_story_and_wakes_when_told(parts, caplog) -> None:
     archive, workers = parts
     analyzer = ScriptedAnalyzer(fail=("bad",))
     backlog = Backlog(analyzer, archive, ResponseCache(), workers)
@@ -162,8 +162,12 @@ async def test_run_completes_the_backlog_skips_a_failing_story_and_wakes_when_to
             return (await archive.get(late.story_id)).analysed
 
         await until(late_done, "stored() did not wake the backlog")
-        # the failing story was tried once, not again and again
+        # the failing story was tried once, not again and again, and the log says which it was
         assert analyzer.calls.count("bad") == 1
+        failures = [r for r in caplog.records if r.name == "backstory.pipeline.backlog"]
+        assert [r.getMessage() for r in failures] == [
+            f"analyzing stored story {bad.story_id} failed; skipped until restart"]
+        assert str(failures[0].exc_info[1]) == "cannot analyze bad"
         assert sorted(c for c in analyzer.calls if c != "bad") == sorted(["T20"] + [f"T{i}" for i in range(11, 16)])
 
 
@@ -180,6 +184,25 @@ async def test_run_yields_to_readers(parts) -> None:
         reader.set_result(None)
         workers.reader_done(reader)
         await until(lambda: _true(analyzer.calls), "the backlog did not start once the reader was gone")
+
+
+async def test_by_default_two_stories_are_analysed_at_once(parts) -> None:
+    archive, workers = parts
+    analyzer = ScriptedAnalyzer()
+    analyzer.release.clear()
+    backlog = Backlog(analyzer, archive, ResponseCache(), workers)
+    for i in range(40, 45):
+        await archive.upsert(pending(i))
+    try:
+        async with running(backlog):
+            await until(lambda: _true(analyzer.running == 2), "two analyses never started")
+            await asyncio.sleep(0.5)  # time for a third to start, were it allowed
+            assert analyzer.running == 2 and len(analyzer.calls) == 2
+            analyzer.release.set()
+            await until(lambda: _true(len(analyzer.calls) == 5), "the rest were not analysed")
+            assert analyzer.most_at_once == 2
+    finally:
+        analyzer.release.set()  # no worker thread left waiting
 
 
 async def test_with_a_job_queue_a_stored_story_becomes_a_job(parts) -> None:

@@ -29,6 +29,9 @@ TEREDO_OF_8_8_8_8 = "2001:0:4136:e378:8000:63bf:f7f7:f7f7"
     ("http://@example.com/", "URLs with a user name or password are not fetched"),
     ("http:///path", "URL has no host"),
     ("http://example.com:0/", "invalid port 0"),
+    ("http://example.com:65536/", "invalid port 65536"),
+    # numeric, but no IPv4 address in any spelling the C library reads
+    ("http://99999999999/", "invalid numeric host '99999999999'"),
     ("http://a..b/", "invalid host name 'a..b'"),
     ("http://[::1/", "not a valid URL: Invalid port: ':1'"),
 ])
@@ -42,6 +45,20 @@ def test_the_longest_url_and_the_first_printable_characters_are_accepted() -> No
     longest = "http://example.com/" + "a" * (2048 - len("http://example.com/"))
     assert len(longest) == 2048 and parse_target(longest).host == "example.com"
     assert parse_target("http://example.com/wow!").url.path == "/wow!"  # "!" is 0x21, the first after space
+
+
+@pytest.mark.parametrize(("host", "address"), [
+    ("127.1", "127.0.0.1"), ("127.1.", "127.0.0.1"), ("0x7f.1", "127.0.0.1"), ("1.2.300", "1.2.1.44"),
+])
+def test_a_numeric_host_is_refused_with_the_address_it_means(host: str, address: str) -> None:
+    with pytest.raises(errors.BlockedAddress) as info:
+        parse_target(f"http://{host}/")
+    assert info.value.detail == f"numeric host {host!r} means {address}; write it as {address}"
+
+
+def test_ports_1_to_65535_are_ports() -> None:
+    assert parse_target("http://example.com:1/").port == 1
+    assert parse_target("http://example.com:65535/").port == 65535
 
 
 def test_the_default_port_follows_the_scheme() -> None:
