@@ -24,11 +24,13 @@ WAIT = 60.0  # generous: a loaded machine is slow, a missing wake-up is still ca
 
 
 class ScriptedAnalyzer:
-    """Answers every text with one entity named after the title; raises for titles in ``fail``."""
+    """Answers every text with a keyphrase and an entity named after the title; raises for titles
+    in ``fail``; keeps the texts it was given."""
 
     def __init__(self, fail: tuple[str, ...] = ()) -> None:
         self.fail = fail
         self.calls: list[str | None] = []
+        self.texts: list[str] = []
         self.running = 0
         self.most_at_once = 0
         self.release = threading.Event()
@@ -38,13 +40,14 @@ class ScriptedAnalyzer:
     def analyze(self, title: str | None, text: str) -> Analysis:
         with self._lock:
             self.calls.append(title)
+            self.texts.append(text)
             self.running += 1
             self.most_at_once = max(self.most_at_once, self.running)
         try:
             self.release.wait(WAIT)
             if title in self.fail:
                 raise RuntimeError(f"cannot analyze {title}")
-            return Analysis(keyphrases=[], entities=[schemas.Entity(name=f"{title} person", label="PERSON", count=1,
+            return Analysis(keyphrases=[schemas.Keyphrase(phrase=f"{title} phrase", score=0.5)], entities=[schemas.Entity(name=f"{title} person", label="PERSON", count=1,
                                                                      mentions=[])],
                             embedding=[1.0] + [0.0] * 383, timings={})
         finally:
@@ -80,7 +83,7 @@ async def parts(tmp_path: Path):
 @contextlib.asynccontextmanager
 async def running(backlog: Backlog, **options):
     """``backlog.run(**options)`` in the background for the body of the ``async with``."""
-    task = asyncio.create_task(backlog.run(idle_poll=0.01, wait=WAIT * 10, **options))
+    task = asyncio.create_task(backlog.run(**{"idle_poll": 0.01, "wait": WAIT * 10, **options}))
     try:
         yield
     finally:
@@ -104,13 +107,25 @@ async def test_complete_analyses_a_pending_story_once_and_forgets_its_cached_ans
     cache.put("request", stored)
 
     assert await backlog.complete(stored.story_id) is True
+    assert analyzer.texts == [stored.text]
     done = await archive.get(stored.story_id)
     assert done.analysed and [e.name for e in done.entities] == ["T1 person"] and done.embedding[0] == 1.0
+    assert [k.phrase for k in done.keyphrases] == ["T1 phrase"]
     assert cache.get("request") is None  # a repeat click must not be answered with the pending record
     # complete already, or gone: nothing to do, and the analyzer is not asked again
     assert await backlog.complete(stored.story_id) is False
     assert await backlog.complete("0123456789abcdef") is False
     assert analyzer.calls == ["T1"]
+
+
+async def test_analyze_stored_returns_the_completed_record(parts) -> None:
+    archive, workers = parts
+    backlog = Backlog(ScriptedAnalyzer(), archive, ResponseCache(), workers)
+    stored = await archive.upsert(pending(4))
+    done = await backlog.analyze_stored(stored)
+    assert done.analysed is True and done.story_id == stored.story_id and done.text == stored.text
+    assert [k.phrase for k in done.keyphrases] == ["T4 phrase"] and [e.name for e in done.entities] == ["T4 person"]
+    assert done == await archive.get(stored.story_id)
 
 
 async def test_a_story_deleted_during_its_analysis_stays_deleted(parts) -> None:
@@ -169,6 +184,20 @@ async def test_run_completes_the_backlog_skips_a_failing_story_and_wakes_when_to
             f"analyzing stored story {bad.story_id} failed; skipped until restart"]
         assert str(failures[0].exc_info[1]) == "cannot analyze bad"
         assert sorted(c for c in analyzer.calls if c != "bad") == sorted(["T20"] + [f"T{i}" for i in range(11, 16)])
+
+
+async def test_run_finds_a_story_another_process_stored_at_its_next_poll(parts) -> None:
+    archive, workers = parts
+    analyzer = ScriptedAnalyzer()
+    backlog = Backlog(analyzer, archive, ResponseCache(), workers)
+    async with running(backlog, wait=0.2):
+        await asyncio.sleep(0.3)  # the backlog is idle, waiting
+        stored = await archive.upsert(pending(50))  # no stored(): as if another process had imported it
+
+        async def done() -> bool:
+            return (await archive.get(stored.story_id)).analysed
+
+        await until(done, "the poll never found the story")
 
 
 async def test_run_yields_to_readers(parts) -> None:
