@@ -25,10 +25,12 @@ WAIT = 60.0  # generous: a loaded machine is slow, a missing wake-up is still ca
 
 class ScriptedAnalyzer:
     """Answers every text with a keyphrase and an entity named after the title; raises for titles
-    in ``fail``; keeps the texts it was given."""
+    in ``fail``; keeps the texts it was given. While ``release`` is clear, the titles in ``hold``
+    (all when None) wait for it."""
 
-    def __init__(self, fail: tuple[str, ...] = ()) -> None:
+    def __init__(self, fail: tuple[str, ...] = (), hold: tuple[str, ...] | None = None) -> None:
         self.fail = fail
+        self.hold = hold
         self.calls: list[str | None] = []
         self.texts: list[str] = []
         self.running = 0
@@ -44,7 +46,8 @@ class ScriptedAnalyzer:
             self.running += 1
             self.most_at_once = max(self.most_at_once, self.running)
         try:
-            self.release.wait(WAIT)
+            if self.hold is None or title in self.hold:
+                self.release.wait(WAIT)
             if title in self.fail:
                 raise RuntimeError(f"cannot analyze {title}")
             return Analysis(keyphrases=[schemas.Keyphrase(phrase=f"{title} phrase", score=0.5)], entities=[schemas.Entity(name=f"{title} person", label="PERSON", count=1,
@@ -232,6 +235,24 @@ async def test_by_default_two_stories_are_analysed_at_once(parts) -> None:
             assert analyzer.most_at_once == 2
     finally:
         analyzer.release.set()  # no worker thread left waiting
+
+
+async def test_one_slow_story_does_not_hold_up_the_rest(parts) -> None:
+    archive, workers = parts
+    analyzer = ScriptedAnalyzer(hold=("slow",))
+    analyzer.release.clear()
+    backlog = Backlog(analyzer, archive, ResponseCache(), workers)
+    slow = await archive.upsert(pending(60, "slow"))
+    rest = [await archive.upsert(pending(i)) for i in range(61, 66)]
+    try:
+        async with running(backlog):
+            async def rest_done() -> bool:
+                return all([(await archive.get(r.story_id)).analysed for r in rest])
+
+            await until(rest_done, "the other stories waited for the slow one")
+            assert analyzer.calls[0] == "slow" and not (await archive.get(slow.story_id)).analysed
+    finally:
+        analyzer.release.set()
 
 
 async def test_with_a_job_queue_a_stored_story_becomes_a_job(parts) -> None:

@@ -111,22 +111,25 @@ def mutated_lines(module: str, mutant: str) -> str:
     )
 
 
-def to_retest(module: str) -> list[str]:
+def to_retest(module: str, config: dict) -> list[str]:
     """The mutants a retest names: mutmut reruns a decided mutant only when named, and then runs
-    only those named. The survivors, those no test reached and those not run yet; none (a full
-    run) when the module's tests changed, since mutmut then forgets every verdict anyway."""
-    from mutmut.configuration import config, reset_config
+    only those named. The survivors not accepted as equivalent, those no test reached and those
+    not run yet; none (a full run) when the module's tests changed, since mutmut then forgets
+    every verdict anyway (and a full run checks the accepted ones again)."""
+    from mutmut.configuration import config as mutmut_config, reset_config
 
     stats = work_dir(module) / "mutants" / "mutmut-stats.json"
     if not stats.is_file():
         return []
     with contextlib.chdir(work_dir(module)):
         reset_config()
-        now = config().config_fingerprint()
+        now = mutmut_config().config_fingerprint()
     before = json.loads(stats.read_text("utf-8")).get("config_fingerprint", {})
     if any(before.get(group) != now[group] for group in ("test_execution", "test_selection")):
         return []
-    return [m for m, code in verdicts(module).items() if code in _SURVIVED or code in _NO_TESTS or code is None]
+    accepted = {a["mutant"] for a in config.get("accepted", [])}
+    return [m for m, code in verdicts(module).items()
+            if (code in _SURVIVED and m not in accepted) or code in _NO_TESTS or code is None]
 
 
 @dataclass
@@ -215,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "survivors":
         for module in chosen:
-            for mutant in to_retest(module):
+            for mutant in to_retest(module, config):
                 print(mutant)
         return 0
     results = [result(module, config) for module in chosen]
