@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -291,3 +292,35 @@ def test_bulk_load_and_one_by_one_give_the_same_ranking() -> None:
         b = [(h.story_id, h.score) for h in single.query(f, None, exclude_id=f"s{i}", limit=3)]
         assert a == b and a
     assert [h.story_id for h in bulk.query(feats[0], None, exclude_id="s0", limit=1)] == ["s1"]
+
+
+async def test_a_deleted_story_leaves_the_index(archive: StoryArchive) -> None:
+    # related() reads what it ranks from the archive, so it hides a story the index kept: the
+    # index's own count is what shows the delete reached it.
+    a, _, _ = await fill(archive)
+    before = len(archive.index)
+    assert await archive.delete(a[1].story_id)
+    assert len(archive.index) == before - 1
+    assert not await archive.delete(a[1].story_id)  # gone already: nothing else leaves
+    assert len(archive.index) == before - 1
+
+
+TRANSCRIPT = ("Spokespeople answered questions for an hour on Monday; the full transcript follows below, "
+              "with every question asked and every answer given, in the order they came.")
+
+
+async def test_a_completed_pending_story_reaches_the_index(new_archive) -> None:
+    async with new_archive() as archive:
+        a, _, _ = await fill(archive)
+        pending = await archive.upsert(StoryRecord(
+            url="https://news.example/story/30", canonical_url="https://news.example/story/30",
+            title="Briefing transcript", text=TRANSCRIPT, analysed=False))
+        assert pending.story_id not in [h.story_id for h in await archive.related(a[0], limit=10)]
+        done = msgspec.structs.replace(pending, analysed=True, entities=[
+            schemas.Entity(name=n, label=lab, count=c, mentions=[]) for n, lab, c in A[0][2]])
+        assert await archive.store_analysis(done)
+        assert pending.story_id in [h.story_id for h in await archive.related(a[0], limit=10)]
+        # its SimHash is still in the index: the same text at another URL is this story
+        assert await archive.find_duplicate("https://mirror.example/t", pending.simhash, TRANSCRIPT) == pending.story_id
+    async with new_archive() as archive:  # and the stored features bring it back after a restart
+        assert pending.story_id in [h.story_id for h in await archive.related(a[0], limit=10)]
