@@ -5,6 +5,7 @@ backend of ``conftest.ARCHIVE_BACKENDS`` through the ``Archive`` protocol (the `
 from __future__ import annotations
 
 import asyncio
+import inspect
 import sqlite3
 from pathlib import Path
 
@@ -384,3 +385,10 @@ async def test_features_are_computed_once_for_a_store_and_the_lookup_after_it(
     archive._features._items.clear()
     assert await archive.related(stored, limit=5) == first
     assert [r.story_id for r in again] == [r.story_id for r in await archive.related(changed, limit=5)]
+
+
+async def test_pending_takes_the_protocols_default_limit(archive: StoryArchive) -> None:
+    for i in range(10):
+        await archive.upsert(record(f"https://n.example/p{i}", distinct(100 + i), analysed=False))
+    default = inspect.signature(Archive.pending).parameters["limit"].default
+    assert len(await archive.pending()) == default < 10
