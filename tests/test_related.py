@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from backstory import schemas
+from backstory.archive import create_archive
+from backstory.duplicates import simhash
 from backstory.story import StoryRecord
 from backstory.archive.features import Features, compute_features
 from backstory.archive.related import RelatedIndex
@@ -324,3 +326,31 @@ async def test_a_completed_pending_story_reaches_the_index(new_archive) -> None:
         assert await archive.find_duplicate("https://mirror.example/t", pending.simhash, TRANSCRIPT) == pending.story_id
     async with new_archive() as archive:  # and the stored features bring it back after a restart
         assert pending.story_id in [h.story_id for h in await archive.related(a[0], limit=10)]
+
+
+async def test_a_related_story_comes_with_its_site_date_and_shared_keyphrases(archive: StoryArchive) -> None:
+    a, _, _ = await fill(archive)
+    report = ("Harwick bridge: the Kelmarsh rescue", "Crews from three towns joined the rescue at the Harwick "
+              "bridge in Kelmarsh, where fire chief Nora Beltane coordinated boats on the Arden until nightfall.",
+              [("Harwick", "FAC", 1), ("Kelmarsh", "GPE", 1), ("Nora Beltane", "PERSON", 1), ("Arden", "LOC", 1)])
+    dated = msgspec.structs.replace(
+        make(40, report, site="daily.example"), site_name="The Daily", published="2025-03-14",
+        keyphrases=[schemas.Keyphrase(phrase="harwick bridge", score=0.9)])
+    stored = await archive.upsert(dated)
+    query = msgspec.structs.replace(a[0], keyphrases=[schemas.Keyphrase(phrase="harwick bridge", score=0.9)])
+    hit = next(h for h in await archive.related(query, limit=10) if h.story_id == stored.story_id)
+    assert (hit.url, hit.site_name, hit.published) == ("https://daily.example/story/40", "The Daily", "2025-03-14")
+    assert "harwick bridge" in hit.shared_keyphrases
+
+
+async def test_a_page_at_a_stored_canonical_url_is_that_story_whatever_its_text(archive: StoryArchive) -> None:
+    a, _, _ = await fill(archive)
+    text = OTHER[1]
+    assert await archive.find_duplicate("HTTPS://News.Example/story/0#top", simhash(text), text) == a[0].story_id
+
+
+async def test_an_archive_opened_without_its_index_refuses_related_lookups(tmp_path: Path) -> None:
+    async with create_archive(f"sqlite:///{tmp_path / 'plain.sqlite3'}", related_index=False) as archive:
+        with pytest.raises(RuntimeError) as info:
+            await archive.related(make(1, A[0]))
+        assert str(info.value) == "this archive was opened without its related index"
