@@ -392,3 +392,41 @@ async def test_pending_takes_the_protocols_default_limit(archive: StoryArchive) 
         await archive.upsert(record(f"https://n.example/p{i}", distinct(100 + i), analysed=False))
     default = inspect.signature(Archive.pending).parameters["limit"].default
     assert len(await archive.pending()) == default < 10
+
+
+async def test_claims_decide_who_deletes_a_story(archive: StoryArchive) -> None:
+    story = await archive.upsert(record("https://n.example/claimed", distinct(120)), added_by="token:ana")
+    assert await archive.claim(story.story_id, "token:ben") is True
+    assert await archive.claim("0123456789abcdef", "token:ben") is False  # no such story
+    assert sorted(await archive.added_by(story.story_id)) == ["token:ana", "token:ben"]
+    assert await archive.delete_claimed(story.story_id, "token:cy") == "forbidden"
+    assert await archive.delete_claimed(story.story_id, "token:ana") == "unclaimed"  # Ben still has it
+    assert await archive.added_by(story.story_id) == ["token:ben"]
+    assert await archive.get(story.story_id) is not None and len(archive.index) == 1
+    assert await archive.delete_claimed(story.story_id, "token:ben") == "deleted"
+    assert await archive.get(story.story_id) is None and len(archive.index) == 0
+    assert await archive.delete_claimed(story.story_id, "token:ben") == "missing"
+
+
+async def test_an_alias_files_a_url_under_a_stored_story(archive: StoryArchive) -> None:
+    story = await archive.upsert(record("https://n.example/own", distinct(121)))
+    assert await archive.add_alias("https://mirror.example/copy", story.story_id) is True
+    assert await archive.add_alias("https://mirror.example/none", "0123456789abcdef") is False
+    assert await archive.story_at("https://mirror.example/copy") == story.story_id
+    assert await archive.story_at("https://mirror.example/none") is None
+    aliases = [alias async for alias in archive.aliases()]
+    assert sorted(aliases) == [("https://mirror.example/copy", story.story_id), ("https://n.example/own", story.story_id)]
+
+
+async def test_following_another_writer_and_reloading_bring_the_index_to_the_archive(new_archive) -> None:
+    async with new_archive() as ours, new_archive() as theirs:
+        story = await theirs.upsert(record("https://n.example/theirs", distinct(122)))
+        assert len(ours.index) == 0  # written by the other: not in our index yet
+        await ours.follow([story.story_id])
+        assert len(ours.index) == 1 and story.story_id in ours.index.slot_of
+        assert await theirs.delete(story.story_id)
+        await ours.follow([story.story_id])  # a story gone there leaves our index too
+        assert len(ours.index) == 0
+        kept = await theirs.upsert(record("https://n.example/kept", distinct(123)))
+        assert await ours.reload_index() > 0
+        assert list(ours.index.slot_of) == [kept.story_id] and len(ours.index) == 1
