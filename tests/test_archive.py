@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from backstory import schemas
-from backstory.archive import Archive, open_archive
+from backstory.archive import Archive, create_archive, open_archive
 from backstory.duplicates import hamming, simhash
 from backstory.story import StoryRecord, story_id_for
 from backstory.urls import normalize_url
@@ -430,3 +430,51 @@ async def test_following_another_writer_and_reloading_bring_the_index_to_the_arc
         kept = await theirs.upsert(record("https://n.example/kept", distinct(123)))
         assert await ours.reload_index() > 0
         assert list(ours.index.slot_of) == [kept.story_id] and len(ours.index) == 1
+
+
+async def test_a_url_filed_under_a_story_by_its_copy_stays_a_copy_only_while_its_text_is(archive: StoryArchive) -> None:
+    original = await archive.upsert(record("https://one.example/vell", RIVER))
+    syndicated = RIVER.replace("on Tuesday night", "late on Tuesday night")
+    copy = await archive.upsert(record("https://two.example/vell", syndicated, title="Syndicated"))
+    assert copy.story_id == original.story_id
+    # the copy's URL, sent again with a copy's text, is that story; it does not take it over
+    again = await archive.upsert(record("https://two.example/vell", syndicated, title="Syndicated"))
+    assert again.story_id == original.story_id
+    stored = await archive.get(original.story_id)
+    assert (stored.canonical_url, stored.title) == ("https://one.example/vell", "A story")
+    # the same URL now saying something else is a story of its own
+    other = await archive.upsert(record("https://two.example/vell", CHESS))
+    assert other.story_id != original.story_id and await archive.count() == 2
+    assert (await archive.get(original.story_id)).text == RIVER
+
+
+async def test_a_copy_stored_by_another_process_is_found_before_the_index_shows_it(new_archive) -> None:
+    async with new_archive() as ours, new_archive() as theirs:
+        original = await theirs.upsert(record("https://one.example/vell", RIVER))
+        assert len(ours.index) == 0  # our index has not followed their write
+        syndicated = RIVER.replace("on Tuesday night", "late on Tuesday night")
+        copy = await ours.upsert(record("https://two.example/vell", syndicated))
+        assert copy.story_id == original.story_id and await ours.count() == 1
+
+
+async def test_an_archive_starts_on_first_use(archive_urls) -> None:
+    archive = create_archive(archive_urls())
+    try:
+        story = await archive.upsert(record("https://n.example/first", distinct(124)))
+        assert (await archive.get(story.story_id)).story_id == story.story_id
+    finally:
+        await archive.close()
+
+
+async def test_an_import_is_claimed_by_who_imported_it(archive: StoryArchive) -> None:
+    story = await archive.import_record(record("https://n.example/imported", distinct(125)), added_by="cli")
+    assert await archive.added_by(story.story_id) == ["cli"]
+
+
+async def test_search_lists_20_newest_first_by_default_and_counts_all(archive: StoryArchive) -> None:
+    ids = [(await archive.upsert(record(f"https://n.example/s{i}", distinct(130 + i, "The sluice gate opened."),
+                                        last_seen=f"2026-02-{i + 1:02d}T00:00:00Z"))).story_id for i in range(21)]
+    hits, total = await archive.search("sluice")
+    assert total == 21 and [h.story_id for h in hits] == ids[::-1][:20]
+    hits, total = await archive.search("sluice", limit=0)  # a count without a list
+    assert (hits, total) == ([], 21)
