@@ -11,10 +11,10 @@ import pytest
 from backstory import schemas
 from backstory.archive import create_archive
 from backstory.duplicates import simhash
-from backstory.story import StoryRecord
+from backstory.story import StoryRecord, derive
 from backstory.archive.features import Features, compute_features
 from backstory.archive.related import RelatedIndex
-from backstory.archive.stories import StoryArchive
+from backstory.archive.stories import FeatureMemo, StoryArchive
 
 # Topic "bridge collapse": event A in Kelmarsh (three reports), event B in Dunhollow (two reports).
 A = [
@@ -354,3 +354,12 @@ async def test_an_archive_opened_without_its_index_refuses_related_lookups(tmp_p
         with pytest.raises(RuntimeError) as info:
             await archive.related(make(1, A[0]))
         assert str(info.value) == "this archive was opened without its related index"
+
+
+def test_remembered_features_are_those_of_the_records_own_text() -> None:
+    memo = FeatureMemo()
+    first = derive(make(70, A[0]))
+    second = derive(msgspec.structs.replace(first, text=B[0][1], content_hash="", simhash=0))  # the very same lists
+    assert second.entities is first.entities and second.content_hash != first.content_hash
+    assert memo.of(first) == compute_features(first.title, first.text, first.entities, first.keyphrases)
+    assert memo.of(second) == compute_features(second.title, second.text, second.entities, second.keyphrases)
