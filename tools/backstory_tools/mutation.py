@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=("list", "prepare", "survivors", "stub", "report"))
     parser.add_argument("modules", nargs="*")
     parser.add_argument("--markdown", action="store_true", help="report: the table and the accepted list as Markdown")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     config = load_config()
     chosen = modules(config, args.modules)
     if args.command == "list":
@@ -229,9 +229,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(table(results, args.markdown))
     for r in results:
-        if args.markdown:
+        if args.markdown:  # the accepted mutants with their reasons; survivors are counted only
+            if r.accepted:
+                print(f"\nAccepted as equivalent in `{r.module}`:\n")
             for mutant, line, reason in r.accepted:
-                print(f"- `{mutant}` (`{line}`): {reason}")
+                print(f"- `{mutant.rpartition('.')[2]}` `{line}`: {reason}")
+            continue
         for mutant, line in r.survivors:
             print(f"SURVIVED {mutant}: {line}")
         for note in r.stale:
