@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 import sqlite3
 from pathlib import Path
 
@@ -478,3 +479,28 @@ async def test_search_lists_20_newest_first_by_default_and_counts_all(archive: S
     assert total == 21 and [h.story_id for h in hits] == ids[::-1][:20]
     hits, total = await archive.search("sluice", limit=0)  # a count without a list
     assert (hits, total) == ([], 21)
+
+
+ISO_SECOND = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+
+
+async def test_seeing_a_story_again_moves_its_last_seen_to_now(archive: StoryArchive) -> None:
+    first = await archive.upsert(record("https://one.example/seen", RIVER, last_seen="2020-01-01T00:00:00Z",
+                                        first_seen="2020-01-01T00:00:00Z"))
+    updated = await archive.upsert(record("https://one.example/seen", RIVER + " The water fell."))
+    assert re.fullmatch(ISO_SECOND, updated.last_seen) and updated.last_seen > "2026"
+    assert updated.first_seen == first.first_seen == "2020-01-01T00:00:00Z"
+    # a copy at another URL is a sighting of the story too
+    await archive.upsert(record("https://two.example/seen", RIVER.replace("on Tuesday night", "late on Tuesday night"),
+                                last_seen="2020-01-01T00:00:00Z"))
+    stored = await archive.get(first.story_id)
+    assert re.fullmatch(ISO_SECOND, stored.last_seen) and stored.last_seen > "2026"
+
+
+async def test_an_import_keeps_the_earliest_and_latest_sightings(archive: StoryArchive) -> None:
+    stored = await archive.upsert(record("https://one.example/imp", RIVER))
+    older = record("https://one.example/imp", RIVER, first_seen="2020-01-01T00:00:00Z",
+                   last_seen="2020-02-01T00:00:00Z")
+    merged = await archive.import_record(older)
+    assert merged.story_id == stored.story_id
+    assert (merged.first_seen, merged.last_seen) == ("2020-01-01T00:00:00Z", stored.last_seen)
