@@ -504,3 +504,16 @@ async def test_an_import_keeps_the_earliest_and_latest_sightings(archive: StoryA
     merged = await archive.import_record(older)
     assert merged.story_id == stored.story_id
     assert (merged.first_seen, merged.last_seen) == ("2020-01-01T00:00:00Z", stored.last_seen)
+
+
+async def test_an_unanalysed_record_of_an_analysed_story_only_adds_its_page_url(archive: StoryArchive) -> None:
+    analysed = await archive.upsert(record("https://n.example/gate", distinct(126), title="Analysed",
+                                           entities=[entity("Sluice Gate", "FAC")]))
+    # the same canonical URL, from a page at another address, sent unanalysed (an import, say)
+    again = await archive.upsert(record("https://m.example/gate-copy", distinct(127), title="Unanalysed",
+                                        canonical_url="https://n.example/gate", analysed=False))
+    stored = await archive.get(analysed.story_id)
+    assert again == stored and (stored.title, stored.analysed) == ("Analysed", True)
+    assert stored.entities[0].name == "Sluice Gate" and stored.text == distinct(126)
+    assert await archive.story_at("https://m.example/gate-copy") == analysed.story_id
+    assert await archive.count_pending() == 0
