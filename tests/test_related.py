@@ -363,3 +363,13 @@ def test_remembered_features_are_those_of_the_records_own_text() -> None:
     assert second.entities is first.entities and second.content_hash != first.content_hash
     assert memo.of(first) == compute_features(first.title, first.text, first.entities, first.keyphrases)
     assert memo.of(second) == compute_features(second.title, second.text, second.entities, second.keyphrases)
+
+
+async def test_a_reopened_archive_answers_related_from_its_first_lookup(new_archive) -> None:
+    async with new_archive() as archive:
+        a, _, _ = await fill(archive)
+    reopened = new_archive()  # not started: the first lookup must load the index
+    try:
+        assert a[1].story_id in [h.story_id for h in await reopened.related(a[0], limit=5)]
+    finally:
+        await reopened.close()
