@@ -262,7 +262,7 @@ function renderResult(result, settings) {
   const keyphrases = $("keyphrases");
   keyphrases.replaceChildren();
   for (const kp of result.keyphrases || []) {
-    keyphrases.append(chip(kp.phrase, 0, (button) => toggleHighlight(button, kp.phrase, phraseItems(kp.phrase)),
+    keyphrases.append(chip(kp.phrase, 0, (button) => toggleHighlight(button, kp.phrase, keyphraseItems(kp)),
       "keyphrase"));
   }
   if (!keyphrases.children.length) keyphrases.append(el("li", { className: "empty", text: "No keyphrases found." }));
@@ -361,6 +361,12 @@ function mentionItems(mentions) {
     .filter(([s, e]) => e > s)
     .sort((a, b) => a[0] - b[0])
     .map(([s, e]) => contextItem(text, s, e));
+}
+
+/** A keyphrase's occurrences: the server's offsets; a server older than those gives none, and
+ * then the phrase is looked for word for word in the text. */
+function keyphraseItems(kp) {
+  return kp.mentions && kp.mentions.length ? mentionItems(kp.mentions) : phraseItems(kp.phrase);
 }
 
 function phraseItems(phrase) {

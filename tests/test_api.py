@@ -10,6 +10,7 @@ from litestar.testing import AsyncTestClient
 
 from backstory.app import create_app
 from backstory.config import CHROME_EXTENSION_ORIGIN, Settings
+from backstory.keyphrases import phrase_key
 
 from .conftest import BASE_URL, assert_problem, story_count, wait_ready
 from .pages import (
@@ -46,6 +47,11 @@ async def test_health_and_schema(client: AsyncTestClient) -> None:
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
     schema = (await client.get("/schema/openapi.json")).json()
     assert "/api/v1/analyze" in schema["paths"] and "/api/v1/stories/{story_id}" in schema["paths"]
+    # Keyphrases carry their mentions, as entities do (an older client ignores the field).
+    keyphrase = schema["components"]["schemas"]["Keyphrase"]
+    assert set(keyphrase["properties"]) == {"phrase", "score", "mentions"}
+    assert "mentions" not in keyphrase.get("required", [])
+    assert keyphrase["properties"]["mentions"]["items"] == {"$ref": "#/components/schemas/Mention"}
     # What the handlers are injected (api/deps.py) is no parameter of the API.
     parameters = {(path, method): sorted(p["name"] for p in operation.get("parameters", []))
                   for path, item in schema["paths"].items() for method, operation in item.items()}
@@ -55,6 +61,8 @@ async def test_health_and_schema(client: AsyncTestClient) -> None:
         ("/api/v1/stories/{story_id}", "get"): ["story_id"], ("/api/v1/stories/{story_id}", "delete"): ["story_id"],
         ("/api/v1/stories/{story_id}/related", "get"): ["limit", "story_id"],
         ("/healthz", "get"): [], ("/readyz", "get"): [], ("/metrics", "get"): [], ("/api/v1/me", "get"): [],
+        ("/api/v1/imports", "post"): ["format", "visibility"], ("/api/v1/imports", "get"): ["limit"],
+        ("/api/v1/imports/{import_id}", "get"): ["import_id"],
     }
     metrics = await client.get("/metrics")
     assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
@@ -88,6 +96,10 @@ async def test_analyze_realistic_news_page(client: AsyncTestClient) -> None:
     assert any("open" in p and "model" in p for p in phrases), phrases
     scores = [k["score"] for k in payload["keyphrases"]]
     assert scores == sorted(scores, reverse=True)
+    for kp in payload["keyphrases"]:  # each occurrence, as offsets into the text
+        assert kp["mentions"], kp
+        for mention in kp["mentions"]:
+            assert phrase_key(text[mention["start"]:mention["end"]]) == phrase_key(kp["phrase"]), kp
     assert entity(payload, "OpenAI")["label"] == "ORG"
     assert entity(payload, "Sam Altman")["label"] == "PERSON"
     assert entity(payload, "Meta")["label"] == "ORG"
@@ -120,6 +132,10 @@ async def test_text_is_returned_unchanged_with_offsets(client: AsyncTestClient) 
     assert entity(payload, "OpenAI")["mentions"][0] == {
         "start": text.index("OpenAI"), "end": text.index("OpenAI") + len("OpenAI")
     }
+    assert payload["keyphrases"]
+    for kp in payload["keyphrases"]:
+        assert [phrase_key(text[m["start"]:m["end"]]) for m in kp["mentions"]] == [phrase_key(kp["phrase"])] * len(
+            kp["mentions"]) != [], kp
 
 
 async def test_duplicates_are_one_story(client: AsyncTestClient) -> None:
@@ -221,9 +237,9 @@ async def test_a_repeat_click_reuses_the_related_list_until_the_archive_changes(
     lookups = []
     real = archive.related
 
-    async def counting(record, limit=10):
+    async def counting(record, limit=10, viewer=None):
         lookups.append(record.story_id)
-        return await real(record, limit)
+        return await real(record, limit, viewer)
 
     client.app.state.backstory.archive.related = counting
     chip = {"url": "https://other.example/meta-llama", "html": news_page(CHIP_TITLE, CHIP_PARAGRAPHS, site="Other")}

@@ -191,7 +191,8 @@ async def test_survives_close_and_reopen(new_archive) -> None:
     original = record("https://news.example/flood", RIVER, byline="J. Doe", site_name="Example News",
                       published="2026-03-01", language="en", embedding=emb,
                       entities=[entity("Lorrington", "GPE", 2), entity("Ada Quenby", "PERSON")],
-                      keyphrases=[schemas.Keyphrase(phrase="river flood", score=0.61)])
+                      keyphrases=[schemas.Keyphrase(phrase="river flood", score=0.61)],
+                      tags=["rivers", "to read"])  # the reader's, from an import
     async with new_archive() as a:
         stored = await a.upsert(original)
         await a.upsert(record("https://news.example/chess", CHESS))
@@ -199,6 +200,7 @@ async def test_survives_close_and_reopen(new_archive) -> None:
         again = await b.get(stored.story_id)
         assert again == stored
         assert again.embedding == emb and again.entities[0].name == "Lorrington"
+        assert again.tags == ["rivers", "to read"]
         assert await b.count() == 2
         # the related index is rebuilt from the file
         query = record("https://elsewhere.example/q", "Flood waters in Lorrington rose again, Mayor Ada Quenby said.",

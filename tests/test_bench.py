@@ -213,3 +213,28 @@ def test_import_rounds_on_a_real_database_complete_every_story(postgres_url: str
         assert r["backlog"]["stories"] == 3 and r["backlog"]["left"] == 0
     assert rounds[0]["backlog"]["memory"]["processes"] >= 1  # the one worker's, once it is done
     assert db.count() == 3 and db.pending() == 0  # the second round's, on the emptied database
+
+
+async def test_fetched_import_bench_sites_serve_the_pocket_export_they_are_listed_in(tmp_path: Path) -> None:
+    """scripts/bench_import.py's web: every CSV entry is a URL one of the 8 sites serves, as an article."""
+    from backstory.config import Settings
+    from backstory.extract import decode_html, extract_article
+    from backstory.imports import Entry, read
+    from backstory.polite import PoliteFetcher
+    from backstory_tools.bench.import_pages import ADDRESSES, Sites, write_pocket_csv
+
+    sites = Sites()
+    try:
+        path = write_pocket_csv(tmp_path / "part_000000.csv", 20, sites.port)
+        with path.open("rb") as fh:
+            entries = [item for item in read(fh) if isinstance(item, Entry)]
+        assert len(entries) == 20 and {e.url.split("/")[2].split(":")[0] for e in entries} == set(ADDRESSES)
+        async with PoliteFetcher(Settings(allowed_networks=["127.0.0.0/8"], fetch_host_delay=0)) as fetcher:
+            for entry in entries[8:10]:  # entry 9 redirects to its story
+                page = await fetcher.fetch(entry.url)
+                article = extract_article(decode_html(page.body, page.content_type), page.final_url)
+                assert page.final_url.endswith(f"/news/{entries.index(entry)}") and entry.title == article.title
+                assert len(article.text) > 300
+        assert entries[9].url.split("/")[3] == "r" and entries[0].tags
+    finally:
+        sites.close()

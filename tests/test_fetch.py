@@ -20,7 +20,7 @@ from typing import Callable
 
 import pytest
 
-from backstory import errors
+from backstory import __version__, errors
 from backstory.config import Settings
 from backstory.extract import decode_html
 from backstory.fetch import FetchedPage, fetch_page, looks_like_html
@@ -139,7 +139,7 @@ async def test_normal_page(serve):
     assert "High water at noon." in decode_html(got.body, got.content_type)
     path, headers = srv.requests[0]
     assert path == "/story"
-    assert headers["user-agent"] == "Backstory/0.1 (+self-hosted reading assistant)"
+    assert headers["user-agent"] == f"Backstory/{__version__} (+self-hosted reading assistant)"
     assert headers["accept"].startswith("text/html")
     assert headers["host"] == f"127.0.0.2:{srv.port}"
     assert "cookie" not in headers

@@ -5,6 +5,7 @@ SQLite archive; hostile files (a zip bomb, ``../`` members, the billion laughs) 
 from __future__ import annotations
 
 import json
+import re
 import resource
 import time
 import zipfile
@@ -103,11 +104,14 @@ def test_pocket_zip_and_html_exports(tmp_path: Path, capsys) -> None:
     assert (r1.title, r1.archived, r1.saved_at) == ("Read & done", True, "2020-09-13T12:26:40Z")
     assert [f.where for f in found if isinstance(f, Failure)] == ["link 2"]
 
-    # Through the command line: Pocket's entries are URLs only, reported until a fetcher takes them.
+    # Through the command line: Pocket's entries are URLs only, fetched (test_import_fetch.py);
+    # these hosts do not resolve, so their robots.txt cannot be read and nothing is fetched.
     code, err = run_import(zipped, tmp_path / "a.sqlite3", capsys)
     assert code == 1
-    assert "0 imported, 0 skipped, 7 failed" in err
-    assert "line 2 of part_000000.csv: needs fetching (not supported yet) (https://news.example/one)" in err
+    counts = re.search(r"(\d+) imported, (\d+) skipped, (\d+) failed", err)
+    assert counts and int(counts[1]) == 0 and int(counts[2]) + int(counts[3]) == 7  # the repeat: skipped or failed
+    assert ("line 2 of part_000000.csv: Upstream error: https://news.example/robots.txt could not be read" in err
+            and "(https://news.example/one)" in err)
     assert "line 4 of part_000000.csv: no URL" in err
 
 
@@ -161,10 +165,10 @@ def test_omnivore_zip(tmp_path: Path, capsys) -> None:
     code, err = run_import(path, archive, capsys)
     assert code == 1 and "2 imported, 1 skipped, 5 failed" in err
     assert "../escape.json: a zip member named outside the archive: never read" in err
-    assert "entry 3 of metadata_0_to_5.json: needs fetching (not supported yet)" in err
+    assert "entry 3 of metadata_0_to_5.json: Upstream error: https://ledger.example/robots.txt could not be read" in err
     stories = exported(tmp_path, archive)
     assert set(stories) == {"https://ledger.example/ai", "https://ledger.example/llama"}
-    assert stories["https://ledger.example/ai"]["published"] == "2026-11-17"  # the export's date
+    assert stories["https://ledger.example/ai"]["published"] == "2026-11-17"  # the page's and the export's date
     assert stories["https://ledger.example/llama"]["published"] == "2026-11-18"  # the page's, none exported
     assert stories["https://ledger.example/ai"]["title"] == AI_TITLE
     # Resumable: a second run stores nothing again.
@@ -199,7 +203,8 @@ def test_wallabag_json(tmp_path: Path, capsys) -> None:
     code, err = run_import(path, archive, capsys)
     assert code == 1 and "2 imported, 1 skipped, 3 failed" in err
     stories = exported(tmp_path, archive)
-    assert stories["https://ledger.example/ai"]["published"] == "2026-11-16"
+    assert stories["https://ledger.example/ai"]["published"] == "2026-11-17"  # the page's own date wins
+    assert stories["https://ledger.example/ai"]["tags"] == ["ai", "open"]
     assert stories["https://ledger.example/sport"]["title"] == SPORT_TITLE
 
 
@@ -245,14 +250,14 @@ def test_opml_feeds(tmp_path: Path, capsys) -> None:
 
 def test_jsonl_keeps_its_behaviour_and_format_can_be_forced(tmp_path: Path, capsys) -> None:
     path = tmp_path / "in.txt"
-    rows = [{"url": "https://ledger.example/ai", "html": news_page(AI_TITLE, AI_PARAGRAPHS), "published": "2026-01-02"},
+    rows = [{"url": "https://ledger.example/ai", "text": " ".join(AI_PARAGRAPHS), "published": "2026-01-02"},
             {"url": "https://ledger.example/only-url"}]
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n{broken\n", encoding="utf-8")
     archive = tmp_path / "j.sqlite3"
     code, err = run_import(path, archive, capsys, "--format", "jsonl")
     assert code == 1 and "1 imported, 0 skipped, 2 failed" in err
     assert "line 2: line has neither text nor html" in err and "line 3: " in err
-    assert exported(tmp_path, archive)["https://ledger.example/ai"]["published"] == "2026-01-02"
+    assert exported(tmp_path, archive)["https://ledger.example/ai"]["published"] == "2026-01-02"  # a text has no date
 
     # Forcing the wrong format reads nothing as stories, and says why for the file.
     code, err = run_import(path, archive, capsys, "--format", "wallabag")

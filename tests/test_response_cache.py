@@ -22,8 +22,10 @@ def test_the_key_tells_html_from_text_and_includes_the_title() -> None:
     keys = {ResponseCache.key("https://a.example/", "<p>x</p>", None, None),
             ResponseCache.key("https://a.example/", None, "<p>x</p>", None),
             ResponseCache.key("https://a.example/", None, "<p>x</p>", "Title"),
-            ResponseCache.key("https://b.example/", None, "<p>x</p>", "Title")}
-    assert len(keys) == 4
+            ResponseCache.key("https://b.example/", None, "<p>x</p>", "Title"),
+            ResponseCache.key("https://b.example/", None, "<p>x</p>", "Title", "token:1"),  # a member's private analysis
+            ResponseCache.key("https://b.example/", None, "<p>x</p>", "Title", "token:2")}
+    assert len(keys) == 6
 
 
 def test_the_least_recently_used_record_goes_first() -> None:
@@ -39,10 +41,14 @@ def test_the_least_recently_used_record_goes_first() -> None:
 def test_a_related_list_holds_only_for_its_generation() -> None:
     cache = ResponseCache()
     story = record("1")
-    cache.put_related(story, 7, related("2"))
-    assert cache.related(story, 7) == related("2")
-    assert cache.related(story, 8) is None
-    assert cache.related(record("1", content_hash="other"), 7) is None  # the text changed
+    cache.put_related(story, 7, None, related("2"))
+    assert cache.related(story, 7, None) == related("2")
+    assert cache.related(story, 8, None) is None
+    assert cache.related(record("1", content_hash="other"), 7, None) is None  # the text changed
+    # A list computed for a member (it may show the member's private stories) is that member's only.
+    cache.put_related(story, 7, "token:1", related("3"))
+    assert cache.related(story, 7, "token:2") is None and cache.related(story, 7, "token:1") == related("3")
+    assert cache.related(story, 7, None) == related("2")
 
 
 def test_a_discarded_story_is_gone_and_the_order_of_the_rest_kept() -> None:
@@ -51,12 +57,14 @@ def test_a_discarded_story_is_gone_and_the_order_of_the_rest_kept() -> None:
     cache.put("b", record("2"))
     cache.put("x", record("3"))
     cache.put("c", record("1"))  # another request that found the same story
-    cache.put_related(record("1"), 1, related("2"))
-    cache.put_related(record("2"), 1, related("1"))
+    cache.put_related(record("1"), 1, None, related("2"))
+    cache.put_related(record("1"), 1, "token:1", related("2"))
+    cache.put_related(record("2"), 1, None, related("1"))
     cache.get("b")  # least recently used first: x, b
     cache.discard_story("1")
-    assert cache.get("a") is None and cache.get("c") is None and cache.related(record("1"), 1) is None
-    assert cache.related(record("2"), 1) == related("1")
+    assert cache.get("a") is None and cache.get("c") is None and cache.related(record("1"), 1, None) is None
+    assert cache.related(record("1"), 1, "token:1") is None
+    assert cache.related(record("2"), 1, None) == related("1")
     cache.put("d", record("4"))
     cache.put("e", record("5"))
     cache.put("f", record("6"))  # full: x goes, not b (reading the entries to discard used none)

@@ -41,7 +41,7 @@ async def analyze(client: AsyncTestClient, secret: str | None, *, archive: bool,
 
 async def test_without_tokens_everyone_may_everything(client: AsyncTestClient) -> None:
     me = await client.get("/api/v1/me")
-    assert me.status_code == 200 and me.json() == {"name": "anyone", "scope": "admin"}
+    assert me.status_code == 200 and me.json() == {"name": "anyone", "scope": "admin", "visibility": "team"}
     assert (await analyze(client, None, archive=True)).status_code == 200
 
 
@@ -58,7 +58,8 @@ async def test_scopes_401_and_403(client: AsyncTestClient) -> None:
     assert_problem(await client.get("/api/v1/stories", headers=bearer(PREFIX + "not-a-real-one")), 401)
     assert (await client.get("/healthz")).status_code == 200 and (await client.get("/readyz")).status_code == 200
 
-    assert (await client.get("/api/v1/me", headers=bearer(reader))).json() == {"name": "reader", "scope": "read"}
+    assert (await client.get("/api/v1/me", headers=bearer(reader))).json() == {"name": "reader", "scope": "read",
+                                                                                "visibility": "team"}
     assert (await client.get("/api/v1/stories", headers=bearer(reader))).status_code == 200
     assert (await analyze(client, reader, archive=False)).status_code == 200
     refused = await analyze(client, reader, archive=True)
@@ -111,6 +112,46 @@ def test_the_command_line_shows_a_secret_once_and_stores_only_its_hash(tmp_path:
     assert run("revoke", "alice").returncode == 0
     assert run("revoke", "alice").returncode != 0  # none left by that name
     assert secret not in created.stderr + listed.stdout + caplog.text
+
+
+async def test_on_postgresql_the_database_files_and_logs_hold_no_secret(postgres_url: str, tmp_path: Path,
+                                                                       models, caplog) -> None:
+    import hashlib
+
+    import psycopg
+
+    from backstory.app import create_app
+    from backstory.tokens import digest
+
+    from .conftest import BASE_URL, postgres_database, wait_ready
+
+    archive = postgres_database(postgres_url, "t" + hashlib.blake2b(str(tmp_path).encode(), digest_size=6).hexdigest())
+    env = {**os.environ, "BACKSTORY_LOG_LEVEL": "DEBUG"}
+    created = subprocess.run([sys.executable, "-m", "backstory", "tokens", "create", "alice", "--scope", "admin",
+                              "--archive", archive], env=env, capture_output=True, text=True, timeout=120)
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.strip()
+    caplog.set_level("DEBUG")
+    async with AsyncTestClient(app=create_app(Settings(archive=archive, allowed_networks=["127.0.0.0/8"]),
+                                              models=models), base_url=BASE_URL) as client:
+        await wait_ready(client)
+        assert (await client.get("/api/v1/me", headers=bearer(secret))).json()["name"] == "alice"
+        assert_problem(await client.get("/api/v1/stories", headers=bearer(secret + "x")), 401)  # a near miss
+        assert (await analyze(client, secret, archive=True)).status_code == 200
+    assert secret not in created.stderr + caplog.text
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")  # everything written so far is in the data files, not only in the WAL
+        data = Path(conn.execute("SHOW data_directory").fetchone()[0])
+    needle, stored = secret.encode(), digest(secret).encode()
+    found_hash = False
+    for path in (p for p in data.rglob("*") if p.is_file()):
+        try:
+            content = path.read_bytes()
+        except OSError:  # a file the server removed meanwhile
+            continue
+        assert needle not in content, f"the token's secret is in {path}"
+        found_hash |= stored in content
+    assert found_hash  # the scan reached the token's row: its hash is there, its secret is not
 
 
 def test_a_stored_token_lets_the_server_listen_beyond_this_machine() -> None:

@@ -27,6 +27,7 @@ from .api.openapi import finish_document
 from .archive import open_archive
 from .archive.feed import Follower
 from .config import Settings
+from .imports.runs import Importer
 from .jobs import REMOTE_NEEDS_POSTGRESQL, job_queue
 from .pipeline import Models, Pipeline, RemoteAnalyst
 from .schemas import PROBLEM_JSON, Problem, explain
@@ -115,6 +116,10 @@ def create_app(settings: Settings | None = None, *, models: Models | None = None
         follower = Follower(archive, settings.feed_poll_interval)
         follower.start()
         state.tokens = TokenStore(archive.storage, settings.api_token)
+        # Imports sent over HTTP store through the pipeline once it is ready (models loading, a
+        # minute at most; an import waits for them rather than failing).
+        importer = state.importer = Importer(archive.storage, archive, lambda: state.pipeline_ready(timeout=600),
+                                             window=settings.workers * 2, settings=settings)
         jobs = state.jobs = job_queue(settings)  # the archive's migrations created its tables
         if jobs is not None:
             await jobs.__aenter__()
@@ -141,6 +146,7 @@ def create_app(settings: Settings | None = None, *, models: Models | None = None
             yield
         finally:
             loader.cancel()
+            await importer.stop()  # recorded as interrupted while the archive is still open
             await follower.stop()
             if state.backlog is not None:
                 state.backlog.cancel()

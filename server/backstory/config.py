@@ -134,6 +134,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     max_body_bytes: Annotated[
         int, Meta(ge=1024, description="Largest request body accepted (bytes); larger ones get 413.")
     ] = 10 * 1024 * 1024
+    max_import_bytes: Annotated[
+        int,
+        Meta(ge=1024, description="Largest export file `POST /api/v1/imports` accepts (bytes); larger ones get 413. The file waits on disk (the system's temporary folder, TMPDIR) while it is imported, never in memory."),
+    ] = 200 * 1024 * 1024
     fetch_timeout: Annotated[
         float, Meta(gt=0, description="Seconds allowed for fetching a page the client did not send.")
     ] = 10.0
@@ -141,6 +145,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         int, Meta(ge=1024, description="Largest fetched page (bytes); reading stops past it.")
     ] = 5 * 1024 * 1024
     max_redirects: Annotated[int, Meta(ge=0, le=20, description="Redirect hops followed when fetching.")] = 5
+    fetch_host_delay: Annotated[
+        float,
+        Meta(ge=0, le=600, description="Imports and feeds: seconds between the end of one request to a host and the start of the next (a longer Crawl-delay in the host's robots.txt wins, up to 60 s). Each host gets one request at a time."),
+    ] = 1.0
+    fetch_hosts_at_once: Annotated[
+        int,
+        Meta(ge=1, le=64, description="Imports and feeds: hosts fetched from at the same time."),
+    ] = 4
     rate_limit_analyze: Annotated[
         str,
         Meta(pattern=r"^([1-9][0-9]*/(second|minute|hour))?$",

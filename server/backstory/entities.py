@@ -16,7 +16,9 @@ from typing import Any, Iterable
 
 from .entity_key import grouping_key
 from .entity_labels import consistent, is_sports, relabel, result_teams, split_dashed
-from .entity_repair import caps_lines, casing_evidence, recased_spans, trim
+from .entity_repair import casing_evidence, recased_lines, recased_spans, trim
+from .generic_terms import is_generic_term
+from .headings import caps_lines, title_lines
 from .schemas import Entity, Mention
 
 __all__ = ["SHOWN_LABELS", "entity_spans", "extract_entities"]
@@ -41,15 +43,16 @@ def entity_spans(doc: Any, text: str | None = None) -> list[tuple[int, int, str]
     (spaCy builds it anew, token by token, on each read).
     """
     text = doc.text if text is None else text
-    all_lines = caps_lines(text)
-    evidence = casing_evidence(text, all_lines)
+    caps, titled = caps_lines(text), title_lines(text)
+    evidence = casing_evidence(text, sorted(caps + titled))
     spans = _spacy_spans(doc)
     # Each re-cased line is one more NER call: a text of thousands of capitals lines would
     # cost seconds, where articles (results tables included) have a few dozen.
-    lines = all_lines[:MAX_RECASED_LINES]
+    lines = recased_lines(text, caps[:MAX_RECASED_LINES], titled[:MAX_RECASED_LINES], evidence)[:MAX_RECASED_LINES]
     if lines:
-        inside = lambda s: any(a <= s < b for a, b in lines)  # noqa: E731
-        spans = [sp for sp in spans if not inside(sp[0])] + recased_spans(text, lines, evidence)
+        bounds = [(start, start + len(line)) for start, line, _ in lines]
+        inside = lambda s: any(a <= s < b for a, b in bounds)  # noqa: E731
+        spans = [sp for sp in spans if not inside(sp[0])] + recased_spans(lines)
     trimmed = []
     for start, end, label in spans:
         if label not in SHOWN_LABELS:
@@ -58,6 +61,8 @@ def entity_spans(doc: Any, text: str | None = None) -> list[tuple[int, int, str]
         name = text[start:end]
         if end <= start or not re.search(r"[A-Za-z]", name) or not name[0].isalnum():
             continue
+        if is_generic_term(name):
+            continue  # "AI", "CEO", "GPUs": a common noun in capitals, no name
         if " " not in name and not name.isupper() and evidence.get(name.lower(), "").islower():
             continue  # the article writes it in lower case elsewhere: a common word ("Stadium", "Men")
         trimmed.append((start, end, label))

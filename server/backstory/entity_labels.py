@@ -124,8 +124,21 @@ _ORG_BEFORE = re.compile(
 )
 _ORG_AFTER = re.compile(
     r"^\s*(?:S\.A\.|SA\b|AG\b|Inc\b|Corp\b|Co\b|Ltd\b|plc\b|PLC\b|N\.V\.|Bhd\b|GmbH\b|SpA\b|"
-    r"shares\b|stock\b|'s\s+shares\b|['’]s\s+(?:chairman|chief executive|shareholders|board)\b)"
+    r"shares\b|stock\b|'s\s+shares\b|['’]s\s+(?:chairman|chief executive|shareholders|board)\b|"
+    # "OpenAI's largest investor", "OpenAI was valued at", "DeepSeek, the Chinese start-up"
+    r"['’]s\s+(?:\w+\s+)?(?:investors?|valuation|revenues?|founders?|co-founders?)\b|"
+    r"(?:was|is|has\s+been|had\s+been)\s+valued\s+at\b|"
+    r",\s+(?:the|an?)\s+(?:[\w-]+\s+){0,3}?(?:company|firm|start-?up|group|lab|laboratory|chipmaker|"
+    r"carmaker|automaker|developer|retailer|bank|insurer|conglomerate|manufacturer)(?![\w'’-])(?!\s+[A-Z]))"
 )
+# A thing named as the subject of a business verb is the company that makes it: "DeepSeek
+# released its model", "DeepSeek raised no outside money" (spaCy said PRODUCT). Persons and
+# places do some of these too ("China announced"), so this cue only corrects things.
+_BUSINESS_VERB_AFTER = re.compile(
+    r"^\s+(?:has\s+|had\s+|have\s+)?(?:raised|released|launched|acquired|unveiled|announced|reported|"
+    r"posted|shipped|hired|laid\s+off|filed|invested|agreed\s+to\s+(?:buy|acquire|sell))\b"
+)
+_THINGS = {"PRODUCT", "WORK_OF_ART", "FAC"}
 
 
 _PLACE_BEFORE = re.compile(
@@ -141,9 +154,14 @@ def _place_cue(text: str, start: int, end: int, gaz: Gazetteer) -> bool:
     return bool(m and m.group(1) in gaz.countries)
 
 
-def _org_cue(text: str, start: int, end: int) -> bool:
+def _org_cue(text: str, start: int, end: int, label: str) -> bool:
     """Words around a mention that only fit an organisation ("cables giant Pirelli", "Cofinec S.A.")."""
-    return bool(_ORG_BEFORE.search(text[max(0, start - 30):start]) or _ORG_AFTER.match(text[end:end + 30]))
+    after = text[end:end + 60]
+    return bool(
+        _ORG_BEFORE.search(text[max(0, start - 30):start])
+        or _ORG_AFTER.match(after)
+        or (label in _THINGS and _BUSINESS_VERB_AFTER.match(after))
+    )
 
 
 def consistent(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
@@ -155,7 +173,7 @@ def consistent(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, 
     for start, end, label in spans:
         key = entity_key(text[start:end])
         votes[key][label] += 1
-        if label in {"PERSON", "GPE", "LOC", "PRODUCT", "WORK_OF_ART", "FAC"} and _org_cue(text, start, end):
+        if label in {"PERSON", "ORG", "GPE", "LOC", "PRODUCT", "WORK_OF_ART", "FAC"} and _org_cue(text, start, end, label):
             cued.add(key)
         elif label in {"PERSON", "ORG", "NORP"} and _place_cue(text, start, end, gaz):
             placed.add(key)
@@ -177,7 +195,7 @@ def consistent(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, 
             label = "GPE"
         if key in surnames and label != "PERSON":
             label = "PERSON"
-        elif len(top) > 1 and top[0][1] == top[1][1]:
+        elif len(top) > 1 and top[0][1] == top[1][1] and key not in cued and key not in placed:
             label = _tie_break([lab for lab, n in top if n == top[0][1]])
         if len(top) > 2 and top[0][1] * 2 <= sum(n for _, n in top) and "ORG" in counter:
             label = "ORG"  # spaCy cannot decide between three readings: usually an organisation

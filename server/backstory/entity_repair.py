@@ -6,7 +6,8 @@ ALL-CAPS lines.
 - ALL-CAPS lines (headlines, datelines, results tables) are re-cased — words take the casing
   they have elsewhere in the article, place names from the gazetteer, other words lower case —
   and tagged again (:func:`recased_spans`); the re-cased text has the same length, so offsets
-  stay exact.
+  stay exact. Title Case headlines are re-cased too, but only their capitalised words that the
+  article writes otherwise elsewhere ("OpenAI Considers ... in Industry Shift" was one ORG).
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ from __future__ import annotations
 import re
 
 from .gazetteer import Gazetteer, gazetteer
+from .headings import WORD as _WORD
 from .nlp import ner_pipeline
 
-__all__ = ["caps_lines", "casing_evidence", "recased_spans", "trim"]
-
-_WORD = re.compile(r"[A-Za-z][A-Za-z'’.&-]*")
+__all__ = ["casing_evidence", "recased_lines", "recased_spans", "trim"]
 
 _LEADING = re.compile(r"^(?:(?:the|The|THE)\s+|[\s\"'“”‘’(\[{,;:*•·-]+)")
 _TRAILING = re.compile(
@@ -44,21 +44,6 @@ def trim(text: str, start: int, end: int) -> tuple[int, int]:
             continue
         break
     return start, end
-
-
-def caps_lines(text: str) -> list[tuple[int, int]]:
-    """(start, end) of lines written in capitals (at least two words of three letters)."""
-    out = []
-    pos = 0
-    for line in text.split("\n"):
-        letters = [c for c in line if c.isalpha()]
-        if len(letters) >= 3:
-            upper = sum(c.isupper() for c in letters)
-            words = [w for w in _WORD.findall(line) if len(w) >= 2]
-            if upper >= 0.8 * len(letters) and words and sum(w.isupper() for w in words) >= max(1, 0.7 * len(words)):
-                out.append((pos, pos + len(line)))
-        pos += len(line) + 1
-    return out
 
 
 _LINE_OR_SENTENCE_START = re.compile(r"(?:[.!?:\n\"“]\s*|^\s*)$")
@@ -127,14 +112,57 @@ def _recase(line: str, evidence: dict[str, str], gaz: Gazetteer) -> str:
 _DATELINE_PLACE = re.compile(r"^([A-Za-z][A-Za-z.' -]*?)(?:\s*,\s*[A-Za-z][A-Za-z. ]*)?\s+(?:\d{4}-\d{2}-\d{2}|\d{1,2} [A-Z][a-z]+)\b")
 
 
-def recased_spans(text: str, lines: list[tuple[int, int]], evidence: dict[str, str]) -> list[tuple[int, int, str]]:
+def _recase_title(line: str, evidence: dict[str, str]) -> str:
+    """A Title Case line with each capitalised word as the article writes it elsewhere (when it
+    does, in the same length); acronyms, mixed-case names and unknown words stay as they are."""
+
+    def form(m: re.Match) -> str:
+        word = m.group(0)
+        if word[0].isupper() and word[1:].islower():
+            other = evidence.get(word.lower())
+            if other is not None and len(other) == len(word):
+                return other
+        return word
+
+    return _WORD.sub(form, line)
+
+
+def recased_lines(
+    text: str, caps: list[tuple[int, int]], titled: list[tuple[int, int]], evidence: dict[str, str]
+) -> list[tuple[int, str, bool]]:
+    """(start, re-cased line, whether it was Title Case) of every capitals line and of each Title
+    Case line that re-casing changes (the others keep spaCy's tags, made with the whole text
+    around them)."""
+    gaz = gazetteer()
+    out = [(start, _recase(text[start:end], evidence, gaz), False) for start, end in caps]
+    for start, end in titled:
+        line = text[start:end]
+        recased = _recase_title(line, evidence)
+        if recased != line:
+            out.append((start, recased, True))
+    return sorted(out)
+
+
+_LOWER_START = re.compile(r"(?:[a-z][a-z'’.-]*\s+)+")
+
+
+def recased_spans(lines: list[tuple[int, str, bool]]) -> list[tuple[int, int, str]]:
+    """The entities NER finds in each re-cased line of :func:`recased_lines`, as offsets into the text."""
     nlp = ner_pipeline()  # the NER process's own pipeline: never a second one loaded just for this
     gaz = gazetteer()
     ner = nlp.get_pipe("ner")
-    recased = [_recase(text[start:end], evidence, gaz) for start, end in lines]
+    recased = [line for _, line, _ in lines]
     out = []
-    for (start, _), line, sub in zip(lines, recased, ner.pipe((nlp.make_doc(r) for r in recased), batch_size=64)):
-        found = [(start + e.start_char, start + e.end_char, e.label_) for e in sub.ents]
+    for (start, _, titled), line, sub in zip(lines, recased, ner.pipe((nlp.make_doc(r) for r in recased), batch_size=64)):
+        found = []
+        for e in sub.ents:
+            # A word the article writes in lower case starts no name ("Company Name Homegate
+            # Hospitality Inc" gave "Name Homegate Hospitality Inc"). In a capitals line lower
+            # case is only the default for a word the article has nowhere else.
+            first = _LOWER_START.match(line, e.start_char, e.end_char) if titled else None
+            s = first.end() if first else e.start_char
+            if s < e.end_char:
+                found.append((start + s, start + e.end_char, e.label_))
         m = _DATELINE_PLACE.match(line)
         if m and m.group(1).lower() in gaz.places:  # "BUCHAREST 1996-08-30": alone, NER misses it
             found = [f for f in found if f[0] >= start + m.end(1)] + [(start, start + m.end(1), "GPE")]

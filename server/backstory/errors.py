@@ -52,9 +52,39 @@ class NotAnArticle(BackstoryError):
     title = "No article found"
 
 
+class NotImportable(BackstoryError):
+    """An export whose format cannot be told from its content."""
+
+    status = 422
+    title = "Unknown export format"
+
+
+class Busy(BackstoryError):
+    """The server is doing as much of this as it does at once (imports): the client tries later."""
+
+    status = 429
+    title = "Too many requests"
+    headers = {"Retry-After": "30"}
+
+
 class UpstreamError(BackstoryError):
     status = 502
     title = "Upstream error"
+
+
+class UpstreamStatus(UpstreamError):
+    """The fetched server answered an HTTP error status (kept in ``upstream_status``)."""
+
+    def __init__(self, detail: str, upstream_status: int) -> None:
+        super().__init__(detail)
+        self.upstream_status = upstream_status
+
+
+class RobotsRefused(BackstoryError):
+    """The site's robots.txt does not let Backstory fetch the page (or could not be read)."""
+
+    status = 403
+    title = "Fetch refused by robots.txt"
 
 
 class UpstreamTimeout(BackstoryError):

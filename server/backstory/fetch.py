@@ -13,7 +13,12 @@ self-hosted server must not reach on a user's behalf:
 * connection errors and upstream 4xx/5xx -> 502;
 * the body is streamed and reading stops past ``settings.max_fetch_bytes`` (counted both on the
   wire and after gzip/deflate decoding, so a compression bomb is stopped too) -> 413;
-* only ``text/html`` and ``application/xhtml+xml`` (no Content-Type: sniffed) -> 415.
+* only ``text/html`` and ``application/xhtml+xml`` (no Content-Type: sniffed) -> 415, unless the
+  caller widens ``media_types`` (feeds, robots.txt);
+* a 304 Not Modified to a conditional request (``headers`` with If-None-Match / If-Modified-Since)
+  is returned as a body-less page whose :attr:`FetchedPage.not_modified` is true.
+
+Politeness (per-host delay, robots.txt, ...) is :mod:`backstory.polite`'s, on top of this.
 """
 
 from __future__ import annotations
@@ -21,17 +26,22 @@ from __future__ import annotations
 import asyncio
 import ssl
 import zlib
+from typing import Mapping
 
 import httpx
 import msgspec
 
-from . import errors
+from . import __version__, errors
 from .config import Settings
 from .ssrf_guard import IPAddress, Resolver, Target, checked_addresses, parse_target
 
-USER_AGENT = "Backstory/0.1 (+self-hosted reading assistant)"
+USER_AGENT = f"Backstory/{__version__} (+self-hosted reading assistant)"
 ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+ANY_TYPE = frozenset({"*/*"})  #: as ``media_types``: any Content-Type (robots.txt)
+#: what a body without Content-Type that does not look like HTML is called when the caller accepts
+#: more than HTML: the caller's own parser sniffs it
+UNKNOWN_TYPE = "application/octet-stream"
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_ADDRESSES_TRIED = 4
 _CHUNK = 64 * 1024
@@ -50,6 +60,13 @@ class FetchedPage(msgspec.Struct, kw_only=True, frozen=True):
     body: bytes  #: decoded from Content-Encoding, at most settings.max_fetch_bytes
     address: str = ""  #: the IP address the final response came from
     redirects: list[str] = []  #: every URL visited before final_url
+    etag: str | None = None  #: the final response's ETag, for the next conditional request
+    last_modified: str | None = None  #: its Last-Modified, likewise
+
+    @property
+    def not_modified(self) -> bool:
+        """The server answered 304 to a conditional request: no body, the caller's copy is current."""
+        return self.status == 304
 
     @property
     def media_type(self) -> str:
@@ -154,12 +171,18 @@ def _describe(exc: BaseException) -> str:
     return text if len(text) < 300 else text[:300] + "..."
 
 
-async def _send(client: httpx.AsyncClient, target: Target, ip: IPAddress) -> httpx.Response:
+def _accept(media_types: frozenset[str]) -> str:
+    if media_types == HTML_TYPES:
+        return ACCEPT
+    return ",".join(sorted(media_types - ANY_TYPE)) + ",*/*;q=0.1" if media_types - ANY_TYPE else "*/*"
+
+
+async def _send(client: httpx.AsyncClient, target: Target, ip: IPAddress, extra: dict[str, str]) -> httpx.Response:
     """One GET to ``ip`` for ``target``: URL rewritten to the IP, Host and SNI the real host."""
     headers = {
+        **extra,
         "Host": target.url.netloc.decode("ascii"),
         "User-Agent": USER_AGENT,
-        "Accept": ACCEPT,
         "Accept-Encoding": "gzip, deflate",
     }
     extensions = {}
@@ -193,7 +216,8 @@ async def _read_body(response: httpx.Response, limit: int) -> bytes:
     return bytes(body)
 
 
-async def _fetch(url: str, settings: Settings, resolver: Resolver | None, ssl_context: ssl.SSLContext) -> FetchedPage:
+async def _fetch(url: str, settings: Settings, resolver: Resolver | None, ssl_context: ssl.SSLContext,
+                 headers: dict[str, str], media_types: frozenset[str]) -> FetchedPage:
     timeout = httpx.Timeout(settings.fetch_timeout)
     limits = httpx.Limits(max_connections=4, max_keepalive_connections=0)
     target = parse_target(url)
@@ -207,7 +231,7 @@ async def _fetch(url: str, settings: Settings, resolver: Resolver | None, ssl_co
             last_error: Exception | None = None
             for ip in addresses[:MAX_ADDRESSES_TRIED]:
                 try:
-                    response = await _send(client, target, ip)
+                    response = await _send(client, target, ip, headers)
                     break
                 except httpx.ConnectError as exc:
                     last_error = exc
@@ -236,13 +260,20 @@ async def _fetch(url: str, settings: Settings, resolver: Resolver | None, ssl_co
                     except (errors.InvalidUrl, errors.BlockedAddress) as exc:
                         raise type(exc)(f"redirect from {current} to {next_url} refused: {exc.detail}") from None
                     continue
+                validators = {"etag": response.headers.get("etag"),
+                              "last_modified": response.headers.get("last-modified")}
+                if status == 304 and _conditional(headers):
+                    return FetchedPage(url=url, final_url=current, status=status, content_type="", charset=None,
+                                       body=b"", address=str(ip), redirects=visited, **validators)
                 if status >= 400:
-                    raise errors.UpstreamError(f"{current} answered {status} {response.reason_phrase}".rstrip())
+                    raise errors.UpstreamStatus(f"{current} answered {status} {response.reason_phrase}".rstrip(),
+                                                status)
                 if not 200 <= status < 300 or status in (204, 205):
                     raise errors.UpstreamError(f"{current} answered {status} {response.reason_phrase}, not a page")
                 media, charset = _media_type(response.headers.get("content-type"))
-                if media is not None and media not in HTML_TYPES:
-                    raise errors.UnsupportedContent(f"{current} is {media}, not an HTML page")
+                if media is not None and media not in media_types and not ANY_TYPE <= media_types:
+                    what = "an HTML page" if media_types == HTML_TYPES else "one of " + ", ".join(sorted(media_types))
+                    raise errors.UnsupportedContent(f"{current} is {media}, not {what}")
                 length = response.headers.get("content-length", "")
                 if length.isdigit() and int(length) > settings.max_fetch_bytes:
                     raise errors.PayloadTooLarge(
@@ -250,16 +281,26 @@ async def _fetch(url: str, settings: Settings, resolver: Resolver | None, ssl_co
                         "(BACKSTORY_MAX_FETCH_BYTES); not read")
                 body = await _read_body(response, settings.max_fetch_bytes)
                 if media is None:
-                    if not looks_like_html(body):
+                    if looks_like_html(body):
+                        media = "text/html"
+                    elif media_types == HTML_TYPES:
                         raise errors.UnsupportedContent(f"{current} has no Content-Type and does not look like HTML")
-                    media = "text/html"
+                    else:
+                        media = UNKNOWN_TYPE
                 return FetchedPage(
                     url=url, final_url=current, status=status, charset=charset,
                     content_type=f"{media}; charset={charset}" if charset else media,
-                    body=body, address=str(ip), redirects=visited,
+                    body=body, address=str(ip), redirects=visited, **validators,
                 )
             finally:
                 await response.aclose()
+
+
+_OWN_HEADERS = frozenset({"host", "user-agent", "accept-encoding"})  # the fetcher's, never the caller's
+
+
+def _conditional(headers: dict[str, str]) -> bool:
+    return any(key.lower() in ("if-none-match", "if-modified-since") for key in headers)
 
 
 async def fetch_page(
@@ -268,16 +309,23 @@ async def fetch_page(
     *,
     resolver: Resolver | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    headers: Mapping[str, str] | None = None,
+    media_types: frozenset[str] = HTML_TYPES,
 ) -> FetchedPage:
     """GET an HTML page through the SSRF guard; raises ``errors.*`` (see the module docstring).
 
     ``resolver(host, port) -> [ip, ...]`` replaces DNS (tests); ``ssl_context`` replaces the
     system trust store (tests with their own CA). Certificates are always verified.
+    ``headers`` are sent besides the fetcher's own (If-None-Match, If-Modified-Since: a 304 then
+    comes back as a page with ``not_modified``; Host and User-Agent cannot be replaced).
+    ``media_types`` are the Content-Types accepted (:data:`ANY_TYPE`: all); Accept follows them.
     """
     context = ssl_context or _default_ssl_context()
+    extra = {"Accept": _accept(media_types)}
+    extra.update((key, value) for key, value in (headers or {}).items() if key.lower() not in _OWN_HEADERS)
     try:
         async with asyncio.timeout(settings.fetch_timeout):
-            return await _fetch(url, settings, resolver, context)
+            return await _fetch(url, settings, resolver, context, extra, media_types)
     except TimeoutError:
         raise errors.UpstreamTimeout(f"fetching {url} took longer than {settings.fetch_timeout:g} s") from None
     except httpx.TimeoutException as exc:

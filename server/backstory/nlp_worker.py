@@ -147,7 +147,7 @@ def _only(*names: str) -> Any:
 
 
 def _candidates(text: str, title: str | None, max_candidates: int) -> list:
-    from .keyphrases import select_candidates
+    from .keyphrase_candidates import select_candidates
 
     try:
         with _nlp.memory_zone(), _only("tok2vec", "tagger"):
@@ -170,7 +170,7 @@ def _both(text: str, title: str | None, max_candidates: int) -> tuple[list, list
     """Both halves in one pass: the one process of ``processes=1``, or either process of a pair
     when the server has several texts in flight (see :meth:`NlpWorker.start`)."""
     from .entities import extract_entities
-    from .keyphrases import select_candidates
+    from .keyphrase_candidates import select_candidates
 
     try:
         with _nlp.memory_zone():

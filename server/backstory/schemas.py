@@ -70,6 +70,12 @@ def explain(message: str) -> str:
     return message
 
 
+Visibility = Annotated[
+    Literal["team", "private"],
+    Meta(description="team: every member of the server reads the story; private: only the token that added it."),
+]
+
+
 class Base(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Shared options: keyword-only fields, unknown fields rejected."""
 
@@ -87,16 +93,25 @@ class AnalyzeRequest(Base):
     text: Text | None = None
     title: Title | None = None
     archive: bool = True
+    visibility: Visibility | None = None
+    """Who may see the story: ``team`` or ``private``; unset, the calling token's default (``team``
+    unless the token was created with ``--visibility private``). Private needs API tokens."""
+
+
+class Mention(Value):
+    """Where a name or phrase occurs: ``text[start:end]`` of the sidebar's ``text`` (offsets in
+    Unicode code points)."""
+
+    start: int
+    end: int
 
 
 class Keyphrase(Value):
     phrase: str
     score: float
-
-
-class Mention(Value):
-    start: int
-    end: int
+    mentions: list[Mention] = []
+    """Each occurrence of the phrase in ``text``, in any spelling that counts as the same phrase
+    ("tornado", "tornadoes"); empty for a story analysed by an older server."""
 
 
 class Entity(Value):
@@ -152,6 +167,9 @@ class Sidebar(Value):
     added_by: list[str] = []
     """The names of the tokens that added the story to the archive (and ``cli`` for the command
     line); empty on a server without tokens, and for a story not archived."""
+    visibility: Visibility = "team"
+    tags: list[str] = []
+    """The reader's tags for the story, kept from the export it was imported from."""
 
 
 class Me(Value):
@@ -159,6 +177,8 @@ class Me(Value):
 
     name: str
     scope: Literal["read", "write", "admin"]
+    visibility: Visibility = "team"
+    """What the token's analyses and imports are stored as when a request does not say."""
 
 
 class RelatedList(Value):
@@ -175,6 +195,7 @@ class StorySummary(Value):
     first_seen: str
     last_seen: str
     snippet: str | None = None
+    visibility: Visibility = "team"
 
 
 class StoryList(Value):
@@ -182,6 +203,50 @@ class StoryList(Value):
     total: int
     limit: int
     offset: int
+
+
+ImportId = Annotated[str, Meta(pattern=STORY_ID_PATTERN, description="An import's id: 16 hex digits.")]
+
+
+class ImportFailure(Value):
+    """An entry of an export that was not imported, and why ("the file" when the rest of the
+    file could not be read)."""
+
+    where: str
+    reason: str
+    url: str | None = None
+
+
+class ImportStatus(Value):
+    """An import sent over HTTP and its progress (see POST /api/v1/imports)."""
+
+    import_id: str
+    status: Literal["running", "done", "failed", "interrupted"]
+    """``failed``: the file could not be read to its end (``error`` says why; what was read
+    before is stored); ``interrupted``: the server that ran it stopped (send the file again:
+    what was stored is skipped)."""
+    format: str
+    size: int
+    """Bytes received."""
+    read_bytes: int
+    """How far into the file the import has read (a zip's members: as stored in it)."""
+    imported: int
+    skipped: int
+    """Entries the archive already had."""
+    failed: int
+    failures: list[ImportFailure]
+    """The first failures (``failed`` counts them all)."""
+    feeds_found: int
+    feeds: list[str]
+    """The first feeds' URLs (OPML)."""
+    error: str | None
+    started: str
+    updated: str
+    finished: str | None
+
+
+class ImportList(Value):
+    imports: list[ImportStatus]
 
 
 PROBLEM_JSON = "application/problem+json"

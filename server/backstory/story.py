@@ -19,6 +19,20 @@ EMBEDDING_DIM = 384
 WORDS_PER_MINUTE = 230
 
 
+Viewer = str | None
+"""Whose eyes a read of the archive is for: None sees the team's stories only (a server without
+tokens, an unnamed caller); a claimant ("token:<id>", "cli", ...) also sees its own private
+stories; :data:`OPERATOR` sees every story."""
+OPERATOR = "*"
+"""The viewer of the command line's whole-archive work (export, migration) and of the server's
+own background work: every story, private ones included. No claimant is named "*"."""
+
+
+def sees(viewer: Viewer, owner: str) -> bool:
+    """Whether ``viewer`` may see a story of this owner ("" for a team story)."""
+    return not owner or viewer == OPERATOR or owner == viewer
+
+
 class StoryRecord(msgspec.Struct, kw_only=True):
     """One archived story: the analysed text and everything derived from it."""
 
@@ -42,6 +56,16 @@ class StoryRecord(msgspec.Struct, kw_only=True):
     analysed: bool = True
     """False for a story stored by a bulk import whose entities, keyphrases and embedding are
     still to be computed (the server does it in the background)."""
+    owner: str = ""
+    """Empty for a team story (every member reads it); for a private story, who it belongs to
+    ("token:<id>", see :attr:`backstory.tokens.Caller.who`): only they see it, and it is part of
+    the story's identity (its id, its URLs), so one URL can be a team story and a private one."""
+
+    @property
+    def visibility(self) -> str:
+        return "private" if self.owner else "team"
+    tags: list[str] = []
+    """The reader's own tags for the story, from the export it was imported from (Pocket, Omnivore...)."""
 
 
 def utc_now() -> str:
@@ -49,9 +73,11 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def story_id_for(canonical_url: str) -> str:
-    """Stable 16-hex-digit id of a story, from its normalised canonical URL."""
-    return hashlib.sha256(canonical_url.encode("utf-8")).hexdigest()[:16]
+def story_id_for(canonical_url: str, owner: str = "") -> str:
+    """Stable 16-hex-digit id of a story, from its normalised canonical URL (and its owner, for a
+    private story: each member's private story of a URL is a story of its own)."""
+    key = f"{owner}\x00{canonical_url}" if owner else canonical_url
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
 
 
 def embedding_text(title: str | None, text: str) -> str:
@@ -65,14 +91,14 @@ def reading_minutes(words: int) -> int:
 
 def new_story(article, *, url: str, canonical_url: str, keyphrases: list[schemas.Keyphrase] = (),
               entities: list[schemas.Entity] = (), embedding: list[float] | None = None,
-              analysed: bool = True) -> StoryRecord:
+              analysed: bool = True, tags: tuple[str, ...] | list[str] = (), owner: str = "") -> StoryRecord:
     """The record of an article just extracted from ``url`` (``canonical_url``: the normalised
     URL it is archived under, see :func:`backstory.urls.identity_url`), with its derived fields."""
     return derive(StoryRecord(
         url=url, canonical_url=canonical_url, title=article.title, byline=article.byline,
         site_name=article.site_name, published=article.published, language=article.language,
         text=article.text, keyphrases=list(keyphrases), entities=list(entities), embedding=embedding,
-        analysed=analysed,
+        analysed=analysed, tags=list(tags), owner=owner,
     ))
 
 
@@ -84,7 +110,7 @@ def derive(record: StoryRecord) -> StoryRecord:
     if canonical != record.canonical_url:
         changes["canonical_url"] = canonical
     if not record.story_id:
-        changes["story_id"] = story_id_for(canonical)
+        changes["story_id"] = story_id_for(canonical, record.owner)
     if not record.simhash and record.text:
         changes["simhash"] = simhash(record.text)
     if not record.content_hash:
@@ -110,5 +136,5 @@ def to_sidebar(record: StoryRecord, related: list[schemas.RelatedStory], *, timi
         word_count=record.word_count, reading_minutes=reading_minutes(record.word_count), text=record.text,
         keyphrases=record.keyphrases, entities=record.entities, related=related,
         timings_ms=timings or schemas.Timings(), archived=archived, cached=cached, analysed=record.analysed,
-        added_by=list(added_by),
+        added_by=list(added_by), tags=record.tags, visibility=record.visibility,
     )

@@ -27,6 +27,7 @@ from .story import utc_now
 
 PREFIX = "bsk_"
 SCOPES = ("read", "write", "admin")
+VISIBILITIES = ("team", "private")
 CHECK_EVERY = 2.0  # seconds a verified token (or its absence) is trusted before the archive is asked again
 USED_EVERY = 60.0  # seconds between writes of a token's last use
 ENV_TOKEN_NAME = "api-token"
@@ -46,11 +47,13 @@ def is_active(token: TokenRow, now: str) -> bool:
 
 
 class Caller(NamedTuple):
-    """Who is calling: a token's name and scope (``anyone`` with every right on a server without tokens)."""
+    """Who is calling: a token's name and scope (``anyone`` with every right on a server without
+    tokens), and what its stories are stored as when a request does not say."""
 
     name: str
     scope: str
     token_id: int | None = None
+    visibility: str = "team"
 
     def may(self, scope: str) -> bool:
         return SCOPES.index(self.scope) >= SCOPES.index(scope)
@@ -61,6 +64,18 @@ class Caller(NamedTuple):
         if self.token_id is not None:
             return f"token:{self.token_id}"
         return None if self is NOBODY_REQUIRED else self.name
+
+    def owner(self, visibility: str | None) -> str:
+        """Whose the caller's new stories are: "" for team stories, the caller's :attr:`who` for
+        private ones; ``visibility`` None takes the token's default. On a server without tokens
+        every caller is the same person, so nothing could be private to one of them: asking for a
+        private story there is refused (400) rather than stored as a team story unawares."""
+        if (visibility or self.visibility) == "team":
+            return ""
+        if self.who is None:
+            raise errors.InvalidInput("private stories need API tokens: on a server without tokens every caller is "
+                                      "the same person; create one for each member with 'backstory tokens create NAME'")
+        return self.who
 
 
 NOBODY_REQUIRED = Caller("anyone", "admin")
@@ -78,12 +93,16 @@ class TokenStore:
         self._lock = threading.Lock()
 
     # ---- management (the CLI) ---------------------------------------------------------------
-    async def create(self, name: str, scope: str = "write", expires_days: float | None = None) -> str:
-        """A new token's secret (shown once); ValueError for a bad name or scope, or a name in use."""
+    async def create(self, name: str, scope: str = "write", expires_days: float | None = None,
+                     visibility: str = "team") -> str:
+        """A new token's secret (shown once); ValueError for a bad name, scope or visibility, or a
+        name in use. ``visibility``: what the token's stories are stored as unless a request says."""
         if not _NAME.match(name) or name == ENV_TOKEN_NAME:
             raise ValueError(f"a token's name is 1-64 letters, digits, '.', '_', '@' or '-' (not {ENV_TOKEN_NAME!r})")
         if scope not in SCOPES:
             raise ValueError(f"the scope is one of {', '.join(SCOPES)}")
+        if visibility not in VISIBILITIES:
+            raise ValueError(f"the visibility is one of {', '.join(VISIBILITIES)}")
         expires = None
         if expires_days is not None:
             expires = (datetime.now(timezone.utc) + timedelta(days=expires_days)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -92,7 +111,7 @@ class TokenStore:
         def job(w: Writer) -> tuple[bool, AfterCommit]:
             if any(t.name == name for t in w.tokens()):
                 return False, None
-            w.add_token(name, scope, digest(secret), utc_now(), expires)
+            w.add_token(name, scope, digest(secret), utc_now(), expires, visibility)
             return True, None
 
         if not await self.storage.write(job):
@@ -152,7 +171,7 @@ class TokenStore:
         if token is None or not is_active(token, utc_now()):
             raise errors.Unauthorized("this API token is not valid (wrong, expired or revoked)")
         await self._note_use(token.id)
-        return Caller(token.name, token.scope, token.id)
+        return Caller(token.name, token.scope, token.id, token.visibility)
 
     async def _note_use(self, token_id: int) -> None:
         with self._lock:

@@ -1,4 +1,4 @@
-"""Fixtures of the end-to-end tests; the machinery is in e2e_harness.py."""
+"""Fixtures of the end-to-end tests; the machinery is in e2e_harness.py (Chromium) and firefox_harness.py."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from e2e_harness import (
     build_extension,
     start_server,
 )
+from firefox_harness import FIREFOX, Firefox
 
 
 @pytest.fixture(scope="session")
@@ -27,8 +28,9 @@ def chromium() -> Path:
 
 
 @pytest.fixture(scope="module")
-def backstory_server(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackstoryServer]:
-    """One server per test module, token required (so every request must carry the options' token)."""
+def backstory_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackstoryServer]:
+    """One server per test module, token required (so every request must carry the options' token); the
+    Chromium and the Firefox tests share it."""
     server = start_server(tmp_path_factory.mktemp("backstory"), {"BACKSTORY_API_TOKEN": API_TOKEN})
     yield server
     server.stop()
@@ -70,3 +72,27 @@ async def browser(chromium: Path, extension_dir: Path, tmp_path: Path) -> Any:
             yield Browser(context, extension_id, cdp)
         finally:
             await context.close()
+
+
+@pytest.fixture(scope="session")
+def firefox_binary() -> Path:
+    """Debian's Firefox ESR; the Firefox tests skip (saying why) only when it is not installed."""
+    if not FIREFOX.exists():
+        pytest.skip(f"{FIREFOX} is missing: install Debian's firefox-esr package (apt-get install firefox-esr)")
+    return FIREFOX
+
+
+@pytest.fixture(scope="session")
+def firefox_extension_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Firefox build of extension/ (sidebar_action, event page), made by scripts/build_extension.py."""
+    return build_extension.build("firefox", tmp_path_factory.mktemp("extension-build"))
+
+
+@pytest.fixture
+def firefox(firefox_binary: Path, firefox_extension_dir: Path, tmp_path: Path) -> Iterator[Firefox]:
+    """A headless Firefox on a throwaway profile with the add-on installed as a temporary add-on; always quit."""
+    browser = Firefox(firefox_binary, tmp_path / "firefox-profile", firefox_extension_dir)
+    try:
+        yield browser
+    finally:
+        browser.close()

@@ -107,14 +107,19 @@ class BackstoryServer:
         return self.log_path.read_text(encoding="utf-8", errors="replace")[-4000:]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
         self._log.close()
+
+
+def stop_process(process: subprocess.Popen, grace: float = 20) -> None:
+    """Terminate a child process, and kill it if it has not exited within the grace period."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
 
 
 def start_server(workdir: Path, env: dict[str, str] | None = None, archive: str | None = None) -> BackstoryServer:
@@ -132,6 +137,15 @@ API_TOKEN = "correct horse battery staple"
 
 
 # ---------------------------------------------------------------- the page server
+
+
+def serve_on_loopback(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, threading.Thread]:
+    """A threading HTTP server on a free 127.0.0.1 port, already serving."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    return httpd, thread
 
 
 class PageServer:
@@ -162,11 +176,8 @@ class PageServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd, self.thread = serve_on_loopback(Handler)
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
 
     def add(self, name: str, body: str, content_type: str = "text/html; charset=utf-8") -> str:
         """Publish a page under a unique path and return its URL."""

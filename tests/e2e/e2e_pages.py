@@ -95,7 +95,7 @@ the open models published by Meta.</p>
 be cheaper to operate and would let hospitals, banks and schools keep sensitive records on their own
 hardware instead of sending them to a data centre.</p>
 <p>Engineers at OpenAI have spent months compressing larger systems so they fit on a single graphics
-card. Analysts said the move was a response to Meta, whose Llama models are popular with start-ups, and
+card, and the first smaller model is due in June. Analysts said the move was a response to Meta, whose Llama models are popular with start-ups, and
 that pricing for the new models would matter more than their test scores.</p>
 <p>Asked whether OpenAI would publish the full weights, Sam Altman said the company would decide model by
 model, after safety testing, and that some versions would remain available only through its paid service.</p>

@@ -134,6 +134,7 @@ PATHOLOGICAL = {
     "one huge word": {"text": "a" * 950_000},
     "many short lines": {"text": "ab\n" * 300_000},
     "many capitals lines": {"text": "AB CDE FGH\n" * 85_000},
+    "many Title Case lines": {"text": "Ab Cde Fgh Ijk\nthe fgh of ijk. " * 30_000},
     "many capitalised names": {"text": capitalised_names(950_000)},
 }
 
@@ -153,7 +154,7 @@ async def test_pathological_input_is_answered_within_the_deadline(bounded: Async
         if "text" in PATHOLOGICAL[name]:
             assert payload["text"] == PATHOLOGICAL[name]["text"]  # returned whole, however long
         limit = pipeline_of(bounded).settings.max_analysis_chars
-        for item in payload["entities"]:  # summarised by the first part of the text
+        for item in payload["entities"] + payload["keyphrases"]:  # summarised by the first part of the text
             assert all(m["end"] <= limit for m in item["mentions"])
 
 

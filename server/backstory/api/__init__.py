@@ -2,9 +2,10 @@
 
 from .analyze import AnalyzeController
 from .health import health_routes
+from .imports import ImportsController
 from .me import me
 from .stories import StoriesController
 
-API_ROUTES = [AnalyzeController, StoriesController, me]
+API_ROUTES = [AnalyzeController, StoriesController, ImportsController, me]
 
 __all__ = ["API_ROUTES", "health_routes"]

@@ -1,4 +1,5 @@
-"""Request bodies: strict JSON, decoded once, refused with a 400 problem (never a 500).
+"""Request bodies: strict JSON, decoded once, refused with a 400 problem (never a 500); and a
+file sent as the body (an export to import), spooled to disk (:func:`spool_body`).
 
 Litestar's own decoding let two client mistakes escape as server errors (invalid UTF-8 raised
 UnicodeDecodeError, 100,000 nested brackets RecursionError) and silently kept the last of two
@@ -8,17 +9,21 @@ past :data:`MAX_JSON_DEPTH` is refused outright.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from typing import Any
+import tempfile
+from typing import Any, BinaryIO
 
 import msgspec
 from litestar import Request
+from litestar.exceptions import InternalServerException
 from litestar.types import Empty
 
 from .. import errors
 from ..schemas import explain
 
 MAX_JSON_DEPTH = 32
+SPOOL_CHUNK = 1024 * 1024  # bytes gathered before each write to the spooled file
 
 
 def decode_json_body(body: bytes) -> Any:
@@ -93,3 +98,33 @@ def check_strictly(value: Any, data_type: Any) -> None:
         msgspec.convert(value, data_type, strict=True)
     except msgspec.ValidationError as exc:
         raise errors.InvalidInput(f"invalid body: {explain(str(exc))}") from None
+
+
+async def spool_body(request: Request, limit: int, setting: str) -> tuple[BinaryIO, int]:
+    """The body, streamed into an unnamed temporary file (the system removes it with the process)
+    and never held whole in memory, with its size; PayloadTooLarge (413) past ``limit`` bytes,
+    announced or sent. The handler's own ``request_max_body_size`` must be None: this is its limit."""
+    too_large = errors.PayloadTooLarge(f"the file is larger than {limit:,} bytes (the server's {setting})")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    fh = tempfile.TemporaryFile(prefix="backstory-import-")
+    size, written, pending = 0, 0, []
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            pending.append(chunk)
+            if size - written >= SPOOL_CHUNK:  # the disk write in a thread: never on the loop
+                await asyncio.to_thread(fh.write, b"".join(pending))
+                pending, written = [], size
+        await asyncio.to_thread(fh.write, b"".join(pending))
+        fh.seek(0)
+        return fh, size
+    except InternalServerException:  # Litestar's word for a client that went away mid-body
+        fh.close()
+        raise errors.InvalidInput("the body ended early: the client disconnected") from None
+    except BaseException:
+        fh.close()
+        raise

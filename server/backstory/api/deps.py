@@ -17,9 +17,11 @@ from litestar.params import Dependency
 from .. import errors
 from ..archive.base import Archive
 from ..config import Settings
+from ..imports.runs import Importer
 from ..jobs import JobQueue
 from ..pipeline import Pipeline
 from ..schemas import AnalyzeRequest, Sidebar
+from ..story import Viewer
 from ..tokens import Caller, TokenStore
 
 
@@ -34,6 +36,7 @@ class Services:
         self.pipeline: Pipeline | None = None
         self.jobs: JobQueue | None = None  # the archive's job queue (PostgreSQL only)
         self.tokens: TokenStore | None = None  # the archive's API tokens
+        self.importer: Importer | None = None  # runs the imports sent to this server
         self.ready = asyncio.Event()
         self.load_error: BaseException | None = None
         self.started = time.monotonic()
@@ -51,9 +54,11 @@ class Services:
         return self.pipeline
 
     async def analyze(self, request: AnalyzeRequest, caller: Caller) -> Sidebar:
-        """:meth:`Pipeline.analyze` for the caller, once the models have loaded."""
+        """:meth:`Pipeline.analyze` for the caller (its stories stored as the request's visibility
+        says, else as its token's default), once the models have loaded."""
+        owner = caller.owner(request.visibility)  # before any work: a refused private request costs nothing
         pipeline = await self.pipeline_ready()
-        sidebar = await pipeline.analyze(request, added_by=caller.who)
+        sidebar = await pipeline.analyze(request, added_by=caller.who, owner=owner)
         if caller.who is None or not sidebar.archived:
             return sidebar
         return msgspec.structs.replace(sidebar, added_by=await self.added_by(sidebar.story_id))
@@ -67,6 +72,11 @@ class Services:
             raise errors.Unavailable("the archive is not open yet")
         return self.tokens
 
+    def opened_importer(self) -> Importer:
+        if self.importer is None:  # the lifespan sets it when it opens the archive
+            raise errors.Unavailable("the archive is not open yet")
+        return self.importer
+
     def opened_archive(self) -> Archive:
         if self.archive is None:  # the lifespan opens it before the app takes requests
             raise errors.Unavailable("the archive is not open yet")
@@ -78,7 +88,7 @@ class Services:
         story goes with its last claimant; Forbidden for anyone else."""
         archive = self.opened_archive()
         if caller.who is None or caller.may("admin"):
-            gone = await archive.delete(story_id)
+            gone = await archive.delete(story_id, viewer=caller.who)  # never another member's private story
         else:
             outcome = await archive.delete_claimed(story_id, caller.who)
             if outcome == "forbidden":
@@ -157,6 +167,11 @@ async def require_token(connection: ASGIConnection, handler: BaseRouteHandler) -
     caller = await services_of(connection).token_store().caller(connection.headers.get("authorization", ""))
     connection.state.caller = caller
     authorize(connection, handler.opt.get("scope", "read"))
+
+
+def viewer_of(connection: ASGIConnection) -> Viewer:
+    """Whose eyes the request's archive reads are for (see :data:`backstory.story.Viewer`)."""
+    return connection.state.caller.who
 
 
 def authorize(connection: ASGIConnection, scope: str) -> Caller:

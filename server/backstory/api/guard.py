@@ -11,7 +11,8 @@ from reading or changing the archive, with or without a token:
   aimed at the API) may not reach a request that writes.
 * **Content type**: an ``/api/`` body must be ``application/json``. ``text/plain`` and form
   bodies are what a browser sends cross-site without asking the server first (no CORS
-  preflight), so accepting them let any page write.
+  preflight), so accepting them let any page write. An export sent to ``/api/v1/imports`` comes
+  with its own type (:data:`IMPORT_MEDIA_TYPES`), none of which a browser sends without asking.
 
 Litestar's own allowed-hosts middleware answers in plain text; these answers are problem+json
 like every other error of the API.
@@ -35,6 +36,12 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # GET /api/v1/analyze?url=… archives the fetched page by default: it writes like a POST.
 WRITING_GETS = frozenset({"/api/v1/analyze"})
 JSON_MEDIA_TYPE = "application/json"
+IMPORTS_PATH = "/api/v1/imports"
+# The types an export may be sent as: never text/plain, a form or multipart (the CORS-safelisted
+# types); application/x-zip-compressed is what Windows browsers call a zip file.
+IMPORT_MEDIA_TYPES = ("application/zip", "application/x-zip-compressed", "application/json", "application/x-ndjson",
+                      "application/jsonl", "text/csv", "text/html", "text/x-opml", "text/xml", "application/xml",
+                      "application/octet-stream")
 _problem = msgspec.json.Encoder()
 
 
@@ -96,8 +103,17 @@ class OriginRule:
         return r"^(" + "|".join(re.escape(s) for s in sorted(self.schemes)) + r")://[a-zA-Z0-9._-]+$"
 
 
+def media_type(content_type: str | None) -> str:
+    """A Content-Type's type and subtype, lower case ("" for none)."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
 def is_json(content_type: str | None) -> bool:
-    return bool(content_type) and content_type.split(";", 1)[0].strip().lower() == JSON_MEDIA_TYPE
+    return media_type(content_type) == JSON_MEDIA_TYPE
+
+
+def _announces_body(headers: Headers) -> bool:
+    return "transfer-encoding" in headers or headers.get("content-length", "0").strip() not in ("", "0")
 
 
 async def _refuse(send: Send, status: int, title: str, detail: str) -> None:
@@ -140,7 +156,16 @@ class BrowserGuard:
             if origin is None and writes and headers.get("sec-fetch-site") in ("cross-site", "same-site"):
                 await _refuse(send, 403, "Origin not allowed", "a page on another site may not change the archive")
                 return
-            if method in WRITE_METHODS and method != "DELETE" and not is_json(headers.get("content-type")):
+            content_type = headers.get("content-type")
+            if method == "POST" and path.rstrip("/") == IMPORTS_PATH:
+                # No type and no body (HTTP/1.1: neither length nor chunks) carries nothing to import:
+                # it goes on, to be answered after its token is checked (401 before 422).
+                if media_type(content_type) not in IMPORT_MEDIA_TYPES and (content_type or _announces_body(headers)):
+                    await _refuse(send, 415, "Unsupported media type",
+                                  f"send the export file itself as the body, with its own type: one of "
+                                  f"{', '.join(IMPORT_MEDIA_TYPES)} (not a form or multipart)")
+                    return
+            elif method in WRITE_METHODS and method != "DELETE" and not is_json(content_type):
                 await _refuse(send, 415, "Unsupported media type",
                               "send the request body as JSON with 'Content-Type: application/json'")
                 return

@@ -11,6 +11,7 @@ from .openapi import problems
 
 @get("/api/v1/me", operation_id="me", guards=[require_token], tags=["tokens"], responses=problems())
 async def me(request: Request) -> Me:
-    """The calling token's name and scope (``anyone``/``admin`` on a server that needs no token)."""
+    """The calling token's name, scope and default visibility (``anyone``/``admin``/``team`` on a
+    server that needs no token)."""
     caller = request.state.caller
-    return Me(name=caller.name, scope=caller.scope)
+    return Me(name=caller.name, scope=caller.scope, visibility=caller.visibility)

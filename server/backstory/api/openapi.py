@@ -8,10 +8,21 @@ generator leaves out (unknown fields refused, html and text not both).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import OpenAPI, OpenAPIType, Reference, Schema, SecurityScheme
+from litestar.openapi.spec import (
+    OpenAPI,
+    OpenAPIFormat,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    Reference,
+    RequestBody,
+    Schema,
+    SecurityScheme,
+)
 
 from ..config import Settings
 from ..schemas import PROBLEM_JSON, Problem
@@ -24,11 +35,13 @@ REASONS = {
          "names another server).",
     401: "Missing, wrong, expired or revoked bearer token (once the server has any token).",
     403: "The token's scope does not allow this, or the request came from a browser origin that is not allowed.",
-    404: "No such story in the archive.",
+    404: "No such story (or import) in the archive.",
     413: "Too large: the body, the fetched page or the article's text is over its limit.",
-    415: "Unsupported content: the body is not application/json, or the fetched page is not HTML.",
+    415: "Unsupported content: the body is not application/json (an export: not one of its types), "
+         "or the fetched page is not HTML.",
     422: "Understood but refused: the URL's host is not a valid name or is an address the fetcher "
-         "may not reach, or the page has no readable article.",
+         "may not reach, the page has no readable article, or an export's format cannot be told.",
+    429: "Too many requests: more imports at once than this server runs (see Retry-After).",
     502: "The page could not be fetched (the site failed, answered an error, or does not resolve).",
     503: "Not ready or over its time budget: the models are loading, or the analysis ran out of time.",
     504: "Fetching the page took too long.",
@@ -53,6 +66,24 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
         )
         for status in sorted({*API_ERRORS, *statuses})
     }
+
+
+def file_body(media_types: tuple[str, ...], description: str) -> type[Operation]:
+    """The ``operation_class`` of a handler that takes a file as its body, read as a stream (so
+    Litestar sees no ``data`` parameter to document): any bytes, of any of ``media_types``; under
+    a JSON type, any JSON (a binary string there would say the body is one JSON string)."""
+
+    @dataclass
+    class FileBodyOperation(Operation):
+        def __post_init__(self) -> None:
+            binary = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY, min_length=1)
+            self.request_body = RequestBody(
+                content={media_type: OpenAPIMediaType(schema=Schema() if media_type.endswith("json") else binary)
+                         for media_type in media_types},
+                description=description, required=True,
+            )
+
+    return FileBodyOperation
 
 
 def finish_document(document: OpenAPI, settings: Settings) -> None:

@@ -4,6 +4,10 @@ Every backend (SQLite now, PostgreSQL + pgvector later) stores :class:`backstory
 keeps one row per story (same canonical URL or near-identical text, see :mod:`backstory.duplicates`),
 and answers ``related`` through the shared in-memory :class:`backstory.archive.related.RelatedIndex`.
 This module imports no backend: the registry in ``backstory.archive`` picks one.
+
+Private stories: a story's ``owner`` ("" for a team story) is part of its identity, and every read
+is for a ``viewer`` (see :data:`backstory.story.Viewer`), passed down explicitly from the API's
+caller: None sees the team's stories, a member its own private ones too, OPERATOR everything.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from typing import AsyncIterator, Protocol, runtime_checkable
 
 from .. import schemas
-from ..story import StoryRecord
+from ..story import OPERATOR, StoryRecord, Viewer
 
 
 @runtime_checkable
@@ -31,14 +35,16 @@ class Archive(Protocol):
         but the stored one is left as it was (last_seen refreshed): the copy's URLs become its
         aliases. Returns the stored record."""
 
-    async def find_duplicate(self, canonical_url: str, simhash: int, text: str) -> str | None:
-        """Id of the story :meth:`upsert` would store this page as, if any: by canonical URL (or
-        alias), else by near-identical text (the one rule of :mod:`backstory.duplicates`)."""
+    async def find_duplicate(self, canonical_url: str, simhash: int, text: str, owner: str = "") -> str | None:
+        """Id of the story :meth:`upsert` would store this page (of this owner) as, if any: by
+        canonical URL (or alias), else by near-identical text (the one rule of
+        :mod:`backstory.duplicates`), among the stories of the same owner only."""
 
-    async def story_at(self, url: str) -> str | None:
-        """Id of the story filed under this URL (its canonical URL or an alias), if any."""
+    async def story_at(self, url: str, owner: str = "") -> str | None:
+        """Id of the story of this owner filed under this URL (its canonical URL or an alias), if any."""
 
-    async def get(self, story_id: str) -> StoryRecord | None: ...
+    async def get(self, story_id: str, viewer: Viewer = None) -> StoryRecord | None:
+        """The story, if ``viewer`` sees it."""
 
     async def claim(self, story_id: str, who: str) -> bool:
         """Record that ``who`` ("token:<id>", "cli", ...) added a stored story."""
@@ -48,17 +54,20 @@ class Archive(Protocol):
     async def delete_claimed(self, story_id: str, who: str) -> str:
         """``who``'s delete: "deleted", "unclaimed" (others keep it), "forbidden" or "missing"."""
 
-    async def delete(self, story_id: str) -> bool: ...
+    async def delete(self, story_id: str, viewer: Viewer = OPERATOR) -> bool:
+        """Delete a story ``viewer`` sees; False when there is none."""
 
-    async def search(self, q: str | None, limit: int, offset: int) -> tuple[list[schemas.StorySummary], int]:
-        """Full-text search (with snippets) when q is given, else newest first. Returns (page, total)."""
+    async def search(self, q: str | None, limit: int, offset: int,
+                     viewer: Viewer = None) -> tuple[list[schemas.StorySummary], int]:
+        """Full-text search (with snippets) when q is given, else newest first, among the stories
+        ``viewer`` sees. Returns (page, total)."""
 
-    async def related(self, record: StoryRecord, limit: int = 10) -> list[schemas.RelatedStory]:
-        """Stories about the same event as ``record`` (archived or not), best first, itself and its
-        duplicates excluded; reasons are the shared entities and keyphrases."""
+    async def related(self, record: StoryRecord, limit: int = 10, viewer: Viewer = None) -> list[schemas.RelatedStory]:
+        """Stories about the same event as ``record`` (archived or not) that ``viewer`` sees, best
+        first, itself and its duplicates excluded; reasons are the shared entities and keyphrases."""
 
-    def export(self) -> AsyncIterator[StoryRecord]:
-        """Every stored record, losslessly (oldest first)."""
+    def export(self, viewer: Viewer = None) -> AsyncIterator[StoryRecord]:
+        """Every stored record ``viewer`` sees, losslessly (oldest first)."""
 
     async def import_record(self, record: StoryRecord) -> StoryRecord:
         """Store a record as it is (keeps story_id and first_seen); merges with a stored duplicate."""

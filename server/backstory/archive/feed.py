@@ -37,6 +37,7 @@ class IndexEntry(NamedTuple):
     embedding: np.ndarray | None
     simhash: int
     simhash_ok: bool
+    owner: str = ""
 
 
 def apply_entries(index: RelatedIndex, entries: dict[str, IndexEntry | None]) -> None:
@@ -45,7 +46,7 @@ def apply_entries(index: RelatedIndex, entries: dict[str, IndexEntry | None]) ->
         if entry is None:
             index.remove(story_id)
         else:
-            index.add(story_id, entry.features, entry.embedding, entry.simhash, entry.simhash_ok)
+            index.add(story_id, entry.features, entry.embedding, entry.simhash, entry.simhash_ok, entry.owner)
 
 
 class Followed(Protocol):

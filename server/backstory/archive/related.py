@@ -33,7 +33,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..story import EMBEDDING_DIM
+from ..story import EMBEDDING_DIM, OPERATOR, Viewer
 from .features import MAX_DAYS, Features, calendar_mask, day_row, year_mask
 from .postings import Postings
 
@@ -85,6 +85,10 @@ class RelatedIndex:
         self.years = np.zeros((cap, 2), dtype=np.uint64)
         self.cal = np.zeros(cap, dtype=np.uint32)
         self.days = np.zeros((cap, MAX_DAYS), dtype=np.int16)
+        # Whose each story is: 0 the team's, else a private story's owner (its code in owner_code).
+        # A lookup shows a viewer the team's stories and its own only (see query and near_simhash).
+        self.owner = np.zeros(cap, dtype=np.int32)
+        self.owner_code: dict[str, int] = {"": 0}
         self.n_alive = 0
         self._merged_at = 0
         self._bulk = 0
@@ -119,10 +123,11 @@ class RelatedIndex:
         self.alive, self.simhash, self.has_simhash = grow(self.alive), grow(self.simhash), grow(self.has_simhash)
         self.emb, self.has_emb = grow(self.emb), grow(self.has_emb)
         self.years, self.cal, self.days = grow(self.years), grow(self.cal), grow(self.days)
+        self.owner = grow(self.owner)
 
     def add(self, story_id: str, features: Features, embedding: Sequence[float] | np.ndarray | None,
-            simhash: int | None, text_len_ok: bool = True) -> None:
-        """Add (or replace) one story."""
+            simhash: int | None, text_len_ok: bool = True, owner: str = "") -> None:
+        """Add (or replace) one story (``owner``: a private story's, "" for a team story)."""
         with self.lock:
             if story_id in self.slot_of:
                 self._remove(story_id)
@@ -131,6 +136,7 @@ class RelatedIndex:
             self.ids.append(story_id)
             self.slot_of[story_id] = slot
             self.alive[slot] = True
+            self.owner[slot] = self.owner_code.setdefault(owner, len(self.owner_code))
             self.n_alive += 1
             if simhash is not None and text_len_ok:
                 self.simhash[slot] = simhash
@@ -198,14 +204,16 @@ class RelatedIndex:
         df = ch.df[tids] if len(tids) else np.zeros(0, dtype=np.int32)
         return (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
 
-    def near_simhash(self, value: int, max_distance: int) -> list[tuple[str, int]]:
-        """Stored stories whose SimHash is within ``max_distance`` bits, nearest first."""
+    def near_simhash(self, value: int, max_distance: int, owner: str = "") -> list[tuple[str, int]]:
+        """Stored stories of one owner ("": the team's) whose SimHash is within ``max_distance``
+        bits, nearest first: a team story is never a copy of a private one, nor the reverse."""
         with self.lock:
             n = len(self.ids)
-            if not n:
+            code = self.owner_code.get(owner)
+            if not n or code is None:
                 return []
             d = _popcount64(np.bitwise_xor(self.simhash[:n], np.int64(value)).view(np.uint64))
-            hits = np.flatnonzero((d <= max_distance) & self.has_simhash[:n] & self.alive[:n])
+            hits = np.flatnonzero((d <= max_distance) & self.has_simhash[:n] & self.alive[:n] & (self.owner[:n] == code))
             return sorted(((self.ids[i], int(d[i])) for i in hits), key=lambda x: x[1])
 
     # ---- reads --------------------------------------------------------------------------
@@ -295,17 +303,23 @@ class RelatedIndex:
 
     def query(self, features: Features, embedding: Sequence[float] | np.ndarray | None, *,
               exclude_id: str | None = None, limit: int = 10,
-              features_of: Callable[[list[str]], list[Features]] | None = None) -> list[Hit]:
-        """The ``limit`` best related stories. ``features_of`` (story ids -> stored Features) enables
-        pseudo-relevance feedback: the best first-pass hits join the query, which keeps the
-        ranking on the query's event. Shown scores stay the plain similarity to the query."""
+              features_of: Callable[[list[str]], list[Features]] | None = None,
+              viewer: Viewer = OPERATOR, exclude_ids: Sequence[str] = ()) -> list[Hit]:
+        """The ``limit`` best related stories ``viewer`` may see (the team's and its own private
+        ones; see :data:`backstory.story.Viewer`), ``exclude_id``/``exclude_ids`` left out.
+        ``features_of`` (story ids -> stored Features) enables pseudo-relevance feedback: the best
+        first-pass hits join the query, which keeps the ranking on the query's event. Shown scores
+        stay the plain similarity to the query."""
         with self.lock:
             n = len(self.ids)
             if self.n_alive == 0 or n == 0:
                 return []
-            exclude = np.zeros(n, dtype=bool)
-            if exclude_id is not None and exclude_id in self.slot_of:
-                exclude[self.slot_of[exclude_id]] = True
+            # Another member's private story is no candidate at all: not a hit, not feedback, no reason.
+            exclude = np.zeros(n, dtype=bool) if viewer == OPERATOR else (
+                (self.owner[:n] != 0) & (self.owner[:n] != self.owner_code.get(viewer or "", 0)))
+            for story_id in (exclude_id, *exclude_ids):
+                if story_id is not None and story_id in self.slot_of:
+                    exclude[self.slot_of[story_id]] = True
             queries = base = {name: self._channel_query(name, getattr(features, name)) for name in _SPARSE}
             qe = None
             if embedding is not None:

@@ -13,7 +13,7 @@ from typing import Callable, Iterator, NamedTuple, Protocol, TypeVar
 import numpy as np
 
 from .. import schemas
-from ..story import StoryRecord
+from ..story import OPERATOR, StoryRecord, Viewer
 from .feed import Change
 
 T = TypeVar("T")
@@ -47,6 +47,7 @@ class Identity(NamedTuple):
     first_seen: str
     last_seen: str
     analysed: bool
+    owner: str = ""
 
 
 class Card(NamedTuple):
@@ -68,6 +69,7 @@ class IndexRow(NamedTuple):
     simhash: int
     simhash_ok: bool
     content: tuple[str | None, str, list[schemas.Entity], list[schemas.Keyphrase]] | None = None
+    owner: str = ""  # a private story's owner ("" for a team story): who the index shows it to
 
 
 class TokenRow(NamedTuple):
@@ -80,19 +82,43 @@ class TokenRow(NamedTuple):
     last_used: str | None
     expires: str | None
     revoked: str | None
+    visibility: str = "team"  # what the token's stories are stored as when a request does not say
+
+
+class ImportRow(NamedTuple):
+    """An import sent over HTTP, as stored: its progress so far (``failures`` and ``feeds``: JSON
+    lists, the first of each), ``updated`` the running server's last heartbeat."""
+
+    import_id: str
+    format: str
+    status: str  # running, done, failed, interrupted
+    added_by: str | None
+    size: int
+    read_bytes: int
+    imported: int
+    skipped: int
+    failed: int
+    failures: str
+    feeds_found: int
+    feeds: str
+    error: str | None
+    started: str
+    updated: str
+    finished: str | None
 
 
 def tokens_ever(reader: "Reader") -> int:
     """How many API tokens were ever created, revoked and expired ones included: once there has
     been one, calls need one (revoking the last token must not open the server to everyone)."""
-    return len(reader.tokens(with_revoked=True))
+    return reader.token_count()  # (a count: readable in an archive of any version since the tokens table)
 
 
 class Reader(Protocol):
-    def get(self, story_id: str) -> StoryRecord | None: ...
+    def get(self, story_id: str, viewer: Viewer = OPERATOR) -> StoryRecord | None: ...
 
-    def owner_of(self, url: str) -> UrlOwner | None:
-        """The story with this (normalised) URL as canonical URL or alias."""
+    def owner_of(self, url: str, owner: str = "") -> UrlOwner | None:
+        """The story with this (normalised) URL as canonical URL or alias, among the team's
+        stories (``owner`` "") or among ``owner``'s private ones."""
 
     def text(self, story_id: str) -> str | None: ...
 
@@ -100,17 +126,18 @@ class Reader(Protocol):
 
     def cards(self, story_ids: list[str]) -> dict[str, Card]: ...
 
-    def search(self, q: str | None, limit: int, offset: int) -> tuple[list[schemas.StorySummary], int]:
-        """Full-text search (with snippets) when q is given, else newest first; (page, total)."""
+    def search(self, q: str | None, limit: int, offset: int, viewer: Viewer) -> tuple[list[schemas.StorySummary], int]:
+        """Full-text search (with snippets) when q is given, else newest first, among the stories
+        ``viewer`` sees; (page, total)."""
 
     def count(self, pending_only: bool = False) -> int: ...
 
     def pending(self, limit: int) -> list[StoryRecord]:
         """Stories stored unanalysed, oldest first."""
 
-    def export_page(self, after: int) -> tuple[list[StoryRecord], int]:
-        """The next records after a position (0: from the start), oldest first, and the position
-        reached; an empty page at the end."""
+    def export_page(self, after: int, viewer: Viewer = OPERATOR) -> tuple[list[StoryRecord], int]:
+        """The next records ``viewer`` sees after a position (0: from the start), oldest first,
+        and the position reached; an empty page at the end."""
 
     def index_rows(self, with_content: bool) -> Iterator[IndexRow]:
         """Every story's index row, in storage order."""
@@ -118,12 +145,12 @@ class Reader(Protocol):
     def index_row(self, story_ids: list[str]) -> dict[str, IndexRow | None]:
         """These stories' index rows; None for one no longer stored."""
 
-    def aliases_page(self, after: str, limit: int) -> list[tuple[str, str]]:
-        """(url, story_id) of the URLs filed under a story, in URL order, after ``after``."""
+    def aliases_page(self, after: tuple[str, str], limit: int) -> list[tuple[str, str]]:
+        """(url, story_id) of the URLs filed under a story, in (URL, id) order, after ``after``."""
 
-    def changed_after(self, seq: int, limit: int) -> list[tuple[str, int]]:
-        """(story_id, simhash) of the stories (SimHash-usable) the feed has as written after
-        ``seq``, newest first, at most ``limit``."""
+    def changed_after(self, seq: int, limit: int, owner: str = "") -> list[tuple[str, int]]:
+        """(story_id, simhash) of the stories (SimHash-usable) of one owner ("" the team) the
+        feed has as written after ``seq``, newest first, at most ``limit``."""
 
     def features_version(self) -> str | None: ...
 
@@ -136,8 +163,22 @@ class Reader(Protocol):
     def tokens(self, with_revoked: bool = False) -> list[TokenRow]:
         """Every token not revoked (or every one), oldest first."""
 
+    def token_count(self) -> int:
+        """How many tokens were ever created."""
+
+    def token_hashes(self) -> list[tuple[TokenRow, str]]:
+        """Every token ever created, with its secret's hash (to move an archive whole), oldest first."""
+
+    def claims_page(self, after: tuple[str, str], limit: int) -> list[tuple[str, str, str]]:
+        """(story_id, who, at) of every claim, in (story_id, who) order, after ``after``."""
+
     def feed_head(self) -> int:
         """The change feed's latest position."""
+
+    def import_row(self, import_id: str) -> ImportRow | None: ...
+
+    def import_rows(self, added_by: str | None, limit: int) -> list[ImportRow]:
+        """The latest imports (of ``added_by`` only, unless None), newest first."""
 
 
 class Writer(Reader, Protocol):
@@ -150,7 +191,8 @@ class Writer(Reader, Protocol):
         """Move the story's last_seen up to ``at``."""
 
     def point_alias(self, url: str, story_id: str) -> None:
-        """Point an alias URL at a story; a story's own canonical URL is never taken from it."""
+        """Point an alias URL at a story, among the URLs of the story's owner (the team's, or a
+        member's private ones); a story's own canonical URL is never taken from it."""
 
     def delete(self, story_id: str) -> bool: ...
 
@@ -160,10 +202,14 @@ class Writer(Reader, Protocol):
     def store_features(self, features: list[tuple[bytes, str]], version: str) -> None:
         """Replace stored features (recomputed for a new features version)."""
 
-    def add_token(self, name: str, scope: str, digest: str, created: str, expires: str | None) -> None: ...
+    def add_token(self, name: str, scope: str, digest: str, created: str, expires: str | None,
+                  visibility: str = "team") -> None: ...
 
     def claim(self, story_id: str, who: str, at: str) -> None:
         """Record that ``who`` added the story (once)."""
+
+    def put_token(self, token: TokenRow, digest: str) -> None:
+        """Store a token as another archive had it, its id included (see ``archive/transfer.py``)."""
 
     def unclaim(self, story_id: str, who: str) -> None: ...
 
@@ -171,6 +217,12 @@ class Writer(Reader, Protocol):
         """Revoke the token of this name; False when there is none."""
 
     def token_used(self, token_id: int, at: str) -> None: ...
+
+    def put_import(self, row: ImportRow) -> None:
+        """Store an import's row, new or updated."""
+
+    def prune_imports(self, started_before: str) -> None:
+        """Forget the imports started before ``started_before``."""
 
 
 class Storage(Protocol):

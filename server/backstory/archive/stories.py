@@ -26,7 +26,7 @@ from ..duplicates import (
     simhash_usable,
 )
 from ..memory import release_free_memory
-from ..story import StoryRecord, derive, utc_now
+from ..story import OPERATOR, StoryRecord, Viewer, derive, sees, story_id_for, utc_now
 from ..urls import normalize_url
 from .feed import Change, IndexEntry, apply_entries
 from .features import FEATURES_VERSION, Features, compute_features, decode_features, encode_features
@@ -47,7 +47,9 @@ class FeatureMemo:
     """The related-search features of the last few records seen: a story analysed for a reader is
     stored and then looked up at once, and both need its features (tokenising a whole page), so
     they are computed once. A hit needs the same text (content hash), title, entities and
-    keyphrases (the very lists: records are immutable and share them)."""
+    keyphrases (the very lists: records are immutable and share them). Features are a function of
+    that content alone (no id, no owner): a hit gives a caller nothing but what its own record
+    would have given, so the memo is shared by every viewer, private stories' records included."""
 
     def __init__(self, size: int = 64) -> None:
         self._items: LRUCache[str, tuple] = LRUCache(size)
@@ -68,7 +70,7 @@ class FeatureMemo:
 def _entry(row: IndexRow | None) -> IndexEntry | None:
     if row is None:
         return None
-    return IndexEntry(decode_features(row.features), row.embedding, row.simhash, row.simhash_ok)
+    return IndexEntry(decode_features(row.features), row.embedding, row.simhash, row.simhash_ok, row.owner)
 
 
 class StoryArchive:
@@ -128,7 +130,7 @@ class StoryArchive:
                     refreshed.append((encode_features(features), row.story_id))
                 else:
                     features = decode_features(row.features)
-                index.add(row.story_id, features, row.embedding, row.simhash, row.simhash_ok)
+                index.add(row.story_id, features, row.embedding, row.simhash, row.simhash_ok, row.owner)
         return refreshed if stale else None
 
     def _indexing(self, update: Callable[[], None]) -> AfterCommit:
@@ -159,25 +161,31 @@ class StoryArchive:
         return await self.storage.read(fn)
 
     # ---- which stored story a page is -------------------------------------------------------
-    def _find_story(self, reader: Reader, canonical_url: str, sh: int, ok: bool, text: str) -> tuple[str | None, bool]:
+    def _find_story(self, reader: Reader, canonical_url: str, sh: int, ok: bool, text: str,
+                    owner: str = "") -> tuple[str | None, bool]:
         """The stored story a page with this (normalised) canonical URL and text is, and whether
         the page is that story's own (its canonical URL): the story with this canonical URL;
         else the story that has it as an alias while the texts are still copies; else a copy by
         text. Copies are told by the one rule, :func:`backstory.duplicates.is_copy`, among the
-        stories whose SimHash is within SIMHASH_CANDIDATE_DISTANCE (nearest first)."""
-        owner = reader.owner_of(canonical_url)
-        if owner is not None:
-            if owner.own:
-                return owner.story_id, True
-            if is_copy(text, owner.text):
-                return owner.story_id, False
+        stories whose SimHash is within SIMHASH_CANDIDATE_DISTANCE (nearest first).
+
+        Only stories of the same ``owner`` are looked at ("": the team's; a member's private
+        stories are a space of their own): a team page never merges into a private story (it
+        would vanish from everyone else's view), and a private page never into a team story (it
+        would be published, and its reader's claim shown to all)."""
+        filed = reader.owner_of(canonical_url, owner)
+        if filed is not None:
+            if filed.own:
+                return filed.story_id, True
+            if is_copy(text, filed.text):
+                return filed.story_id, False
             # The page at this alias says something else now: it is no copy of that story any more.
         if not ok:
             return None, False
-        near = [story_id for story_id, _distance in self.index.near_simhash(sh, SIMHASH_CANDIDATE_DISTANCE)]
+        near = [story_id for story_id, _distance in self.index.near_simhash(sh, SIMHASH_CANDIDATE_DISTANCE, owner)]
         # Stories other processes wrote that the index may not show yet (the feed is followed
         # every fraction of a second): the same story sent to two servers at once is one story.
-        near += [story_id for story_id, other in reader.changed_after(self.index_seq, _RECENT_CHECKED)
+        near += [story_id for story_id, other in reader.changed_after(self.index_seq, _RECENT_CHECKED, owner)
                  if hamming(sh, other) <= SIMHASH_CANDIDATE_DISTANCE and story_id not in near]
         for story_id in near[:_NEAR_CHECKED]:
             other = reader.text(story_id)
@@ -188,9 +196,13 @@ class StoryArchive:
     def _store(self, w: Writer, rec: StoryRecord, features: Features, keep_identity: bool
                ) -> tuple[StoryRecord, AfterCommit]:
         ok = simhash_usable(rec.text)
-        existing, own = self._find_story(w, rec.canonical_url, rec.simhash, ok, rec.text)
-        if existing is None and w.identity(rec.story_id) is not None:
-            existing = rec.story_id  # an id taken by another canonical URL (only through imports)
+        existing, own = self._find_story(w, rec.canonical_url, rec.simhash, ok, rec.text, rec.owner)
+        if existing is None and (taken := w.identity(rec.story_id)) is not None:  # (only through imports)
+            if taken.owner != rec.owner:  # another owner's id: never merged across owners, filed under its own
+                rec = msgspec.structs.replace(rec, story_id=story_id_for(rec.canonical_url, rec.owner))
+                if (taken := w.identity(rec.story_id)) is not None and taken.owner != rec.owner:
+                    raise ValueError(f"story {rec.story_id} belongs to another owner (a hand-made import)")
+            existing = rec.story_id if taken is not None else None  # an id taken by another canonical URL
         if keep_identity:
             # An import (of an export) merges into the stored story, taking the imported fields: the
             # archive's own records, so that an export imported again changes nothing.
@@ -219,13 +231,17 @@ class StoryArchive:
         for alias in (rec.canonical_url, page_url, incoming):
             w.point_alias(alias, rec.story_id)
         stored = rec
-        return stored, self._indexing(lambda: self.index.add(stored.story_id, features, stored.embedding, stored.simhash, ok))
+        return stored, self._indexing(lambda: self.index.add(stored.story_id, features, stored.embedding, stored.simhash,
+                                                             ok, stored.owner))
 
     def _store_claimed(self, w: Writer, rec: StoryRecord, features: Features, keep_identity: bool,
                        added_by: str | None) -> tuple[StoryRecord, AfterCommit]:
         stored, after = self._store(w, rec, features, keep_identity)
-        if added_by is not None:  # whoever adds a story, or a copy of one, has added that story
-            w.claim(stored.story_id, added_by, utc_now())
+        # Whoever adds a story, or a copy of one, has added that story; a private story is its
+        # owner's alone, whoever stores it (an import of an export restores it as it was).
+        claimant = stored.owner or added_by
+        if claimant is not None:
+            w.claim(stored.story_id, claimant, utc_now())
         return stored, after
 
     # ---- writes -----------------------------------------------------------------------------
@@ -260,7 +276,8 @@ class StoryArchive:
         ``who``'s claim goes. Returns "deleted", "unclaimed", "forbidden" (not ``who``'s) or
         "missing"."""
         def job(w: Writer) -> tuple[str, AfterCommit]:
-            if w.identity(story_id) is None:
+            found = w.identity(story_id)
+            if found is None or not sees(who, found.owner):  # another's private story: not there, for who
                 return "missing", None
             claims = w.claims(story_id)
             if who not in claims:
@@ -273,9 +290,11 @@ class StoryArchive:
 
         return await self._write(job)
 
-    async def delete(self, story_id: str) -> bool:
+    async def delete(self, story_id: str, viewer: Viewer = OPERATOR) -> bool:
+        """Delete a story ``viewer`` sees (an admin's delete: never another member's private story)."""
         def job(w: Writer) -> tuple[bool, AfterCommit]:
-            gone = w.delete(story_id)
+            found = w.identity(story_id)
+            gone = found is not None and sees(viewer, found.owner) and w.delete(story_id)
             return gone, self._indexing(lambda: self.index.remove(story_id)) if gone else None
 
         return await self._write(job)
@@ -289,21 +308,22 @@ class StoryArchive:
             if not w.complete(record, encode_features(features)):
                 return False, None
             ok = simhash_usable(record.text)
-            return True, self._indexing(lambda: self.index.add(record.story_id, features, record.embedding, record.simhash, ok))
+            return True, self._indexing(lambda: self.index.add(record.story_id, features, record.embedding, record.simhash,
+                                                               ok, record.owner))
 
         return await self._write(job)
 
     # ---- reads ------------------------------------------------------------------------------
-    async def find_duplicate(self, canonical_url: str, simhash: int, text: str) -> str | None:
+    async def find_duplicate(self, canonical_url: str, simhash: int, text: str, owner: str = "") -> str | None:
         url = normalize_url(canonical_url)
-        return await self._read(lambda r: self._find_story(r, url, simhash, simhash_usable(text), text)[0])
+        return await self._read(lambda r: self._find_story(r, url, simhash, simhash_usable(text), text, owner)[0])
 
-    async def story_at(self, url: str) -> str | None:
+    async def story_at(self, url: str, owner: str = "") -> str | None:
         normalized = normalize_url(url)
-        return await self._read(lambda r: owner.story_id if (owner := r.owner_of(normalized)) is not None else None)
+        return await self._read(lambda r: filed.story_id if (filed := r.owner_of(normalized, owner)) is not None else None)
 
-    async def get(self, story_id: str) -> StoryRecord | None:
-        return await self._read(lambda r: r.get(story_id))
+    async def get(self, story_id: str, viewer: Viewer = None) -> StoryRecord | None:
+        return await self._read(lambda r: r.get(story_id, viewer))
 
     async def count(self) -> int:
         return await self._read(lambda r: r.count())
@@ -314,28 +334,39 @@ class StoryArchive:
     async def pending(self, limit: int = 8) -> list[StoryRecord]:
         return await self._read(lambda r: r.pending(limit))
 
-    async def search(self, q: str | None, limit: int = 20, offset: int = 0) -> tuple[list[schemas.StorySummary], int]:
+    async def search(self, q: str | None, limit: int = 20, offset: int = 0,
+                     viewer: Viewer = None) -> tuple[list[schemas.StorySummary], int]:
         limit, offset = max(0, int(limit)), max(0, int(offset))
-        return await self._read(lambda r: r.search(q, limit, offset))
+        return await self._read(lambda r: r.search(q, limit, offset, viewer))
 
-    async def related(self, record: StoryRecord, limit: int = 10) -> list[schemas.RelatedStory]:
+    async def related(self, record: StoryRecord, limit: int = 10, viewer: Viewer = None) -> list[schemas.RelatedStory]:
         if not self.keeps_index:
             raise RuntimeError("this archive was opened without its related index")
 
         def job(r: Reader) -> list[schemas.RelatedStory]:
             index = self.index  # one index for the whole lookup: a reload may swap it meanwhile
-            exclude = record.story_id if record.story_id in index.slot_of else None
-            if exclude is None and record.canonical_url:  # the story it is, by the one duplicate rule
+            # The story it is, by the one duplicate rule, among the stories of each owner the viewer
+            # sees: a member's private copy of a team story is no news of it, nor the reverse.
+            owners = {record.owner}
+            if viewer not in (None, OPERATOR) and viewer in index.owner_code:  # the viewer has private stories
+                owners |= {"", viewer}
+            exclude = []
+            if record.story_id in index.slot_of:
+                exclude.append(record.story_id)
+                owners.discard(record.owner)
+            if record.canonical_url and owners:
                 sh = record.simhash or (simhash(record.text) if record.text else 0)
-                exclude, _own = self._find_story(r, normalize_url(record.canonical_url), sh,
-                                                 simhash_usable(record.text), record.text)
+                url, ok = normalize_url(record.canonical_url), simhash_usable(record.text)
+                exclude += [found for owner in owners
+                            if (found := self._find_story(r, url, sh, ok, record.text, owner)[0]) is not None]
 
             def features_of(ids: list[str]) -> list[Features]:
                 stored = r.features(ids)
                 return [decode_features(stored.get(i, _EMPTY)) for i in ids]
 
             hits = index.query(
-                self._features.of(record), record.embedding, exclude_id=exclude, limit=limit, features_of=features_of,
+                self._features.of(record), record.embedding, limit=limit, features_of=features_of,
+                viewer=viewer, exclude_ids=exclude,
             )
             cards = r.cards([h.story_id for h in hits]) if hits else {}
             return [
@@ -350,10 +381,11 @@ class StoryArchive:
 
         return await self._read(job)
 
-    async def export(self) -> AsyncIterator[StoryRecord]:
+    async def export(self, viewer: Viewer = None) -> AsyncIterator[StoryRecord]:
+        """Every record ``viewer`` sees (:data:`~backstory.story.OPERATOR`: every one), losslessly, oldest first."""
         position = 0
         while True:
-            records, position = await self._read(lambda r, after=position: r.export_page(after))
+            records, position = await self._read(lambda r, after=position: r.export_page(after, viewer))
             if not records:
                 return
             for record in records:
@@ -361,14 +393,14 @@ class StoryArchive:
 
     async def aliases(self) -> AsyncIterator[tuple[str, str]]:
         """Every URL filed under a story, with the story's id (its own canonical URL among them)."""
-        after = ""
+        after = ("", "")
         while True:
             page = await self._read(lambda r, after=after: r.aliases_page(after, 1000))
             if not page:
                 return
             for alias in page:
                 yield alias
-            after = page[-1][0]
+            after = page[-1]
 
     async def add_alias(self, url: str, story_id: str) -> bool:
         """File a (normalised) URL under a stored story; False when there is no such story."""

@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the export's format (default: told from its content)")
     imp.add_argument("--as", dest="as_name", metavar="NAME",
                      help="the stories are added by this member's token (default: by 'cli')")
+    shown = imp.add_mutually_exclusive_group()
+    shown.add_argument("--visibility", choices=["team", "private"],
+                       help="store every story as a team story or as the --as member's private one (default: "
+                            "articles as team stories, the lines of an export as they were exported)")
+    shown.add_argument("--private", dest="visibility", action="store_const", const="private",
+                       help="the same as --visibility private (needs --as NAME)")
     imp.add_argument(
         "--analyze", "--analyse", action="store_true",  # --analyse: its first spelling, kept for existing scripts
         help="analyze every story now (entities, keyphrases, embedding; ~5 stories/s on 2 cores) "
@@ -56,8 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     archive_flag(imp)
     imp.set_defaults(func=cmd_import)
 
-    exp = sub.add_parser("export", help="write every archived story to a JSON-lines file (lossless)")
+    exp = sub.add_parser("export", help="write every archived story, members' private ones included, to a "
+                                        "JSON-lines file (lossless)")
     exp.add_argument("file", metavar="FILE.jsonl")
+    exp.add_argument("--as", dest="as_name", metavar="NAME",
+                     help="only the stories this member sees: the team's and its own private ones")
     archive_flag(exp)
     exp.set_defaults(func=cmd_export)
 
@@ -77,7 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="read: search, get, related, analyze without keeping; write: also keep and delete; "
                              "admin: also manage tokens (default write)")
     create.add_argument("--expires", type=float, metavar="DAYS", help="valid for this many days (default: no end)")
-    listing = actions.add_parser("list", help="every token: name, scope, created, last used, expires (no secret)")
+    create.add_argument("--visibility", choices=["team", "private"], default="team",
+                        help="what the token's analyses and imports are stored as when a request does not say: "
+                             "team stories every member reads, or private ones only this token sees (default team)")
+    listing = actions.add_parser("list", help="every token: name, scope, visibility, created, last used, expires "
+                                              "(no secret)")
     revoke = actions.add_parser("revoke", help="revoke a token by name")
     revoke.add_argument("name")
     for action in (create, listing, revoke):

@@ -35,8 +35,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         async def run() -> Any:
             from ..archive import open_archive
             from ..jobs import job_queue
+            from ..polite import PoliteFetcher
             from ..tokens import TokenStore
 
+            if args.visibility == "private" and not args.as_name:
+                raise SystemExit("backstory: a private import needs --as NAME: the member whose private stories they are")
             archive = await open_archive(settings)
             try:  # who the stories are added by: the command line, or the member named by --as
                 added_by = await TokenStore(archive.storage).who(args.as_name) if args.as_name else "cli"
@@ -67,8 +70,10 @@ def cmd_import(args: argparse.Namespace) -> int:
                         print(f"import {path.name}: {counts}", file=sys.stderr, flush=True)
 
                 try:
-                    tally = await store(read(fh, fmt), archive, make_pipeline, analyze=args.analyze,
-                                        window=settings.workers * 2, step=step, added_by=added_by)
+                    async with PoliteFetcher(settings) as fetcher:  # for the entries that carry only a URL
+                        tally = await store(read(fh, fmt), archive, make_pipeline, analyze=args.analyze,
+                                            window=settings.workers * 2, step=step, added_by=added_by,
+                                            fetcher=fetcher, visibility=args.visibility)
                     bar.update(task, completed=size)
                 finally:
                     if pipeline is not None:
@@ -110,14 +115,21 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         from ..archive import open_archive
+        from ..story import OPERATOR
+        from ..tokens import TokenStore
 
-        archive = await open_archive(settings)
+        archive = await open_archive(settings, related_index=False)  # records only: no index to load
+        try:  # the operator's backup holds every story; --as: only what that member sees
+            viewer = await TokenStore(archive.storage).who(args.as_name) if args.as_name else OPERATOR
+        except ValueError as exc:
+            await archive.close()
+            raise SystemExit(f"backstory: --as: {exc}") from None
         count = 0
         tmp = target.with_name(target.name + ".partial")
         encoder = msgspec.json.Encoder()
         try:
             with tmp.open("wb") as fh:
-                async for record in archive.export():
+                async for record in archive.export(viewer):
                     fh.write(encoder.encode(record) + b"\n")
                     count += 1
             os.replace(tmp, target)
@@ -157,9 +169,13 @@ def cmd_migrate_archive(args: argparse.Namespace) -> int:
 
             with _progress() as bar:
                 task = bar.add_task(label, total=await source.count(), counts="")
-                copied = await copy_archive(source, target, step)
+                try:
+                    copied = await copy_archive(source, target, step)
+                except ValueError as exc:
+                    raise SystemExit(f"backstory: {exc}") from None
             result = await compare(source, target)
-        print(f"copied {copied.stories} stories ({copied.skipped} already there) and {copied.aliases} URLs; "
+        print(f"copied {copied.stories} stories ({copied.skipped} already there), {copied.aliases} URLs, "
+              f"{copied.tokens} tokens and {copied.claims} claims; "
               f"source {result.source} stories, target {result.target}", file=sys.stderr)
         if not result.identical:
             print(f"backstory: {len(result.differing)} stories differ or are missing in the target, e.g. "
@@ -183,17 +199,17 @@ def cmd_tokens(args: argparse.Namespace) -> int:
             store = TokenStore(archive.storage)
             if args.action == "create":
                 try:
-                    secret = await store.create(args.name, args.scope, args.expires)
+                    secret = await store.create(args.name, args.scope, args.expires, args.visibility)
                 except ValueError as exc:
                     raise SystemExit(f"backstory: {exc}") from None
                 print(secret)
-                print(f"token {args.name!r} ({args.scope}) created: the line above is its secret, shown only now",
-                      file=sys.stderr)
+                print(f"token {args.name!r} ({args.scope}, {args.visibility} by default) created: the line above "
+                      "is its secret, shown only now", file=sys.stderr)
             elif args.action == "list":
-                print(f"{'name':<24} {'scope':<6} {'created':<21} {'last used':<21} expires")
+                print(f"{'name':<24} {'scope':<6} {'visibility':<10} {'created':<21} {'last used':<21} expires")
                 for token in await store.list():
-                    print(f"{token.name:<24} {token.scope:<6} {token.created:<21} {token.last_used or '-':<21} "
-                          f"{token.expires or 'never'}")
+                    print(f"{token.name:<24} {token.scope:<6} {token.visibility:<10} {token.created:<21} "
+                          f"{token.last_used or '-':<21} {token.expires or 'never'}")
             elif not await store.revoke(args.name):
                 raise SystemExit(f"backstory: there is no token named {args.name!r}")
             else:

@@ -16,7 +16,9 @@ from .entry import Entry, Failure, Feed, Item
 from .safezip import UnsafeZip, is_zip, safe_name
 from .streams import BadFile, head
 
-__all__ = ["FORMATS", "Entry", "Failure", "Feed", "Item", "UnknownFormat", "detect", "read"]
+__all__ = ["FORMATS", "THE_FILE", "Entry", "Failure", "Feed", "Item", "UnknownFormat", "detect", "read"]
+
+THE_FILE = "the file"  # where a Failure is when the rest of the export could not be read
 
 FORMATS: dict[str, Callable[[BinaryIO], Iterator[Item | StoryRecord]]] = {
     jsonl.NAME: jsonl.read,
@@ -76,6 +78,6 @@ def read(fh: BinaryIO, format: str | None = None) -> Iterator[Item | StoryRecord
     try:
         yield from reader(fh)
     except (BadFile, UnsafeZip) as exc:
-        yield Failure(where="the file", reason=str(exc))
+        yield Failure(where=THE_FILE, reason=str(exc))
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # a member that does not inflate as its header says
-        yield Failure(where="the file", reason=f"a broken zip member: {exc}")
+        yield Failure(where=THE_FILE, reason=f"a broken zip member: {exc}")

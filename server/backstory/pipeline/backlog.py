@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from ..archive.base import Archive
+from ..story import OPERATOR
 from ..story import StoryRecord
 from .analyzer import Analyzer
 from .cache import ResponseCache
@@ -46,7 +47,7 @@ class Backlog:
     async def complete(self, story_id: str) -> bool:
         """Analyze the story if it is still pending, once no reader waits; False when it is gone
         or complete already (a job run twice, or a story deleted meanwhile)."""
-        record = await self.archive.get(story_id)
+        record = await self.archive.get(story_id, OPERATOR)  # the server's own work: private stories too
         if record is None or record.analysed:
             return False
         await self.workers.readers_gone(0.1)

@@ -8,27 +8,31 @@ import threading
 from cachetools import Cache, LRUCache
 
 from ..schemas import RelatedStory
-from ..story import StoryRecord
+from ..story import StoryRecord, Viewer
 
 _peek = Cache.__getitem__  # an entry's value, leaving the LRU order as it is
 
 
 class ResponseCache:
     """Two small LRUs, safe to share between threads: the story records of finished analyses by
-    request (URL + content, see :meth:`key`), and each story's related list with the archive
-    ``generation`` it was computed at, reused while the archive has not changed (the lookup is
-    most of a cache hit's time)."""
+    request (URL + content + the owner it is stored for, see :meth:`key`), and each story's
+    related list for one viewer with the archive ``generation`` it was computed at, reused while
+    the archive has not changed (the lookup is most of a cache hit's time). Both are keyed by
+    whose they are: a member's private analysis (its story id, its archived flag) and a related
+    list showing a member's private stories are never another caller's cache hit."""
 
     def __init__(self, size: int = 256) -> None:
         self.size = size
         self._records: LRUCache[str, StoryRecord] = LRUCache(maxsize=size)
-        self._related: LRUCache[tuple[str, str], tuple[int, list[RelatedStory]]] = LRUCache(maxsize=size)
+        self._related: LRUCache[tuple[str, str, Viewer], tuple[int, list[RelatedStory]]] = LRUCache(maxsize=size)
         self._lock = threading.Lock()
 
     @staticmethod
-    def key(url: str, html: str | None, text: str | None, title: str | None) -> str:
+    def key(url: str, html: str | None, text: str | None, title: str | None, owner: str = "") -> str:
+        """A request's key; ``owner`` is whose story it is stored as ("" for a team story)."""
         h = hashlib.blake2b(digest_size=16)
-        for part in (url, "\x00h" if html is not None else "\x00t", html or text or "", "\x00", title or ""):
+        for part in (url, "\x00h" if html is not None else "\x00t", html or text or "", "\x00", title or "",
+                     "\x00", owner):
             h.update(part.encode("utf-8", "surrogatepass"))
         return h.hexdigest()
 
@@ -40,15 +44,15 @@ class ResponseCache:
         with self._lock:
             self._records[key] = record
 
-    def related(self, record: StoryRecord, generation: int) -> list[RelatedStory] | None:
-        """The related list cached for ``record``, if it was computed at this ``generation``."""
+    def related(self, record: StoryRecord, generation: int, viewer: Viewer) -> list[RelatedStory] | None:
+        """The related list cached for ``record`` and ``viewer``, if it was computed at this ``generation``."""
         with self._lock:
-            hit = self._related.get((record.story_id, record.content_hash))
+            hit = self._related.get((record.story_id, record.content_hash, viewer))
             return hit[1] if hit is not None and hit[0] == generation else None
 
-    def put_related(self, record: StoryRecord, generation: int, related: list[RelatedStory]) -> None:
+    def put_related(self, record: StoryRecord, generation: int, viewer: Viewer, related: list[RelatedStory]) -> None:
         with self._lock:
-            self._related[(record.story_id, record.content_hash)] = (generation, related)
+            self._related[(record.story_id, record.content_hash, viewer)] = (generation, related)
 
     def discard_story(self, story_id: str) -> None:
         with self._lock:

@@ -14,7 +14,7 @@ Analyzed = tuple[Analysis, StoryRecord, dict[str, float]]  # the analysis, its r
 
 class Page(msgspec.Struct, kw_only=True, frozen=True):
     """What one analysis reads: the client's URL, the page's final URL (after a fetch's redirects),
-    its HTML or text, the title and date a client or an import sent."""
+    its HTML or text, the title, date and author a client or an import sent."""
 
     url: str
     final_url: str
@@ -22,6 +22,7 @@ class Page(msgspec.Struct, kw_only=True, frozen=True):
     text: str | None = None
     title: str | None = None
     published: str | None = None
+    byline: str | None = None  # an import's: like published, filled in when the page names no author
 
 
 class Analyst(Protocol):

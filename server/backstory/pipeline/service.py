@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-RequestKey = tuple[str, str, str | None]  # the response cache's key, the request's URL and date
+RequestKey = tuple[str, str, str | None, str | None]  # the response cache's key, the request's URL, date, byline
 Work = Callable[[Callable[[], None]], Awaitable[Analyzed]]  # given the deadline check to call between stages
 
 
@@ -45,6 +45,14 @@ def _checked_url(request: AnalyzeRequest) -> str:
     if request.html is not None and request.text is not None:
         raise errors.InvalidInput("send either html or text, not both")
     return url
+
+
+def _filled_in(article: Article, published: str | None, byline: str | None) -> Article:
+    """The article with the date and author an import (or a client) gave filling in what the page
+    does not say itself: the page's own metadata is the story's, an export's is a fallback."""
+    changes = {name: value for name, value in (("published", published), ("byline", byline))
+               if value and not getattr(article, name)}
+    return msgspec.structs.replace(article, **changes) if changes else article
 
 
 def _over_deadline(limit: float) -> errors.Unavailable:
@@ -78,58 +86,66 @@ class Pipeline:
         self.failures = 0  # analyses for a client that ended in a server error
         self._inflight: dict[RequestKey, asyncio.Future[Analyzed]] = {}  # analyses under way (see _coalesced)
 
-    async def analyze(self, request: AnalyzeRequest, added_by: str | None = None) -> Sidebar:
-        """Analyze one page or text; archive it (claimed by ``added_by``) unless asked not to; add
-        the related stories."""
+    async def analyze(self, request: AnalyzeRequest, added_by: str | None = None, owner: str = "") -> Sidebar:
+        """Analyze one page or text; archive it (claimed by ``added_by``, as ``owner``'s private
+        story when that is set, else as a team story) unless asked not to; add the related
+        stories ``added_by`` sees (the team's and its own private ones)."""
         started = time.perf_counter()
         try:
-            record, stages, cached = await self._process(request, added_by=added_by)
+            record, stages, cached = await self._process(request, added_by=added_by, owner=owner)
         except Exception as exc:
             if not isinstance(exc, errors.BackstoryError) or exc.status >= 500:
                 self.failures += 1  # the server's fault or its limits (a deadline, a dead spaCy process)
             raise
         t = time.perf_counter()
         generation = self.archive.generation  # read before the lookup, never after
-        related = self.cache.related(record, generation) if cached else None
+        related = self.cache.related(record, generation, added_by) if cached else None
         if related is None:
-            related = await self.archive.related(record, limit=10)
-            self.cache.put_related(record, generation, related)
+            related = await self.archive.related(record, limit=10, viewer=added_by)
+            self.cache.put_related(record, generation, added_by, related)
         timings = Timings(**stages, related=ms_since(t), total=ms_since(started))
         # A page the reader chose not to keep may still be a copy of a story the archive holds.
-        archived = request.archive or await self.archive.get(record.story_id) is not None
+        archived = request.archive or await self.archive.get(record.story_id, added_by) is not None
         return to_sidebar(record, related, timings=timings, archived=archived, cached=cached)
 
     async def ingest(
-        self, request: AnalyzeRequest, *, published: str | None = None, analyze: bool = True,
-        added_by: str | None = None,
+        self, request: AnalyzeRequest, *, published: str | None = None, byline: str | None = None,
+        tags: tuple[str, ...] | list[str] = (), final_url: str | None = None, analyze: bool = True,
+        added_by: str | None = None, owner: str = "",
     ) -> StoryRecord:
         """Archive one story (bulk import): no related lookup. With ``analyze=False`` only the
         cheap part runs now (extraction, language, hashes, the words the related search reads)
-        and the story is stored as pending: the :class:`Backlog` completes it later."""
+        and the story is stored as pending: the :class:`Backlog` completes it later.
+        ``published`` and ``byline`` (an export's) fill in what the page does not say; ``tags``
+        are the reader's; ``final_url`` is where a fetch of ``request.url`` ended (its redirects)."""
         if analyze:
-            record, _, _ = await self._process(request, published=published, added_by=added_by)
+            record, _, _ = await self._process(request, published=published, byline=byline, tags=tags,
+                                               final_url=final_url, added_by=added_by, owner=owner)
             return record
         url = _checked_url(request)
         if request.html is None and request.text is None:
             raise errors.InvalidInput("a stored-for-later story needs its html or text")
+        page_url = final_url or url
         article = await self.workers.run(
-            self.analyzer.extract, url=url, html=request.html, text=request.text, title=request.title
+            self.analyzer.extract, url=page_url, html=request.html, text=request.text, title=request.title
         )
-        if published:
-            article = msgspec.structs.replace(article, published=published)
+        article = _filled_in(article, published, byline)
         if len(article.text) > MAX_TEXT_CHARS:
             raise errors.PayloadTooLarge(f"article text is longer than {MAX_TEXT_CHARS:,} characters")
-        record = new_story(article, url=url, canonical_url=identity_url(article.canonical_url, url), analysed=False)
+        record = new_story(article, url=url, canonical_url=identity_url(article.canonical_url, page_url),
+                           analysed=False, tags=tags, owner=owner)
         stored = await self.archive.upsert(record, added_by)
         if not stored.analysed:  # (a copy of an analyzed story is that story, complete)
             await self.backlog.stored(stored.story_id)
         return stored
 
     async def _process(
-        self, request: AnalyzeRequest, *, published: str | None = None, added_by: str | None = None
+        self, request: AnalyzeRequest, *, published: str | None = None, byline: str | None = None,
+        tags: tuple[str, ...] | list[str] = (), final_url: str | None = None, added_by: str | None = None,
+        owner: str = "",
     ) -> tuple[StoryRecord, dict[str, float], bool]:
         url = _checked_url(request)
-        html, text, final_url = request.html, request.text, url
+        html, text, final_url = request.html, request.text, final_url or url
         stages: dict[str, float] = {}
         if html is None and text is None:
             # Imported here: httpx loads only once a page must be fetched (never for a bulk import).
@@ -141,17 +157,19 @@ class Pipeline:
             final_url = page.final_url
             stages["fetch"] = ms_since(t)
 
-        key = ResponseCache.key(final_url, html, text, request.title)
+        # Keyed by whose story it is: a member's private analysis is never another caller's hit.
+        key = ResponseCache.key(final_url, html, text, request.title, owner)
         record = self.cache.get(key)
         if record is not None:
             if request.archive:  # still archived? (claimed by this reader too); deleted meanwhile: stored again
                 present = (await self.archive.claim(record.story_id, added_by) if added_by is not None
                            else await self.archive.get(record.story_id) is not None)
                 if not present:
-                    record = await self._keep(record, added_by)
+                    record = await self._keep(record, added_by, owner)
             return record, stages, True
 
-        page = Page(url=url, final_url=final_url, html=html, text=text, title=request.title, published=published)
+        page = Page(url=url, final_url=final_url, html=html, text=text, title=request.title, published=published,
+                    byline=byline)
 
         async def analyze(check_deadline: Callable[[], None]) -> Analyzed:
             if self.remote is not None:  # a worker's CPU, not this server's
@@ -159,15 +177,17 @@ class Pipeline:
             return await self.analyze_page(page, check_deadline)
 
         # Identical requests in flight share one analysis; each then stores and answers on its own.
-        analysis, record, extracted = await self._coalesced((key, url, published), analyze)
+        analysis, record, extracted = await self._coalesced((key, url, published, byline), analyze)
         stages.update(extracted)
         stages.update(analysis.timings)
+        if tags:
+            record = msgspec.structs.replace(record, tags=list(tags))
         if request.archive:
-            record = await self._keep(record, added_by)
-        else:  # the story it would be stored as, by the archive's own rule
-            duplicate = await self.archive.find_duplicate(record.canonical_url, record.simhash, record.text)
-            if duplicate is not None:
-                record = msgspec.structs.replace(record, story_id=duplicate)
+            record = await self._keep(record, added_by, owner)
+        else:  # the story it would be stored as, by the archive's own rule, among its owner's
+            duplicate = await self.archive.find_duplicate(record.canonical_url, record.simhash, record.text, owner)
+            record = msgspec.structs.replace(record, owner=owner,
+                                             story_id=duplicate or story_id_for(record.canonical_url, owner))
         self.cache.put(key, record)
         return record, stages, False
 
@@ -180,20 +200,20 @@ class Pipeline:
         )
         extracted["extract"] = ms_since(t)
         check_deadline()  # past it the waiters have had their 503: no language stages
-        if page.published:
-            article = msgspec.structs.replace(article, published=page.published)
+        article = _filled_in(article, page.published, page.byline)
         canonical = identity_url(article.canonical_url, page.final_url)
         # The record (its hashes read the whole text) is built in the worker thread too.
         analysis, record = await self.workers.run(self._analyze_new, article, url=page.url, canonical_url=canonical)
         return analysis, record, extracted
 
-    async def _keep(self, record: StoryRecord, added_by: str | None = None) -> StoryRecord:
-        """Archive the reader's page; returns it under the id of the story it is stored as. A copy
-        of a stored story joins it as another source and leaves it as it was, so the reader's own
-        text, names and offsets are what the sidebar shows, not the stored story's."""
-        stored = await self.archive.upsert(msgspec.structs.replace(record, story_id=story_id_for(record.canonical_url)),
-                                           added_by)
-        return msgspec.structs.replace(record, story_id=stored.story_id)
+    async def _keep(self, record: StoryRecord, added_by: str | None = None, owner: str = "") -> StoryRecord:
+        """Archive the reader's page (``owner``'s private story, or a team story); returns it under
+        the id of the story it is stored as. A copy of a stored story joins it as another source
+        and leaves it as it was, so the reader's own text, names and offsets are what the sidebar
+        shows, not the stored story's."""
+        mine = msgspec.structs.replace(record, owner=owner, story_id=story_id_for(record.canonical_url, owner))
+        stored = await self.archive.upsert(mine, added_by)
+        return msgspec.structs.replace(mine, story_id=stored.story_id)
 
     async def _coalesced(self, key: RequestKey, work: Work) -> Analyzed:
         """``work``'s result, run once for all identical requests in flight (``key``: the response

@@ -143,9 +143,10 @@ def run_import(jsonl: Path, archive: Path | str, timeout: float, analyse: bool =
     return out
 
 
-def run_backlog(archive: Path, log_path: Path, timeout: float) -> dict:
+def run_backlog(archive: Path, log_path: Path, timeout: float, budget: float | None = None) -> dict:
     """Start the server on an archive a plain import filled and time its background analysis:
-    from ready until ``/readyz`` reports no pending story."""
+    from ready until ``/readyz`` reports no pending story, or for ``budget`` seconds (a sample of
+    a backlog too long to wait for)."""
     import httpx
 
     server = Server(archive, log_path)
@@ -154,7 +155,7 @@ def run_backlog(archive: Path, log_path: Path, timeout: float) -> dict:
         with httpx.Client(base_url=server.base, timeout=10) as client:
             pending = first = client.get("/readyz").json().get("pending_analysis", 0)
             t0 = time.perf_counter()
-            while pending and time.perf_counter() - t0 < timeout:
+            while pending and time.perf_counter() - t0 < (budget or timeout):
                 time.sleep(0.25)
                 pending = client.get("/readyz").json().get("pending_analysis", 0)
             seconds = time.perf_counter() - t0

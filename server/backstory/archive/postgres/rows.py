@@ -8,7 +8,8 @@ import re
 import numpy as np
 
 from ... import schemas
-from ..sql import SUMMARY_FIELDS, SqlRows, summary
+from ..sql import SUMMARY_FIELDS, SqlRows, summary, visible
+from ...story import Viewer
 from .schema import SEARCHED_CHARS
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -37,6 +38,11 @@ class Rows(SqlRows):
     def embedding_out(self, stored) -> np.ndarray:
         return np.asarray(stored.to_numpy() if hasattr(stored, "to_numpy") else stored, dtype=np.float32)
 
+    def put_token(self, token, digest: str) -> None:
+        super().put_token(token, digest)
+        # An id given explicitly leaves the sequence behind: the next token created must not reuse one.
+        self.execute("SELECT setval(pg_get_serial_sequence('tokens', 'id'), (SELECT max(id) FROM tokens))")
+
     def feed_head(self) -> int:
         return self._one("SELECT coalesce(max(seq), 0) FROM changes")[0]
 
@@ -47,13 +53,15 @@ class Rows(SqlRows):
         # Each word a quoted lexeme (nothing in it is read as an operator); the last may still be typed.
         return " & ".join([*(f"'{w}'" for w in words[:-1]), f"'{words[-1]}':*"])
 
-    def search_text(self, match: str, limit: int, offset: int) -> tuple[list[schemas.StorySummary], int]:
+    def search_text(self, match: str, limit: int, offset: int, viewer: Viewer) -> tuple[list[schemas.StorySummary], int]:
         query = "to_tsquery('english', ?)"
-        total = self._one(f"SELECT count(*) FROM stories WHERE search @@ {query}", match)[0]
+        seen, args = visible(viewer)
+        total = self._one(f"SELECT count(*) FROM stories WHERE search @@ {query} AND {seen}", match, *args)[0]
         rows = self.execute(
             f"SELECT {_SUMMARY}, ts_headline('english', left(text, {SEARCHED_CHARS}), q, ?) "
-            f"FROM stories, {query} AS q WHERE search @@ q "
+            f"FROM stories, {query} AS q WHERE search @@ q AND {seen} "
             f"ORDER BY ts_rank('{_RANK_WEIGHTS}', search, q) DESC, id DESC LIMIT ? OFFSET ?",
-            (_SNIPPET, match, limit, offset),
+            (_SNIPPET, match, *args, limit, offset),
         ).fetchall()
-        return [summary(r[:8], r[8]) for r in rows], total
+        n = len(SUMMARY_FIELDS)
+        return [summary(r[:n], r[n]) for r in rows], total

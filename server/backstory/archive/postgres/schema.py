@@ -122,6 +122,42 @@ MIGRATIONS: list[str | Callable[[psycopg.Connection], None]] = [
     );
     CREATE INDEX claims_who ON claims (who);
     """,
+    # the reader's tags of a story, as in the SQLite archive.
+    """
+    ALTER TABLE stories ADD COLUMN tags jsonb NOT NULL DEFAULT '[]'::jsonb;
+    """,
+    # imports sent over HTTP and their progress, as in the SQLite archive.
+    """
+    CREATE TABLE imports (
+        import_id text PRIMARY KEY,
+        format text NOT NULL,
+        status text NOT NULL CHECK (status IN ('running', 'done', 'failed', 'interrupted')),
+        added_by text,
+        size bigint NOT NULL,
+        read_bytes bigint NOT NULL DEFAULT 0,
+        imported integer NOT NULL DEFAULT 0,
+        skipped integer NOT NULL DEFAULT 0,
+        failed integer NOT NULL DEFAULT 0,
+        failures text NOT NULL DEFAULT '[]',
+        feeds_found integer NOT NULL DEFAULT 0,
+        feeds text NOT NULL DEFAULT '[]',
+        error text,
+        started text NOT NULL,
+        updated text NOT NULL,
+        finished text
+    );
+    CREATE INDEX imports_started ON imports (started);
+    """,
+    # private stories, as in the SQLite archive: a story's owner ('' for a team
+    # story) is part of its identity; aliases are keyed by (owner, URL); a token's default visibility.
+    """
+    ALTER TABLE stories ADD COLUMN owner text NOT NULL DEFAULT '';
+    CREATE INDEX stories_owner ON stories (owner) WHERE owner <> '';
+    ALTER TABLE aliases ADD COLUMN owner text NOT NULL DEFAULT '';
+    ALTER TABLE aliases DROP CONSTRAINT aliases_pkey;
+    ALTER TABLE aliases ADD PRIMARY KEY (owner, canonical_url);
+    ALTER TABLE tokens ADD COLUMN visibility text NOT NULL DEFAULT 'team' CHECK (visibility IN ('team', 'private'));
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 TOKENS_SINCE = 4  # the version that added the tokens table

@@ -8,8 +8,8 @@ import numpy as np
 
 from ... import schemas
 from ...duplicates import simhash_bands
-from ...story import StoryRecord
-from ..sql import SUMMARY_FIELDS, SqlRows, summary
+from ...story import StoryRecord, Viewer
+from ..sql import SUMMARY_FIELDS, SqlRows, summary, visible
 
 _FTS_WORD = re.compile(r"\w+", re.UNICODE)
 FEED_HEAD = "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0)"
@@ -39,13 +39,15 @@ class Rows(SqlRows):
         quoted[-1] += "*"  # the last word may still be being typed
         return " ".join(quoted)
 
-    def search_text(self, match: str, limit: int, offset: int) -> tuple[list[schemas.StorySummary], int]:
-        total = self._one("SELECT count(*) FROM stories_fts WHERE stories_fts MATCH ?", match)[0]
+    def search_text(self, match: str, limit: int, offset: int, viewer: Viewer) -> tuple[list[schemas.StorySummary], int]:
+        seen, args = visible(viewer, "s.owner")
+        matching = f"FROM stories_fts JOIN stories s ON s.id = stories_fts.rowid WHERE stories_fts MATCH ? AND {seen}"
+        total = self._one(f"SELECT count(*) {matching}", match, *args)[0]
         cols = ", ".join(f"s.{name}" for name in SUMMARY_FIELDS)
         rows = self.execute(
-            f"SELECT {cols}, snippet(stories_fts, 1, '', '', '…', 24) FROM stories_fts "
-            "JOIN stories s ON s.id = stories_fts.rowid WHERE stories_fts MATCH ? "
+            f"SELECT {cols}, snippet(stories_fts, 1, '', '', '…', 24) {matching} "
             "ORDER BY bm25(stories_fts, 4.0, 1.0, 0.5), s.id DESC LIMIT ? OFFSET ?",
-            (match, limit, offset),
+            (match, *args, limit, offset),
         ).fetchall()
-        return [summary(r[:8], r[8]) for r in rows], total
+        n = len(SUMMARY_FIELDS)
+        return [summary(r[:n], r[n]) for r in rows], total

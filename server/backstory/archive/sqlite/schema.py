@@ -116,6 +116,52 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX claims_who ON claims (who);
     """,
+    # the reader's tags of a story, from the export it was imported from: a JSON list of names.
+    """
+    ALTER TABLE stories ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+    """,
+    # imports sent over HTTP (POST /api/v1/imports) and their progress, kept here so that any
+    # server of the archive can answer for one; ``updated`` is the running server's heartbeat.
+    """
+    CREATE TABLE imports (
+        import_id TEXT PRIMARY KEY,
+        format TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed', 'interrupted')),
+        added_by TEXT,
+        size INTEGER NOT NULL,
+        read_bytes INTEGER NOT NULL DEFAULT 0,
+        imported INTEGER NOT NULL DEFAULT 0,
+        skipped INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        failures TEXT NOT NULL DEFAULT '[]',
+        feeds_found INTEGER NOT NULL DEFAULT 0,
+        feeds TEXT NOT NULL DEFAULT '[]',
+        error TEXT,
+        started TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        finished TEXT
+    ) WITHOUT ROWID;
+    CREATE INDEX imports_started ON imports (started);
+    """,
+    # private stories (see archive/stories.py): a story's owner ('' for a team story) is part of
+    # its identity, so a URL is filed once among the team's URLs and once among each member's
+    # private ones: the aliases are keyed by (owner, URL), which SQLite can only do on a new table.
+    # A token may store its stories as private unless a request says otherwise.
+    """
+    ALTER TABLE stories ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+    CREATE INDEX stories_owner ON stories (owner) WHERE owner <> '';
+    CREATE TABLE aliases_owned (
+        owner TEXT NOT NULL DEFAULT '',
+        canonical_url TEXT NOT NULL,
+        story_id TEXT NOT NULL REFERENCES stories (story_id) ON DELETE CASCADE,
+        PRIMARY KEY (owner, canonical_url)
+    ) WITHOUT ROWID;
+    INSERT INTO aliases_owned (owner, canonical_url, story_id) SELECT '', canonical_url, story_id FROM aliases;
+    DROP TABLE aliases;
+    ALTER TABLE aliases_owned RENAME TO aliases;
+    CREATE INDEX aliases_story ON aliases (story_id);
+    ALTER TABLE tokens ADD COLUMN visibility TEXT NOT NULL DEFAULT 'team' CHECK (visibility IN ('team', 'private'));
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 TOKENS_SINCE = 5  # the version that added the tokens table
