@@ -9,6 +9,7 @@ import contextlib
 import threading
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from backstory import schemas
@@ -119,6 +120,14 @@ async def test_complete_analyses_a_pending_story_once_and_forgets_its_cached_ans
     assert await backlog.complete(stored.story_id) is False
     assert await backlog.complete("0123456789abcdef") is False
     assert analyzer.calls == ["T1"]
+
+
+async def test_complete_analyses_a_members_private_story_too(parts) -> None:
+    archive, workers = parts
+    backlog = Backlog(ScriptedAnalyzer(), archive, ResponseCache(), workers)
+    private = await archive.upsert(msgspec.structs.replace(pending(5), owner="token:ana"))
+    assert await backlog.complete(private.story_id) is True
+    assert (await archive.get(private.story_id, "token:ana")).analysed
 
 
 async def test_analyze_stored_returns_the_completed_record(parts) -> None:

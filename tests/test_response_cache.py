@@ -95,3 +95,12 @@ def test_the_default_cache_keeps_the_last_256_analyses() -> None:
         cache.put(str(i), record(str(i)))
     assert cache.get("0") is None
     assert all(cache.get(str(i)) is not None for i in range(1, 257))
+
+
+def test_the_key_tells_whose_story_it_is() -> None:
+    key = ResponseCache.key
+    team = key("https://a.example/", None, "one", None)
+    assert key("https://a.example/", None, "one", None, owner="") == team
+    assert key("https://a.example/", None, "one", None, owner="token:ana") != team
+    assert key("https://a.example/", None, "one", None, owner="token:ana") != key(
+        "https://a.example/", None, "one", None, owner="token:ben")

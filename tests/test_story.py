@@ -146,3 +146,33 @@ def test_the_sidebar_shows_the_record_as_it_is() -> None:
     )
     plain = to_sidebar(record, [])
     assert (plain.timings_ms, plain.archived, plain.cached, plain.added_by) == (schemas.Timings(), False, False, [])
+
+
+def test_a_private_storys_id_is_of_its_owner_and_url() -> None:
+    team = derive(StoryRecord(url="https://news.example/p", canonical_url="https://news.example/p", text=TEXT))
+    mine = derive(StoryRecord(url="https://news.example/p", canonical_url="https://news.example/p", text=TEXT,
+                              owner="token:ana"))
+    assert team.story_id == sha("https://news.example/p")[:16]
+    assert mine.story_id == sha("token:ana\x00https://news.example/p")[:16] != team.story_id
+
+
+def test_new_story_keeps_the_tags_and_the_owner() -> None:
+    record = new_story(Article(text=TEXT), url="https://news.example/t", canonical_url="https://news.example/t",
+                       tags=("flood", "river"), owner="token:ana")
+    assert (record.tags, record.owner) == (["flood", "river"], "token:ana")
+
+
+def test_a_private_story_is_seen_by_its_owner_and_the_operator_only() -> None:
+    from backstory.story import OPERATOR, sees
+
+    assert sees("token:ben", "") and sees(None, "")  # a team story: everyone
+    assert sees("token:ana", "token:ana") and sees(OPERATOR, "token:ana")
+    assert not sees("token:ben", "token:ana") and not sees(None, "token:ana")
+
+
+def test_the_sidebar_says_whether_the_story_is_private_and_shows_its_tags() -> None:
+    mine = derive(StoryRecord(url="https://news.example/v", canonical_url="", text=TEXT, owner="token:ana",
+                              tags=["flood"]))
+    assert (to_sidebar(mine, []).visibility, to_sidebar(mine, []).tags) == ("private", ["flood"])
+    team = derive(StoryRecord(url="https://news.example/v", canonical_url="", text=TEXT))
+    assert to_sidebar(team, []).visibility == "team"
