@@ -5,6 +5,8 @@ backend of ``conftest.ARCHIVE_BACKENDS`` through the ``Archive`` protocol (the `
 from __future__ import annotations
 
 import asyncio
+import inspect
+import re
 import sqlite3
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import msgspec
 import pytest
 
 from backstory import schemas
-from backstory.archive import Archive, open_archive
+from backstory.archive import Archive, create_archive, open_archive
 from backstory.duplicates import hamming, simhash
 from backstory.story import StoryRecord, story_id_for
 from backstory.urls import normalize_url
@@ -386,3 +388,134 @@ async def test_features_are_computed_once_for_a_store_and_the_lookup_after_it(
     archive._features._items.clear()
     assert await archive.related(stored, limit=5) == first
     assert [r.story_id for r in again] == [r.story_id for r in await archive.related(changed, limit=5)]
+
+
+async def test_pending_takes_the_protocols_default_limit(archive: StoryArchive) -> None:
+    for i in range(10):
+        await archive.upsert(record(f"https://n.example/p{i}", distinct(100 + i), analysed=False))
+    default = inspect.signature(Archive.pending).parameters["limit"].default
+    assert len(await archive.pending()) == default < 10
+
+
+async def test_claims_decide_who_deletes_a_story(archive: StoryArchive) -> None:
+    story = await archive.upsert(record("https://n.example/claimed", distinct(120)), added_by="token:ana")
+    assert await archive.claim(story.story_id, "token:ben") is True
+    assert await archive.claim("0123456789abcdef", "token:ben") is False  # no such story
+    assert sorted(await archive.added_by(story.story_id)) == ["token:ana", "token:ben"]
+    assert await archive.delete_claimed(story.story_id, "token:cy") == "forbidden"
+    assert await archive.delete_claimed(story.story_id, "token:ana") == "unclaimed"  # Ben still has it
+    assert await archive.added_by(story.story_id) == ["token:ben"]
+    assert await archive.get(story.story_id) is not None and len(archive.index) == 1
+    assert await archive.delete_claimed(story.story_id, "token:ben") == "deleted"
+    assert await archive.get(story.story_id) is None and len(archive.index) == 0
+    assert await archive.delete_claimed(story.story_id, "token:ben") == "missing"
+
+
+async def test_an_alias_files_a_url_under_a_stored_story(archive: StoryArchive) -> None:
+    story = await archive.upsert(record("https://n.example/own", distinct(121)))
+    assert await archive.add_alias("https://mirror.example/copy", story.story_id) is True
+    assert await archive.add_alias("https://mirror.example/none", "0123456789abcdef") is False
+    assert await archive.story_at("https://mirror.example/copy") == story.story_id
+    assert await archive.story_at("https://mirror.example/none") is None
+    aliases = [alias async for alias in archive.aliases()]
+    assert sorted(aliases) == [("https://mirror.example/copy", story.story_id), ("https://n.example/own", story.story_id)]
+
+
+async def test_following_another_writer_and_reloading_bring_the_index_to_the_archive(new_archive) -> None:
+    async with new_archive() as ours, new_archive() as theirs:
+        story = await theirs.upsert(record("https://n.example/theirs", distinct(122)))
+        assert len(ours.index) == 0  # written by the other: not in our index yet
+        await ours.follow([story.story_id])
+        assert len(ours.index) == 1 and story.story_id in ours.index.slot_of
+        assert await theirs.delete(story.story_id)
+        await ours.follow([story.story_id])  # a story gone there leaves our index too
+        assert len(ours.index) == 0
+        kept = await theirs.upsert(record("https://n.example/kept", distinct(123)))
+        assert await ours.reload_index() > 0
+        assert list(ours.index.slot_of) == [kept.story_id] and len(ours.index) == 1
+
+
+async def test_a_url_filed_under_a_story_by_its_copy_stays_a_copy_only_while_its_text_is(archive: StoryArchive) -> None:
+    original = await archive.upsert(record("https://one.example/vell", RIVER))
+    syndicated = RIVER.replace("on Tuesday night", "late on Tuesday night")
+    copy = await archive.upsert(record("https://two.example/vell", syndicated, title="Syndicated"))
+    assert copy.story_id == original.story_id
+    # the copy's URL, sent again with a copy's text, is that story; it does not take it over
+    again = await archive.upsert(record("https://two.example/vell", syndicated, title="Syndicated"))
+    assert again.story_id == original.story_id
+    stored = await archive.get(original.story_id)
+    assert (stored.canonical_url, stored.title) == ("https://one.example/vell", "A story")
+    # the same URL now saying something else is a story of its own
+    other = await archive.upsert(record("https://two.example/vell", CHESS))
+    assert other.story_id != original.story_id and await archive.count() == 2
+    assert (await archive.get(original.story_id)).text == RIVER
+
+
+async def test_a_copy_stored_by_another_process_is_found_before_the_index_shows_it(new_archive) -> None:
+    async with new_archive() as ours, new_archive() as theirs:
+        original = await theirs.upsert(record("https://one.example/vell", RIVER))
+        assert len(ours.index) == 0  # our index has not followed their write
+        syndicated = RIVER.replace("on Tuesday night", "late on Tuesday night")
+        copy = await ours.upsert(record("https://two.example/vell", syndicated))
+        assert copy.story_id == original.story_id and await ours.count() == 1
+
+
+async def test_an_archive_starts_on_first_use(archive_urls) -> None:
+    archive = create_archive(archive_urls())
+    try:
+        story = await archive.upsert(record("https://n.example/first", distinct(124)))
+        assert (await archive.get(story.story_id)).story_id == story.story_id
+    finally:
+        await archive.close()
+
+
+async def test_an_import_is_claimed_by_who_imported_it(archive: StoryArchive) -> None:
+    story = await archive.import_record(record("https://n.example/imported", distinct(125)), added_by="cli")
+    assert await archive.added_by(story.story_id) == ["cli"]
+
+
+async def test_search_lists_20_newest_first_by_default_and_counts_all(archive: StoryArchive) -> None:
+    ids = [(await archive.upsert(record(f"https://n.example/s{i}", distinct(130 + i, "The sluice gate opened."),
+                                        last_seen=f"2026-02-{i + 1:02d}T00:00:00Z"))).story_id for i in range(21)]
+    hits, total = await archive.search("sluice")
+    assert total == 21 and [h.story_id for h in hits] == ids[::-1][:20]
+    hits, total = await archive.search("sluice", limit=0)  # a count without a list
+    assert (hits, total) == ([], 21)
+
+
+ISO_SECOND = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+
+
+async def test_seeing_a_story_again_moves_its_last_seen_to_now(archive: StoryArchive) -> None:
+    first = await archive.upsert(record("https://one.example/seen", RIVER, last_seen="2020-01-01T00:00:00Z",
+                                        first_seen="2020-01-01T00:00:00Z"))
+    updated = await archive.upsert(record("https://one.example/seen", RIVER + " The water fell."))
+    assert re.fullmatch(ISO_SECOND, updated.last_seen) and updated.last_seen > "2026"
+    assert updated.first_seen == first.first_seen == "2020-01-01T00:00:00Z"
+    # a copy at another URL is a sighting of the story too
+    await archive.upsert(record("https://two.example/seen", RIVER.replace("on Tuesday night", "late on Tuesday night"),
+                                last_seen="2020-01-01T00:00:00Z"))
+    stored = await archive.get(first.story_id)
+    assert re.fullmatch(ISO_SECOND, stored.last_seen) and stored.last_seen > "2026"
+
+
+async def test_an_import_keeps_the_earliest_and_latest_sightings(archive: StoryArchive) -> None:
+    stored = await archive.upsert(record("https://one.example/imp", RIVER))
+    older = record("https://one.example/imp", RIVER, first_seen="2020-01-01T00:00:00Z",
+                   last_seen="2020-02-01T00:00:00Z")
+    merged = await archive.import_record(older)
+    assert merged.story_id == stored.story_id
+    assert (merged.first_seen, merged.last_seen) == ("2020-01-01T00:00:00Z", stored.last_seen)
+
+
+async def test_an_unanalysed_record_of_an_analysed_story_only_adds_its_page_url(archive: StoryArchive) -> None:
+    analysed = await archive.upsert(record("https://n.example/gate", distinct(126), title="Analysed",
+                                           entities=[entity("Sluice Gate", "FAC")]))
+    # the same canonical URL, from a page at another address, sent unanalysed (an import, say)
+    again = await archive.upsert(record("https://m.example/gate-copy", distinct(127), title="Unanalysed",
+                                        canonical_url="https://n.example/gate", analysed=False))
+    stored = await archive.get(analysed.story_id)
+    assert again == stored and (stored.title, stored.analysed) == ("Analysed", True)
+    assert stored.entities[0].name == "Sluice Gate" and stored.text == distinct(126)
+    assert await archive.story_at("https://m.example/gate-copy") == analysed.story_id
+    assert await archive.count_pending() == 0

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 
 from backstory import schemas
-from backstory.story import StoryRecord
+from backstory.archive import create_archive
+from backstory.duplicates import simhash
+from backstory.story import StoryRecord, derive
 from backstory.archive.features import Features, compute_features
 from backstory.archive.related import RelatedIndex
-from backstory.archive.stories import StoryArchive
+from backstory.archive.stories import FeatureMemo, StoryArchive
 
 # Topic "bridge collapse": event A in Kelmarsh (three reports), event B in Dunhollow (two reports).
 A = [
@@ -291,3 +294,82 @@ def test_bulk_load_and_one_by_one_give_the_same_ranking() -> None:
         b = [(h.story_id, h.score) for h in single.query(f, None, exclude_id=f"s{i}", limit=3)]
         assert a == b and a
     assert [h.story_id for h in bulk.query(feats[0], None, exclude_id="s0", limit=1)] == ["s1"]
+
+
+async def test_a_deleted_story_leaves_the_index(archive: StoryArchive) -> None:
+    # related() reads what it ranks from the archive, so it hides a story the index kept: the
+    # index's own count is what shows the delete reached it.
+    a, _, _ = await fill(archive)
+    before = len(archive.index)
+    assert await archive.delete(a[1].story_id)
+    assert len(archive.index) == before - 1
+    assert not await archive.delete(a[1].story_id)  # gone already: nothing else leaves
+    assert len(archive.index) == before - 1
+
+
+TRANSCRIPT = ("Spokespeople answered questions for an hour on Monday; the full transcript follows below, "
+              "with every question asked and every answer given, in the order they came.")
+
+
+async def test_a_completed_pending_story_reaches_the_index(new_archive) -> None:
+    async with new_archive() as archive:
+        a, _, _ = await fill(archive)
+        pending = await archive.upsert(StoryRecord(
+            url="https://news.example/story/30", canonical_url="https://news.example/story/30",
+            title="Briefing transcript", text=TRANSCRIPT, analysed=False))
+        assert pending.story_id not in [h.story_id for h in await archive.related(a[0], limit=10)]
+        done = msgspec.structs.replace(pending, analysed=True, entities=[
+            schemas.Entity(name=n, label=lab, count=c, mentions=[]) for n, lab, c in A[0][2]])
+        assert await archive.store_analysis(done)
+        assert pending.story_id in [h.story_id for h in await archive.related(a[0], limit=10)]
+        # its SimHash is still in the index: the same text at another URL is this story
+        assert await archive.find_duplicate("https://mirror.example/t", pending.simhash, TRANSCRIPT) == pending.story_id
+    async with new_archive() as archive:  # and the stored features bring it back after a restart
+        assert pending.story_id in [h.story_id for h in await archive.related(a[0], limit=10)]
+
+
+async def test_a_related_story_comes_with_its_site_date_and_shared_keyphrases(archive: StoryArchive) -> None:
+    a, _, _ = await fill(archive)
+    report = ("Harwick bridge: the Kelmarsh rescue", "Crews from three towns joined the rescue at the Harwick "
+              "bridge in Kelmarsh, where fire chief Nora Beltane coordinated boats on the Arden until nightfall.",
+              [("Harwick", "FAC", 1), ("Kelmarsh", "GPE", 1), ("Nora Beltane", "PERSON", 1), ("Arden", "LOC", 1)])
+    dated = msgspec.structs.replace(
+        make(40, report, site="daily.example"), site_name="The Daily", published="2025-03-14",
+        keyphrases=[schemas.Keyphrase(phrase="harwick bridge", score=0.9)])
+    stored = await archive.upsert(dated)
+    query = msgspec.structs.replace(a[0], keyphrases=[schemas.Keyphrase(phrase="harwick bridge", score=0.9)])
+    hit = next(h for h in await archive.related(query, limit=10) if h.story_id == stored.story_id)
+    assert (hit.url, hit.site_name, hit.published) == ("https://daily.example/story/40", "The Daily", "2025-03-14")
+    assert "harwick bridge" in hit.shared_keyphrases
+
+
+async def test_a_page_at_a_stored_canonical_url_is_that_story_whatever_its_text(archive: StoryArchive) -> None:
+    a, _, _ = await fill(archive)
+    text = OTHER[1]
+    assert await archive.find_duplicate("HTTPS://News.Example/story/0#top", simhash(text), text) == a[0].story_id
+
+
+async def test_an_archive_opened_without_its_index_refuses_related_lookups(tmp_path: Path) -> None:
+    async with create_archive(f"sqlite:///{tmp_path / 'plain.sqlite3'}", related_index=False) as archive:
+        with pytest.raises(RuntimeError) as info:
+            await archive.related(make(1, A[0]))
+        assert str(info.value) == "this archive was opened without its related index"
+
+
+def test_remembered_features_are_those_of_the_records_own_text() -> None:
+    memo = FeatureMemo()
+    first = derive(make(70, A[0]))
+    second = derive(msgspec.structs.replace(first, text=B[0][1], content_hash="", simhash=0))  # the very same lists
+    assert second.entities is first.entities and second.content_hash != first.content_hash
+    assert memo.of(first) == compute_features(first.title, first.text, first.entities, first.keyphrases)
+    assert memo.of(second) == compute_features(second.title, second.text, second.entities, second.keyphrases)
+
+
+async def test_a_reopened_archive_answers_related_from_its_first_lookup(new_archive) -> None:
+    async with new_archive() as archive:
+        a, _, _ = await fill(archive)
+    reopened = new_archive()  # not started: the first lookup must load the index
+    try:
+        assert a[1].story_id in [h.story_id for h in await reopened.related(a[0], limit=5)]
+    finally:
+        await reopened.close()

@@ -69,3 +69,38 @@ def test_a_discarded_story_is_gone_and_the_order_of_the_rest_kept() -> None:
     cache.put("e", record("5"))
     cache.put("f", record("6"))  # full: x goes, not b (reading the entries to discard used none)
     assert cache.get("x") is None and cache.get("b") is not None
+
+
+def test_the_key_holds_the_whole_request() -> None:
+    key = ResponseCache.key
+    # the page's HTML, the client's text and the title each tell two requests apart
+    assert key("https://a.example/", "<p>one</p>", None, None) != key("https://a.example/", "<p>two</p>", None, None)
+    assert key("https://a.example/", None, "one", None) != key("https://a.example/", None, "two", None)
+    assert key("https://a.example/", None, "one", "A") != key("https://a.example/", None, "one", "B")
+    # ...and the same request is the same key, a missing title the same as an empty one
+    assert key("https://a.example/", None, "one", None) == key("https://a.example/", None, "one", "")
+    assert key("https://a.example/", "<p>x</p>", None, "T") == key("https://a.example/", "<p>x</p>", None, "T")
+
+
+def test_any_python_text_has_a_key() -> None:
+    # A lone surrogate cannot be encoded as UTF-8, yet a str may hold one: it still gets a key of its own.
+    one = ResponseCache.key("https://a.example/", None, "half \ud800 a pair", None)
+    other = ResponseCache.key("https://a.example/", None, "half \ud801 a pair", None)
+    assert one != other
+
+
+def test_the_default_cache_keeps_the_last_256_analyses() -> None:
+    cache = ResponseCache()
+    for i in range(257):
+        cache.put(str(i), record(str(i)))
+    assert cache.get("0") is None
+    assert all(cache.get(str(i)) is not None for i in range(1, 257))
+
+
+def test_the_key_tells_whose_story_it_is() -> None:
+    key = ResponseCache.key
+    team = key("https://a.example/", None, "one", None)
+    assert key("https://a.example/", None, "one", None, owner="") == team
+    assert key("https://a.example/", None, "one", None, owner="token:ana") != team
+    assert key("https://a.example/", None, "one", None, owner="token:ana") != key(
+        "https://a.example/", None, "one", None, owner="token:ben")
