@@ -38,10 +38,13 @@ class Clock:
                 self.most = max(self.most, self.active)
             try:
                 time.sleep(hold)
-                send(h, 200, body)
             finally:
+                # Counted off before the answer is written: once the client has it, its next request
+                # may arrive before this thread runs again (on a busy machine), and would be counted
+                # as overlapping a request that is already answered.
                 with self.lock:
                     self.active -= 1
+            send(h, 200, body)
         return answer
 
     def gaps(self) -> list[float]:
