@@ -136,7 +136,25 @@ class Route:
     delay: float = 0.0
 
 
-class PageServer:
+class LoopbackServer:
+    """A threading HTTP server on a free 127.0.0.1 port, serving ``handler`` until closed."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class PageServer(LoopbackServer):
     """A real HTTP server on 127.0.0.1 serving the routes a test sets."""
 
     def __init__(self) -> None:
@@ -167,22 +185,11 @@ class PageServer:
             def log_message(self, *args) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        super().__init__(Handler)
 
     def add(self, path: str, body: str | bytes, **kwargs) -> str:
         self.routes[path] = Route(body.encode() if isinstance(body, str) else body, **kwargs)
         return self.url(path)
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture

@@ -4,14 +4,15 @@ version gets 304), an endless body for the "2 GB feed", and a record of every re
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from html import escape
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Iterator
 
 import pytest
+
+from .conftest import LoopbackServer
 
 
 @dataclass
@@ -25,7 +26,7 @@ class Resource:
 
 
 @dataclass
-class FeedSite:
+class FeedSite(LoopbackServer):
     resources: dict[str, Resource] = field(default_factory=dict)
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
 
@@ -71,14 +72,7 @@ class FeedSite:
             def log_message(self, *args) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        super().__init__(Handler)
 
     def put(self, path: str, body: str | bytes, content_type: str, **kwargs) -> str:
         self.resources[path] = Resource(body.encode() if isinstance(body, str) else body, content_type, **kwargs)
@@ -86,10 +80,6 @@ class FeedSite:
 
     def hits(self, path: str) -> int:
         return sum(1 for p, _ in self.requests if p == path)
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
