@@ -170,7 +170,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skipped {task}: no {data / task}")
             continue
         if args.folds:
-            result = folds.fold_task(task, data, args.folds, args.limit)
+            try:
+                result = folds.fold_task(task, data, args.folds, args.limit)
+            except ValueError as exc:  # too few sites or topics for K folds
+                parser.error(f"{task}: {exc}")
             report.setdefault("folds", {})[task] = result
             print(format_folds(result), flush=True)
             print()

@@ -1,9 +1,10 @@
 """Body clean-up: what trafilatura keeps that is not the story.
 
-The headline repeated as the first paragraph, paragraphs and lists that are nothing but links to
-other stories of the same site, labels ("DON'T MISS", "[VIDEO]") and newsletter / follow-us /
-tip-line boxes go; text trafilatura leaves between its blocks is kept, ``<br>`` becomes a line
-break.
+The headline repeated at the top, paragraphs and lists that are nothing but links to other
+stories of the same site, link cards inside a sentence, labels ("DON'T MISS", "[VIDEO]") and
+newsletter / follow-us / tip-line boxes go; text trafilatura leaves between its blocks is kept,
+``<br>`` becomes a line break. Every rule reads structure or generic page furniture, never one
+site's class names or phrases (tests/test_extract_generic.py).
 """
 
 from __future__ import annotations
@@ -236,12 +237,6 @@ class Cleanup:
                 continue  # the headline repeated at the top
             kept.append(b)
         return "\n\n".join(b.text for b in kept)
-
-
-def _body_text(
-    body, titles: tuple[str | None, ...], links: list[tuple[str, str]], url: str, rules: frozenset[str] = RULES
-) -> str:
-    return Cleanup(body, titles, links, url).text(rules)
 
 
 def drop_inline_link_cards(tree) -> None:

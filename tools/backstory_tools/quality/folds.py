@@ -42,11 +42,11 @@ def site_of(url: str) -> str:
     return _site_key(urlsplit(url).hostname or "")
 
 
-def assign_folds(keys: Sequence[str], k: int) -> list[int]:
+def assign_folds(keys: Sequence[object], k: int) -> list[int]:
     """The fold (0..k-1) of each item, keeping items with the same key together."""
     if k < 2:
         raise ValueError("--folds needs at least 2 folds")
-    groups = sorted(set(keys), key=lambda g: hashlib.sha1(g.encode("utf-8")).hexdigest())
+    groups = sorted(set(keys), key=lambda g: hashlib.sha1(str(g).encode("utf-8")).hexdigest())
     if len(groups) < k:
         raise ValueError(f"{len(groups)} groups cannot fill {k} folds")
     fold_of = {g: i % k for i, g in enumerate(groups)}
