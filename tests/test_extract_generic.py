@@ -64,10 +64,10 @@ def test_word_rules_fire_on_more_than_one_site():
     """A phrase family or the labels whose removals on the dev pages all come from one site fit that
     site, not news pages: it must go (a rule that fires on none is unmeasured, not site-specific)."""
     from backstory_tools.quality import harness
-    from backstory_tools.quality.folds import _Pages, site_of
+    from backstory_tools.quality.folds import RuledPages, site_of
 
     rows = harness._extraction_rows(DATA, None)
-    firing = _Pages(rows).firing_sites([site_of(r["url"]) for r in rows])
+    firing = RuledPages(rows).firing_sites([site_of(r["url"]) for r in rows])
     assert sum(1 for sites in firing.values() if len(sites) >= 2) >= 3  # the count works at all
     single = {rule: sites for rule, sites in firing.items() if rule in WORD_RULES and len(sites) == 1}
     assert not single, f"word rules that fire on one dev site only: {single}"

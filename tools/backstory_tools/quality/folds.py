@@ -27,7 +27,7 @@ from typing import Any
 
 from . import harness, metrics
 
-__all__ = ["GATE_FOLDS", "assign_folds", "extraction_folds", "fold_task", "select_rules", "site_of"]
+__all__ = ["GATE_FOLDS", "RuledPages", "assign_folds", "extraction_folds", "fold_task", "select_rules", "site_of"]
 
 GATE_FOLDS = 5
 """The folds the quality gate cross-validates extraction on (tests/quality_baseline.json)."""
@@ -65,7 +65,7 @@ def _spread(values: list[float]) -> dict[str, float]:
 # extraction
 
 
-class _Pages:
+class RuledPages:
     """The extraction dev pages read once, scored under any set of clean-up rules (memoised:
     most rule sets leave most pages as they were)."""
 
@@ -120,7 +120,7 @@ class _Pages:
         return self.scores(pages, rules).f1
 
 
-def select_rules(pages: _Pages, train: list[int], candidates: frozenset[str]) -> list[tuple[str, float]]:
+def select_rules(pages: RuledPages, train: list[int], candidates: frozenset[str]) -> list[tuple[str, float]]:
     """Forward selection: from no rule, add the rule that raises F1 on ``train`` most, while one
     raises it at all. The rules in the order added, with each one's gain."""
     chosen: frozenset[str] = frozenset()
@@ -150,7 +150,7 @@ def extraction_folds(data: Path, k: int, limit: int | None = None) -> dict:
     rows = harness._extraction_rows(data, limit)
     sites = [site_of(r["url"]) for r in rows]
     fold = assign_folds(sites, k)
-    pages = _Pages(rows)
+    pages = RuledPages(rows)
     everything = list(range(len(rows)))
     rule_effects: dict[str, dict[str, list[float]]] = {u: {"train_gain": [], "held_back_gain": []} for u in sorted(RULES)}
     per_fold: list[dict] = []
