@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from backstory.extract import extract_article
-from backstory.extract.cleanup import LABELS, PHRASES, RULES, STRUCTURAL, TREE_RULES
+from backstory.extract.cleanup import LABELS, PHRASES, RULES, STRUCTURAL
 from backstory_tools import default_data_dir
 
 EXTRACT = Path(__file__).resolve().parents[1] / "server" / "backstory" / "extract"
@@ -24,7 +24,6 @@ WORD_RULES = {f"phrases:{k}" for k in PHRASES} | {"labels"}
 
 def test_every_rule_is_a_word_rule_or_a_structural_one():
     assert RULES == WORD_RULES | set(STRUCTURAL)
-    assert TREE_RULES <= set(STRUCTURAL)
     assert LABELS and all(re.compile(label) for label in LABELS)
 
 
@@ -88,20 +87,6 @@ def _page(first_paragraph: str, heading: str = "Harbour channel to be dredged be
         f"<article><h2>{heading}</h2><p>{first_paragraph}</p>" + "".join(f"<p>{p}</p>" for p in _STORY[1:])
         + "</article></body></html>"
     )
-
-
-def test_a_link_card_inside_a_sentence_goes_and_the_sentence_stays():
-    card = (
-        '<span><a href="/people/mara-lind">Mara Lind</a><span><img src="/m.jpg" alt="">'
-        '<a href="/people/mara-lind">Mara Ingrid Lind</a>'
-        '<a href="/2024/05/harbour-fees-rise-again">Harbour fees rise again for visiting yachts</a> '
-        '<a href="/2024/04/new-pier-lights">New pier lights switched on after years of delay</a> '
-        '<a href="/people/mara-lind">MORE</a></span></span>'
-    )
-    first = f"The harbour master {card} said on Thursday the authority approved a plan to dredge the eastern channel."
-    text = extract_article(_page(first), "https://coast.example/2024/06/harbour-channel").text
-    assert "Mara Lind said on Thursday" in text.replace("\n", " ")
-    assert "Harbour fees rise again" not in text and "MORE" not in text and "Mara Ingrid Lind" not in text
 
 
 def test_links_with_words_of_their_own_are_prose_and_stay():

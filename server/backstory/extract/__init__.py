@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from ..errors import InvalidInput, NotAnArticle
-from .cleanup import _WORD, RULES, TREE_RULES, Cleanup, _page_links, drop_inline_link_cards
+from .cleanup import _WORD, Cleanup, _page_links
 from .decode import decode_html
 from .metadata import (
     _byline,
@@ -118,14 +118,13 @@ def extract_article(html: str, url: str, *, max_elements: int = MAX_HTML_ELEMENT
             raise
 
 
-def page_cleanup(html: str, url: str, tree_rules: frozenset[str] = TREE_RULES) -> Cleanup | None:
+def page_cleanup(html: str, url: str) -> Cleanup | None:
     """The clean-up of ``html`` before any rule is applied (None: no article text), for the
     evaluation, which weighs the clean-up's rules one by one (``Cleanup.text(rules)``; keep only
-    the texts that :func:`is_article_text` accepts). ``tree_rules`` are those of
-    :data:`.cleanup.TREE_RULES` to apply to the page before trafilatura reads it."""
+    the texts that :func:`is_article_text` accepts)."""
     with _LXML:
         try:
-            page = _read_page(html, url, MAX_HTML_ELEMENTS, tree_rules)
+            page = _read_page(html, url, MAX_HTML_ELEMENTS)
             return Cleanup(page.doc.body, _titles(page), page.links, page.url)
         except NotAnArticle:
             return None
@@ -154,7 +153,7 @@ def _extract_article(html: str, url: str, max_elements: int = MAX_HTML_ELEMENTS)
     return _article(_read_page(html, url, max_elements))
 
 
-def _read_page(html: str, url: str, max_elements: int, tree_rules: frozenset[str] = RULES) -> _Page:
+def _read_page(html: str, url: str, max_elements: int) -> _Page:
     if not isinstance(html, str) or not isinstance(url, str):
         raise InvalidInput("html and url must be strings")
     if len(html) > MAX_HTML_CHARS:
@@ -173,8 +172,6 @@ def _read_page(html: str, url: str, max_elements: int, tree_rules: frozenset[str
     links = _page_links(tree)
     page_lang = _html_lang(tree)
     headline = _json_ld_headline(tree)
-    if "inline-link-cards" in tree_rules:
-        drop_inline_link_cards(tree)
     try:
         doc = _trafilatura(tree, url, fast=True, with_metadata=True)
         if doc is None or doc.body is None or _worth_comparing(doc.body, doc.text or ""):

@@ -46,7 +46,7 @@ LABELS: tuple[str, ...] = (
     "opinion", "analysis", "ad", "advertisement", "related", "don'?t miss", "must see", "exclusive", "breaking",
 )
 """A block of up to three words that is nothing but one of these labels ("[VIDEO]")."""
-STRUCTURAL = ("headline", "story-links", "link-list", "inline-link-cards")
+STRUCTURAL = ("headline", "story-links", "link-list")
 """The rules that read the page's structure rather than words."""
 
 RULES: frozenset[str] = frozenset([f"phrases:{k}" for k in PHRASES] + ["labels"] + list(STRUCTURAL))
@@ -57,8 +57,6 @@ _START = {f"phrases:{k}": re.compile(rf"^\W*(?:{'|'.join(st)})", re.I) for k, (s
 _ANYWHERE = {f"phrases:{k}": re.compile("|".join(an), re.I) for k, (_, an) in PHRASES.items() if an}
 _ANY_START = re.compile(rf"^\W*(?:{'|'.join(p for st, _ in PHRASES.values() for p in st)})", re.I)  # one pass first
 _ANY_ANYWHERE = re.compile("|".join(p for _, an in PHRASES.values() for p in an), re.I)
-TREE_RULES = frozenset({"inline-link-cards"})
-"""The rules applied to the page before trafilatura reads it."""
 _LABEL = re.compile(rf"^[\W_]*(?:{'|'.join(LABELS)})[\W_]*$", re.I)
 
 
@@ -237,31 +235,3 @@ class Cleanup:
                 continue  # the headline repeated at the top
             kept.append(b)
         return "\n\n".join(b.text for b in kept)
-
-
-def drop_inline_link_cards(tree) -> None:
-    """Remove pop-up cards nested in a paragraph's text: an element inside a ``<p>`` that holds
-    three or more links and no words outside them (a person's or topic's card of story links that
-    a page shows on hover). The innermost such element goes, so a linked name before the card
-    stays; so does its tail, the sentence going on."""
-    for p in tree.iter("p"):
-        for el in reversed(list(p.iterdescendants())):  # innermost first
-            if el.tag == "a" or el.getparent() is None:
-                continue
-            anchors = list(el.iter("a"))
-            if len(anchors) < 3:
-                continue
-            inner = sum(len(_WORD.findall(t)) for a in anchors for t in a.itertext())
-            if sum(len(_WORD.findall(t)) for t in el.itertext()) > inner:
-                continue  # words outside its links: prose, not a card
-            _remove_keep_tail(el)
-
-
-def _remove_keep_tail(el) -> None:
-    parent, prev, tail = el.getparent(), el.getprevious(), el.tail
-    if tail:
-        if prev is not None:
-            prev.tail = (prev.tail or "") + tail
-        else:
-            parent.text = (parent.text or "") + tail
-    parent.remove(el)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import itertools
 import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -72,29 +71,21 @@ class RuledPages:
     def __init__(self, rows: list[dict]) -> None:
         from backstory.extract import decode_html, page_cleanup
 
-        from backstory.extract.cleanup import TREE_RULES
-
         self.truth = [r["article_body"] for r in rows]
-        # every subset of the tree rules (read before trafilatura): the page is read once for each
-        subsets = [frozenset(c) for n in range(len(TREE_RULES) + 1) for c in itertools.combinations(sorted(TREE_RULES), n)]
-        self.tree_rules = TREE_RULES
-        self.cleanups = {
-            sub: [page_cleanup(decode_html(r["raw"]), r["url"], sub) for r in rows] for sub in subsets
-        }
+        self.cleanups = [page_cleanup(decode_html(r["raw"]), r["url"]) for r in rows]
         self._memo: list[dict[str, metrics.PageScore]] = [{} for _ in rows]
 
     def firing_sites(self, sites: list[str]) -> dict[str, list[str]]:
-        """Each rule's sites: those where it removes a block (or, for a rule read before
-        trafilatura, changes the text) with every other rule in place."""
+        """Each rule's sites: those where it removes a block (or changes the text) with every other rule in place."""
         from backstory.extract.cleanup import RULES
 
         out: dict[str, set[str]] = {u: set() for u in RULES}
-        full = self.cleanups[self.tree_rules]
+        full = self.cleanups
         for page, site in enumerate(sites):
             for block in full[page].blocks if full[page] is not None else ():
                 for u in block.reasons:
                     out[u].add(site)
-            for u in RULES:  # and rules that act on the whole text (the headline's, the tree's)
+            for u in RULES:  # and rules that act on the whole text (the headline's)
                 if self.text(page, RULES) != self.text(page, RULES - {u}):
                     out[u].add(site)
         return {u: sorted(s) for u, s in sorted(out.items())}
@@ -102,7 +93,7 @@ class RuledPages:
     def text(self, page: int, rules: frozenset[str]) -> str:
         from backstory.extract import is_article_text
 
-        cleanup = self.cleanups[rules & self.tree_rules][page]
+        cleanup = self.cleanups[page]
         text = cleanup.text(rules) if cleanup is not None else ""
         return text if is_article_text(text) else ""
 
