@@ -1,7 +1,7 @@
 """Body clean-up: what trafilatura keeps that is not the story.
 
 The headline repeated at the top, paragraphs and lists that are nothing but links to other
-stories of the same site, link cards inside a sentence, labels ("DON'T MISS", "[VIDEO]") and
+stories of the same site, labels ("DON'T MISS", "[VIDEO]") and
 newsletter / follow-us / tip-line boxes go; text trafilatura leaves between its blocks is kept,
 ``<br>`` becomes a line break. Every rule reads structure or generic page furniture, never one
 site's class names or phrases (tests/test_extract_generic.py).
