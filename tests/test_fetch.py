@@ -545,3 +545,115 @@ def test_html_sniffing():
     assert looks_like_html(b"\xef\xbb\xbf<p>hello") and looks_like_html(b"<!-- generated -->")
     assert not looks_like_html(b'{"json": true}') and not looks_like_html(b"<?xml version='1.0'?><rss>")
     assert not looks_like_html(b"<pre>") and not looks_like_html(b"")
+
+
+# --- decoding and sniffing, to the byte (claims the mutation run showed no test made) ----------
+
+
+def test_html_sniffing_delimiters_and_window():
+    for after in (b" ", b">", b"\t", b"\n", b"\r", b"\x0c", b"/"):  # a tag name ends at whitespace, ">" or "/"
+        assert looks_like_html(b"<br" + after), after
+    assert looks_like_html(b"<!--comment-->")  # a comment needs no delimiter
+    assert not looks_like_html(b"\x0b<html>")  # vertical tab is no HTML whitespace
+    assert not looks_like_html(b"X<html>")
+    assert not looks_like_html(b" " * 1019 + b"<html lang=en>")  # the tag's end lies past the first 1024 bytes
+    assert looks_like_html(b" " * 1018 + b"<html lang=en>")
+
+
+def test_error_details_are_cut_at_300_characters():
+    from backstory.fetch import _describe
+
+    assert _describe(ValueError("")) == "ValueError"  # an exception without a message is named
+    assert _describe(ValueError("x" * 299)) == "x" * 299
+    assert _describe(ValueError("x" * 300)) == "x" * 300 + "..."
+    assert _describe(ValueError("y" * 500)) == "y" * 300 + "..."
+
+
+def test_a_decoder_never_inflates_more_than_its_budget_and_one_byte():
+    from backstory.fetch import _Decoder
+
+    bomb = gzip.compress(b"\0" * (8 * 1024 * 1024), 9)
+    assert len(_Decoder("gzip").feed(bomb, 1000)) == 1001
+    # a first member of exactly the budget, then another: one byte of the second shows the excess
+    two = gzip.compress(b"a" * 1000) + gzip.compress(b"b" * 5000)
+    assert _Decoder("gzip").feed(two, 1000) == b"a" * 1000 + b"b"
+
+
+async def test_x_gzip_several_members_and_nul_padding_are_decoded(serve):
+    half = len(PAGE) // 2
+    srv = serve({
+        "/xgz": page(gzip.compress(PAGE), headers={"Content-Encoding": "x-gzip"}),
+        "/members": page(gzip.compress(PAGE[:half]) + gzip.compress(PAGE[half:]), headers={"Content-Encoding": "gzip"}),
+        "/padded": page(gzip.compress(PAGE) + b"\0" * 16, headers={"Content-Encoding": "gzip"}),
+        "/empty": page(PAGE, headers={"Content-Encoding": ""}),
+    })
+    for path in ("/xgz", "/members", "/padded", "/empty"):
+        assert (await fetch_page(srv.url(path), ALLOW_2)).body == PAGE, path
+
+
+async def test_corrupt_compressed_bodies_are_502(serve):
+    srv = serve({
+        "/deflate": page(b"this is neither zlib nor raw deflate" * 4, headers={"Content-Encoding": "deflate"}),
+        "/trailing": page(gzip.compress(PAGE) + b"XXXX", headers={"Content-Encoding": "gzip"}),
+    })
+    with pytest.raises(errors.UpstreamError, match="corrupt deflate body"):
+        await fetch_page(srv.url("/deflate"), ALLOW_2)
+    with pytest.raises(errors.UpstreamError, match="corrupt gzip body"):  # what follows a member must be one
+        await fetch_page(srv.url("/trailing"), ALLOW_2)
+
+
+async def test_a_body_of_exactly_the_limit_is_read_and_one_more_byte_is_413(serve):
+    body = b"<p>" + b"a" * 993 + b"</p>"  # 1000 bytes
+    srv = serve({"/exact": page(body, length=False), "/over": page(body + b"\n", length=False),
+                 "/gz-over": page(gzip.compress(body + b"\n"), headers={"Content-Encoding": "gzip"})})
+    limited = ALLOW_2.replace(max_fetch_bytes=1000)
+    assert (await fetch_page(srv.url("/exact"), limited)).body == body
+    for path in ("/over", "/gz-over"):
+        with pytest.raises(errors.PayloadTooLarge):
+            await fetch_page(srv.url(path), limited)
+
+
+def test_raw_deflate_is_recognised_only_at_the_start_of_a_body():
+    from backstory.fetch import _Decoder
+
+    raw = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    raw_page = raw.compress(PAGE) + raw.flush()
+    assert _Decoder("deflate").feed(raw_page, 10_000) == PAGE  # a server's raw deflate, from its first byte
+    decoder = _Decoder("deflate")
+    assert decoder.feed(zlib.compress(b"<p>first</p>"), 10_000) == b"<p>first</p>"
+    with pytest.raises(zlib.error):  # after a zlib-wrapped start, more must be zlib-wrapped too
+        decoder.feed(raw_page, 10_000)
+
+
+async def test_accept_follows_the_media_types_asked_for(serve):
+    from backstory.fetch import ANY_TYPE
+
+    srv = serve({"/feed": page(b"<rss/>", ctype="application/rss+xml"), "/robots.txt": page(b"", ctype="text/plain")})
+    await fetch_page(srv.url("/feed"), ALLOW_2, media_types=frozenset({"application/rss+xml", "application/atom+xml"}))
+    await fetch_page(srv.url("/robots.txt"), ALLOW_2, media_types=ANY_TYPE)
+    await fetch_page(srv.url("/feed"), ALLOW_2, media_types=frozenset({"application/rss+xml"}) | ANY_TYPE)
+    accepts = [headers["accept"] for _, headers in srv.requests]
+    assert accepts == ["application/atom+xml,application/rss+xml,*/*;q=0.1", "*/*", "application/rss+xml,*/*;q=0.1"]
+
+
+async def test_the_charset_parameter_is_read_plain_quoted_or_absent(serve):
+    srv = serve({"/plain": page(ctype="text/html"), "/quoted": page(ctype='text/html; charset="UTF-8"'),
+                 "/x": page(ctype="text/html; charset=X-SJIS")})
+    assert (await fetch_page(srv.url("/plain"), ALLOW_2)).charset is None
+    assert (await fetch_page(srv.url("/quoted"), ALLOW_2)).charset == "utf-8"
+    assert (await fetch_page(srv.url("/x"), ALLOW_2)).charset == "x-sjis"
+
+
+async def test_proxies_from_the_environment_are_not_used(serve, monkeypatch):
+    srv = serve({"/story": page()})
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.3:9")  # nothing listens there
+    assert (await fetch_page(srv.url("/story"), ALLOW_2)).body == PAGE
+
+
+def test_the_default_trust_store_is_built_once():
+    from backstory.fetch import _default_ssl_context
+
+    first = _default_ssl_context()
+    assert isinstance(first, ssl.SSLContext) and first.verify_mode == ssl.CERT_REQUIRED
+    assert _default_ssl_context() is first
