@@ -657,3 +657,82 @@ def test_the_default_trust_store_is_built_once():
     first = _default_ssl_context()
     assert isinstance(first, ssl.SSLContext) and first.verify_mode == ssl.CERT_REQUIRED
     assert _default_ssl_context() is first
+
+
+ALLOW_2_AND_3 = ALLOW_2.replace(allowed_networks=["127.0.0.2/32", "127.0.0.3/32"])
+
+
+async def test_a_refused_address_is_followed_by_the_next_one(serve):
+    srv = serve({"/": page()})  # on 127.0.0.2; nothing listens on 127.0.0.3 at its port
+    resolve = resolver_for({"two.example": ["127.0.0.3", "127.0.0.2"]})
+    got = await fetch_page(srv.url("/", host="two.example"), ALLOW_2_AND_3, resolver=resolve)
+    assert got.body == PAGE and got.address == "127.0.0.2"
+
+
+async def test_a_tls_failure_is_not_tried_at_another_address(tls_server):
+    srv, client_ctx, _ = tls_server
+    other = socket.socket()
+    other.bind(("127.0.0.3", srv.port))  # would accept a connection, never a TLS handshake
+    other.listen()
+    other.setblocking(False)
+    try:
+        resolve = resolver_for({"other.example": ["127.0.0.2", "127.0.0.3"]})
+        with pytest.raises(errors.UpstreamError, match="(?i)certificate|hostname"):
+            await fetch_page(srv.url("/", host="other.example", scheme="https"), ALLOW_2_AND_3,
+                             resolver=resolve, ssl_context=client_ctx)
+        with pytest.raises(BlockingIOError):  # nobody connected to the second address
+            other.accept()
+    finally:
+        other.close()
+
+
+async def test_a_304_is_a_page_only_for_a_conditional_request(serve):
+    def not_modified(h):
+        send(h, 304, b"", None, {"ETag": '"v2"', "Last-Modified": "Tue, 01 Dec 2026 10:00:00 GMT"}, length=False)
+
+    srv = serve({"/feed": not_modified, "/moved": redirect("/feed")})
+    got = await fetch_page(srv.url("/moved"), ALLOW_2, headers={"If-None-Match": '"v1"'})
+    assert got.not_modified and got.status == 304 and got.body == b"" and got.content_type == ""
+    assert (got.url, got.final_url, got.redirects) == (srv.url("/moved"), srv.url("/feed"), [srv.url("/moved")])
+    assert (got.etag, got.last_modified, got.address) == ('"v2"', "Tue, 01 Dec 2026 10:00:00 GMT", "127.0.0.2")
+    assert srv.requests[-1][1]["if-none-match"] == '"v1"'
+    with pytest.raises(errors.UpstreamError, match="answered 304 Not Modified, not a page"):
+        await fetch_page(srv.url("/feed"), ALLOW_2)  # nobody asked whether it changed
+
+
+async def test_validators_of_a_full_answer_are_kept(serve):
+    srv = serve({"/": page(headers={"ETag": '"v3"', "Last-Modified": "Wed, 02 Dec 2026 10:00:00 GMT"})})
+    got = await fetch_page(srv.url("/"), ALLOW_2)
+    assert (got.etag, got.last_modified) == ('"v3"', "Wed, 02 Dec 2026 10:00:00 GMT")
+
+
+@pytest.mark.parametrize("status", [204, 205, 300])
+async def test_a_success_without_a_page_is_502(serve, status):
+    srv = serve({"/": lambda h: send(h, status, b"", None, length=False)})
+    with pytest.raises(errors.UpstreamError, match=f"answered {status} .*, not a page") as info:
+        await fetch_page(srv.url("/"), ALLOW_2)
+    assert not isinstance(info.value, errors.UpstreamStatus)
+
+
+async def test_a_400_is_an_upstream_status_kept_with_the_error(serve):
+    srv = serve({"/": lambda h: send(h, 400, b"<html>bad</html>")})
+    with pytest.raises(errors.UpstreamStatus, match="answered 400 Bad Request$") as info:
+        await fetch_page(srv.url("/"), ALLOW_2)
+    assert info.value.upstream_status == 400
+
+
+async def test_a_refused_media_type_names_what_was_asked_for(serve):
+    srv = serve({"/": page(b"{}", ctype="application/json")})
+    with pytest.raises(errors.UnsupportedContent, match=r"is application/json, not an HTML page$"):
+        await fetch_page(srv.url("/"), ALLOW_2)
+    with pytest.raises(errors.UnsupportedContent, match=r"is application/json, not one of application/atom\+xml, "
+                                                        r"application/rss\+xml$"):
+        await fetch_page(srv.url("/"), ALLOW_2, media_types=frozenset({"application/rss+xml", "application/atom+xml"}))
+
+
+async def test_a_declared_length_of_exactly_the_limit_is_read(serve):
+    body = b"<p>" + b"a" * 993 + b"</p>"  # 1000 bytes, Content-Length: 1000
+    srv = serve({"/": page(body), "/over": page(body + b"\n")})
+    assert (await fetch_page(srv.url("/"), ALLOW_2.replace(max_fetch_bytes=1000))).body == body
+    with pytest.raises(errors.PayloadTooLarge, match=r"more than 1,000 \(BACKSTORY_MAX_FETCH_BYTES\); not read$"):
+        await fetch_page(srv.url("/over"), ALLOW_2.replace(max_fetch_bytes=1000))
