@@ -651,12 +651,14 @@ async def test_proxies_from_the_environment_are_not_used(serve, monkeypatch):
     assert (await fetch_page(srv.url("/story"), ALLOW_2)).body == PAGE
 
 
-def test_the_default_trust_store_is_built_once():
-    from backstory.fetch import _default_ssl_context
+def test_the_default_trust_store_is_built_once(monkeypatch):
+    import backstory.fetch as fetch
 
-    first = _default_ssl_context()
+    monkeypatch.setattr(fetch, "_ssl_context", None)  # as in a new process
+    first = fetch._default_ssl_context()
+    assert first.cert_store_stats()["x509_ca"] == ssl.create_default_context().cert_store_stats()["x509_ca"]
     assert isinstance(first, ssl.SSLContext) and first.verify_mode == ssl.CERT_REQUIRED
-    assert _default_ssl_context() is first
+    assert fetch._default_ssl_context() is first
 
 
 ALLOW_2_AND_3 = ALLOW_2.replace(allowed_networks=["127.0.0.2/32", "127.0.0.3/32"])
@@ -736,3 +738,72 @@ async def test_a_declared_length_of_exactly_the_limit_is_read(serve):
     assert (await fetch_page(srv.url("/"), ALLOW_2.replace(max_fetch_bytes=1000))).body == body
     with pytest.raises(errors.PayloadTooLarge, match=r"more than 1,000 \(BACKSTORY_MAX_FETCH_BYTES\); not read$"):
         await fetch_page(srv.url("/over"), ALLOW_2.replace(max_fetch_bytes=1000))
+
+
+def test_without_a_system_trust_store_certifi_is_trusted(monkeypatch):
+    import certifi
+
+    import backstory.fetch as fetch
+
+    monkeypatch.setattr(fetch, "_ssl_context", None)
+    monkeypatch.setattr(ssl, "create_default_context", lambda: ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))  # no CAs
+    expected = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    expected.load_verify_locations(certifi.where())
+    assert fetch._default_ssl_context().cert_store_stats()["x509_ca"] == expected.cert_store_stats()["x509_ca"] > 0
+
+
+async def test_a_conditional_request_by_date_alone_gets_its_304(serve):
+    srv = serve({"/feed": lambda h: send(h, 304, b"", None, length=False)})
+    got = await fetch_page(srv.url("/feed"), ALLOW_2, headers={"If-Modified-Since": "Tue, 01 Dec 2026 10:00:00 GMT"})
+    assert got.not_modified
+
+
+async def test_the_callers_headers_never_replace_the_fetchers_own(serve):
+    seen: list[list[str]] = []
+
+    def record(h):
+        seen.append(h.headers.get_all("User-Agent") + h.headers.get_all("Host"))
+        send(h, 200, PAGE)
+
+    srv = serve({"/": record})
+    await fetch_page(srv.url("/"), ALLOW_2, headers={"user-agent": "Other/1.0", "host": "other.example"})
+    assert seen == [[f"Backstory/{__version__} (+self-hosted reading assistant)", f"127.0.0.2:{srv.port}"]]
+
+
+async def test_the_request_carries_only_the_fetchers_headers(serve):
+    srv = serve({"/": page()})
+    await fetch_page(srv.url("/"), ALLOW_2)
+    assert set(srv.requests[0][1]) == {"host", "user-agent", "accept", "accept-encoding", "connection"}
+
+
+async def test_a_body_of_many_chunks_is_read_whole(serve):
+    body = b"<html><body>" + b"<p>" + b"tide " * 60_000 + b"</p></body></html>"  # ~300 KB
+    srv = serve({"/": page(body, length=False)})
+    assert (await fetch_page(srv.url("/"), ALLOW_2)).body == body
+
+
+async def test_an_unsniffable_body_is_octet_stream_when_more_than_html_is_accepted(serve):
+    srv = serve({"/": page(b"\x00\x01binary", ctype=None)})
+    got = await fetch_page(srv.url("/"), ALLOW_2, media_types=frozenset({"application/rss+xml"}))
+    assert got.content_type == "application/octet-stream"
+    with pytest.raises(errors.UnsupportedContent, match="has no Content-Type and does not look like HTML$"):
+        await fetch_page(srv.url("/"), ALLOW_2)
+
+
+async def test_upstream_failures_say_what_happened(serve):
+    def hang_up(h):
+        h.close_connection = True  # no answer at all
+
+    srv = serve({"/599": lambda h: send(h, 599, b""), "/gone": hang_up})
+    with pytest.raises(errors.UpstreamStatus, match=r"answered 599$"):  # no reason phrase, no trailing space
+        await fetch_page(srv.url("/599"), ALLOW_2)
+    with pytest.raises(errors.UpstreamError, match=r"^fetching .*/gone failed: Server disconnected"):
+        await fetch_page(srv.url("/gone"), ALLOW_2)
+
+
+async def test_sni_is_the_host_without_its_final_dot(tls_server):
+    srv, client_ctx, seen_sni = tls_server
+    got = await fetch_page(srv.url("/", host="secure.example.", scheme="https"), ALLOW_2,
+                           resolver=resolver_for({"secure.example": ["127.0.0.2"], "secure.example.": ["127.0.0.2"]}),
+                           ssl_context=client_ctx)
+    assert got.body == PAGE and seen_sni == ["secure.example"]
