@@ -17,7 +17,7 @@ from backstory.archive.features import FEATURES_VERSION
 from backstory.archive.feed import Follower
 from backstory.archive.sqlite import archive_at
 from backstory.archive.stories import StoryArchive
-from backstory.duplicates import simhash
+from backstory.duplicates import SIMHASH_CANDIDATE_DISTANCE, hamming, is_copy, simhash
 from backstory.story import StoryRecord, story_id_for
 
 from .test_archive import CHESS, RIVER, distinct, entity, record
@@ -302,3 +302,52 @@ async def test_related_lists_ten_by_default_and_at_most_the_limit(new_archive) -
                                         entities=FLOOD))
         assert len(await archive.related(QUERY)) == 10
         assert len(await archive.related(QUERY, limit=3)) == 3
+
+
+# ---- the duplicate rule at its edges ----------------------------------------------------------
+def rewritten(step: int, start: int, n: int) -> str:
+    """RIVER with n words, every step-th from start, rewritten."""
+    words = RIVER.split()
+    for j in range(n):
+        words[start + j * step] = "rewritten"
+    return " ".join(words)
+
+
+async def test_a_text_near_by_simhash_but_no_copy_is_a_story_of_its_own(new_archive) -> None:
+    near = rewritten(3, 0, 5)
+    assert hamming(simhash(RIVER), simhash(near)) <= SIMHASH_CANDIDATE_DISTANCE and not is_copy(near, RIVER)
+    async with new_archive() as archive:
+        original = await archive.upsert(record("https://one.example/vell", RIVER))
+        other = await archive.upsert(record("https://two.example/vell", near))
+        assert other.story_id != original.story_id and await archive.count() == 2
+
+
+async def test_a_copy_at_exactly_the_candidate_distance_written_elsewhere_is_found(new_archive) -> None:
+    copy = rewritten(3, 9, 2)
+    assert hamming(simhash(RIVER), simhash(copy)) == SIMHASH_CANDIDATE_DISTANCE and is_copy(copy, RIVER)
+    async with new_archive() as ours, new_archive() as theirs:
+        original = await theirs.upsert(record("https://one.example/vell", RIVER))
+        assert (await ours.upsert(record("https://two.example/vell", copy))).story_id == original.story_id
+
+
+# ---- related: the story itself, in each owner's space the viewer sees --------------------------
+async def test_a_members_private_version_of_a_page_is_not_related_to_the_page(new_archive) -> None:
+    async with new_archive() as archive:
+        # the same URL: the team's story, and Alice's private one saying something else (no copy by text)
+        team = await archive.upsert(record("https://one.example/flood", LEFT, entities=FLOOD))
+        hers = await archive.upsert(record("https://one.example/flood", RIGHT, entities=FLOOD, owner=ALICE), ALICE)
+        other = await archive.upsert(record("https://three.example/flood", distinct(350, "Lorrington flood, Mayor Ada Quenby."),
+                                            entities=FLOOD))
+        assert hers.story_id != team.story_id
+        assert {h.story_id for h in await archive.related(team, viewer=ALICE)} == {other.story_id}
+        assert {h.story_id for h in await archive.related(hers, viewer=ALICE)} == {other.story_id}
+        assert {h.story_id for h in await archive.related(team, viewer=BOB)} == {other.story_id}
+
+
+async def test_a_members_private_copy_of_a_team_story_is_not_related_to_it(new_archive) -> None:
+    async with new_archive() as archive:
+        team = await archive.upsert(record("https://one.example/vell", RIVER, entities=FLOOD))
+        hers = await archive.upsert(record("https://two.example/vell", COPY, entities=FLOOD, owner=ALICE), ALICE)
+        assert hers.story_id != team.story_id  # copies never merge across owners
+        assert await archive.related(team, viewer=ALICE) == []
+        assert await archive.related(hers, viewer=ALICE) == []
