@@ -6,6 +6,7 @@ backend, through the Archive protocol, on a real archive."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -282,6 +283,17 @@ async def test_a_story_another_process_deleted_is_never_related_nor_there(new_ar
         assert await theirs.delete(left)  # our index has not followed it yet
         assert [h.story_id for h in await ours.related(QUERY)] == [right]
         assert await ours.get(left) is None
+
+
+async def test_waiting_for_changes_ends_at_its_timeout_or_at_another_processs_write(new_archive) -> None:
+    async with new_archive() as ours, new_archive() as theirs:
+        # The timeout asked for is the one waited (a wait of an hour would fail the bound).
+        await asyncio.wait_for(ours.wait_for_changes(0.01), 60)
+        if "postgres" not in type(ours.storage).__module__:
+            return  # SQLite has no notifications: its feed is polled every timeout
+        waiting = asyncio.create_task(ours.wait_for_changes(3600))
+        await theirs.upsert(record("https://n.example/wake", distinct(380)))
+        await asyncio.wait_for(waiting, 60)  # woken by the write's notification, not the hour
 
 
 # ---- paging -----------------------------------------------------------------------------------
