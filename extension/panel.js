@@ -6,6 +6,10 @@
 const $ = (id) => document.getElementById(id);
 const ANALYZE_PATH = "/api/v1/analyze";
 const TIMEOUT_MS = 90000;
+/* The server streams the sidebar as JSON lines, one per part as it is ready (facts, keyphrases,
+ * entities, related, done); a server that does not stream answers the whole sidebar as JSON. */
+const STREAM_TYPE = "application/x-ndjson";
+const STALL_MS = 5000; // no line for this long: the panel says the server is slow
 const GROUPS = [
   ["people", "People", ["PERSON"]],
   ["organisations", "Organisations", ["ORG"]],
@@ -62,7 +66,9 @@ function showStatus(name, { title, detail = "", hint = "", actions = false, load
   $("status-hint").textContent = hint;
   $("status-actions").hidden = !actions;
   $("skeleton").hidden = !loading;
-  $("result").hidden = true;
+  $("progress").hidden = true;
+  $("result").hidden = document.body.dataset.partial !== "true" || loading;
+  document.body.dataset.partial = "false";
 }
 
 function showLoading(title, detail) {
@@ -111,25 +117,102 @@ class ServerProblem extends Error {
   }
 }
 
-async function postAnalyze(settings, body) {
+/** Ask the server to analyze ``body``; ``onPart(name, sidebar)`` is called with the sidebar so far
+ * as each part arrives ("facts", "keyphrases", "entities", "related", "done"; "sidebar" for a
+ * server that answered it whole). Resolves with the complete sidebar. */
+async function postAnalyze(settings, body, onPart) {
   const endpoint = settings.server + ANALYZE_PATH;
-  const headers = { "Content-Type": "application/json", Accept: "application/json" };
+  const headers = { "Content-Type": "application/json", Accept: STREAM_TYPE + ", application/json;q=0.9" };
   if (settings.token) headers.Authorization = "Bearer " + settings.token;
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
-  let response;
+  const timer = setTimeout(() => controller.abort(), TIMEOUT_MS); // the whole answer, streamed or not
+  const late = () => new Unreachable(controller.signal.aborted
+    ? "No answer from " + endpoint + " within " + TIMEOUT_MS / 1000 + " seconds."
+    : "Tried " + endpoint + " and got no answer.");
   try {
-    response = await fetch(endpoint, {
-      method: "POST", headers, body: JSON.stringify(body), signal: controller.signal,
-      credentials: "omit", cache: "no-store", referrerPolicy: "no-referrer",
-    });
-  } catch (err) {
-    throw new Unreachable(controller.signal.aborted
-      ? "No answer from " + endpoint + " within " + TIMEOUT_MS / 1000 + " seconds."
-      : "Tried " + endpoint + " and got no answer.");
+    let response;
+    try {
+      response = await fetch(endpoint, {
+        method: "POST", headers, body: JSON.stringify(body), signal: controller.signal,
+        credentials: "omit", cache: "no-store", referrerPolicy: "no-referrer",
+      });
+    } catch (err) {
+      throw late();
+    }
+    const type = response.headers.get("Content-Type") || "";
+    if (response.ok && type.toLowerCase().startsWith(STREAM_TYPE) && response.body) {
+      return await readStream(response, settings, onPart, late);
+    }
+    const payload = await wholeAnswer(response, settings);
+    onPart("sidebar", payload);
+    return payload;
   } finally {
     clearTimeout(timer);
   }
+}
+
+function unexpectedAnswer(status, settings) {
+  return new ServerProblem(status, "Unexpected answer",
+    "The server at " + settings.server + " did not answer like a Backstory server.");
+}
+
+/** The streamed sidebar: each line merged in as it comes (later fields win: done's story_id). */
+async function readStream(response, settings, onPart, late) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  const sidebar = {};
+  let buffer = "";
+  let finished = false;
+  const take = (line) => {
+    let event;
+    try {
+      event = JSON.parse(line);
+    } catch {
+      throw unexpectedAnswer(response.status, settings);
+    }
+    if (!event || typeof event !== "object" || typeof event.event !== "string") {
+      throw unexpectedAnswer(response.status, settings);
+    }
+    const { event: name, ...part } = event;
+    if (name === "error") {
+      throw new ServerProblem(part.status || 500, part.title || "Error",
+        part.detail || "The server stopped before the analysis was complete.");
+    }
+    if (!("story_id" in sidebar) && name !== "facts") throw unexpectedAnswer(response.status, settings);
+    Object.assign(sidebar, part);
+    if (name === "done") finished = true;
+    onPart(name, sidebar);
+  };
+  try {
+    for (;;) {
+      let chunk;
+      try {
+        chunk = await reader.read();
+      } catch (err) {
+        throw late();
+      }
+      if (chunk.done) break;
+      buffer += decoder.decode(chunk.value, { stream: true });
+      let end;
+      while ((end = buffer.indexOf("\n")) >= 0) {
+        const line = buffer.slice(0, end).trim();
+        buffer = buffer.slice(end + 1);
+        if (line) take(line);
+      }
+    }
+    buffer += decoder.decode();
+    if (buffer.trim()) take(buffer.trim());
+  } finally {
+    if (!finished) reader.cancel().catch(() => {});
+  }
+  if (!finished || !Array.isArray(sidebar.entities)) {
+    throw new ServerProblem(response.status, "Incomplete answer",
+      "The server's answer ended before the analysis was complete.");
+  }
+  return sidebar;
+}
+
+async function wholeAnswer(response, settings) {
   let payload = null;
   try {
     payload = await response.json();
@@ -142,8 +225,7 @@ async function postAnalyze(settings, body) {
       problem.detail || "The server answered " + response.status + " without an explanation.");
   }
   if (!payload || typeof payload !== "object" || !Array.isArray(payload.entities)) {
-    throw new ServerProblem(response.status, "Unexpected answer",
-      "The server at " + settings.server + " did not answer like a Backstory server.");
+    throw unexpectedAnswer(response.status, settings);
   }
   return payload;
 }
@@ -177,18 +259,40 @@ async function analyze(tabId) {
   if (!current()) return;
   showLoading("Analyzing the story…",
     "Sending it to your Backstory server at " + settings.server + " (and nowhere else).");
+  const stall = new StallWatch(STALL_MS);
   try {
-    const result = await postAnalyze(settings, { url: page.url, html: page.html, archive: settings.archive });
-    if (!current()) return;
-    state.result = result;
-    renderResult(result, settings);
+    await postAnalyze(settings, { url: page.url, html: page.html, archive: settings.archive }, (name, sidebar) => {
+      if (!current()) return; // the reader moved on: this answer is not theirs any more
+      state.result = sidebar;
+      renderPart(name, sidebar, settings);
+      stall.restart(name === "done" || name === "sidebar" ? null : showStalled);
+    });
   } catch (err) {
     if (!current()) return;
     showFailure(err, settings);
+  } finally {
+    stall.restart(null);
+  }
+}
+
+/** Calls a function once no part has arrived for ``ms`` (restarted on each part). */
+class StallWatch {
+  constructor(ms) {
+    this.ms = ms;
+    this.timer = null;
+  }
+
+  restart(onStall) {
+    clearTimeout(this.timer);
+    this.timer = onStall ? setTimeout(onStall, this.ms) : null;
   }
 }
 
 function showFailure(err, settings) {
+  // A failure after the facts arrived keeps them on screen, under the message.
+  const partial = document.body.dataset.state === "partial";
+  document.body.dataset.partial = partial ? "true" : "false";
+  if (partial) for (const placeholder of document.querySelectorAll("#result .sk")) placeholder.remove();
   if (err instanceof Unreachable) {
     const loopback = isLoopback(settings.server);
     showStatus("unreachable", {
@@ -247,9 +351,35 @@ function chip(label, count, onClick, extraClass) {
   return el("li", {}, [button]);
 }
 
+/** Render one part of the sidebar as it arrives: the facts first (with placeholders where the
+ * other parts will go, so nothing jumps), then each part into its place, then the footer. */
+function renderPart(name, result, settings) {
+  if (name === "sidebar") renderResult(result, settings);
+  else if (name === "facts") renderFacts(result);
+  else if (name === "keyphrases") renderKeyphrases(result);
+  else if (name === "entities") renderEntities(result);
+  else if (name === "related") renderRelated(result, settings);
+  else if (name === "done") renderDone(result, settings);
+  // (a part this panel does not know yet is kept in the sidebar and not shown)
+}
+
+/** The whole sidebar at once (a server that does not stream). */
 function renderResult(result, settings) {
-  document.body.dataset.state = "result";
-  $("main").setAttribute("aria-busy", "false");
+  renderFacts(result);
+  renderKeyphrases(result);
+  renderEntities(result);
+  renderRelated(result, settings);
+  renderDone(result, settings);
+}
+
+function placeholders(count, className) {
+  return Array.from({ length: count }, () => el("li", { className: "sk " + className, "aria-hidden": "true" }));
+}
+
+function renderFacts(result) {
+  document.body.dataset.state = "partial";
+  document.body.dataset.stalled = "false";
+  $("main").setAttribute("aria-busy", "true");
   $("status").hidden = true;
   $("skeleton").hidden = true;
   $("highlight-status").textContent = "";
@@ -259,6 +389,24 @@ function renderResult(result, settings) {
   const minutes = result.reading_minutes ? result.reading_minutes + " min read" : "";
   $("date-time").textContent = joinParts([formatDate(result.published), minutes]);
 
+  $("keyphrases").replaceChildren(...placeholders(6, "sk-chip"));
+  $("entities").replaceChildren(el("ul", { className: "chips pending" }, placeholders(8, "sk-chip")));
+  $("related").replaceChildren(...placeholders(3, "sk-related"));
+  $("related-empty").hidden = true;
+  $("foot").textContent = result.word_count ? result.word_count + " words" : "";
+  $("progress").textContent = "Still working: finding names, keyphrases and related stories…";
+  $("progress").hidden = false;
+  $("result").hidden = false;
+}
+
+function showStalled() {
+  if (document.body.dataset.state !== "partial") return;
+  document.body.dataset.stalled = "true";
+  $("progress").textContent = "Still working — the server is taking longer than usual. What has arrived is shown; " +
+    "the rest follows when it is ready.";
+}
+
+function renderKeyphrases(result) {
   const keyphrases = $("keyphrases");
   keyphrases.replaceChildren();
   for (const kp of result.keyphrases || []) {
@@ -266,7 +414,9 @@ function renderResult(result, settings) {
       "keyphrase"));
   }
   if (!keyphrases.children.length) keyphrases.append(el("li", { className: "empty", text: "No keyphrases found." }));
+}
 
+function renderEntities(result) {
   const entities = $("entities");
   entities.replaceChildren();
   const known = new Set(GROUPS.flatMap(([, , labels]) => labels || []));
@@ -286,7 +436,9 @@ function renderResult(result, settings) {
   if (!entities.children.length) {
     entities.append(el("p", { className: "empty", text: "No people, organisations or places found." }));
   }
+}
 
+function renderRelated(result, settings) {
   const related = $("related");
   related.replaceChildren();
   for (const story of result.related || []) related.append(relatedItem(story));
@@ -294,7 +446,14 @@ function renderResult(result, settings) {
   $("related-empty").textContent = settings.archive
     ? "Nothing related yet — stories you read are kept for next time."
     : "Nothing related yet. Switch on “Keep stories I read” in Options so later stories can be related.";
+}
 
+/** The last part: the footer, and the panel is done working. */
+function renderDone(result, settings) {
+  document.body.dataset.state = "result";
+  document.body.dataset.stalled = "false";
+  $("main").setAttribute("aria-busy", "false");
+  $("progress").hidden = true;
   const kept = result.archived ? "Kept in your archive" : settings.archive ? "Not kept" : "Not kept (archiving is off)";
   const took = result.timings_ms && result.timings_ms.total ? "analyzed in " + Math.round(result.timings_ms.total) + " ms" : "";
   $("foot").textContent = joinParts([kept, took, result.word_count ? result.word_count + " words" : ""]);
