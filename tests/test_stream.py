@@ -246,3 +246,29 @@ async def test_a_client_that_goes_away_mid_stream_leaves_the_story_archived_once
         assert isinstance(lines[-1], DoneEvent) and lines[-1].archived
         metrics = (await http.get("/metrics")).text
         assert "backstory_analysis_errors_total 0\n" in metrics and "backstory_stories 2\n" in metrics
+
+
+async def test_the_language_stages_start_once_no_extraction_waits() -> None:
+    """Extractions first (a unit test of Workers): under load the queue forms before the language
+    stages, not before the facts."""
+    import threading
+
+    from backstory.pipeline import Workers
+
+    workers = Workers(2)
+    try:
+        release = threading.Event()
+        extraction = asyncio.ensure_future(workers.extract(release.wait, 60))
+        while not workers.extracting:
+            await asyncio.sleep(0.01)
+        waiting = asyncio.ensure_future(workers.extractions_first())
+        await asyncio.sleep(0.3)
+        assert not waiting.done() and workers.extracting == 1
+        release.set()
+        assert await asyncio.wait_for(extraction, WAIT) is True
+        await asyncio.wait_for(waiting, WAIT)
+        assert workers.extracting == 0
+        await asyncio.wait_for(workers.extractions_first(), 1)  # nothing extracting: no wait at all
+    finally:
+        release.set()
+        workers.close()

@@ -281,6 +281,7 @@ class Pipeline:
         left = limit - (time.monotonic() - started)
         extracted.set_result(record)
         await self.workers.reader_slot(counted=True)
+        await self.workers.extractions_first()  # (the facts of pages behind this one come first)
         if left <= 0:  # past it the waiters have had their 503: no language stages
             self.workers.reader_done(extracted)  # (the slot and the count back)
             raise _over_deadline(limit)

@@ -2,6 +2,9 @@
 
 A reader's extraction runs on threads of its own, outside the slots: the facts of a page (its
 clean text, title, date) are ready after it, even while every slot is busy with the language stages.
+And extractions first: a reader's language stages start once no extraction is waiting or running
+(for at most :data:`EXTRACTION_FIRST` s), as their Python work shares the one interpreter lock:
+under load the queue forms before the language stages, not before the facts.
 
 Readers first: :attr:`Workers.active` counts the client analyses running or queued, and the
 backlog starts a story only while it is zero. When it falls to zero the heap's freed pages go
@@ -19,6 +22,7 @@ from ..threads import name_os_thread
 
 TRIM_INTERVAL = 5.0  # seconds between heap trims when the server falls idle
 EXTRACTION_THREADS = 2  # extraction is short CPU work: as many threads as the cores it was measured on
+EXTRACTION_FIRST = 2.0  # seconds a reader's language stages wait at most for the extractions under way
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -39,6 +43,9 @@ class Workers:
         self._extraction = ThreadPoolExecutor(max_workers=EXTRACTION_THREADS, thread_name_prefix="extract",
                                               initializer=name_os_thread)
         self._slots = asyncio.Semaphore(count)
+        self.extracting = 0  # readers' extractions waiting or running
+        self._no_extraction = asyncio.Event()
+        self._no_extraction.set()
         self.active = 0  # analyses for a client, running or queued
 
     def idle(self) -> bool:
@@ -52,7 +59,22 @@ class Workers:
     async def extract(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``fn(*args, **kwargs)`` on an extraction thread: never queued behind the language stages."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._extraction, lambda: fn(*args, **kwargs))
+        self.extracting += 1
+        self._no_extraction.clear()
+        try:
+            return await loop.run_in_executor(self._extraction, lambda: fn(*args, **kwargs))
+        finally:
+            self.extracting -= 1
+            if not self.extracting:
+                self._no_extraction.set()
+
+    async def extractions_first(self) -> None:
+        """Return once no reader's extraction waits or runs, or after :data:`EXTRACTION_FIRST` s."""
+        if self.extracting:
+            try:
+                await asyncio.wait_for(self._no_extraction.wait(), EXTRACTION_FIRST)
+            except asyncio.TimeoutError:
+                pass
 
     async def run_in_slot(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """:meth:`run` once a slot is free, holding it meanwhile (the backlog's way in)."""
