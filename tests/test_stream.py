@@ -272,3 +272,24 @@ async def test_the_language_stages_start_once_no_extraction_waits() -> None:
     finally:
         release.set()
         workers.close()
+
+
+async def test_a_server_stopped_right_after_a_client_went_away_still_stores_its_story(
+        settings: Settings, models) -> None:
+    from backstory.archive import open_archive
+
+    server = LiveServer(settings.replace(workers=1), models)
+    try:
+        async with server.client() as http:
+            async with http.stream("POST", ANALYZE, json={"url": "https://gone.example/late", "text": LONG_TEXT},
+                                   headers=STREAMED) as response:
+                facts = await first_line(response)
+    finally:
+        server.server.should_exit = True  # at once: the analysis is still running
+        await asyncio.to_thread(server.thread.join, WAIT)
+    assert not server.thread.is_alive()
+    archive = await open_archive(settings)
+    try:
+        assert await archive.count() == 1 and await archive.get(facts.story_id) is not None
+    finally:
+        await archive.close()
