@@ -114,3 +114,22 @@ async def test_facts_render_before_the_rest_and_a_stall_says_still_working(
     after = {name: await panel.eval(TOP.format(name)) for name in ("title", "keyphrases-heading")}
     assert after == before
     assert proxy.streamed == 1  # the panel asked for the stream, and got it
+
+
+def test_firefox_renders_the_facts_before_the_rest(firefox, proxy: HoldingProxy, news_server: PageServer):
+    """The same in Debian's firefox-esr (the sidebar opened by the toolbar widget's click, as in
+    test_firefox.py): the facts while the rest is held, then everything."""
+    firefox.configure(proxy.url, token=API_TOKEN, archive=False)
+    firefox.open(news_server.add("altman.html", ALTMAN_OPEN_MODELS))
+    panel = firefox.click_toolbar()
+    panel.wait_for("document.body.dataset.state === 'partial'")
+    assert proxy.first_line_sent.is_set() and not proxy.release.is_set()
+    assert panel.text("#title") == ALTMAN_SCRIPT_TITLE
+    assert panel.eval("document.querySelectorAll('#result .chip').length") == 0
+    assert "Still working" in panel.text("#progress")
+    proxy.release.set()
+    panel.wait_for("document.body.dataset.state === 'result'")
+    people = panel.eval(
+        "Array.from(document.querySelectorAll('[data-group=people] .chip-label')).map(e => e.textContent)")
+    assert "Sam Altman" in people and panel.eval("document.getElementById('progress').hidden")
+    assert proxy.streamed == 1
