@@ -7,6 +7,7 @@ line of a streamed analyze answer (the facts) at once and holds the rest until t
 from __future__ import annotations
 
 import http.client
+import json
 import threading
 from typing import Iterator
 from urllib.parse import urlsplit
@@ -22,10 +23,12 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length",
 
 class HoldingProxy:
     """Passes every request to ``upstream``; of a streamed answer, the first line at once and the
-    rest once ``release`` is set. ``streamed`` counts the streamed answers it relayed."""
+    rest once ``release`` is set (or ``instead``, when the test sets it: a stream that fails).
+    ``streamed`` counts the streamed answers it relayed."""
 
     def __init__(self, upstream: str) -> None:
         self.release = threading.Event()
+        self.instead: bytes | None = None
         self.first_line_sent = threading.Event()
         self.streamed = 0
         target = urlsplit(upstream)
@@ -51,7 +54,8 @@ class HoldingProxy:
                     self.wfile.flush()
                     owner.first_line_sent.set()
                     owner.release.wait(120)
-                self.wfile.write(response.read())
+                rest = response.read()
+                self.wfile.write(rest if owner.instead is None else owner.instead)
                 upstream_conn.close()
 
         self.httpd, _ = serve_on_loopback(Handler)
@@ -133,3 +137,23 @@ def test_firefox_renders_the_facts_before_the_rest(firefox, proxy: HoldingProxy,
         "Array.from(document.querySelectorAll('[data-group=people] .chip-label')).map(e => e.textContent)")
     assert "Sam Altman" in people and panel.eval("document.getElementById('progress').hidden")
     assert proxy.streamed == 1
+
+
+async def test_a_stream_that_fails_after_the_facts_keeps_them_under_the_error(
+        browser: Browser, proxy: HoldingProxy, news_server: PageServer):
+    await browser.configure(proxy.url, token=API_TOKEN, archive=False)
+    page = await browser.open(news_server.add("altman.html", ALTMAN_OPEN_MODELS))
+    panel = await browser.click_toolbar(page)
+    await panel.wait_for("document.body.dataset.state === 'partial'")
+    proxy.instead = json.dumps({"event": "error", "status": 503, "title": "Service unavailable",
+                                "detail": "the analysis took longer than its 20 s deadline"}).encode() + b"\n"
+    proxy.release.set()
+    await panel.wait_for("document.body.dataset.state === 'error'")
+    assert "503 Service unavailable" in await panel.text("#status-title")
+    assert "20 s deadline" in await panel.text("#status-detail")
+    assert await panel.eval("!document.getElementById('retry').closest('[hidden]')")  # Retry is offered
+    # What had arrived stays on screen, without the placeholders of what will not come.
+    assert await panel.eval("!document.getElementById('result').hidden")
+    assert await panel.text("#title") == ALTMAN_SCRIPT_TITLE
+    assert await panel.eval("document.querySelectorAll('#result .sk').length") == 0
+    assert await panel.eval("document.getElementById('progress').hidden")
