@@ -141,8 +141,8 @@ class Timings(Value):
     total: float = 0.0
 
 
-class Sidebar(Value):
-    """The sidebar payload: everything the panel shows for one story."""
+class StoryFacts(Value):
+    """A story's facts and clean text: the first part of its sidebar (the first line of a streamed one)."""
 
     story_id: str
     url: str
@@ -155,6 +155,11 @@ class Sidebar(Value):
     word_count: int
     reading_minutes: int
     text: str
+
+
+class Sidebar(StoryFacts):
+    """The sidebar payload: everything the panel shows for one story."""
+
     keyphrases: list[Keyphrase]
     entities: list[Entity]
     related: list[RelatedStory]
