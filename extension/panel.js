@@ -287,13 +287,7 @@ function renderResult(result, settings) {
     entities.append(el("p", { className: "empty", text: "No people, organisations or places found." }));
   }
 
-  const related = $("related");
-  related.replaceChildren();
-  for (const story of result.related || []) related.append(relatedItem(story));
-  $("related-empty").hidden = related.children.length > 0;
-  $("related-empty").textContent = settings.archive
-    ? "Nothing related yet — stories you read are kept for next time."
-    : "Nothing related yet. Switch on “Keep stories I read” in Options so later stories can be related.";
+  renderRelated(result.related || [], settings);
 
   const kept = result.archived ? "Kept in your archive" : settings.archive ? "Not kept" : "Not kept (archiving is off)";
   const took = result.timings_ms && result.timings_ms.total ? "analyzed in " + Math.round(result.timings_ms.total) + " ms" : "";
@@ -318,19 +312,68 @@ function safeHttpUrl(url) {
   }
 }
 
-function relatedItem(story) {
+/* ---------- related stories: the same event elsewhere, and the backstory in time order ---------- */
+
+/** The date a related story is placed by: its published date, else when the archive first saw it. */
+function storyDate(story) {
+  return story.published || story.first_seen || "";
+}
+
+/**
+ * Two views of the server's related list (kept in its score order there): "Same story elsewhere",
+ * its sources side by side, and "Backstory", a timeline oldest first (stories without any date last).
+ */
+function renderRelated(related, settings) {
+  const same = related.filter((story) => story.relation === "same_event");
+  const background = related.filter((story) => story.relation !== "same_event");
+  const timeline = background
+    .map((story, rank) => ({ story, rank, key: storyDate(story) }))
+    .sort((a, b) => (!a.key) - (!b.key) || a.key.localeCompare(b.key) || a.rank - b.rank)
+    .map((entry) => entry.story);
+  $("same-event").replaceChildren(...same.map(sourceItem));
+  $("backstory").replaceChildren(...timeline.map(timelineItem));
+  $("same-event-section").hidden = !same.length;
+  $("backstory-section").hidden = !timeline.length;
+  $("related-empty").hidden = related.length > 0;
+  $("related-empty").textContent = settings.archive
+    ? "Nothing related yet — stories you read are kept for next time."
+    : "Nothing related yet. Switch on “Keep stories I read” in Options so later stories can be related.";
+}
+
+function relatedLink(story) {
   const href = safeHttpUrl(story.url);
   const title = story.title || story.url;
-  const link = href
+  return href
     ? el("a", { href, target: "_blank", rel: "noopener noreferrer", className: "related-title", text: title })
     : el("span", { className: "related-title", text: title });
+}
+
+function reasonLine(story) {
   const reasons = [...(story.shared_entities || []), ...(story.shared_keyphrases || [])]
     .filter((v, i, all) => all.indexOf(v) === i)
     .slice(0, 6);
-  return el("li", {}, [
-    link,
-    el("p", { className: "meta", text: joinParts([story.site_name || hostOf(story.url), formatDate(story.published)]) }),
-    reasons.length ? el("p", { className: "why", text: "shares: " + reasons.join(", ") }) : null,
+  return reasons.length ? el("p", { className: "why", text: "shares: " + reasons.join(", ") }) : null;
+}
+
+/** One source of the same event: the site first (what differs between the cards), then the headline. */
+function sourceItem(story) {
+  return el("li", { className: "source", dataset: { storyId: story.story_id } }, [
+    el("p", { className: "source-site", text: story.site_name || hostOf(story.url) || "unknown source" }),
+    relatedLink(story),
+    el("p", { className: "meta", text: formatDate(story.published) }),
+    reasonLine(story),
+  ]);
+}
+
+/** One step of the backstory: its date (or when it was first seen), the headline, the source, the reason. */
+function timelineItem(story) {
+  const when = story.published ? formatDate(story.published)
+    : story.first_seen ? "first seen " + formatDate(story.first_seen) : "undated";
+  return el("li", { className: "step", dataset: { storyId: story.story_id, date: storyDate(story) } }, [
+    el("p", { className: "step-date", text: when }),
+    relatedLink(story),
+    el("p", { className: "meta", text: story.site_name || hostOf(story.url) }),
+    reasonLine(story),
   ]);
 }
 
