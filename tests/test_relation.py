@@ -180,3 +180,31 @@ async def test_the_api_gives_each_related_story_its_relation_and_filters_by_it(c
     assert [r["relation"] for r in stored["related"]] == [r["relation"] for r in full]
     schema = (await client.get("/schema/openapi.json")).json()
     assert schema["components"]["schemas"]["RelatedStory"]["properties"]["relation"]["enum"] == ["same_event", "background"]
+
+
+# --- the measurement (tools/backstory_tools/quality/relation.py) -------------------------------
+
+
+def test_relation_figures_judge_the_topics_items_and_the_same_event_section() -> None:
+    from backstory_tools.quality.relation import Observed, figures, held_back
+
+    rows = [{"id": "q", "topic": 1, "event": "1a"}, {"id": "s1", "topic": 1, "event": "1a"},
+            {"id": "s2", "topic": 1, "event": "1a"}, {"id": "b1", "topic": 1, "event": "1b"},
+            {"id": "o1", "topic": 2, "event": "2a"}]
+    hits = [("s1", Hit("s1", 0.5, shared_neighbours=0.9), None),
+            ("b1", Hit("b1", 0.4, shared_neighbours=0.8), None),   # called the same event: wrong
+            ("s2", Hit("s2", 0.3, shared_neighbours=0.1), None),   # called background: wrong
+            ("o1", Hit("o1", 0.1, shared_neighbours=0.0), None)]   # another topic: not judged
+    got = figures(rows, [Observed("q", None, hits)], Thresholds(0.5, 0.2))
+    assert got["judged"] == 3 and got["relation_acc"] == round(1 / 3, 4)
+    assert got["other_topic_share"] == 0.25 and got["other_topic_same_event"] == 0
+    assert got["same_event_p@5"] == 0.5  # the section shows s1 and b1
+    assert got["same_event_recall@10"] == 0.5  # of s1 and s2 in the top 10
+    everything_same = figures(rows, [Observed("q", None, hits)], Thresholds(0.0, 0.0))
+    assert everything_same["relation_acc"] == round(2 / 3, 4) and everything_same["other_topic_same_event"] == 1
+    # folds: thresholds chosen on one topic's queries are measured on the other's only
+    rows2 = rows + [{"id": "r", "topic": 2, "event": "2a"}]
+    folds = held_back(rows2, [Observed("q", None, hits), Observed("r", None, [("o1", Hit("o1", 0.9, shared_neighbours=1.0), None)])])
+    assert [f["tuned_on_topics"] for f in folds["folds"]] == [[1], [2]]
+    assert folds["folds"][0]["neighbours"]["held_back"]["judged"] == 1
+    assert folds["shipped_held_back"]["judged"] == 1

@@ -1,5 +1,6 @@
-"""The related stories in Chromium's side panel as two sections: "Same story elsewhere" (the sources side by
-side) and "Backstory" (a timeline, oldest first, each step with its reason), from a real server."""
+"""The related stories in the panel as two sections: "Same story elsewhere" (the sources side by side) and
+"Backstory" (a timeline, oldest first, each step with its reason), from a real server, in Chromium's side panel
+and in Firefox's sidebar."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from html import escape
 
 import pytest
 from e2e_harness import API_TOKEN, Browser, PageServer, artifact
+from firefox_harness import Firefox
 
 pytestmark = pytest.mark.e2e
 
@@ -56,39 +58,59 @@ def archive_story(server_url: str, url: str, html: str) -> dict:
         return json.loads(response.read())
 
 
-async def test_the_panel_shows_the_same_story_elsewhere_and_the_backstory_in_date_order(
-        browser: Browser, backstory_server, news_server: PageServer):
-    await browser.configure(backstory_server.url, token=API_TOKEN)
+@pytest.fixture(scope="module")
+def stored(backstory_server, news_server: PageServer) -> tuple[dict[str, str], str]:
+    """The wire copy and the two earlier stories, stored once for the module's server, and the URL of the
+    story the reader opens."""
     urls = {}
     for name, story in (("wire", WIRE), ("hired", HIRED), ("aground", AGROUND)):
         urls[name] = news_server.add(f"{name}.html", page(story))
-        stored = archive_story(backstory_server.url, urls[name], page(story))
-        assert stored["archived"], stored
-    read = await browser.open(news_server.add("read.html", page(READ)))
-    panel = await browser.click_toolbar(read)
-    assert await panel.wait_state("result", "error", "unreachable", "not-article", "cannot-read") == "result", \
-        await panel.text()
-    assert await panel.eval("!document.getElementById('same-event-section').hidden")
-    assert await panel.eval("!document.getElementById('backstory-section').hidden")
-    assert await panel.eval("document.getElementById('same-event-heading').textContent") == "Same story elsewhere"
-    assert await panel.eval("document.getElementById('backstory-heading').textContent") == "Backstory"
+        answer = archive_story(backstory_server.url, urls[name], page(story))
+        assert answer["archived"], answer
+    return urls, news_server.add("read.html", page(READ))
 
-    sources = await panel.eval("""Array.from(document.querySelectorAll('#same-event li')).map(li => ({
-        site: li.querySelector('.source-site').textContent, href: li.querySelector('a').href,
-        top: li.getBoundingClientRect().top}))""")
+
+SOURCES = """Array.from(document.querySelectorAll('#same-event li')).map(li => ({
+    site: li.querySelector('.source-site').textContent, href: li.querySelector('a').href}))"""
+STEPS = """Array.from(document.querySelectorAll('#backstory li')).map(li => ({
+    href: li.querySelector('a').href, date: li.dataset.date, shown: li.querySelector('.step-date').textContent,
+    why: (li.querySelector('.why') || {}).textContent || ''}))"""
+HEADINGS = """[document.getElementById('same-event-section').hidden, document.getElementById('backstory-section').hidden,
+    document.getElementById('same-event-heading').textContent, document.getElementById('backstory-heading').textContent]"""
+
+
+def check_sections(headings: list, sources: list[dict], steps: list[dict], urls: dict[str, str]) -> None:
+    assert headings == [False, False, "Same story elsewhere", "Backstory"], headings
     assert [s["href"] for s in sources] == [urls["wire"]], sources
     assert sources[0]["site"] == "Coastal Wire"
-
-    steps = await panel.eval("""Array.from(document.querySelectorAll('#backstory li')).map(li => ({
-        href: li.querySelector('a').href, date: li.dataset.date, shown: li.querySelector('.step-date').textContent,
-        why: (li.querySelector('.why') || {}).textContent || ''}))""")
     assert [s["href"] for s in steps] == [urls["aground"], urls["hired"]], steps  # oldest first
     assert [s["date"][:10] for s in steps] == ["2024-11-20", "2025-06-02"]
     assert "2024" in steps[0]["shown"] and "2025" in steps[1]["shown"]
     assert all(s["why"].startswith("shares: ") for s in steps), steps
     assert any(name in steps[1]["why"] for name in ("Tomas Greer", "Orlan Shipping")), steps
-    # the sources sit in a grid beside each other (one here), the timeline is one column
+
+
+async def test_the_panel_shows_the_same_story_elsewhere_and_the_backstory_in_date_order(
+        browser: Browser, backstory_server, stored):
+    await browser.configure(backstory_server.url, token=API_TOKEN)
+    urls, read_url = stored
+    panel = await browser.click_toolbar(await browser.open(read_url))
+    assert await panel.wait_state("result", "error", "unreachable", "not-article", "cannot-read") == "result", \
+        await panel.text()
+    check_sections(await panel.eval(HEADINGS), await panel.eval(SOURCES), await panel.eval(STEPS), urls)
+    # the sources sit in a grid, side by side when there are several; nothing wider than the panel
     assert await panel.eval("getComputedStyle(document.getElementById('same-event')).display") == "grid"
     assert await panel.eval("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
     shot = await panel.screenshot(artifact("panel-sections.png"))
     assert shot.stat().st_size > 1000
+
+
+def test_firefox_shows_the_same_sections(firefox: Firefox, backstory_server, stored):
+    assert "Saved" in firefox.configure(backstory_server.url, token=API_TOKEN)
+    urls, read_url = stored
+    firefox.open(read_url)
+    panel = firefox.click_toolbar()  # the toolbar button's own click (see test_firefox.py)
+    assert panel.wait_state("result", "error", "unreachable", "not-article", "cannot-read") == "result", panel.text()
+    check_sections(panel.eval(HEADINGS), panel.eval(SOURCES), panel.eval(STEPS), urls)
+    assert panel.eval("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+    assert panel.screenshot(artifact("firefox-panel-sections.png")).stat().st_size > 1000

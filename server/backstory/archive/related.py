@@ -50,6 +50,7 @@ MAX_DF_FRACTION = 0.05  # words in more stories than this are skipped when the a
 POSTINGS_BUDGET = 20_000  # postings read per lookup pass at most
 MIN_SCORE = 0.04        # weaker matches are not shown
 NEIGHBOURS = 10         # the nearest stories compared by Hit.shared_neighbours (whatever the limit)
+NEIGHBOUR_BUDGET = 5_000  # postings a hit's neighbourhood lookup reads at most (its most telling words)
 # Dates (see ``features.dates_in``): stories that name the same year, month or calendar day are more
 # likely to report the same event; two stories that both name years (months, weekdays) but not
 # one in common are likely to report two events of the same kind. Added to the fused score of
@@ -240,7 +241,7 @@ class RelatedIndex:
         return tids, (qw / norm if norm > 0 else qw)
 
     def _score(self, queries: dict, qe: np.ndarray | None, n: int, limit: int,
-               exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+               exclude: np.ndarray, budget: int = POSTINGS_BUDGET) -> tuple[np.ndarray, np.ndarray]:
         """Candidates and their fused scores for per-channel query vectors."""
         acc_docs, acc_vals = [], []
         common = max(MAX_DF_FRACTION * self.n_alive, 2000)
@@ -258,7 +259,7 @@ class RelatedIndex:
             t, w, df = t[keep], w[keep], df[keep]
             order = np.argsort(-w, kind="stable")
             t, w, df = t[order], w[order], df[order]
-            share = POSTINGS_BUDGET * (wc / sum(self.weights.get(c, 0.0) for c in queries))
+            share = budget * (wc / sum(self.weights.get(c, 0.0) for c in queries))
             within = np.cumsum(df) <= max(share, df[0] if len(df) else 0)
             t, w = t[within], w[within]
             if not len(t):
@@ -385,7 +386,7 @@ class RelatedIndex:
             own[slot] = True
             queries = {name: self._channel_query(name, getattr(f, name)) for name in _SPARSE}
             qe = self.emb[slot].astype(np.float32) / 127.0 if self.has_emb[slot] else None
-            cand, total = self._score(queries, qe, n, NEIGHBOURS, own)
+            cand, total = self._score(queries, qe, n, NEIGHBOURS, own, NEIGHBOUR_BUDGET)
             keep = total >= MIN_SCORE
             mine = set(cand[keep][np.argsort(-total[keep])[:NEIGHBOURS]].tolist())
             whole = sum(w for s, w in weight.items() if s != slot)
