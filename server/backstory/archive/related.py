@@ -386,7 +386,9 @@ class RelatedIndex:
             own[slot] = True
             queries = {name: self._channel_query(name, getattr(f, name)) for name in _SPARSE}
             qe = self.emb[slot].astype(np.float32) / 127.0 if self.has_emb[slot] else None
-            cand, total = self._score(queries, qe, n, NEIGHBOURS, own, NEIGHBOUR_BUDGET)
+            # limit 0: no candidates by meaning alone (a scan of every embedding); a hit that shares
+            # words with too few stories has no full neighbourhood, and its score decides
+            cand, total = self._score(queries, qe, n, 0, own, NEIGHBOUR_BUDGET)
             keep = total >= MIN_SCORE
             mine = set(cand[keep][np.argsort(-total[keep])[:NEIGHBOURS]].tolist())
             whole = sum(w for s, w in weight.items() if s != slot)
