@@ -23,12 +23,10 @@ in ``docs/quality.md``.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import NamedTuple, get_args
+from typing import NamedTuple
 
 from ..schemas import Relation
 from .related import Hit
-
-RELATIONS: tuple[Relation, ...] = get_args(get_args(Relation)[0])
 
 COPY_BITS = 3     # SimHash bits apart: a copy with small edits (see backstory.duplicates)
 MAX_GAP_DAYS = 7  # published further apart than this: not the same event (not tuned: ECB+ has no dates)
@@ -36,9 +34,9 @@ MAX_GAP_DAYS = 7  # published further apart than this: not the same event (not t
 
 class Thresholds(NamedTuple):
     shared_neighbours: float | None = 0.45
-    """The share of the hit's nearest stories that are the query's too, from which it reports
-    the same event (see :attr:`backstory.archive.related.Hit.shared_neighbours`); None: the
-    neighbourhoods are not looked at (to measure the score rule alone)."""
+    """The share of the query's neighbourhood the hit shares, from which it reports the same
+    event (see ``RelatedIndex._neighbourhoods``); None: neighbourhoods are not looked at (to
+    measure the score rule alone)."""
     same_event_score: float = 0.20
     """When no neighbourhood is known: the shown similarity from which it reports the same event."""
 
