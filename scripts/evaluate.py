@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
 """Measure Backstory and its peers on the evaluation sets (the dev half in ../shared/data).
 
-    .venv/bin/python scripts/evaluate.py TASK [--data DIR] [--limit N] [--out FILE.json] [--skip-peers]
+    .venv/bin/python scripts/evaluate.py TASK [--data DIR] [--limit N] [--out FILE.json] [--skip-peers] [--folds K]
 
 TASK is extraction, keyphrases, ner, related or all. The product runs through the code the API
 uses (see backstory_tools.quality.harness); the peers run in the same process on the same documents.
 Prints one table per task and writes every figure to a JSON file (default artifacts/quality.json).
 When the data directory is absent it prints "skipped: ..." and exits 0.
+
+``--folds K`` cross-validates the product instead (backstory_tools.quality.folds): each set split
+into K folds (extraction by site, related by topic, keyphrases and NER by document), per-fold
+figures, the cross-validated figure beside the plain one, and for extraction every clean-up
+rule's gain on the folds it was chosen on and on the held-back ones.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from backstory_tools import default_data_dir
-from backstory_tools.quality import harness
+from backstory_tools.quality import folds, harness
 from backstory_tools.quality.harness import (
     GATE_LIMITS,
     HEADLINE,
@@ -100,6 +105,28 @@ def format_table(result: dict) -> str:
     return "\n".join(out)
 
 
+def format_folds(result: dict) -> str:
+    """A fold report as Markdown: per-fold figures, then (extraction) the rules' gains."""
+    task, plain, cv = result["task"], result["plain"], result["cross_validated"]
+    main = HEADLINE[task][0]
+    out = [
+        f"**{task}**, {result['folds']} folds ({result['documents']} documents): {main} plain {plain[main]:.4f}, "
+        f"cross-validated {cv[main]:.4f} (folds {result['fold_spread']['min']:.4f}-{result['fold_spread']['max']:.4f})",
+        "",
+    ]
+    cols = [c for c in result["per_fold"][0] if c not in ("fold", "rules_chosen")]
+    out += ["| fold | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    out += [f"| {f['fold']} | " + " | ".join(_cell(f[c]) for c in cols) + " |" for f in result["per_fold"]]
+    if "rules" in result:
+        out += ["", "| rule | sites it fires on | chosen in folds | gain where chosen | gain on the held-back fold |",
+                "|---|---|---|---|---|"]
+        for rule, e in sorted(result["rules"].items()):
+            gains = lambda xs: ", ".join(f"{x:+.4f}" for x in xs) or "-"  # noqa: E731
+            out.append(f"| {rule} | {len(result['firing_sites'][rule])} | {e['chosen_in_folds']} | "
+                       f"{gains(e['train_gain'])} | {gains(e['held_back_gain'])} |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("task", choices=[*TASKS, "all"])
@@ -110,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", action="store_true", help="print Markdown tables")
     parser.add_argument("--archive", metavar="URL", help="related: store the articles in this (empty) archive, e.g. "
                                                         "postgresql://…, instead of a new SQLite file")
+    parser.add_argument("--folds", type=int, metavar="K", help="cross-validate the product on K folds (K >= 2)")
     parser.add_argument(
         "--write-baseline",
         type=Path,
@@ -121,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--limit must be at least 1")
     if args.write_baseline and (args.limit is not None or args.task != "all"):
         parser.error("--write-baseline runs all tasks on the gate's own subsets: no --limit, TASK all")
+    if args.folds is not None and (args.folds < 2 or args.write_baseline):
+        parser.error("--folds needs K >= 2 and no --write-baseline")
 
     data = args.data or default_data_dir()
     if not data.is_dir():
@@ -142,6 +172,15 @@ def main(argv: list[str] | None = None) -> int:
         if not (data / task).is_dir():
             print(f"skipped {task}: no {data / task}")
             continue
+        if args.folds:
+            try:
+                result = folds.fold_task(task, data, args.folds, args.limit)
+            except ValueError as exc:  # too few sites or topics for K folds
+                parser.error(f"{task}: {exc}")
+            report.setdefault("folds", {})[task] = result
+            print(format_folds(result), flush=True)
+            print()
+            continue
         if args.write_baseline:
             result = run_task(task, data, limit=GATE_LIMITS[task], peers=False)
         else:
@@ -153,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"figures written to {args.out}")
-    failed = [t for t, r in report["tasks"].items() if "error" in r["systems"].get(PRODUCT, {})]
+    failed = [t for t, r in report["tasks"].items() if "error" in r.get("systems", {}).get(PRODUCT, {})]
     if failed:
         print(f"the product failed on: {', '.join(failed)}", file=sys.stderr)
         return 1
@@ -168,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
                 for task, r in report["tasks"].items()
             },
         }
+        if "extraction" in report["tasks"]:  # the one task with choices made on folds
+            cv = folds.fold_task("extraction", data, folds.GATE_FOLDS)
+            baseline["tasks"]["extraction"]["folds"] = folds.GATE_FOLDS
+            baseline["tasks"]["extraction"]["cross_validated"] = cv["cross_validated"]
         args.write_baseline.write_text(json.dumps(baseline, indent=2) + "\n", encoding="utf-8")
         print(f"baseline written to {args.write_baseline}")
     return 0

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from backstory_tools import default_data_dir
+from backstory_tools.quality import folds
 from backstory_tools.quality.harness import (
     HEADLINE,
     TASKS,
@@ -99,7 +100,8 @@ def _write_tiny_extraction_set(root: Path) -> None:
     for key, (title, paragraphs) in _BODIES.items():
         html = _PAGE.format(title=title, paragraphs="".join(f"<p>{p}</p>" for p in paragraphs))
         (pages / f"{key}.html.gz").write_bytes(gzip.compress(html.encode("utf-8")))
-        lines.append(json.dumps({"id": key, "url": f"https://gazette.example.org/{key}", "article_body": "\n\n".join(paragraphs)}))
+        url = f"https://www.{key}-gazette.example/{key}"  # two sites, so that folds by site can be made
+        lines.append(json.dumps({"id": key, "url": url, "article_body": "\n\n".join(paragraphs)}))
     (root / "extraction" / "ground-truth.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -137,6 +139,44 @@ def test_evaluate_extraction_runs_product_and_peers(tmp_path: Path):
     assert set(json.loads(out.read_text())["tasks"]) == {"extraction"}
 
 
+def test_evaluate_folds_reports_per_fold_and_cross_validated_figures(tmp_path: Path):
+    _write_tiny_extraction_set(tmp_path / "data")
+    out = tmp_path / "q.json"
+    done = _evaluate("extraction", "--folds", "2", "--data", str(tmp_path / "data"), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())["folds"]["extraction"]
+    assert [f["pages"] for f in result["per_fold"]] == [1, 1]  # one site in each fold
+    assert result["groups"] == 2 and set(result["rules"]) == set(result["firing_sites"])
+    assert result["plain"]["f1"] > 0.95 and 0.0 <= result["cross_validated"]["f1"] <= 1.0
+    assert "cross-validated" in done.stdout and "| rule |" in done.stdout
+    done = _evaluate("extraction", "--folds", "3", "--data", str(tmp_path / "data"), "--out", str(out))
+    assert done.returncode != 0 and "2 groups cannot fill 3 folds" in done.stderr
+    assert _evaluate("extraction", "--folds", "1", "--data", str(tmp_path / "data")).returncode == 2
+
+
+def test_folds_keep_groups_together_balanced_and_fixed():
+    keys = [f"site{i % 7}" for i in range(40)]
+    fold = folds.assign_folds(keys, 3)
+    assert fold == folds.assign_folds(keys, 3)
+    for key in set(keys):
+        assert len({f for k, f in zip(keys, fold) if k == key}) == 1
+    groups_per_fold = [len({k for k, f in zip(keys, fold) if f == i}) for i in range(3)]
+    assert sorted(groups_per_fold) == [2, 2, 3]
+    with pytest.raises(ValueError):
+        folds.assign_folds(keys, 1)
+
+
+def test_forward_selection_adds_only_rules_that_raise_the_training_folds():
+    class Pages:  # F1 as a fixed sum of per-rule gains: "b" helps, "c" only with "b", "d" hurts
+        def f1(self, pages, rules):
+            value = 0.5 + (0.1 if "b" in rules else 0) - (0.05 if "d" in rules else 0)
+            return value + (0.02 if {"b", "c"} <= rules else 0)
+
+    steps = folds.select_rules(Pages(), [0, 1], frozenset("abcd"))
+    assert [rule for rule, _ in steps] == ["b", "c"]
+    assert steps[0][1] == pytest.approx(0.1) and steps[1][1] == pytest.approx(0.02)
+
+
 # --- the gate on the dev half ----------------------------------------------------------------
 
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"no evaluation data at {DATA}")
@@ -166,3 +206,15 @@ def test_quality_gate(task: str, models):
     assert result["documents"] == entry["documents"], "the gate's subset changed"
     problems = compare_to_baseline(entry["figures"], gated_figures(result), baseline["tolerance"])
     assert not problems, f"{task} fell below tests/quality_baseline.json: " + "; ".join(problems)
+
+
+@pytest.mark.quality
+@needs_data
+def test_quality_gate_cross_validated_extraction():
+    """Extraction's figure on held-back sites, the clean-up's rules chosen on the other folds (its
+    other tasks choose nothing on folds: their cross-validated figure is the plain one above)."""
+    entry = _baseline()["tasks"]["extraction"]
+    result = folds.fold_task("extraction", DATA, entry["folds"])
+    assert result["documents"] == entry["documents"]
+    problems = compare_to_baseline(entry["cross_validated"], result["cross_validated"], _baseline()["tolerance"])
+    assert not problems, "cross-validated extraction fell below tests/quality_baseline.json: " + "; ".join(problems)

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import threading
 import traceback
+from typing import Any, NamedTuple
 
 import msgspec
 
 from ..errors import InvalidInput, NotAnArticle
-from .cleanup import _PRUNE, _WORD, _body_text, _page_links
+from .cleanup import _WORD, Cleanup, _page_links
 from .decode import decode_html
 from .metadata import (
     _byline,
@@ -32,7 +33,7 @@ from .metadata import (
 from .metadata import _clearly_english  # noqa: F401 - still importable from here, as before the split
 from .parse import _drop_after, _flatten_deep, _load
 
-__all__ = ["Article", "decode_html", "detect_language", "extract_article", "warm_up", "MAX_HTML_CHARS", "MAX_HTML_ELEMENTS"]
+__all__ = ["Article", "decode_html", "detect_language", "extract_article", "is_article_text", "page_cleanup", "warm_up", "MAX_HTML_CHARS", "MAX_HTML_ELEMENTS"]
 
 MAX_HTML_CHARS = 12_000_000
 """Longer input is cut here (the API body limit is 10 MB; a fetched page at most 5 MB)."""
@@ -70,7 +71,6 @@ def _trafilatura(tree, url: str, *, fast: bool, with_metadata: bool):
         with_metadata=with_metadata,
         include_comments=False,
         include_tables=True,
-        prune_xpath=_PRUNE,
         date_extraction_params={"extensive_search": False, "original_date": True, "outputformat": "%Y-%m-%d"},
     )
 
@@ -118,7 +118,42 @@ def extract_article(html: str, url: str, *, max_elements: int = MAX_HTML_ELEMENT
             raise
 
 
+def page_cleanup(html: str, url: str) -> Cleanup | None:
+    """The clean-up of ``html`` before any rule is applied (None: no article text), for the
+    evaluation, which weighs the clean-up's rules one by one (``Cleanup.text(rules)``; keep only
+    the texts that :func:`is_article_text` accepts)."""
+    with _LXML:
+        try:
+            page = _read_page(html, url, MAX_HTML_ELEMENTS)
+            return Cleanup(page.doc.body, _titles(page), page.links, page.url)
+        except NotAnArticle:
+            return None
+        except BaseException as exc:
+            traceback.clear_frames(exc.__traceback__)
+            raise
+
+
+def is_article_text(text: str) -> bool:
+    """Whether a cleaned-up text is long enough to be an article."""
+    return len(text) >= _MIN_TEXT_CHARS and len(_WORD.findall(text)) >= _MIN_WORDS
+
+
+class _Page(NamedTuple):
+    """What extraction read from a page before the clean-up."""
+
+    doc: Any  # trafilatura's Document
+    links: list[tuple[str, str]]
+    headline: str | None
+    canonical: str | None
+    page_lang: str | None
+    url: str
+
+
 def _extract_article(html: str, url: str, max_elements: int = MAX_HTML_ELEMENTS) -> Article:
+    return _article(_read_page(html, url, max_elements))
+
+
+def _read_page(html: str, url: str, max_elements: int) -> _Page:
     if not isinstance(html, str) or not isinstance(url, str):
         raise InvalidInput("html and url must be strings")
     if len(html) > MAX_HTML_CHARS:
@@ -151,20 +186,29 @@ def _extract_article(html: str, url: str, max_elements: int = MAX_HTML_ELEMENTS)
         raise NotAnArticle(f"the page could not be read ({type(exc).__name__})") from None
     if doc is None or doc.body is None:
         raise NotAnArticle("no article text found on the page")
+    return _Page(doc, links, headline, canonical, page_lang, url)
 
-    site = _site_name(doc, url)
-    title = _title(doc.title, site) or _clean_meta(headline)
-    text = _body_text(doc.body, (title, doc.title, headline), links, url)
-    if len(text) < _MIN_TEXT_CHARS or len(_WORD.findall(text)) < _MIN_WORDS:
+
+def _titles(page: _Page) -> tuple[str | None, ...]:
+    """The page's title as shown, as trafilatura read it, and its JSON-LD headline."""
+    doc = page.doc
+    return (_title(doc.title, _site_name(doc, page.url)) or _clean_meta(page.headline), doc.title, page.headline)
+
+
+def _article(page: _Page) -> Article:
+    doc = page.doc
+    titles = _titles(page)
+    text = Cleanup(doc.body, titles, page.links, page.url).text()
+    if not is_article_text(text):
         raise NotAnArticle("no article text found on the page")
     return Article(
-        title=title,
+        title=titles[0],
         byline=_byline(doc.author),
-        site_name=site,
+        site_name=_site_name(doc, page.url),
         published=_date(doc.date),
-        language=detect_language(text) or page_lang,
+        language=detect_language(text) or page.page_lang,
         text=text,
-        canonical_url=canonical,
+        canonical_url=page.canonical,
     )
 
 

@@ -124,12 +124,16 @@ class ExtractionResult(msgspec.Struct, frozen=True):
 
 def extraction_scores(pairs: Iterable[tuple[str, str]], n: int = 4) -> ExtractionResult:
     """``pairs`` are (truth, prediction) per page; precision and recall are averaged over pages."""
+    return extraction_from_pages(page_score(truth, prediction, n) for truth, prediction in pairs)
+
+
+def extraction_from_pages(scores: Iterable[PageScore]) -> ExtractionResult:
+    """The set's figures from its pages' scores (see :func:`extraction_scores`)."""
     precisions: list[float] = []
     recalls: list[float] = []
     pages = empty = 0
-    for truth, prediction in pairs:
+    for score in scores:
         pages += 1
-        score = page_score(truth, prediction, n)
         if score.precision is None:
             empty += 1
         else:
