@@ -227,7 +227,7 @@ function renderPart(name, result, settings) {
   else if (name === "facts") renderFacts(result);
   else if (name === "keyphrases") renderKeyphrases(result);
   else if (name === "entities") renderEntities(result);
-  else if (name === "related") renderRelated(result, settings);
+  else if (name === "related") renderRelated(result.related || [], settings);
   else if (name === "done") renderDone(result, settings);
   // (a part this panel does not know yet is kept in the sidebar and not shown)
 }
@@ -237,7 +237,7 @@ function renderResult(result, settings) {
   renderFacts(result);
   renderKeyphrases(result);
   renderEntities(result);
-  renderRelated(result, settings);
+  renderRelated(result.related || [], settings);
   renderDone(result, settings);
 }
 
@@ -260,7 +260,10 @@ function renderFacts(result) {
 
   $("keyphrases").replaceChildren(...placeholders(6, "sk-chip"));
   $("entities").replaceChildren(el("ul", { className: "chips pending" }, placeholders(8, "sk-chip")));
-  $("related").replaceChildren(...placeholders(3, "sk-related"));
+  $("same-event-section").hidden = true;
+  $("backstory-section").hidden = true;
+  $("related-pending").replaceChildren(...placeholders(3, "sk-related"));
+  $("related-pending").hidden = false;
   $("related-empty").hidden = true;
   $("foot").textContent = result.word_count ? result.word_count + " words" : "";
   $("progress").textContent = "Still working: finding names, keyphrases and related stories…";
@@ -307,15 +310,6 @@ function renderEntities(result) {
   }
 }
 
-function renderRelated(result, settings) {
-  const related = $("related");
-  related.replaceChildren();
-  for (const story of result.related || []) related.append(relatedItem(story));
-  $("related-empty").hidden = related.children.length > 0;
-  $("related-empty").textContent = settings.archive
-    ? "Nothing related yet — stories you read are kept for next time."
-    : "Nothing related yet. Switch on “Keep stories I read” in Options so later stories can be related.";
-}
 
 /** The last part: the footer, and the panel is done working. */
 function renderDone(result, settings) {
@@ -344,22 +338,6 @@ function safeHttpUrl(url) {
   } catch {
     return null;
   }
-}
-
-function relatedItem(story) {
-  const href = safeHttpUrl(story.url);
-  const title = story.title || story.url;
-  const link = href
-    ? el("a", { href, target: "_blank", rel: "noopener noreferrer", className: "related-title", text: title })
-    : el("span", { className: "related-title", text: title });
-  const reasons = [...(story.shared_entities || []), ...(story.shared_keyphrases || [])]
-    .filter((v, i, all) => all.indexOf(v) === i)
-    .slice(0, 6);
-  return el("li", {}, [
-    link,
-    el("p", { className: "meta", text: joinParts([story.site_name || hostOf(story.url), formatDate(story.published)]) }),
-    reasons.length ? el("p", { className: "why", text: "shares: " + reasons.join(", ") }) : null,
-  ]);
 }
 
 /* ---------- highlighting mentions on the page ---------- */

@@ -121,6 +121,13 @@ class Entity(Value):
     mentions: list[Mention]
 
 
+Relation = Annotated[
+    Literal["same_event", "background"],
+    Meta(description="same_event: reports the same event as the story read (another outlet, a copy, an update); "
+                     "background: an earlier or other story about the same people, organisations or topics."),
+]
+
+
 class RelatedStory(Value):
     story_id: str
     url: str
@@ -130,6 +137,11 @@ class RelatedStory(Value):
     score: float
     shared_entities: list[str] = []
     shared_keyphrases: list[str] = []
+    relation: Relation = "background"
+    """How the story relates to the one read (see backstory.archive.relation)."""
+    first_seen: str | None = None
+    """When the archive first stored the story (UTC, ISO 8601): the date of a story that names
+    no published date."""
 
 
 class Timings(Value):

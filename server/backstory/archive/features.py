@@ -192,3 +192,11 @@ def day_row(days: Sequence[int]) -> np.ndarray:
     row = np.zeros(MAX_DAYS, dtype=np.int16)
     row[: min(len(days), MAX_DAYS)] = days[:MAX_DAYS]
     return row
+
+
+def quantize(vec: np.ndarray) -> np.ndarray:
+    """An embedding as the index stores it: unit length, int8 (x 127)."""
+    norm = float(np.linalg.norm(vec))
+    if norm > 0:
+        vec = vec / norm
+    return np.clip(np.rint(vec * 127.0), -127, 127).astype(np.int8)
