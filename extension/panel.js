@@ -4,8 +4,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const ANALYZE_PATH = "/api/v1/analyze";
-const TIMEOUT_MS = 90000;
+const STALL_MS = 5000; // no line for this long: the panel says the server is slow
 const GROUPS = [
   ["people", "People", ["PERSON"]],
   ["organisations", "Organisations", ["ORG"]],
@@ -62,7 +61,9 @@ function showStatus(name, { title, detail = "", hint = "", actions = false, load
   $("status-hint").textContent = hint;
   $("status-actions").hidden = !actions;
   $("skeleton").hidden = !loading;
-  $("result").hidden = true;
+  $("progress").hidden = true;
+  $("result").hidden = document.body.dataset.partial !== "true" || loading;
+  document.body.dataset.partial = "false";
 }
 
 function showLoading(title, detail) {
@@ -98,56 +99,6 @@ async function captureTab(tabId) {
   return page;
 }
 
-/* ---------- talking to the server ---------- */
-
-class Unreachable extends Error {}
-
-class ServerProblem extends Error {
-  constructor(status, title, detail) {
-    super(detail || title);
-    this.status = status;
-    this.title = title;
-    this.detail = detail;
-  }
-}
-
-async function postAnalyze(settings, body) {
-  const endpoint = settings.server + ANALYZE_PATH;
-  const headers = { "Content-Type": "application/json", Accept: "application/json" };
-  if (settings.token) headers.Authorization = "Bearer " + settings.token;
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
-  let response;
-  try {
-    response = await fetch(endpoint, {
-      method: "POST", headers, body: JSON.stringify(body), signal: controller.signal,
-      credentials: "omit", cache: "no-store", referrerPolicy: "no-referrer",
-    });
-  } catch (err) {
-    throw new Unreachable(controller.signal.aborted
-      ? "No answer from " + endpoint + " within " + TIMEOUT_MS / 1000 + " seconds."
-      : "Tried " + endpoint + " and got no answer.");
-  } finally {
-    clearTimeout(timer);
-  }
-  let payload = null;
-  try {
-    payload = await response.json();
-  } catch {
-    payload = null;
-  }
-  if (!response.ok) {
-    const problem = payload && typeof payload === "object" ? payload : {};
-    throw new ServerProblem(response.status, problem.title || response.statusText || "Error",
-      problem.detail || "The server answered " + response.status + " without an explanation.");
-  }
-  if (!payload || typeof payload !== "object" || !Array.isArray(payload.entities)) {
-    throw new ServerProblem(response.status, "Unexpected answer",
-      "The server at " + settings.server + " did not answer like a Backstory server.");
-  }
-  return payload;
-}
-
 /* ---------- the whole analysis ---------- */
 
 async function analyze(tabId) {
@@ -177,18 +128,40 @@ async function analyze(tabId) {
   if (!current()) return;
   showLoading("Analyzing the story…",
     "Sending it to your Backstory server at " + settings.server + " (and nowhere else).");
+  const stall = new StallWatch(STALL_MS);
   try {
-    const result = await postAnalyze(settings, { url: page.url, html: page.html, archive: settings.archive });
-    if (!current()) return;
-    state.result = result;
-    renderResult(result, settings);
+    await postAnalyze(settings, { url: page.url, html: page.html, archive: settings.archive }, (name, sidebar) => {
+      if (!current()) return; // the reader moved on: this answer is not theirs any more
+      state.result = sidebar;
+      renderPart(name, sidebar, settings);
+      stall.restart(name === "done" || name === "sidebar" ? null : showStalled);
+    });
   } catch (err) {
     if (!current()) return;
     showFailure(err, settings);
+  } finally {
+    stall.restart(null);
+  }
+}
+
+/** Calls a function once no part has arrived for ``ms`` (restarted on each part). */
+class StallWatch {
+  constructor(ms) {
+    this.ms = ms;
+    this.timer = null;
+  }
+
+  restart(onStall) {
+    clearTimeout(this.timer);
+    this.timer = onStall ? setTimeout(onStall, this.ms) : null;
   }
 }
 
 function showFailure(err, settings) {
+  // A failure after the facts arrived keeps them on screen, under the message.
+  const partial = document.body.dataset.state === "partial";
+  document.body.dataset.partial = partial ? "true" : "false";
+  if (partial) for (const placeholder of document.querySelectorAll("#result .sk")) placeholder.remove();
   if (err instanceof Unreachable) {
     const loopback = isLoopback(settings.server);
     showStatus("unreachable", {
@@ -247,9 +220,35 @@ function chip(label, count, onClick, extraClass) {
   return el("li", {}, [button]);
 }
 
+/** Render one part of the sidebar as it arrives: the facts first (with placeholders where the
+ * other parts will go, so nothing jumps), then each part into its place, then the footer. */
+function renderPart(name, result, settings) {
+  if (name === "sidebar") renderResult(result, settings);
+  else if (name === "facts") renderFacts(result);
+  else if (name === "keyphrases") renderKeyphrases(result);
+  else if (name === "entities") renderEntities(result);
+  else if (name === "related") renderRelated(result.related || [], settings);
+  else if (name === "done") renderDone(result, settings);
+  // (a part this panel does not know yet is kept in the sidebar and not shown)
+}
+
+/** The whole sidebar at once (a server that does not stream). */
 function renderResult(result, settings) {
-  document.body.dataset.state = "result";
-  $("main").setAttribute("aria-busy", "false");
+  renderFacts(result);
+  renderKeyphrases(result);
+  renderEntities(result);
+  renderRelated(result.related || [], settings);
+  renderDone(result, settings);
+}
+
+function placeholders(count, className) {
+  return Array.from({ length: count }, () => el("li", { className: "sk " + className, "aria-hidden": "true" }));
+}
+
+function renderFacts(result) {
+  document.body.dataset.state = "partial";
+  document.body.dataset.stalled = "false";
+  $("main").setAttribute("aria-busy", "true");
   $("status").hidden = true;
   $("skeleton").hidden = true;
   $("highlight-status").textContent = "";
@@ -259,6 +258,27 @@ function renderResult(result, settings) {
   const minutes = result.reading_minutes ? result.reading_minutes + " min read" : "";
   $("date-time").textContent = joinParts([formatDate(result.published), minutes]);
 
+  $("keyphrases").replaceChildren(...placeholders(6, "sk-chip"));
+  $("entities").replaceChildren(el("ul", { className: "chips pending" }, placeholders(8, "sk-chip")));
+  $("same-event-section").hidden = true;
+  $("backstory-section").hidden = true;
+  $("related-pending").replaceChildren(...placeholders(3, "sk-related"));
+  $("related-pending").hidden = false;
+  $("related-empty").hidden = true;
+  $("foot").textContent = result.word_count ? result.word_count + " words" : "";
+  $("progress").textContent = "Still working: finding names, keyphrases and related stories…";
+  $("progress").hidden = false;
+  $("result").hidden = false;
+}
+
+function showStalled() {
+  if (document.body.dataset.state !== "partial") return;
+  document.body.dataset.stalled = "true";
+  $("progress").textContent = "Still working — the server is taking longer than usual. What has arrived is shown; " +
+    "the rest follows when it is ready.";
+}
+
+function renderKeyphrases(result) {
   const keyphrases = $("keyphrases");
   keyphrases.replaceChildren();
   for (const kp of result.keyphrases || []) {
@@ -266,7 +286,9 @@ function renderResult(result, settings) {
       "keyphrase"));
   }
   if (!keyphrases.children.length) keyphrases.append(el("li", { className: "empty", text: "No keyphrases found." }));
+}
 
+function renderEntities(result) {
   const entities = $("entities");
   entities.replaceChildren();
   const known = new Set(GROUPS.flatMap(([, , labels]) => labels || []));
@@ -286,15 +308,15 @@ function renderResult(result, settings) {
   if (!entities.children.length) {
     entities.append(el("p", { className: "empty", text: "No people, organisations or places found." }));
   }
+}
 
-  const related = $("related");
-  related.replaceChildren();
-  for (const story of result.related || []) related.append(relatedItem(story));
-  $("related-empty").hidden = related.children.length > 0;
-  $("related-empty").textContent = settings.archive
-    ? "Nothing related yet — stories you read are kept for next time."
-    : "Nothing related yet. Switch on “Keep stories I read” in Options so later stories can be related.";
 
+/** The last part: the footer, and the panel is done working. */
+function renderDone(result, settings) {
+  document.body.dataset.state = "result";
+  document.body.dataset.stalled = "false";
+  $("main").setAttribute("aria-busy", "false");
+  $("progress").hidden = true;
   const kept = result.archived ? "Kept in your archive" : settings.archive ? "Not kept" : "Not kept (archiving is off)";
   const took = result.timings_ms && result.timings_ms.total ? "analyzed in " + Math.round(result.timings_ms.total) + " ms" : "";
   $("foot").textContent = joinParts([kept, took, result.word_count ? result.word_count + " words" : ""]);
@@ -316,22 +338,6 @@ function safeHttpUrl(url) {
   } catch {
     return null;
   }
-}
-
-function relatedItem(story) {
-  const href = safeHttpUrl(story.url);
-  const title = story.title || story.url;
-  const link = href
-    ? el("a", { href, target: "_blank", rel: "noopener noreferrer", className: "related-title", text: title })
-    : el("span", { className: "related-title", text: title });
-  const reasons = [...(story.shared_entities || []), ...(story.shared_keyphrases || [])]
-    .filter((v, i, all) => all.indexOf(v) === i)
-    .slice(0, 6);
-  return el("li", {}, [
-    link,
-    el("p", { className: "meta", text: joinParts([story.site_name || hostOf(story.url), formatDate(story.published)]) }),
-    reasons.length ? el("p", { className: "why", text: "shares: " + reasons.join(", ") }) : null,
-  ]);
 }
 
 /* ---------- highlighting mentions on the page ---------- */

@@ -43,9 +43,12 @@ EXTRA_COLUMNS = {
     "extraction": ["empty_predictions", "seconds_per_doc"],
     "keyphrases": ["seconds_per_doc"],
     "ner": ["seconds_per_doc"],
-    "related": ["empty_results", "seconds_per_doc", "analyze_store_seconds_per_doc"],
+    "related": ["relation_acc", "other_topic_share", "same_event_p@5", "empty_results", "seconds_per_doc",
+                "analyze_store_seconds_per_doc"],
 }
-SHORT = {"seconds_per_doc": "s/doc", "analyze_store_seconds_per_doc": "store s/doc", "empty_predictions": "empty", "empty_results": "empty"}
+SHORT = {"seconds_per_doc": "s/doc", "analyze_store_seconds_per_doc": "store s/doc", "empty_predictions": "empty",
+         "empty_results": "empty", "relation_acc": "relation acc", "other_topic_share": "other topics",
+         "same_event_p@5": "same-event p@5"}
 
 
 def _commit() -> str:

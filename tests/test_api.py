@@ -59,7 +59,7 @@ async def test_health_and_schema(client: AsyncTestClient) -> None:
         ("/api/v1/analyze", "post"): [], ("/api/v1/analyze", "get"): ["archive", "url"],
         ("/api/v1/stories", "get"): ["limit", "offset", "q"],
         ("/api/v1/stories/{story_id}", "get"): ["story_id"], ("/api/v1/stories/{story_id}", "delete"): ["story_id"],
-        ("/api/v1/stories/{story_id}/related", "get"): ["limit", "story_id"],
+        ("/api/v1/stories/{story_id}/related", "get"): ["limit", "relation", "story_id"],
         ("/healthz", "get"): [], ("/readyz", "get"): [], ("/metrics", "get"): [], ("/api/v1/me", "get"): [],
         ("/api/v1/imports", "post"): ["format", "visibility"], ("/api/v1/imports", "get"): ["limit"],
         ("/api/v1/imports/{import_id}", "get"): ["import_id"],

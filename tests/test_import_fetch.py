@@ -16,7 +16,7 @@ from backstory.story import StoryRecord, to_sidebar
 
 from .pages import (AI_PARAGRAPHS, AI_TITLE, CHIP_PARAGRAPHS, CHIP_TITLE, FIRE_B, SPORT_PARAGRAPHS, SPORT_TITLE,
                     news_page)
-from .test_fetch import page, redirect, send, serve  # noqa: F401  (serve is a fixture)
+from .fetch_server import page, redirect, send, serve  # noqa: F401  (serve is a fixture)
 from .test_import_formats import exported, run_import, write_zip
 
 ROBOTS = b"User-agent: *\nDisallow: /private/\n"

@@ -15,7 +15,7 @@ from backstory import __version__, errors
 from backstory.config import Settings
 from backstory.fetch import fetch_page
 from backstory.polite import PoliteFetcher
-from tests.test_fetch import PAGE, page, send, serve  # noqa: F401  (serve is a fixture)
+from .fetch_server import PAGE, page, send, serve  # noqa: F401  (serve is a fixture)
 
 LOOPBACK = Settings(allowed_networks=["127.0.0.0/8"], fetch_timeout=5.0, fetch_host_delay=0.0)
 FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>Tides</title></channel></rss>'

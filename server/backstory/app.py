@@ -148,6 +148,8 @@ def create_app(settings: Settings | None = None, *, models: Models | None = None
             yield
         finally:
             loader.cancel()
+            if state.streams:  # analyses whose clients went away mid-stream: stored before the archive closes
+                await asyncio.wait(set(state.streams), timeout=settings.analysis_deadline + 5)
             await importer.stop()  # recorded as interrupted while the archive is still open
             await follower.stop()
             for task in (state.backlog, state.feed_polling):

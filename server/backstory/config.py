@@ -210,7 +210,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     ] = 4
     analysis_deadline: Annotated[
         float,
-        Meta(gt=0, description="Seconds one analysis may take once it has a worker (extraction and language analysis; not the fetch, nor the wait for a free worker). Past it the client gets 503 and nothing is stored: a safety net, as the limits below keep an analysis far shorter."),
+        Meta(gt=0, description="Seconds one analysis may take: its extraction and its language analysis (not the fetch, nor the wait for a free worker between them). Past it the client gets 503 (or, streamed, an error line after the facts) and nothing is stored: a safety net, as the limits below keep an analysis far shorter."),
     ] = 20.0
     max_analysis_chars: Annotated[
         int,

@@ -78,3 +78,13 @@ def simhash_bands(value: int) -> tuple[int, int, int, int]:
 def is_copy(text: str, other: str) -> bool:
     """Whether two texts whose SimHashes are candidates (within SIMHASH_CANDIDATE_DISTANCE) are one story."""
     return shingle_jaccard(text, other) >= DUPLICATE_JACCARD
+
+
+_POP8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+
+
+def popcount64(x: np.ndarray) -> np.ndarray:
+    """Set bits of each uint64 (the Hamming distances of XORed SimHashes, many at once)."""
+    if hasattr(np, "bitwise_count"):  # numpy >= 2.0
+        return np.bitwise_count(x)
+    return _POP8[x.view(np.uint8).reshape(-1, 8)].sum(axis=1)

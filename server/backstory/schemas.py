@@ -121,6 +121,13 @@ class Entity(Value):
     mentions: list[Mention]
 
 
+Relation = Annotated[
+    Literal["same_event", "background"],
+    Meta(description="same_event: reports the same event as the story read (another outlet, a copy, an update); "
+                     "background: an earlier or other story about the same people, organisations or topics."),
+]
+
+
 class RelatedStory(Value):
     story_id: str
     url: str
@@ -130,6 +137,11 @@ class RelatedStory(Value):
     score: float
     shared_entities: list[str] = []
     shared_keyphrases: list[str] = []
+    relation: Relation = "background"
+    """How the story relates to the one read (see backstory.archive.relation)."""
+    first_seen: str | None = None
+    """When the archive first stored the story (UTC, ISO 8601): the date of a story that names
+    no published date."""
 
 
 class Timings(Value):
@@ -141,8 +153,8 @@ class Timings(Value):
     total: float = 0.0
 
 
-class Sidebar(Value):
-    """The sidebar payload: everything the panel shows for one story."""
+class StoryFacts(Value):
+    """A story's facts and clean text: the first part of its sidebar (the first line of a streamed one)."""
 
     story_id: str
     url: str
@@ -155,6 +167,11 @@ class Sidebar(Value):
     word_count: int
     reading_minutes: int
     text: str
+
+
+class Sidebar(StoryFacts):
+    """The sidebar payload: everything the panel shows for one story."""
+
     keyphrases: list[Keyphrase]
     entities: list[Entity]
     related: list[RelatedStory]

@@ -148,6 +148,21 @@ def serve_on_loopback(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingH
     return httpd, thread
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that answers every method with :meth:`relay` and logs nothing (a proxy's)."""
+
+    def relay(self) -> None:
+        raise NotImplementedError
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        self.relay()
+
+    do_POST = do_OPTIONS = do_DELETE = do_GET  # noqa: N815
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
 class PageServer:
     """Serves pages the tests write, and remembers who asked for what."""
 

@@ -10,12 +10,11 @@ import asyncio
 import http.client
 import json
 import threading
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from e2e_harness import API_TOKEN, Browser, PageServer, serve_on_loopback
+from e2e_harness import API_TOKEN, Browser, PageServer, QuietHandler, serve_on_loopback
 from e2e_pages import ALTMAN_OPEN_MODELS, ALTMAN_SCRIPT_TITLE, HIGHLIGHT_STORY, LLAMA_PRESSURE
 
 pytestmark = pytest.mark.e2e
@@ -41,10 +40,10 @@ class FailingProxy:
         target = urlsplit(upstream)
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
-            def _relay(self) -> None:
+            def relay(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 plan = None
                 if self.command == "POST" and self.path.startswith("/api/v1/analyze"):
@@ -73,11 +72,6 @@ class FailingProxy:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
-
-            do_GET = do_POST = do_OPTIONS = do_DELETE = _relay  # noqa: N815 (http.server's naming)
-
-            def log_message(self, *args: Any) -> None:
-                pass
 
         self.httpd, _ = serve_on_loopback(Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"

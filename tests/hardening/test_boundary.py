@@ -177,7 +177,7 @@ async def test_the_document_matches_the_server(client: AsyncTestClient) -> None:
         assert operation["security"] == [{"bearerAuth": []}, {}]
         for parameter in operation.get("parameters", []):
             rules = parameter["schema"]
-            assert rules.get("type") == "boolean" or {"pattern", "maxLength", "maximum"} & set(rules), parameter
+            assert rules.get("type") == "boolean" or {"pattern", "maxLength", "maximum", "enum"} & set(rules), parameter
     for path in ("/healthz", "/readyz"):
         assert "security" not in paths[path]["get"]
     assert paths["/api/v1/stories/{story_id}"]["get"]["parameters"][0]["schema"]["pattern"] == "^[0-9a-f]{16}$"

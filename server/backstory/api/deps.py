@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, AsyncIterator
 
 import msgspec
 from litestar.connection import ASGIConnection
@@ -23,6 +23,7 @@ from ..jobs import JobQueue
 from ..pipeline import Pipeline
 from ..schemas import AnalyzeRequest, Sidebar
 from ..story import Viewer
+from ..stream import Emit, Event, relay
 from ..tokens import Caller, TokenStore
 
 
@@ -43,6 +44,7 @@ class Services:
         self.load_error: BaseException | None = None
         self.started = time.monotonic()
         self.ready_after: float | None = None
+        self.streams: set[asyncio.Future] = set()  # streamed analyses running (see backstory.stream.relay)
 
     async def pipeline_ready(self, timeout: float = 120.0) -> Pipeline:
         """The pipeline, once the models have loaded (503 while they load or when they failed)."""
@@ -55,15 +57,19 @@ class Services:
             raise errors.Unavailable(f"models failed to load: {self.load_error}")
         return self.pipeline
 
-    async def analyze(self, request: AnalyzeRequest, caller: Caller) -> Sidebar:
+    async def analyze(self, request: AnalyzeRequest, caller: Caller, emit: Emit | None = None) -> Sidebar:
         """:meth:`Pipeline.analyze` for the caller (its stories stored as the request's visibility
         says, else as its token's default), once the models have loaded."""
         owner = caller.owner(request.visibility)  # before any work: a refused private request costs nothing
         pipeline = await self.pipeline_ready()
-        sidebar = await pipeline.analyze(request, added_by=caller.who, owner=owner)
+        sidebar = await pipeline.analyze(request, added_by=caller.who, owner=owner, emit=emit)
         if caller.who is None or not sidebar.archived:
             return sidebar
         return msgspec.structs.replace(sidebar, added_by=await self.added_by(sidebar.story_id))
+
+    def stream(self, request: AnalyzeRequest, caller: Caller) -> AsyncIterator[Event]:
+        """:meth:`analyze` as the lines of the streamed answer (see :mod:`backstory.stream`)."""
+        return relay(lambda emit: self.analyze(request, caller, emit), self.streams)
 
     async def added_by(self, story_id: str) -> list[str]:
         """The names of those who added a story."""

@@ -3,7 +3,8 @@
 Each operation lists its error answers (problem+json, with their real statuses) through
 :func:`problems`; :func:`finish_document` adds the rest once the document is built: the bearer
 scheme, which operations it guards, and the request-body rules msgspec enforces but Litestar's
-generator leaves out (unknown fields refused, html and text not both).
+generator leaves out (unknown fields refused, html and text not both), and the streamed answer
+of the analyze operations (``application/x-ndjson``: its lines' types, see :mod:`backstory.stream`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import (
     OpenAPI,
@@ -26,6 +28,18 @@ from litestar.openapi.spec import (
 
 from ..config import Settings
 from ..schemas import PROBLEM_JSON, Problem
+from ..stream import NDJSON, Event
+
+STREAMED_OPERATIONS = ("analyze", "analyzeUrl")
+STREAM_DESCRIPTION = (
+    "With `Accept: application/x-ndjson`: the sidebar streamed as JSON lines, one per part as it is "
+    "ready, each a flat object whose `event` names its part and whose other fields are that part of "
+    "the Sidebar, so the lines merge into one: `facts` first, then `keyphrases`, `entities` and "
+    "`related` in the order they are ready, and `done` last (its `story_id` is final: it differs "
+    "from the first when the story joined a stored duplicate). A failure after the first line ends "
+    "the stream with an `error` line (the problem+json fields); one before it is an ordinary "
+    "problem+json answer."
+)
 
 SECURITY_SCHEME = "bearerAuth"
 
@@ -111,6 +125,7 @@ def finish_document(document: OpenAPI, settings: Settings) -> None:
                 if isinstance(media.schema, Reference):
                     bodies.add(media.schema.ref.rsplit("/", 1)[-1])
     schemas = components.schemas or {}
+    _document_stream(document, schemas)
     for name in bodies:
         schemas[name].additional_properties = False  # the wire Structs forbid unknown fields
     if "AnalyzeRequest" in schemas:
@@ -125,3 +140,18 @@ def finish_document(document: OpenAPI, settings: Settings) -> None:
             "text": "Sam Altman said in San Francisco on Tuesday that OpenAI would publish open "
                     "models. Researchers at Stanford University welcomed the news.",
         }]
+
+
+def _document_stream(document: OpenAPI, schemas: dict[str, Any]) -> None:
+    """The analyze operations' 200 answers also come as JSON lines: each line one of the events
+    (msgspec writes their schemas; the types they share with Sidebar keep Litestar's)."""
+    (line,), events = msgspec.json.schema_components([Event], ref_template="#/components/schemas/{name}")
+    for name, schema in events.items():
+        schemas.setdefault(name, schema)  # a raw JSON Schema: the document is served as a dict
+    for item in (document.paths or {}).values():
+        for operation in (item.get, item.post):
+            if operation is None or operation.operation_id not in STREAMED_OPERATIONS:
+                continue
+            ok = operation.responses["200"]
+            ok.content = {**(ok.content or {}), NDJSON: OpenAPIMediaType(schema=line)}
+            ok.description = f"{(ok.description or 'The sidebar').rstrip('.')}. {STREAM_DESCRIPTION}"

@@ -9,7 +9,7 @@ from litestar.params import Parameter
 
 from .. import errors
 from ..archive.base import Archive
-from ..schemas import MAX_QUERY_CHARS, RelatedList, Sidebar, StoryId, StoryList
+from ..schemas import MAX_QUERY_CHARS, RelatedList, Relation, Sidebar, StoryId, StoryList
 from ..story import StoryRecord, Viewer, to_sidebar
 from .deps import ARCHIVE, ArchiveParam, Services, require_token, viewer_of
 from .openapi import problems, rules_of
@@ -53,11 +53,16 @@ class StoriesController(Controller):
     async def related(
         self, request: Request, archive: ArchiveParam, story_id: StoryIdParam,
         limit: Annotated[int, Parameter(ge=1, le=50)] = 10,
+        relation: Annotated[Relation | None, Parameter(
+            description="Only the stories of this relation among the `limit` best (same_event: the same "
+                        "event reported elsewhere; background: earlier or other stories on its people and topics).",
+        )] = None,
     ) -> RelatedList:
-        """The stories related to an archived story, each with its reasons."""
+        """The stories related to an archived story, best first, each with its reasons and its
+        relation to it."""
         viewer = viewer_of(request)
         record = await _record(archive, story_id, viewer)
-        return RelatedList(related=await archive.related(record, limit=limit, viewer=viewer))
+        return RelatedList(related=await archive.related(record, limit=limit, viewer=viewer, relation=relation))
 
     @delete("/{story_id:str}", operation_id="deleteStory", status_code=204, responses=problems(404), opt={"scope": "write"})
     async def delete_story(self, request: Request, services: Services, story_id: StoryIdParam) -> None:

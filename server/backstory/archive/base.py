@@ -63,9 +63,11 @@ class Archive(Protocol):
         """Full-text search (with snippets) when q is given, else newest first, among the stories
         ``viewer`` sees. Returns (page, total)."""
 
-    async def related(self, record: StoryRecord, limit: int = 10, viewer: Viewer = None) -> list[schemas.RelatedStory]:
-        """Stories about the same event as ``record`` (archived or not) that ``viewer`` sees, best
-        first, itself and its duplicates excluded; reasons are the shared entities and keyphrases."""
+    async def related(self, record: StoryRecord, limit: int = 10, viewer: Viewer = None,
+                      relation: schemas.Relation | None = None) -> list[schemas.RelatedStory]:
+        """Stories related to ``record`` (archived or not) that ``viewer`` sees, best first, itself
+        and its duplicates excluded; reasons are the shared entities and keyphrases, and each has
+        its relation (same event or background); ``relation`` keeps those of one relation only."""
 
     def export(self, viewer: Viewer = None) -> AsyncIterator[StoryRecord]:
         """Every stored record ``viewer`` sees, losslessly (oldest first)."""

@@ -227,3 +227,11 @@ def number_row(numbers: Sequence[str]) -> np.ndarray:
     for i, value in enumerate(numbers[:MAX_NUMBERS]):
         row[i] = (zlib.crc32(value.encode("ascii", "replace")) << 1) | 1  # odd: never the padding
     return row
+
+
+def quantize(vec: np.ndarray) -> np.ndarray:
+    """An embedding as the index stores it: unit length, int8 (x 127)."""
+    norm = float(np.linalg.norm(vec))
+    if norm > 0:
+        vec = vec / norm
+    return np.clip(np.rint(vec * 127.0), -127, 127).astype(np.int8)

@@ -19,7 +19,9 @@ candidate naming one of the query's years, months or calendar days gains a littl
 years (months, weekdays) but none of the query's loses a little (two floods of the same river
 share every word but the date). Stories that name no date are left as they are. Numbers
 likewise: a candidate naming the query's counts or amounts (a toll, a magnitude, a sum) gains a
-little.
+little. Each hit carries what decides its relation to the
+query (same event or background, :mod:`backstory.archive.relation`): its SimHash distance, and
+how much of the query's neighbourhood it shares, from one more first-pass lookup per hit.
 
 ``python -m backstory_tools.related_bench`` measures it on ECB+ dev; the figures of each signal
 are in ``docs/quality.md`` and ``docs/benchmarks.md``.
@@ -35,8 +37,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..duplicates import hamming, popcount64
 from ..story import EMBEDDING_DIM, OPERATOR, Viewer
-from .features import MAX_DAYS, MAX_NUMBERS, Features, calendar_mask, day_row, number_row, year_mask
+from .features import MAX_DAYS, MAX_NUMBERS, Features, calendar_mask, day_row, number_row, quantize, year_mask
 from .postings import Postings
 
 # Fusion weights, tuned on ECB+ (see backstory_tools.related_bench).
@@ -48,6 +51,8 @@ CANDIDATES = 300        # stories rescored per lookup
 MAX_DF_FRACTION = 0.05  # words in more stories than this are skipped when the archive is big
 POSTINGS_BUDGET = 20_000  # postings read per lookup pass at most
 MIN_SCORE = 0.04        # weaker matches are not shown
+NEIGHBOURS = 10         # the nearest stories compared by Hit.shared_neighbours (whatever the limit)
+NEIGHBOUR_BUDGET = 5_000  # postings a hit's neighbourhood lookup reads at most (its most telling words)
 # Dates (see ``features.dates_in``): stories that name the same year, month or calendar day are more
 # likely to report the same event; two stories that both name years (months, weekdays) but not
 # one in common are likely to report two events of the same kind. Added to the fused score of
@@ -66,6 +71,11 @@ class Hit:
     score: float
     shared_entities: list[str] = field(default_factory=list)
     shared_keyphrases: list[str] = field(default_factory=list)
+    # What backstory.archive.relation reads besides the score: the SimHash distance to the query's
+    # text (None: either is too short), and how much of the query's neighbourhood the hit shares
+    # (see _neighbourhoods: reports of one event are each other's neighbours).
+    copy_distance: int | None = None
+    shared_neighbours: float | None = None
 
 
 _SPARSE = ("terms", "ents", "kps")
@@ -221,7 +231,7 @@ class RelatedIndex:
             code = self.owner_code.get(owner)
             if not n or code is None:
                 return []
-            d = _popcount64(np.bitwise_xor(self.simhash[:n], np.int64(value)).view(np.uint64))
+            d = popcount64(np.bitwise_xor(self.simhash[:n], np.int64(value)).view(np.uint64))
             hits = np.flatnonzero((d <= max_distance) & self.has_simhash[:n] & self.alive[:n] & (self.owner[:n] == code))
             return sorted(((self.ids[i], int(d[i])) for i in hits), key=lambda x: x[1])
 
@@ -240,7 +250,7 @@ class RelatedIndex:
         return tids, (qw / norm if norm > 0 else qw)
 
     def _score(self, queries: dict, qe: np.ndarray | None, n: int, limit: int,
-               exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+               exclude: np.ndarray, budget: int = POSTINGS_BUDGET) -> tuple[np.ndarray, np.ndarray]:
         """Candidates and their fused scores for per-channel query vectors."""
         acc_docs, acc_vals = [], []
         common = max(MAX_DF_FRACTION * self.n_alive, 2000)
@@ -258,7 +268,7 @@ class RelatedIndex:
             t, w, df = t[keep], w[keep], df[keep]
             order = np.argsort(-w, kind="stable")
             t, w, df = t[order], w[order], df[order]
-            share = POSTINGS_BUDGET * (wc / sum(self.weights.get(c, 0.0) for c in queries))
+            share = budget * (wc / sum(self.weights.get(c, 0.0) for c in queries))
             within = np.cumsum(df) <= max(share, df[0] if len(df) else 0)
             t, w = t[within], w[within]
             if not len(t):
@@ -313,12 +323,13 @@ class RelatedIndex:
     def query(self, features: Features, embedding: Sequence[float] | np.ndarray | None, *,
               exclude_id: str | None = None, limit: int = 10,
               features_of: Callable[[list[str]], list[Features]] | None = None,
-              viewer: Viewer = OPERATOR, exclude_ids: Sequence[str] = ()) -> list[Hit]:
+              viewer: Viewer = OPERATOR, exclude_ids: Sequence[str] = (), simhash: int | None = None) -> list[Hit]:
         """The ``limit`` best related stories ``viewer`` may see (the team's and its own private
         ones; see :data:`backstory.story.Viewer`), ``exclude_id``/``exclude_ids`` left out.
         ``features_of`` (story ids -> stored Features) enables pseudo-relevance feedback: the best
         first-pass hits join the query, which keeps the ranking on the query's event. Shown scores
-        stay the plain similarity to the query."""
+        stay the plain similarity to the query. ``simhash`` (the query text's, when usable) gives
+        each hit its ``copy_distance``."""
         with self.lock:
             n = len(self.ids)
             if self.n_alive == 0 or n == 0:
@@ -350,18 +361,48 @@ class RelatedIndex:
                     cand, total = self._score(queries, qe, n, limit, exclude)
             total = total + self._dates(cand, features) + self._numbers(cand, features)
             order = np.argsort(-total)
-            hits = []
+            hits, nearest = [], []
             for j in order:
                 slot = int(cand[j])
                 shown = first.get(slot)
                 if shown is None or shown < MIN_SCORE:
                     continue
-                hits.append(Hit(story_id=self.ids[slot], score=round(float(shown), 4)))
+                if len(nearest) < NEIGHBOURS:
+                    nearest.append((slot, max(float(total[j]), 0.0)))
                 if len(hits) >= limit:
-                    break
+                    if len(nearest) >= NEIGHBOURS:
+                        break
+                    continue
+                copy = hamming(int(self.simhash[slot]), simhash) if simhash is not None and self.has_simhash[slot] else None
+                hits.append(Hit(story_id=self.ids[slot], score=round(float(shown), 4), copy_distance=copy))
             if hits:
-                self._explain(hits, features, features_of, base)
+                stored = features_of([h.story_id for h in hits]) if features_of is not None else None
+                self._explain(hits, features, stored, base)
+                if stored is not None:
+                    self._neighbourhoods(hits, stored, nearest, n, exclude)
             return hits
+
+    def _neighbourhoods(self, hits: list[Hit], stored: list[Features], nearest: list[tuple[int, float]], n: int,
+                        exclude: np.ndarray) -> None:
+        """Each hit's ``shared_neighbours``: the share of the query's neighbourhood (its NEIGHBOURS
+        nearest stories, weighed by their ranking scores, the hit left out) among the hit's own
+        NEIGHBOURS nearest (a first-pass lookup, the query's story and exclusions left out: the
+        same whether the query is archived or not); None when the hit has fewer neighbours."""
+        weight = dict(nearest)
+        for hit, f in zip(hits, stored):
+            slot = self.slot_of[hit.story_id]
+            own = exclude.copy()
+            own[slot] = True
+            queries = {name: self._channel_query(name, getattr(f, name)) for name in _SPARSE}
+            qe = self.emb[slot].astype(np.float32) / 127.0 if self.has_emb[slot] else None
+            # limit 0: no candidates by meaning alone (a scan of every embedding); a hit that shares
+            # words with too few stories has no full neighbourhood, and its score decides
+            cand, total = self._score(queries, qe, n, 0, own, NEIGHBOUR_BUDGET)
+            keep = total >= MIN_SCORE
+            mine = set(cand[keep][np.argsort(-total[keep])[:NEIGHBOURS]].tolist())
+            whole = sum(w for s, w in weight.items() if s != slot)
+            if len(mine) >= NEIGHBOURS and whole > 0:  # in a small archive every story is near every other
+                hit.shared_neighbours = round(sum(w for s, w in weight.items() if s in mine) / whole, 4)
 
     def _dates(self, cand: np.ndarray, features: Features) -> np.ndarray:
         """What the dates the query and each candidate name add to the candidate's score."""
@@ -418,13 +459,10 @@ class RelatedIndex:
         w = np.asarray([it[1] for it in items], dtype=np.float32) * idf
         return [items[i] for i in np.argsort(-w)[:QUERY_TERMS]]
 
-    def _explain(self, hits: list[Hit], features: Features, features_of: Callable | None, queries: dict) -> None:
-        """Reasons: the query's entities and keyphrases the hit shares, most telling first."""
-        if features_of is not None:
-            stored = features_of([h.story_id for h in hits])
-            keysets = [({k for k, *_ in f.ents}, {k for k, *_ in f.kps}) for f in stored]
-        else:
-            keysets = None
+    def _explain(self, hits: list[Hit], features: Features, stored: list[Features] | None, queries: dict) -> None:
+        """Reasons: the query's entities and keyphrases the hit shares, most telling first
+        (``stored``: the hits' features, when the caller can read them)."""
+        keysets = None if stored is None else [({k for k, *_ in f.ents}, {k for k, *_ in f.kps}) for f in stored]
         slots = np.asarray([self.slot_of[h.story_id] for h in hits], dtype=np.int32)
         for name, attr, src, pos in (("ents", "shared_entities", features.ents, 0), ("kps", "shared_keyphrases", features.kps, 1)):
             if not src:
@@ -446,19 +484,3 @@ class RelatedIndex:
                     if len(lists[j]) < 8 and low not in shown[j]:
                         lists[j].append(display)
                         shown[j].add(low)
-
-
-def quantize(vec: np.ndarray) -> np.ndarray:
-    norm = float(np.linalg.norm(vec))
-    if norm > 0:
-        vec = vec / norm
-    return np.clip(np.rint(vec * 127.0), -127, 127).astype(np.int8)
-
-
-_POP8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
-
-
-def _popcount64(x: np.ndarray) -> np.ndarray:
-    if hasattr(np, "bitwise_count"):  # numpy >= 2.0
-        return np.bitwise_count(x)
-    return _POP8[x.view(np.uint8).reshape(-1, 8)].sum(axis=1)

@@ -152,7 +152,7 @@ class SqlRows(SubscriptionRows):
 
     def cards(self, story_ids: list[str]) -> dict[str, Card]:
         rows = self._in(
-            "SELECT story_id, canonical_url, title, site_name, published FROM stories WHERE story_id IN ({ids})", story_ids
+            "SELECT story_id, canonical_url, title, site_name, published, first_seen FROM stories WHERE story_id IN ({ids})", story_ids
         )
         return {r[0]: Card(*r[1:]) for r in rows}
 

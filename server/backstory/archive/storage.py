@@ -58,6 +58,7 @@ class Card(NamedTuple):
     title: str | None
     site_name: str | None
     published: str | None
+    first_seen: str
 
 
 class IndexRow(NamedTuple):

@@ -17,6 +17,7 @@ import msgspec
 from cachetools import LRUCache
 
 from .. import schemas
+from ..schemas import Relation
 from ..duplicates import (
     SIMHASH_CANDIDATE_DISTANCE,
     content_hash,
@@ -30,8 +31,9 @@ from ..story import OPERATOR, StoryRecord, Viewer, derive, sees, story_id_for, u
 from ..urls import normalize_url
 from .feed import Change, IndexEntry, apply_entries
 from .features import FEATURES_VERSION, Features, compute_features, decode_features, encode_features
-from .related import RelatedIndex
-from .storage import AfterCommit, IndexRow, Reader, Storage, Writer
+from .related import Hit, RelatedIndex
+from .relation import relation_of
+from .storage import AfterCommit, Card, IndexRow, Reader, Storage, Writer
 from .subscriptions import Subscriptions
 
 T = TypeVar("T")
@@ -341,11 +343,28 @@ class StoryArchive(Subscriptions):
         limit, offset = max(0, int(limit)), max(0, int(offset))
         return await self._read(lambda r: r.search(q, limit, offset, viewer))
 
-    async def related(self, record: StoryRecord, limit: int = 10, viewer: Viewer = None) -> list[schemas.RelatedStory]:
+    async def related(self, record: StoryRecord, limit: int = 10, viewer: Viewer = None,
+                      relation: Relation | None = None) -> list[schemas.RelatedStory]:
+        """The ``limit`` best related stories, each with its relation to ``record``; ``relation``
+        filters that list (a view of it: the panel's sections never disagree with it)."""
+        found = await self.related_hits(record, limit, viewer)
+        out = [
+            schemas.RelatedStory(
+                story_id=h.story_id, url=card.canonical_url, title=card.title, site_name=card.site_name,
+                published=card.published, score=h.score, shared_entities=h.shared_entities,
+                shared_keyphrases=h.shared_keyphrases, first_seen=card.first_seen,
+                relation=relation_of(h, record.published, card.published),
+            )
+            for h, card in found
+        ]
+        return out if relation is None else [r for r in out if r.relation == relation]
+
+    async def related_hits(self, record: StoryRecord, limit: int = 10, viewer: Viewer = None) -> list[tuple[Hit, Card]]:
+        """The index's hits for ``record`` (with their relation signals) and their stories' cards."""
         if not self.keeps_index:
             raise RuntimeError("this archive was opened without its related index")
 
-        def job(r: Reader) -> list[schemas.RelatedStory]:
+        def job(r: Reader) -> list[tuple[Hit, Card]]:
             index = self.index  # one index for the whole lookup: a reload may swap it meanwhile
             # The story it is, by the one duplicate rule, among the stories of each owner the viewer
             # sees: a member's private copy of a team story is no news of it, nor the reverse.
@@ -356,11 +375,12 @@ class StoryArchive(Subscriptions):
             if record.story_id in index.slot_of:
                 exclude.append(record.story_id)
                 owners.discard(record.owner)
+            ok = simhash_usable(record.text) if record.text else False
+            sh = (record.simhash or simhash(record.text)) if ok else None
             if record.canonical_url and owners:
-                sh = record.simhash or (simhash(record.text) if record.text else 0)
-                url, ok = normalize_url(record.canonical_url), simhash_usable(record.text)
+                url = normalize_url(record.canonical_url)
                 exclude += [found for owner in owners
-                            if (found := self._find_story(r, url, sh, ok, record.text, owner)[0]) is not None]
+                            if (found := self._find_story(r, url, sh or 0, ok, record.text, owner)[0]) is not None]
 
             def features_of(ids: list[str]) -> list[Features]:
                 stored = r.features(ids)
@@ -368,18 +388,11 @@ class StoryArchive(Subscriptions):
 
             hits = index.query(
                 self._features.of(record), record.embedding, limit=limit, features_of=features_of,
-                viewer=viewer, exclude_ids=exclude,
+                viewer=viewer, exclude_ids=exclude, simhash=sh,
             )
             cards = r.cards([h.story_id for h in hits]) if hits else {}
-            return [
-                schemas.RelatedStory(
-                    story_id=h.story_id, url=card.canonical_url, title=card.title, site_name=card.site_name,
-                    published=card.published, score=h.score, shared_entities=h.shared_entities,
-                    shared_keyphrases=h.shared_keyphrases,
-                )
-                for h in hits
-                if (card := cards.get(h.story_id)) is not None  # deleted between the index lookup and now
-            ]
+            return [(h, card) for h in hits
+                    if (card := cards.get(h.story_id)) is not None]  # deleted between the index lookup and now
 
         return await self._read(job)
 

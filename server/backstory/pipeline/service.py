@@ -2,7 +2,9 @@
 
 Stages: fetch (only when no HTML or text was sent) → extract → NLP (entities + keyphrases +
 document embedding) → archive → related. CPU work runs in worker threads, never on the loop;
-identical requests in flight share one analysis, which has a deadline.
+identical requests in flight share one analysis, which has a deadline. Each part of the Sidebar
+can be handed on as soon as it is ready (``emit``, for the streamed answer, see :mod:`backstory.stream`):
+extraction takes no analysis slot, so a page's facts never wait behind other readers' analyses.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -21,6 +24,7 @@ from ..extract import Article, decode_html
 from ..feeds.poller import FeedPoller
 from ..schemas import MAX_TEXT_CHARS, AnalyzeRequest, Sidebar, Timings
 from ..story import StoryRecord, new_story, story_id_for, to_sidebar
+from ..stream import Emit, EntitiesEvent, KeyphrasesEvent, RelatedEvent, facts_of
 from ..urls import check_url, identity_url
 from .analyzer import Analysis, Analyzer, ms_since
 from .page import Analyst, Analyzed, Page
@@ -37,7 +41,14 @@ log = logging.getLogger(__name__)
 
 
 RequestKey = tuple[str, str, str | None, str | None]  # the response cache's key, the request's URL, date, byline
-Work = Callable[[Callable[[], None]], Awaitable[Analyzed]]  # given the deadline check to call between stages
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """One analysis under way, shared by the identical requests in flight (see Pipeline._coalesced)."""
+
+    extracted: asyncio.Future[StoryRecord]  # the record before the language stages: the facts
+    task: asyncio.Future[Analyzed]
 
 
 def _checked_url(request: AnalyzeRequest) -> str:
@@ -54,6 +65,11 @@ def _filled_in(article: Article, published: str | None, byline: str | None) -> A
     changes = {name: value for name, value in (("published", published), ("byline", byline))
                if value and not getattr(article, name)}
     return msgspec.structs.replace(article, **changes) if changes else article
+
+
+def _emit_analysis(emit: Emit, record: StoryRecord) -> None:
+    emit(KeyphrasesEvent(keyphrases=record.keyphrases))
+    emit(EntitiesEvent(entities=record.entities))
 
 
 def _over_deadline(limit: float) -> errors.Unavailable:
@@ -86,15 +102,17 @@ class Pipeline:
         self.feeds = FeedPoller(settings, archive, self.ingest)  # subscribed feeds, polled into the archive
         self.remote = remote  # None: this process analyzes
         self.failures = 0  # analyses for a client that ended in a server error
-        self._inflight: dict[RequestKey, asyncio.Future[Analyzed]] = {}  # analyses under way (see _coalesced)
+        self._inflight: dict[RequestKey, InFlight] = {}  # analyses under way (see _coalesced)
 
-    async def analyze(self, request: AnalyzeRequest, added_by: str | None = None, owner: str = "") -> Sidebar:
+    async def analyze(self, request: AnalyzeRequest, added_by: str | None = None, owner: str = "",
+                      emit: Emit | None = None) -> Sidebar:
         """Analyze one page or text; archive it (claimed by ``added_by``, as ``owner``'s private
         story when that is set, else as a team story) unless asked not to; add the related
-        stories ``added_by`` sees (the team's and its own private ones)."""
+        stories ``added_by`` sees (the team's and its own private ones). ``emit`` is handed each
+        part as it is ready: the facts, the keyphrases and entities, the related stories."""
         started = time.perf_counter()
         try:
-            record, stages, cached = await self._process(request, added_by=added_by, owner=owner)
+            record, stages, cached = await self._process(request, added_by=added_by, owner=owner, emit=emit)
         except Exception as exc:
             if not isinstance(exc, errors.BackstoryError) or exc.status >= 500:
                 self.failures += 1  # the server's fault or its limits (a deadline, a dead spaCy process)
@@ -105,6 +123,8 @@ class Pipeline:
         if related is None:
             related = await self.archive.related(record, limit=10, viewer=added_by)
             self.cache.put_related(record, generation, added_by, related)
+        if emit is not None:
+            emit(RelatedEvent(related=related))
         timings = Timings(**stages, related=ms_since(t), total=ms_since(started))
         # A page the reader chose not to keep may still be a copy of a story the archive holds.
         archived = request.archive or await self.archive.get(record.story_id, added_by) is not None
@@ -128,14 +148,9 @@ class Pipeline:
         if request.html is None and request.text is None:
             raise errors.InvalidInput("a stored-for-later story needs its html or text")
         page_url = final_url or url
-        article = await self.workers.run(
-            self.analyzer.extract, url=page_url, html=request.html, text=request.text, title=request.title
-        )
-        article = _filled_in(article, published, byline)
-        if len(article.text) > MAX_TEXT_CHARS:
-            raise errors.PayloadTooLarge(f"article text is longer than {MAX_TEXT_CHARS:,} characters")
-        record = new_story(article, url=url, canonical_url=identity_url(article.canonical_url, page_url),
-                           analysed=False, tags=tags, owner=owner)
+        page = Page(url=url, final_url=page_url, html=request.html, text=request.text, title=request.title,
+                    published=published, byline=byline)
+        record = await self.workers.run(self._extracted, page, analysed=False, tags=tags, owner=owner)
         stored = await self.archive.upsert(record, added_by)
         if not stored.analysed:  # (a copy of an analyzed story is that story, complete)
             await self.backlog.stored(stored.story_id)
@@ -144,7 +159,7 @@ class Pipeline:
     async def _process(
         self, request: AnalyzeRequest, *, published: str | None = None, byline: str | None = None,
         tags: tuple[str, ...] | list[str] = (), final_url: str | None = None, added_by: str | None = None,
-        owner: str = "",
+        owner: str = "", emit: Emit | None = None,
     ) -> tuple[StoryRecord, dict[str, float], bool]:
         url = _checked_url(request)
         html, text, final_url = request.html, request.text, final_url or url
@@ -168,18 +183,23 @@ class Pipeline:
                            else await self.archive.get(record.story_id) is not None)
                 if not present:
                     record = await self._keep(record, added_by, owner)
+            if emit is not None:  # all parts at once
+                emit(facts_of(record, record.story_id))
+                _emit_analysis(emit, record)
             return record, stages, True
 
         page = Page(url=url, final_url=final_url, html=html, text=text, title=request.title, published=published,
                     byline=byline)
-
-        async def analyze(check_deadline: Callable[[], None]) -> Analyzed:
-            if self.remote is not None:  # a worker's CPU, not this server's
-                return await self.remote.analyze(page, self.settings.analysis_deadline)
-            return await self.analyze_page(page, check_deadline)
-
         # Identical requests in flight share one analysis; each then stores and answers on its own.
-        analysis, record, extracted = await self._coalesced((key, url, published, byline), analyze)
+        flight = self._coalesced((key, url, published, byline), page)
+        if emit is not None:
+            await asyncio.wait((flight.extracted, flight.task), return_when=asyncio.FIRST_COMPLETED)
+            if flight.extracted.done():  # (else the analysis failed before: its error is raised below)
+                first = flight.extracted.result()
+                emit(facts_of(first, story_id_for(first.canonical_url, owner)))
+        analysis, record, extracted = await asyncio.shield(flight.task)
+        if emit is not None:
+            _emit_analysis(emit, record)
         stages.update(extracted)
         stages.update(analysis.timings)
         if tags:
@@ -193,20 +213,27 @@ class Pipeline:
         self.cache.put(key, record)
         return record, stages, False
 
-    async def analyze_page(self, page: Page, check_deadline: Callable[[], None] = lambda: None) -> Analyzed:
+    async def analyze_page(self, page: Page) -> Analyzed:
         """Extraction and the language stages of one page or text (no archive, no related)."""
-        extracted: dict[str, float] = {}
-        t = time.perf_counter()
-        article = await self.workers.run(
-            self.analyzer.extract, url=page.final_url, html=page.html, text=page.text, title=page.title
-        )
-        extracted["extract"] = ms_since(t)
-        check_deadline()  # past it the waiters have had their 503: no language stages
-        article = _filled_in(article, page.published, page.byline)
-        canonical = identity_url(article.canonical_url, page.final_url)
-        # The record (its hashes read the whole text) is built in the worker thread too.
-        analysis, record = await self.workers.run(self._analyze_new, article, url=page.url, canonical_url=canonical)
+        record, extracted = await self._extract(page)
+        analysis, record = await self.workers.run(self._analyze_record, record)
         return analysis, record, extracted
+
+    async def _extract(self, page: Page) -> tuple[StoryRecord, dict[str, float]]:
+        t = time.perf_counter()
+        record = await self.workers.extract(self._extracted, page)
+        return record, {"extract": ms_since(t)}
+
+    def _extracted(self, page: Page, *, analysed: bool = True, tags: tuple[str, ...] | list[str] = (),
+                   owner: str = "") -> StoryRecord:
+        """The record of a page, extracted, before the language stages (in a worker thread: its
+        hashes read the whole text)."""
+        article = self.analyzer.extract(url=page.final_url, html=page.html, text=page.text, title=page.title)
+        article = _filled_in(article, page.published, page.byline)
+        if len(article.text) > MAX_TEXT_CHARS:
+            raise errors.PayloadTooLarge(f"article text is longer than {MAX_TEXT_CHARS:,} characters")
+        return new_story(article, url=page.url, canonical_url=identity_url(article.canonical_url, page.final_url),
+                         analysed=analysed, tags=tags, owner=owner)
 
     async def _keep(self, record: StoryRecord, added_by: str | None = None, owner: str = "") -> StoryRecord:
         """Archive the reader's page (``owner``'s private story, or a team story); returns it under
@@ -217,50 +244,67 @@ class Pipeline:
         stored = await self.archive.upsert(mine, added_by)
         return msgspec.structs.replace(mine, story_id=stored.story_id)
 
-    async def _coalesced(self, key: RequestKey, work: Work) -> Analyzed:
-        """``work``'s result, run once for all identical requests in flight (``key``: the response
-        cache's key, the request's URL and date). The second to last caller waits for the first's
-        analysis and gets its result or its error; a caller that goes away (its client
+    def _coalesced(self, key: RequestKey, page: Page) -> InFlight:
+        """The analysis of ``page``, run once for all identical requests in flight (``key``: the
+        response cache's key, the request's URL and date). The second to last caller waits for the
+        first's analysis and gets its result or its error; a caller that goes away (its client
         disconnected) stops waiting, and the analysis goes on for the others."""
-        task = self._inflight.get(key)
-        if task is None:
-            task = asyncio.ensure_future(self._bounded(work))
-            self._inflight[key] = task
-            task.add_done_callback(lambda done: self._inflight.pop(key, None) if self._inflight.get(key) is done else None)
-            task.add_done_callback(retrieve)
-        return await asyncio.shield(task)
+        flight = self._inflight.get(key)
+        if flight is None:
+            extracted: asyncio.Future[StoryRecord] = asyncio.get_running_loop().create_future()
+            flight = self._inflight[key] = InFlight(extracted, asyncio.ensure_future(self._bounded(page, extracted)))
+            flight.task.add_done_callback(lambda _: self._inflight.pop(key) if self._inflight.get(key) is flight else None)
+            flight.task.add_done_callback(retrieve)
+        return flight
 
-    async def _bounded(self, work: Work) -> Analyzed:
-        """Run ``work`` in a worker slot, within ``settings.analysis_deadline`` from its start.
+    async def _bounded(self, page: Page, extracted: asyncio.Future[StoryRecord]) -> Analyzed:
+        """Extract ``page`` (setting ``extracted``), then run its language stages in a worker slot;
+        both within ``settings.analysis_deadline`` of their own time (the wait for a slot between
+        them does not count).
 
         Past the deadline the waiters get 503 at once and nothing is stored (storing comes after).
-        A thread cannot be stopped, so the work ends at its next stage boundary (``work`` gets a
-        function to call there) and keeps its slot, and the backlog waiting, until it has."""
-        local = self.remote is None  # a remote analysis takes no slot here: the workers bound it
-        if local:
-            await self.workers.reader_slot()  # readers first: the backlog waits while one is counted
+        A thread cannot be stopped, so the work ends at its next stage boundary and keeps its
+        slot, and the backlog waiting, until it has."""
         limit = self.settings.analysis_deadline
-        deadline = time.monotonic() + limit
-
-        def check_deadline() -> None:
-            if time.monotonic() > deadline:
-                raise _over_deadline(limit)
-
-        inner = asyncio.ensure_future(work(check_deadline))
-        if local:
-            inner.add_done_callback(self.workers.reader_done)
+        if self.remote is not None:  # a worker's CPU, not this server's: no slot here, the workers bound it
+            # It keeps its own deadline (it says why it ran out); this one backs it up.
+            analyzed = await self._in_time(asyncio.ensure_future(self.remote.analyze(page, limit)), limit + 1.0, limit)
+            extracted.set_result(analyzed[1])
+            return analyzed
+        self.workers.reader_in()  # readers first: the backlog waits while one is counted
+        started = time.monotonic()
         try:
-            # A remote analysis keeps its own deadline (it says why it ran out); this one backs it up.
-            return await asyncio.wait_for(asyncio.shield(inner), limit if local else limit + 1.0)
+            record, timings = await self._in_time(asyncio.ensure_future(self._extract(page)), limit, limit)
+        except BaseException:
+            self.workers.reader_left()
+            raise
+        left = limit - (time.monotonic() - started)
+        extracted.set_result(record)
+        await self.workers.reader_slot(counted=True)
+        await self.workers.extractions_first()  # (the facts of pages behind this one come first)
+        if left <= 0:  # past it the waiters have had their 503: no language stages
+            self.workers.reader_done(extracted)  # (the slot and the count back)
+            raise _over_deadline(limit)
+        inner = asyncio.ensure_future(self.workers.run(self._analyze_record, record))
+        inner.add_done_callback(self.workers.reader_done)
+        analysis, record = await self._in_time(inner, left, limit)
+        return analysis, record, timings
+
+    @staticmethod
+    async def _in_time(work: asyncio.Future, seconds: float, limit: float):
+        """``work``'s result, or the deadline's 503 after ``seconds`` (``work`` goes on)."""
+        try:
+            return await asyncio.wait_for(asyncio.shield(work), seconds)
         except asyncio.TimeoutError:
+            work.add_done_callback(retrieve)
             log.warning("an analysis took longer than its %g s deadline; its client got 503", limit)
             raise _over_deadline(limit) from None
 
-    def _analyze_new(self, article: Article, *, url: str, canonical_url: str) -> tuple[Analysis, StoryRecord]:
-        analysis = self.analyzer.analyze(article.title, article.text)
-        # The record's fingerprints read the whole text: built here, in the worker thread, too.
-        return analysis, new_story(article, url=url, canonical_url=canonical_url, keyphrases=analysis.keyphrases,
-                                   entities=analysis.entities, embedding=analysis.embedding)
+    def _analyze_record(self, record: StoryRecord) -> tuple[Analysis, StoryRecord]:
+        """The language stages of an extracted record, and the record with their results (in a worker thread)."""
+        analysis = self.analyzer.analyze(record.title, record.text)
+        return analysis, msgspec.structs.replace(record, keyphrases=analysis.keyphrases, entities=analysis.entities,
+                                                 embedding=analysis.embedding)
 
     async def complete(self, story_id: str) -> bool:
         """A job's work (see :mod:`backstory.jobs`): complete a pending story."""

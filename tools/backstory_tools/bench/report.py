@@ -25,6 +25,8 @@ TARGETS = {
     "rss_mb": 450.0,
     "postgres_analyze_ratio": 1.15,  # issue 16: analyse p50 on PostgreSQL within 15 % of SQLite, same run
     "postgres_related_100k_p50_ms": 20.0,
+    "facts_line_p50_ms": 60.0,  # issue 20: the streamed facts line, ~800-word pages, idle server
+    "facts_over_whole_p95": 0.25,  # issue 20: under 16 clients, facts-line p95 / whole-sidebar p95
 }
 
 
@@ -103,6 +105,7 @@ def verdicts(report: dict) -> list[dict]:
         None if ours is None or naive is None else ours >= naive, f"n={q.get('documents')}")
     ch = report.get("cache_hit", {}).get("e2e_client", {}).get("p50")
     add("repeat request (cache hit) p50, e2e", ch, "≤ 20 ms", None if ch is None else ch <= TARGETS["cache_hit_p50_ms"])
+    _stream_verdicts(report, add)
     ld = report.get("load", {})
     if ld:
         thr, p95, errs = ld.get("throughput_per_s"), ld.get("latency_ms", {}).get("p95"), ld.get("errors")
@@ -175,6 +178,26 @@ def verdicts(report: dict) -> list[dict]:
 
         postgres_verdicts(report, add, TARGETS)
     return rows
+
+
+def _stream_verdicts(report: dict, add: Any) -> None:
+    """The streamed answer's rows (issue 20), when the run measured it."""
+    st = report.get("stream", {})
+    idle = st.get("idle", {})
+    if idle:
+        p50 = idle.get("facts_ms", {}).get("p50")
+        add("streamed: facts line p50, ~800-word pages, idle", p50, "≤ 60 ms",
+            None if p50 is None else p50 <= TARGETS["facts_line_p50_ms"],
+            f"n={idle.get('facts_ms', {}).get('n')} ({idle.get('pages')}); whole sidebar p50 "
+            f"{idle.get('whole_ms', {}).get('p50')} ms; server's extract p50 {idle.get('server_extract_ms', {}).get('p50')} ms")
+    ld = st.get("load", {})
+    if ld:
+        ratio = ld.get("facts_p95_over_whole_p95")
+        plain = report.get("load", {}).get("latency_ms", {}).get("p95")
+        add(f"streamed, {ld.get('clients')} clients: facts p95 / whole-sidebar p95", ratio, "≤ 0.25",
+            None if ratio is None else ratio <= TARGETS["facts_over_whole_p95"],
+            f"facts p95 {ld.get('facts_ms', {}).get('p95')} ms, whole p95 {ld.get('whole_ms', {}).get('p95')} ms "
+            f"(not streamed, phase 3: {plain} ms); {ld.get('errors')} errors", unit="")
 
 
 def print_report(report: dict) -> None:

@@ -11,6 +11,9 @@ data is absent):
    on the extraction pages (HTML) and the DUC texts, with an archive of 10,000 stories loaded;
 2. the same request repeated (response-cache hit);
 3. 16 concurrent clients for 30 s (async httpx loop bounded in count and time);
+3b. the streamed answer (``Accept: application/x-ndjson``): the facts line's latency on ~800-word
+   pages with the server idle, and under the same 16 clients the facts line's p95 beside the
+   whole sidebar's (:mod:`backstory_tools.bench.stream`);
 4. related-story lookup alone at 100,000 and 1,000,000 synthetic stories
    (:func:`backstory_tools.related_bench.speed`, run in a child process);
 5. bulk import rate of JSON-lines text stories (``backstory import``);
@@ -65,6 +68,7 @@ from backstory_tools.bench.postgres import (Database, bench_database, database_l
 from backstory_tools.bench.procs import thread_cpu, thread_cpu_per_request
 from backstory_tools.bench.report import git_commit, machine, markdown, print_report, verdicts
 from backstory_tools.bench.server import Server
+from backstory_tools.bench import stream
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -89,7 +93,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="address-space cap of the lookup-only child process (GB; the machine is shared)")
     p.add_argument("--fresh-related", action="store_true",
                    help="re-measure the lookup-only figures even when .bench-cache holds them for this index code")
-    p.add_argument("--skip", default="", help="comma-separated phases to skip: import,load,related,naive,cache,floor")
+    p.add_argument("--skip", default="",
+                   help="comma-separated phases to skip: import,load,stream,related,naive,cache,floor")
     p.add_argument("--timeout", type=float, default=3600, help="limit for each child process (s)")
     p.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
                    help="extra environment for the server process (repeatable), e.g. MALLOC_ARENA_MAX=2")
@@ -259,6 +264,12 @@ def bench(args: argparse.Namespace, db: Database | None) -> int:
                 report["cache_hit"] = measure_cache_hits(server.base, repeat_docs, args.cache_repeats)
                 log(f"  {report['cache_hit']['e2e_client']}")
 
+        # 3b. the streamed answer, the server idle
+        if "stream" not in args.skip and good_pages:
+            log("streamed answers, one at a time: the facts line ...")
+            report["stream"] = {"idle": stream.measure_idle(server.base, pages, {r["id"]: r["words"] for r in good_pages})}
+            log(f"  facts {report['stream']['idle']['facts_ms']}, whole {report['stream']['idle']['whole_ms']}")
+
         # 3. concurrent load
         if "load" not in args.skip and pages:
             log(f"{args.clients} clients for {args.load_seconds:.0f} s ...")
@@ -286,6 +297,11 @@ def bench(args: argparse.Namespace, db: Database | None) -> int:
                 report["load"]["ideal"] = ideal_load(report, pages)
             log(f"  {report['load']['throughput_per_s']}/s, p95 {report['load']['latency_ms'].get('p95')} ms, "
                 f"{report['load']['errors']} errors")
+            if "stream" in report:  # 3b under the same load, streamed
+                log(f"{args.clients} clients streaming for {args.load_seconds:.0f} s ...")
+                report["stream"]["load"] = stream.measure_load(server.base, pages, args.clients, args.load_seconds,
+                                                               args.load_max)
+                log(f"  facts {report['stream']['load']['facts_ms']}, whole {report['stream']['load']['whole_ms']}")
     finally:
         for each in (server, pg_server):
             if each is not None:

@@ -29,7 +29,7 @@ import msgspec
 
 from backstory.story import embedding_text
 
-from . import metrics
+from . import metrics, relation
 
 PRODUCT = "backstory"
 TASKS = ("extraction", "keyphrases", "ner", "related")
@@ -365,19 +365,22 @@ async def _product_related_async(rows: list[dict], k: int) -> tuple[list[tuple[s
                 doc_to_story[row["id"]] = sidebar.story_id
                 story_to_doc.setdefault(sidebar.story_id, row["id"])
             store_seconds = (time.perf_counter() - start) / len(rows)
-            results = []
+            results, observed = [], []
             start = time.perf_counter()
             for row in rows:
                 record = await archive.get(doc_to_story[row["id"]])
-                related = await archive.related(record, limit=k)
-                ranked = [story_to_doc.get(r.story_id, r.story_id) for r in related]
-                results.append((row["id"], ranked))
+                # the panel's 10, whose first k are the flat list scored (the same ranking)
+                found = await archive.related_hits(record, limit=max(k, relation.DEPTH))
+                ranked = [story_to_doc.get(h.story_id, h.story_id) for h, _card in found]
+                results.append((row["id"], ranked[:k]))
+                observed.append(relation.observe(row["id"], record.published, found, story_to_doc))
             query_seconds = (time.perf_counter() - start) / len(rows)
         finally:
             pipeline.close()
             await archive.close()
     merged = len(rows) - len(story_to_doc)
-    return results, {"analyze_store_seconds_per_doc": _r(store_seconds), "seconds_per_doc": _r(query_seconds), "merged_as_duplicates": merged}
+    return results, {"analyze_store_seconds_per_doc": _r(store_seconds), "seconds_per_doc": _r(query_seconds),
+                     "merged_as_duplicates": merged, "observed": observed}
 
 
 def _top_k(rows: list[dict], sims: Any, k: int) -> list[tuple[str, list[str]]]:
@@ -418,9 +421,12 @@ def run_related(data: Path, limit: int | None, peers: bool, k: int = 5) -> dict:
     rows = _related_rows(data, limit)
     systems: dict[str, dict] = {}
     per_query: list[dict] = []
+    relation_folds = None
     try:
         results, extra = asyncio.run(_product_related_async(rows, k))
-        systems[PRODUCT] = {**_related_figures(rows, results, k), **extra}
+        observed = extra.pop("observed")
+        systems[PRODUCT] = {**_related_figures(rows, results, k), **extra, **relation.figures(rows, observed)}
+        relation_folds = relation.held_back(rows, observed)
         event_of = {r["id"]: r["event"] for r in rows}
         for query, ranked in results:  # the misses, to see what the product confuses
             wrong = [r for r in ranked[:k] if event_of.get(r) != event_of[query]]
@@ -440,6 +446,7 @@ def run_related(data: Path, limit: int | None, peers: bool, k: int = 5) -> dict:
         "topics": len({r["topic"] for r in rows}),
         "events": len({r["event"] for r in rows}),
         "systems": systems,
+        "relation_folds": relation_folds,
         "per_document": per_query,
     }
 
