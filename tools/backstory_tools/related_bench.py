@@ -3,6 +3,7 @@
     python -m backstory_tools.related_bench ecb FEATURES.json   # P@5, P@min(5,R), hard-confusion share (index only)
     python -m backstory_tools.related_bench ecb-archive FEATURES.json   # same protocol through the SQLite archive
     python -m backstory_tools.related_bench speed 100000        # p50/p95 lookup ms on N synthetic stories
+    python -m backstory_tools.related_bench features FEATURES.json   # compute the features file (minutes)
 
 The ECB+ features file is a JSON list of {id, topic, event, entities, keyphrases?, embedding?}
 computed once with the project's NLP (texts are read from ../shared/data/related/ecbplus.jsonl
@@ -22,6 +23,7 @@ import numpy as np
 
 from backstory import schemas
 from backstory.archive import related as rel
+from backstory.archive.features import MAX_NUMBERS, Features, compute_features, number_row
 
 from . import default_data_dir
 
@@ -38,7 +40,7 @@ def ecb_eval(features_path: str, weights: dict | None = None, data: Path = DATA)
             f = feats.get(r["id"], {})
             ents = msgspec.convert(f.get("entities", []), list[schemas.Entity])
             kps = msgspec.convert(f.get("keyphrases", []), list[schemas.Keyphrase])
-            feat = rel.compute_features(None, r["text"], ents, kps)
+            feat = compute_features(None, r["text"], ents, kps)
             emb = f.get("embedding")
             index.add(r["id"], feat, emb, None)
             prepared.append((r, feat, emb))
@@ -61,6 +63,29 @@ def ecb_eval(features_path: str, weights: dict | None = None, data: Path = DATA)
         hard.append(sum(confusing) / 5)
     return {"queries": len(p5), "p_at_5": round(statistics.mean(p5), 4), "p_at_min5r": round(statistics.mean(pr), 4),
             "hard_confusion_share": round(statistics.mean(hard), 4)}
+
+
+def make_features(out: str, data: Path = DATA) -> int:
+    """Write the ECB+ features file: each article's entities, keyphrases and embedding as the
+    pipeline's analyzer computes them (no title: the evaluation sends text only)."""
+    from backstory.pipeline import Models
+    from backstory.pipeline.analyzer import Analyzer
+
+    rows = [json.loads(line) for line in data.open()]
+    models = Models.load()
+    analyzer = Analyzer(models)
+    try:
+        feats = []
+        for r in rows:
+            a = analyzer.analyze(None, r["text"])
+            feats.append({"id": r["id"], "topic": r["topic"], "event": r["event"],
+                          "entities": msgspec.to_builtins(a.entities), "keyphrases": msgspec.to_builtins(a.keyphrases),
+                          "embedding": a.embedding})
+    finally:
+        analyzer.close()
+        models.close()
+    Path(out).write_text(json.dumps(feats))
+    return len(feats)
 
 
 def ecb_archive_eval(features_path: str, data: Path = DATA) -> dict:
@@ -137,7 +162,7 @@ def _add_postings(index: rel.RelatedIndex, name: str, term_ids: np.ndarray, slot
 
 def speed(n: int, queries: int = 200, seed: int = 0) -> dict:
     """Lookup latency on n synthetic stories: Zipf-distributed words (128 per story), 8 names
-    from a Zipf-distributed pool, 5 keyphrases, random unit embeddings. Postings are loaded in
+    from a Zipf-distributed pool, 5 keyphrases, up to 8 numbers, random unit embeddings. Postings are loaded in
     arrays inside ``index.bulk()`` (see :func:`_add_slots`); queries are stories of the archive (with feedback)."""
     rng = np.random.default_rng(seed)
     vocab, n_ents, n_kps = 500_000, 300_000, 200_000
@@ -153,8 +178,9 @@ def speed(n: int, queries: int = 200, seed: int = 0) -> dict:
         index.channels[name].vocab = {f"{name[0]}{i}": i for i in range(pool)}
         index.channels[name].df = np.zeros(pool, dtype=np.int32)
     per = {"terms": 128, "ents": 8, "kps": 5}
+    number_codes = np.asarray([number_row([str(x)])[0] for x in range(100_000)])  # the index's code of each number
     samples: list = []
-    store: dict[str, rel.Features] = {}
+    store: dict[str, Features] = {}
     sample_at = set(rng.choice(n, size=min(queries, n), replace=False).tolist())
     with index.bulk():
         batch = 50_000
@@ -170,12 +196,17 @@ def speed(n: int, queries: int = 200, seed: int = 0) -> dict:
                 for i in range(m):
                     if start + i in sample_at:
                         sid = f"{start + i:016x}"
-                        entry = store.setdefault(sid, rel.Features(terms=[], ents=[], kps=[]))
+                        entry = store.setdefault(sid, Features(terms=[], ents=[], kps=[]))
                         uniq = dict(zip((f"{name[0]}{t}" for t in ids[i]), raw[i].tolist()))
                         items = [(key, w) if name == "terms" else (key, w, key) for key, w in uniq.items()]
                         setattr(entry, name, items)
+            # numbers (counts, amounts): 0-8 per story from a Zipf-distributed pool of 100,000
+            nums = zipf_ids((m, MAX_NUMBERS), 100_000)
+            nums[rng.random((m, MAX_NUMBERS)) < 0.5] = -1
+            index.numbers[slots] = np.where(nums >= 0, number_codes[np.maximum(nums, 0)], 0)
             for i in range(m):
                 if start + i in sample_at:
+                    store[f"{start + i:016x}"].numbers = [str(x) for x in dict.fromkeys(nums[i].tolist()) if x >= 0]
                     samples.append((f"{start + i:016x}", embs[i]))
     build = time.perf_counter() - t0
     times, cpu = [], []
@@ -193,7 +224,9 @@ def speed(n: int, queries: int = 200, seed: int = 0) -> dict:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "ecb-archive":
+    if sys.argv[1] == "features":
+        print(make_features(sys.argv[2]))
+    elif sys.argv[1] == "ecb-archive":
         print(ecb_archive_eval(sys.argv[2]))
     elif sys.argv[1] == "ecb":
         w = json.loads(sys.argv[3]) if len(sys.argv) > 3 else None

@@ -3,18 +3,20 @@
 :func:`compute_features` turns a story's title, text, entities and keyphrases into
 :class:`Features`: the content words (lower-cased, stop words dropped, sublinear tf), the
 entities (label weight x log count, keyed by :func:`backstory.entity_key.index_key`), the
-keyphrases (score) and the dates it names (years, months, calendar days, weekdays). Backends
+keyphrases (score), the dates it names (years, months, calendar days, weekdays) and the
+numbers (counts, amounts: :func:`numbers_in`). Backends
 persist them (:func:`encode_features` / :func:`decode_features`) so that start-up needs no NLP;
 bump :data:`FEATURES_VERSION` whenever the result of :func:`compute_features` changes, and stored
 features are recomputed. The index that ranks stories by them is
 :mod:`backstory.archive.related`; :func:`year_mask`, :func:`calendar_mask` and :func:`day_row`
-are the compact forms of the dates it stores and compares.
+are the compact forms of the dates it stores and compares, :func:`number_row` that of the numbers.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import zlib
 from collections import Counter
 from typing import Iterable, Sequence
 
@@ -23,7 +25,7 @@ import numpy as np
 
 from ..entity_key import index_key
 
-FEATURES_VERSION = 2  # bump when compute_features changes: stored features are then recomputed
+FEATURES_VERSION = 3  # bump when compute_features changes: stored features are then recomputed
 MAX_TERMS = 128         # content words kept per story (most frequent first)
 
 ENTITY_LABEL_WEIGHT = {
@@ -75,6 +77,9 @@ _MONTH_DAY = re.compile(rf"\b({_MONTH_RE})\.?\s*(\d{{1,2}})(?!\d)")             
 _DAY_MONTH = re.compile(rf"(?<!\d)(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MONTH_RE})")   # 26th of September
 _WEEKDAY = re.compile(r"\b(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b")
 MAX_DAYS = 4  # calendar days kept per story (first named first)
+# a number: "1,200", "6.1", "45" (not part of a word, a version "2.0.1" or a date "12.2013")
+_NUMBER = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?!\w|[.,]\d)")
+MAX_NUMBERS = 8  # numbers kept per story (first named first)
 
 
 def tokenize(text: str) -> list[str]:
@@ -109,6 +114,25 @@ def dates_in(text: str) -> tuple[list[int], list[int], list[int], list[int]]:
     return years, months, sorted(days[:MAX_DAYS]), weekdays
 
 
+def numbers_in(text: str) -> list[str]:
+    """The counts and amounts a text names, first named first (at most ``MAX_NUMBERS``): numbers of
+    two digits or more, or with decimals ("1,200" = "1200", "6.10" = "6.1"), that are not a year
+    nor the day of a date. Two reports of one event share them (the toll, the magnitude, the sum);
+    two events of the same kind rarely do."""
+    taken = [m.span() for rx in (_YEAR, _MONTH_DAY, _DAY_MONTH) for m in rx.finditer(text)]
+    out: list[str] = []
+    for m in _NUMBER.finditer(text):
+        if any(a <= m.start() < b for a, b in taken):
+            continue
+        whole, frac = m.group(1).replace(",", ""), (m.group(2) or "").rstrip("0").rstrip(".")
+        value = (whole.lstrip("0") or "0") + frac
+        if (len(whole.lstrip("0")) >= 2 or frac) and value not in out:
+            out.append(value)
+            if len(out) == MAX_NUMBERS:
+                break
+    return out
+
+
 class Features(msgspec.Struct, array_like=True):
     """What the index keeps of one story (also persisted by backends so start-up needs no NLP)."""
 
@@ -119,6 +143,7 @@ class Features(msgspec.Struct, array_like=True):
     months: list[int] = []
     days: list[int] = []
     weekdays: list[int] = []
+    numbers: list[str] = []                   # counts and amounts named (see numbers_in)
 
 
 _features_encoder = msgspec.msgpack.Encoder()
@@ -169,8 +194,10 @@ def compute_features(title: str | None, text: str, entities: Sequence, keyphrase
         if key and (key not in kps or kp.score > kps[key][0]):
             kps[key] = (max(float(kp.score), 0.05), kp.phrase)
     kp_list = [(k, w, name) for k, (w, name) in kps.items()]
-    years, months, days, weekdays = dates_in(f"{title or ''}\n{text}")
-    return Features(terms=terms, ents=ent_list, kps=kp_list, years=years, months=months, days=days, weekdays=weekdays)
+    whole = f"{title or ''}\n{text}"
+    years, months, days, weekdays = dates_in(whole)
+    return Features(terms=terms, ents=ent_list, kps=kp_list, years=years, months=months, days=days, weekdays=weekdays,
+                    numbers=numbers_in(whole))
 
 
 def year_mask(years: Iterable[int]) -> np.ndarray:
@@ -191,6 +218,14 @@ def day_row(days: Sequence[int]) -> np.ndarray:
     """The first ``MAX_DAYS`` calendar days, zero-padded, as the index stores them."""
     row = np.zeros(MAX_DAYS, dtype=np.int16)
     row[: min(len(days), MAX_DAYS)] = days[:MAX_DAYS]
+    return row
+
+
+def number_row(numbers: Sequence[str]) -> np.ndarray:
+    """The first ``MAX_NUMBERS`` numbers as the index stores them: non-zero 64-bit codes, zero-padded."""
+    row = np.zeros(MAX_NUMBERS, dtype=np.int64)
+    for i, value in enumerate(numbers[:MAX_NUMBERS]):
+        row[i] = (zlib.crc32(value.encode("ascii", "replace")) << 1) | 1  # odd: never the padding
     return row
 
 

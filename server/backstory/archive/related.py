@@ -17,7 +17,9 @@ again, which keeps the list on the query's *event* rather than its topic. Names 
 separate events better than meaning does, so the embedding weighs little. Last, dates: a
 candidate naming one of the query's years, months or calendar days gains a little; one naming
 years (months, weekdays) but none of the query's loses a little (two floods of the same river
-share every word but the date). Stories that name no date are left as they are. Each hit carries what decides its relation to the
+share every word but the date). Stories that name no date are left as they are. Numbers
+likewise: a candidate naming the query's counts or amounts (a toll, a magnitude, a sum) gains a
+little. Each hit carries what decides its relation to the
 query (same event or background, :mod:`backstory.archive.relation`): its SimHash distance, and
 how much of the query's neighbourhood it shares, from one more first-pass lookup per hit.
 
@@ -37,7 +39,7 @@ import numpy as np
 
 from ..duplicates import hamming, popcount64
 from ..story import EMBEDDING_DIM, OPERATOR, Viewer
-from .features import MAX_DAYS, Features, calendar_mask, day_row, quantize, year_mask
+from .features import MAX_DAYS, MAX_NUMBERS, Features, calendar_mask, day_row, number_row, quantize, year_mask
 from .postings import Postings
 
 # Fusion weights, tuned on ECB+ (see backstory_tools.related_bench).
@@ -57,6 +59,10 @@ NEIGHBOUR_BUDGET = 5_000  # postings a hit's neighbourhood lookup reads at most 
 # the final ranking (not to the first pass, nor to the shown score).
 DATE_AGREE = {"years": 0.05, "months": 0.05, "days": 0.10}
 DATE_CONFLICT = {"years": 0.10, "months": 0.10, "weekdays": 0.05}
+# Numbers (see ``features.numbers_in``): added per number the query and a candidate both name, at
+# most NUMBERS_COUNTED of them, like the dates.
+NUMBER_AGREE = 0.05
+NUMBERS_COUNTED = 2
 
 
 @dataclass
@@ -95,6 +101,7 @@ class RelatedIndex:
         self.years = np.zeros((cap, 2), dtype=np.uint64)
         self.cal = np.zeros(cap, dtype=np.uint32)
         self.days = np.zeros((cap, MAX_DAYS), dtype=np.int16)
+        self.numbers = np.zeros((cap, MAX_NUMBERS), dtype=np.int64)  # number_row codes (0 = none)
         # Whose each story is: 0 the team's, else a private story's owner (its code in owner_code).
         # A lookup shows a viewer the team's stories and its own only (see query and near_simhash).
         self.owner = np.zeros(cap, dtype=np.int32)
@@ -133,6 +140,7 @@ class RelatedIndex:
         self.alive, self.simhash, self.has_simhash = grow(self.alive), grow(self.simhash), grow(self.has_simhash)
         self.emb, self.has_emb = grow(self.emb), grow(self.has_emb)
         self.years, self.cal, self.days = grow(self.years), grow(self.cal), grow(self.days)
+        self.numbers = grow(self.numbers)
         self.owner = grow(self.owner)
 
     def add(self, story_id: str, features: Features, embedding: Sequence[float] | np.ndarray | None,
@@ -170,6 +178,7 @@ class RelatedIndex:
                 self.has_emb[slot] = True
             self.years[slot], self.cal[slot] = year_mask(features.years), calendar_mask(features)
             self.days[slot] = day_row(features.days)
+            self.numbers[slot] = number_row(features.numbers)
             if not self._bulk:
                 self._maybe_merge()
 
@@ -350,7 +359,7 @@ class RelatedIndex:
                     if qe is not None:
                         qe = qe + PRF_WEIGHT * np.mean([self.emb[t].astype(np.float32) / 127.0 for t in top], axis=0)
                     cand, total = self._score(queries, qe, n, limit, exclude)
-            total = total + self._dates(cand, features)
+            total = total + self._dates(cand, features) + self._numbers(cand, features)
             order = np.argsort(-total)
             hits, nearest = [], []
             for j in order:
@@ -420,6 +429,14 @@ class RelatedIndex:
             same = (d[:, :, None] == q[q != 0][None, None, :]).any(axis=(1, 2))
             out += DATE_AGREE["days"] * same
         return out
+
+    def _numbers(self, cand: np.ndarray, features: Features) -> np.ndarray:
+        """What the numbers the query and each candidate both name add to the candidate's score."""
+        if not len(cand) or not features.numbers or not NUMBER_AGREE:
+            return np.zeros(len(cand))
+        q = number_row(features.numbers)
+        shared = (self.numbers[cand][:, :, None] == q[q != 0][None, None, :]).any(axis=2).sum(axis=1)
+        return NUMBER_AGREE * np.minimum(shared, NUMBERS_COUNTED)
 
     def _expand(self, name: str, query: tuple[np.ndarray, np.ndarray], docs: list[list]) -> tuple[np.ndarray, np.ndarray]:
         """The query vector plus the mean of the feedback stories' vectors (times PRF_WEIGHT)."""
