@@ -32,8 +32,9 @@ def shared_neighbours(index: RelatedIndex, hits: list[Hit], stored: list[Feature
     """Set each hit's ``shared_neighbours``: the share of the query's neighbourhood (``nearest``:
     its NEIGHBOURS nearest slots with their ranking scores; the hit left out) among the hit's own
     NEIGHBOURS nearest (the query's story and ``exclude`` left out: the same whether the query is
-    archived or not); None when the hit has fewer neighbours (in a small archive every story is
-    near every other, and the score decides)."""
+    archived or not); None when the hit has fewer neighbours: only stories that share words or
+    names with it are candidates (never a scan of every embedding), and in a small archive, where
+    every story is near every other, the score decides."""
     todo = [(h, f) for h, f in zip(hits, stored) if needs_neighbourhood(h)]
     if not todo or not nearest:
         return
