@@ -7,10 +7,12 @@ and the API (``relation`` on each item, ``?relation=`` filtering) on both backen
 from __future__ import annotations
 
 import msgspec
+import numpy as np
 import pytest
 from litestar.testing import AsyncTestClient
 
 from backstory import schemas
+from backstory.archive import neighbours
 from backstory.archive.features import compute_features
 from backstory.archive.related import NEIGHBOURS, Hit, RelatedIndex
 from backstory.archive.relation import MAX_GAP_DAYS, THRESHOLDS, Thresholds, days_apart, relation_of
@@ -76,12 +78,18 @@ def _reports(event: list[str], n: int, tag: str) -> list[tuple[str, str]]:
     return out
 
 
-def test_reports_of_one_event_share_neighbourhoods_and_another_events_do_not() -> None:
+def _two_events() -> tuple[RelatedIndex, dict]:
+    """An index of event A's 5 reports and event B's 14, and their features."""
     index = RelatedIndex()
     stories = _reports(EVENT_A, 5, "a") + _reports(EVENT_B, 14, "b")
     features = {sid: compute_features(None, text, [], []) for sid, text in stories}
     for sid, f in features.items():
         index.add(sid, f, None, None)
+    return index, features
+
+
+def test_reports_of_one_event_share_neighbourhoods_and_another_events_do_not() -> None:
+    index, features = _two_events()
     hits = index.query(features["a0"], None, exclude_id="a0", limit=NEIGHBOURS,
                        features_of=lambda ids: [features[i] for i in ids])
     got = {h.story_id: relation_of(h) for h in hits}
@@ -92,6 +100,31 @@ def test_reports_of_one_event_share_neighbourhoods_and_another_events_do_not() -
     # without the stored features of the hits there is no neighbourhood: the score decides
     bare = index.query(features["a0"], None, exclude_id="a0", limit=NEIGHBOURS)
     assert bare and all(h.shared_neighbours is None for h in bare)
+
+
+def test_all_hits_neighbourhoods_at_once_match_one_first_pass_per_hit() -> None:
+    """The batch of :mod:`backstory.archive.neighbours` is each hit's own first pass (the index's
+    ``_score``, the query's story and the hit left out); a near copy is not looked up."""
+    index, features = _two_events()
+    found = index.query(features["b0"], None, exclude_id="b0", limit=NEIGHBOURS,
+                        features_of=lambda ids: [features[i] for i in ids])
+    assert len(found) == NEIGHBOURS and all(h.shared_neighbours is not None for h in found), found
+    n, query = len(index.ids), index.slot_of["b0"]
+    nearest = [(index.slot_of[h.story_id], h.score) for h in found]
+    hits = [Hit(h.story_id, h.score, copy_distance=0 if i % 3 == 2 else None) for i, h in enumerate(found)]
+    neighbours.shared_neighbours(index, hits, [features[h.story_id] for h in hits], nearest, n,
+                                 np.arange(n) == query)
+    for i, hit in enumerate(hits):
+        if i % 3 == 2:  # a near copy is the same event whatever its neighbourhood
+            assert hit.shared_neighbours is None, hit
+            continue
+        slot = index.slot_of[hit.story_id]
+        own = np.isin(np.arange(n), [query, slot])
+        queries = {name: index._channel_query(name, getattr(features[hit.story_id], name)) for name in ("terms", "ents", "kps")}
+        cand, total = index._score(queries, None, n, 0, own, neighbours.NEIGHBOUR_BUDGET)
+        mine = set(cand[np.argsort(-total)[:NEIGHBOURS]].tolist())
+        whole = sum(w for s, w in nearest if s != slot)
+        assert hit.shared_neighbours == round(sum(w for s, w in nearest if s in mine) / whole, 4), (hit, mine)
 
 
 # --- the archive, on both backends -------------------------------------------------------------

@@ -21,7 +21,7 @@ share every word but the date). Stories that name no date are left as they are. 
 likewise: a candidate naming the query's counts or amounts (a toll, a magnitude, a sum) gains a
 little. Each hit carries what decides its relation to the
 query (same event or background, :mod:`backstory.archive.relation`): its SimHash distance, and
-how much of the query's neighbourhood it shares, from one more first-pass lookup per hit.
+how much of the query's neighbourhood it shares (:mod:`backstory.archive.neighbours`).
 
 ``python -m backstory_tools.related_bench`` measures it on ECB+ dev; the figures of each signal
 are in ``docs/quality.md`` and ``docs/benchmarks.md``.
@@ -40,6 +40,7 @@ import numpy as np
 from ..duplicates import hamming, popcount64
 from ..story import EMBEDDING_DIM, OPERATOR, Viewer
 from .features import MAX_DAYS, MAX_NUMBERS, Features, calendar_mask, day_row, number_row, quantize, year_mask
+from .neighbours import shared_neighbours
 from .postings import Postings
 
 # Fusion weights, tuned on ECB+ (see backstory_tools.related_bench).
@@ -52,7 +53,6 @@ MAX_DF_FRACTION = 0.05  # words in more stories than this are skipped when the a
 POSTINGS_BUDGET = 20_000  # postings read per lookup pass at most
 MIN_SCORE = 0.04        # weaker matches are not shown
 NEIGHBOURS = 10         # the nearest stories compared by Hit.shared_neighbours (whatever the limit)
-NEIGHBOUR_BUDGET = 5_000  # postings a hit's neighbourhood lookup reads at most (its most telling words)
 # Dates (see ``features.dates_in``): stories that name the same year, month or calendar day are more
 # likely to report the same event; two stories that both name years (months, weekdays) but not
 # one in common are likely to report two events of the same kind. Added to the fused score of
@@ -73,7 +73,7 @@ class Hit:
     shared_keyphrases: list[str] = field(default_factory=list)
     # What backstory.archive.relation reads besides the score: the SimHash distance to the query's
     # text (None: either is too short), and how much of the query's neighbourhood the hit shares
-    # (see _neighbourhoods: reports of one event are each other's neighbours).
+    # (see backstory.archive.neighbours: reports of one event are each other's neighbours).
     copy_distance: int | None = None
     shared_neighbours: float | None = None
 
@@ -379,30 +379,8 @@ class RelatedIndex:
                 stored = features_of([h.story_id for h in hits]) if features_of is not None else None
                 self._explain(hits, features, stored, base)
                 if stored is not None:
-                    self._neighbourhoods(hits, stored, nearest, n, exclude)
+                    shared_neighbours(self, hits, stored, nearest, n, exclude)
             return hits
-
-    def _neighbourhoods(self, hits: list[Hit], stored: list[Features], nearest: list[tuple[int, float]], n: int,
-                        exclude: np.ndarray) -> None:
-        """Each hit's ``shared_neighbours``: the share of the query's neighbourhood (its NEIGHBOURS
-        nearest stories, weighed by their ranking scores, the hit left out) among the hit's own
-        NEIGHBOURS nearest (a first-pass lookup, the query's story and exclusions left out: the
-        same whether the query is archived or not); None when the hit has fewer neighbours."""
-        weight = dict(nearest)
-        for hit, f in zip(hits, stored):
-            slot = self.slot_of[hit.story_id]
-            own = exclude.copy()
-            own[slot] = True
-            queries = {name: self._channel_query(name, getattr(f, name)) for name in _SPARSE}
-            qe = self.emb[slot].astype(np.float32) / 127.0 if self.has_emb[slot] else None
-            # limit 0: no candidates by meaning alone (a scan of every embedding); a hit that shares
-            # words with too few stories has no full neighbourhood, and its score decides
-            cand, total = self._score(queries, qe, n, 0, own, NEIGHBOUR_BUDGET)
-            keep = total >= MIN_SCORE
-            mine = set(cand[keep][np.argsort(-total[keep])[:NEIGHBOURS]].tolist())
-            whole = sum(w for s, w in weight.items() if s != slot)
-            if len(mine) >= NEIGHBOURS and whole > 0:  # in a small archive every story is near every other
-                hit.shared_neighbours = round(sum(w for s, w in weight.items() if s in mine) / whole, 4)
 
     def _dates(self, cand: np.ndarray, features: Features) -> np.ndarray:
         """What the dates the query and each candidate name add to the candidate's score."""

@@ -23,10 +23,12 @@ in ``docs/quality.md``.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..schemas import Relation
-from .related import Hit
+
+if TYPE_CHECKING:  # (related.py imports this module, through neighbours.py)
+    from .related import Hit
 
 COPY_BITS = 3     # SimHash bits apart: a copy with small edits (see backstory.duplicates)
 MAX_GAP_DAYS = 7  # published further apart than this: not the same event (not tuned: ECB+ has no dates)
@@ -35,7 +37,7 @@ MAX_GAP_DAYS = 7  # published further apart than this: not the same event (not t
 class Thresholds(NamedTuple):
     shared_neighbours: float | None = 0.45
     """The share of the query's neighbourhood the hit shares, from which it reports the same
-    event (see ``RelatedIndex._neighbourhoods``); None: neighbourhoods are not looked at (to
+    event (see :mod:`backstory.archive.neighbours`); None: neighbourhoods are not looked at (to
     measure the score rule alone)."""
     same_event_score: float = 0.20
     """When no neighbourhood is known: the shown similarity from which it reports the same event."""
@@ -55,6 +57,12 @@ def relation_of(hit: Hit, published: str | None = None, hit_published: str | Non
     if hit.shared_neighbours is not None and thresholds.shared_neighbours is not None:
         return "same_event" if hit.shared_neighbours >= thresholds.shared_neighbours else "background"
     return "same_event" if hit.score >= thresholds.same_event_score else "background"
+
+
+def needs_neighbourhood(hit: Hit) -> bool:
+    """Whether :func:`relation_of` may read the hit's neighbourhood: not for a near copy (the
+    publication dates are not known to the index, so a hit too far apart is still looked up)."""
+    return hit.copy_distance is None or hit.copy_distance > COPY_BITS
 
 
 def days_apart(a: str | None, b: str | None) -> int | None:

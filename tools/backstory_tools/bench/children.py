@@ -28,8 +28,8 @@ def related_code_key() -> str:
     """Hash of the code the lookup-only figure depends on (the index and its synthetic bench)."""
     h = hashlib.sha256()
     archive = ROOT / "server" / "backstory" / "archive"
-    for path in (archive / "related.py", archive / "postings.py", archive / "features.py", archive / "base.py",
-                 ROOT / "tools" / "backstory_tools" / "related_bench.py"):
+    for path in (archive / "related.py", archive / "neighbours.py", archive / "relation.py", archive / "postings.py",
+                 archive / "features.py", archive / "base.py", ROOT / "tools" / "backstory_tools" / "related_bench.py"):
         h.update(path.read_bytes())
     return h.hexdigest()[:12]
 
