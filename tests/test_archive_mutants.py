@@ -363,3 +363,23 @@ async def test_a_members_private_copy_of_a_team_story_is_not_related_to_it(new_a
         assert hers.story_id != team.story_id  # copies never merge across owners
         assert await archive.related(team, viewer=ALICE) == []
         assert await archive.related(hers, viewer=ALICE) == []
+
+
+# ---- related: the copy distance, only from a text SimHash can speak for ------------------------
+async def test_each_hit_carries_its_simhash_distance_to_a_text_long_enough(new_archive) -> None:
+    near = rewritten(3, 0, 5)  # near by SimHash, no copy: a story of its own, related
+    async with new_archive() as archive:
+        original = await archive.upsert(record("https://one.example/vell", RIVER, entities=FLOOD))
+        query = record("https://two.example/vell", near, entities=FLOOD)
+        hits = {h.story_id: h for h, _card in await archive.related_hits(query, 5)}
+        assert hits[original.story_id].copy_distance == hamming(simhash(RIVER), simhash(near))
+
+
+@pytest.mark.parametrize("text", ["", " ".join(RIVER.split()[:20])], ids=["empty", "lead"])
+async def test_a_text_too_short_for_a_simhash_is_no_near_copy_of_any_story(new_archive, text: str) -> None:
+    async with new_archive() as archive:
+        original = await archive.upsert(record("https://one.example/vell", RIVER, entities=FLOOD))
+        query = record("https://two.example/vell", text, title="Lorrington flood: the river Vell", entities=FLOOD)
+        hits = await archive.related_hits(query, 5)
+        assert [h.story_id for h, _card in hits] == [original.story_id]  # found by its names
+        assert hits[0][0].copy_distance is None

@@ -17,7 +17,7 @@ from backstory.archive.features import compute_features
 from backstory.archive.related import NEIGHBOURS, Hit, RelatedIndex
 from backstory.archive.relation import MAX_GAP_DAYS, THRESHOLDS, Thresholds, days_apart, relation_of
 from backstory.config import Settings
-from backstory.story import StoryRecord
+from backstory.story import StoryRecord, utc_now
 
 from .conftest import assert_problem
 
@@ -169,7 +169,8 @@ async def test_a_copy_elsewhere_is_the_same_event_and_an_earlier_story_on_the_sa
     assert by_id[wire.story_id].relation == "same_event", related
     assert by_id[earlier.story_id].relation == "background", related
     assert "Tomas Greer" in by_id[earlier.story_id].shared_entities  # backstory, and why
-    assert all(r.first_seen for r in related)
+    # each related story was first seen when it was stored
+    assert by_id[wire.story_id].first_seen == wire.first_seen and by_id[earlier.story_id].first_seen == earlier.first_seen
     # the filter is a view of the same list
     only = await archive.related(read, limit=10, relation="background")
     assert [r.story_id for r in only] == [r.story_id for r in related if r.relation == "background"]
@@ -177,6 +178,22 @@ async def test_a_copy_elsewhere_is_the_same_event_and_an_earlier_story_on_the_sa
     undated = msgspec.structs.replace(read, published=None)
     again = {r.story_id: r.relation for r in await archive.related(undated, limit=10)}
     assert again[wire.story_id] == "same_event"
+
+
+async def test_the_same_report_published_weeks_apart_is_background_whichever_date_is_the_querys(archive) -> None:
+    people = [("Orlan Shipping", "ORG", 2), ("Tomas Greer", "PERSON", 1), ("Tessaly", "GPE", 1), ("Ilse Varga", "PERSON", 1)]
+    before = utc_now()
+    read = await archive.upsert(_story(1, SPILL, "harbour.example", "2026-03-10", people))
+    later = await archive.upsert(_story(2, SPILL_WIRE, "wire.example", "2026-04-20", people))
+    assert days_apart(read.published, later.published) > MAX_GAP_DAYS
+    assert before <= later.first_seen <= utc_now()
+    for query, other in ((read, later), (later, read)):
+        related = await archive.related(query, limit=10)
+        assert [(r.story_id, r.relation) for r in related] == [(other.story_id, "background")]
+        assert [r.story_id for r in await archive.related(query, limit=10, relation="same_event")] == []
+    # the query undated: the score decides, as for the same report on the same day
+    undated = msgspec.structs.replace(read, published=None)
+    assert [r.relation for r in await archive.related(undated, limit=10)] == ["same_event"]
 
 
 # --- the API, on both backends -----------------------------------------------------------------
