@@ -107,3 +107,15 @@ def test_to_signed64_wraps_at_the_sign_bit() -> None:
     assert to_signed64(1 << 63) == -(1 << 63)
     assert to_signed64((1 << 64) - 1) == -1
     assert to_signed64(1 << 64) == 0
+
+
+def test_popcount64_counts_the_set_bits_with_numpys_own_count_and_without_it(monkeypatch):
+    import numpy as np
+
+    from backstory.duplicates import popcount64
+
+    values = np.array([0, 1, 0xFF, 2**63, 2**64 - 1, 0x0123456789ABCDEF], dtype=np.uint64)
+    expected = [0, 1, 8, 1, 64, 32]  # counted by hand: 0x0123456789ABCDEF has 0+1+1+2+1+2+2+3+1+2+2+3+2+3+3+4
+    assert popcount64(values).tolist() == expected
+    monkeypatch.delattr(np, "bitwise_count", raising=False)  # numpy < 2.0 has no bitwise_count
+    assert popcount64(values).tolist() == expected
