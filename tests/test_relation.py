@@ -127,6 +127,20 @@ def test_all_hits_neighbourhoods_at_once_match_one_first_pass_per_hit() -> None:
         assert hit.shared_neighbours == round(sum(w for s, w in nearest if s in mine) / whole, 4), (hit, mine)
 
 
+def test_a_hit_whose_words_the_index_does_not_know_has_no_neighbourhood() -> None:
+    # Found by the hostile-bodies fuzz test: a hit with no key that can match anything (its stored
+    # features name only words no story has) once made the batch index an empty array.
+    index, features = _two_events()
+    found = index.query(features["b0"], None, exclude_id="b0", limit=NEIGHBOURS,
+                        features_of=lambda ids: [features[i] for i in ids])
+    n = len(index.ids)
+    hit = Hit(found[0].story_id, found[0].score)
+    unknown = compute_features(None, "Qwzx vrrbl kzzt ploomf.", [], [])
+    neighbours.shared_neighbours(index, [hit], [unknown], [(index.slot_of[h.story_id], h.score) for h in found],
+                                 n, np.arange(n) == index.slot_of["b0"])
+    assert hit.shared_neighbours is None
+
+
 # --- the archive, on both backends -------------------------------------------------------------
 
 SPILL = ("Orlan Shipping fined over Tessaly harbour oil spill",

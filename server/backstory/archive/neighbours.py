@@ -91,6 +91,8 @@ def _postings(index: RelatedIndex, stored: list[Features], hits: int) -> tuple[n
     # most telling first within each hit and channel; then within the channel's share of the
     # hit's budget (at least its most telling key)
     grp, tids, w, df = (np.concatenate(field) for field in zip(*keys))
+    if not len(grp):  # no hit has a key that can match (unseen, or in too many stories)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
     grp, tids, w, df = _best(grp, tids, w, len(w), df)
     share = NEIGHBOUR_BUDGET / wsum * np.asarray([index.weights[name] for name in names])[grp % len(names)]
     before = np.cumsum(df) - df
