@@ -12,16 +12,27 @@ whose relation is decided without it (near copies) are not looked up at all. The
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import NamedTuple
 
 import numpy as np
 
-from . import related as _related  # (a cycle: read at call time only)
 from .relation import needs_neighbourhood
 
-if TYPE_CHECKING:
-    from .features import Features
-    from .related import Hit, RelatedIndex
+# The annotations name RelatedIndex and Hit of backstory.archive.related and Features of
+# .features without importing them: the ranking imports this module, and an import back (even
+# for type checkers only) would close a circle (tests/test_imports.py).
+
+
+class Limits(NamedTuple):
+    """The related ranking's limits a first pass keeps to (``RelatedIndex.limits``: the ranking's
+    module holds them and imports this one)."""
+
+    query_terms: int
+    max_df_fraction: float
+    min_score: float
+    neighbours: int
+    channels: tuple[str, ...]
+
 
 NEIGHBOUR_BUDGET = 1_000   # postings one hit's neighbourhood reads at most (its most telling words)
 NEIGHBOUR_CANDIDATES = 20  # a hit's best candidates by shared words that get the embedding term
@@ -54,13 +65,13 @@ def shared_neighbours(index: RelatedIndex, hits: list[Hit], stored: list[Feature
         q = index.emb[slots].astype(np.float32) * (index.has_emb[slots][:, None] / (127.0 * 127.0))
         e = np.einsum("ij,ij->i", index.emb[doc].astype(np.float32), q[g])
         score = score + w_emb * np.clip(e, 0, None) * index.has_emb[doc]
-    keep = score >= _related.MIN_SCORE
-    g, doc, score = _best(g[keep], doc[keep], score[keep], _related.NEIGHBOURS)
+    keep = score >= index.limits.min_score
+    g, doc, score = _best(g[keep], doc[keep], score[keep], index.limits.neighbours)
     weight = dict(nearest)
     for i, (hit, _) in enumerate(todo):
         mine = doc[g == i]
         whole = sum(w for s, w in weight.items() if s != slots[i])
-        if len(mine) >= _related.NEIGHBOURS and whole > 0:
+        if len(mine) >= index.limits.neighbours and whole > 0:
             hit.shared_neighbours = round(sum(weight.get(int(s), 0.0) for s in mine) / whole, 4)
 
 
@@ -69,8 +80,8 @@ def _postings(index: RelatedIndex, stored: list[Features], hits: int) -> tuple[n
     weight). Per hit and channel, as in ``RelatedIndex._score``: the unit-length idf-weighted
     vector of its QUERY_TERMS most telling keys, read most telling first while the channel's
     share of the budget lasts, words in too many stories skipped."""
-    common = max(_related.MAX_DF_FRACTION * index.n_alive, 2000)
-    names = [name for name in _related._SPARSE if index.weights.get(name, 0.0)]
+    common = max(index.limits.max_df_fraction * index.n_alive, 2000)
+    names = [name for name in index.limits.channels if index.weights.get(name, 0.0)]
     if not names:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
     wsum = sum(index.weights[name] for name in names)
@@ -82,8 +93,8 @@ def _postings(index: RelatedIndex, stored: list[Features], hits: int) -> tuple[n
         grp = np.repeat(np.arange(hits, dtype=np.int64), [len(its) for its in items])
         w = np.asarray([float(it[1]) for its in items for it in its], dtype=np.float32)
         w = np.where(tids >= 0, w * index._idf(ch, np.where(tids >= 0, tids, 0)), 0)  # unseen keys match nothing
-        if name == "terms" and max(map(len, items)) > _related.QUERY_TERMS:  # a long story: its most telling words
-            grp, tids, w = _best(grp, tids, w, _related.QUERY_TERMS)
+        if name == "terms" and max(map(len, items)) > index.limits.query_terms:  # a long story: its most telling words
+            grp, tids, w = _best(grp, tids, w, index.limits.query_terms)
         norm = np.sqrt(np.bincount(grp, weights=(w * w).astype(np.float64), minlength=hits))
         df = ch.df[np.where(tids >= 0, tids, 0)]
         ok = (w > 0) & (df <= common)

@@ -40,7 +40,7 @@ import numpy as np
 from ..duplicates import hamming, popcount64
 from ..story import EMBEDDING_DIM, OPERATOR, Viewer
 from .features import MAX_DAYS, MAX_NUMBERS, Features, calendar_mask, day_row, number_row, quantize, year_mask
-from .neighbours import shared_neighbours
+from .neighbours import Limits, shared_neighbours
 from .postings import Postings
 
 # Fusion weights, tuned on ECB+ (see backstory_tools.related_bench).
@@ -111,6 +111,12 @@ class RelatedIndex:
         self._bulk = 0
 
     # ---- writes -------------------------------------------------------------------------
+
+    @property
+    def limits(self) -> Limits:
+        """The ranking's limits as this module sets them now (the neighbourhoods' first pass keeps to them too)."""
+        return Limits(QUERY_TERMS, MAX_DF_FRACTION, MIN_SCORE, NEIGHBOURS, _SPARSE)
+
     def __len__(self) -> int:
         return self.n_alive
 

@@ -23,12 +23,19 @@ in ``docs/quality.md``.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple, Protocol
 
 from ..schemas import Relation
 
-if TYPE_CHECKING:  # (related.py imports this module, through neighbours.py)
-    from .related import Hit
+
+
+class RankedHit(Protocol):
+    """What the relation reads of a related hit (``backstory.archive.related.Hit``; named by its
+    fields, as the ranking imports this module)."""
+
+    score: float
+    copy_distance: int | None
+    shared_neighbours: float | None
 
 COPY_BITS = 3     # SimHash bits apart: a copy with small edits (see backstory.duplicates)
 MAX_GAP_DAYS = 7  # published further apart than this: not the same event (not tuned: ECB+ has no dates)
@@ -46,7 +53,7 @@ class Thresholds(NamedTuple):
 THRESHOLDS = Thresholds()
 
 
-def relation_of(hit: Hit, published: str | None = None, hit_published: str | None = None,
+def relation_of(hit: RankedHit, published: str | None = None, hit_published: str | None = None,
                 thresholds: Thresholds = THRESHOLDS) -> Relation:
     """The relation of ``hit`` to the story read (published ``published``; the hit ``hit_published``)."""
     if hit.copy_distance is not None and hit.copy_distance <= COPY_BITS:
@@ -59,7 +66,7 @@ def relation_of(hit: Hit, published: str | None = None, hit_published: str | Non
     return "same_event" if hit.score >= thresholds.same_event_score else "background"
 
 
-def needs_neighbourhood(hit: Hit) -> bool:
+def needs_neighbourhood(hit: RankedHit) -> bool:
     """Whether :func:`relation_of` may read the hit's neighbourhood: not for a near copy (the
     publication dates are not known to the index, so a hit too far apart is still looked up)."""
     return hit.copy_distance is None or hit.copy_distance > COPY_BITS
