@@ -207,10 +207,17 @@ def main(argv: list[str] | None = None) -> int:
                 for task, r in report["tasks"].items()
             },
         }
-        if "extraction" in report["tasks"]:  # the one task with choices made on folds
+        # the tasks with choices made on folds: extraction's clean-up rules, related's constants
+        if "extraction" in report["tasks"]:
             cv = folds.fold_task("extraction", data, folds.GATE_FOLDS)
             baseline["tasks"]["extraction"]["folds"] = folds.GATE_FOLDS
             baseline["tasks"]["extraction"]["cross_validated"] = cv["cross_validated"]
+        if "related" in report["tasks"]:
+            from backstory_tools.related_folds import gate_cross_validated
+
+            baseline["tasks"]["related"]["folds"] = folds.GATE_FOLDS
+            baseline["tasks"]["related"]["cross_validated"] = gate_cross_validated(
+                harness._models(), folds.GATE_FOLDS, data / "related" / "ecbplus.jsonl")
         args.write_baseline.write_text(json.dumps(baseline, indent=2) + "\n", encoding="utf-8")
         print(f"baseline written to {args.write_baseline}")
     return 0

@@ -211,10 +211,24 @@ def test_quality_gate(task: str, models):
 @pytest.mark.quality
 @needs_data
 def test_quality_gate_cross_validated_extraction():
-    """Extraction's figure on held-back sites, the clean-up's rules chosen on the other folds (its
-    other tasks choose nothing on folds: their cross-validated figure is the plain one above)."""
+    """Extraction's figure on held-back sites, the clean-up's rules chosen on the other folds
+    (keyphrases and entities choose nothing on folds: their cross-validated figure is the plain one
+    above; related stories: the next test)."""
     entry = _baseline()["tasks"]["extraction"]
     result = folds.fold_task("extraction", DATA, entry["folds"])
     assert result["documents"] == entry["documents"]
     problems = compare_to_baseline(entry["cross_validated"], result["cross_validated"], _baseline()["tolerance"])
     assert not problems, "cross-validated extraction fell below tests/quality_baseline.json: " + "; ".join(problems)
+
+
+@pytest.mark.quality
+@needs_data
+def test_quality_gate_cross_validated_related(models):
+    """Related stories on held-back topics: the constants chosen on topic folds (the numbers and the
+    neighbourhood order) re-chosen on the other folds and scored on each held-back fold."""
+    from backstory_tools.related_folds import gate_cross_validated
+
+    entry = _baseline()["tasks"]["related"]
+    figures = gate_cross_validated(models, entry["folds"], DATA / "related" / "ecbplus.jsonl")
+    problems = compare_to_baseline(entry["cross_validated"], figures, _baseline()["tolerance"])
+    assert not problems, "cross-validated related fell below tests/quality_baseline.json: " + "; ".join(problems)

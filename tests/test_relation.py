@@ -12,7 +12,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from backstory import schemas
-from backstory.archive import neighbours
+from backstory.archive import neighbours, related
 from backstory.archive.features import compute_features
 from backstory.archive.related import NEIGHBOURS, Hit, RelatedIndex
 from backstory.archive.relation import MAX_GAP_DAYS, THRESHOLDS, Thresholds, days_apart, relation_of
@@ -78,10 +78,10 @@ def _reports(event: list[str], n: int, tag: str) -> list[tuple[str, str]]:
     return out
 
 
-def _two_events() -> tuple[RelatedIndex, dict]:
-    """An index of event A's 5 reports and event B's 14, and their features."""
+def _two_events(*more: tuple[str, str]) -> tuple[RelatedIndex, dict]:
+    """An index of event A's 5 reports and event B's 14 (and ``more``), and their features."""
     index = RelatedIndex()
-    stories = _reports(EVENT_A, 5, "a") + _reports(EVENT_B, 14, "b")
+    stories = _reports(EVENT_A, 5, "a") + _reports(EVENT_B, 14, "b") + list(more)
     features = {sid: compute_features(None, text, [], []) for sid, text in stories}
     for sid, f in features.items():
         index.add(sid, f, None, None)
@@ -100,6 +100,45 @@ def test_reports_of_one_event_share_neighbourhoods_and_another_events_do_not() -
     # without the stored features of the hits there is no neighbourhood: the score decides
     bare = index.query(features["a0"], None, exclude_id="a0", limit=NEIGHBOURS)
     assert bare and all(h.shared_neighbours is None for h in bare)
+
+
+# A report of event A that says little (one of A's sentences), and a report of event B that names
+# A's governor and town: by shared words B's report is nearer A's stories than A's own short one.
+SHORT_A = ("a5", " ".join([EVENT_A[4], TOPIC[2], "Officials said the crossing stays closed."]))
+B_NAMING_A = ("y", " ".join([TOPIC[0], TOPIC[1], EVENT_B[0], EVENT_B[2],
+                             "Governor Lewis Tamm of Kelmarsh sent his own engineers to the Dunhollow footbridge."]))
+
+
+def test_the_querys_event_comes_before_another_event_that_shares_more_words(monkeypatch) -> None:
+    """The first hits are ordered with their neighbourhoods: the short A report (whose own nearest
+    stories are A's) passes B's report (whose nearest are B's), also when only 5 are asked for."""
+    index, features = _two_events(SHORT_A, B_NAMING_A)
+
+    def top(limit: int) -> list[str]:
+        hits = index.query(features["a0"], None, exclude_id="a0", limit=limit,
+                           features_of=lambda ids: [features[i] for i in ids])
+        assert len(hits) == limit
+        return [h.story_id for h in hits]
+
+    monkeypatch.setattr(related, "NEIGHBOURHOOD_WEIGHT", 0.0)  # by the ranking score alone
+    assert "y" in top(5) and "a5" not in top(5), top(5)
+    monkeypatch.setattr(related, "NEIGHBOURHOOD_WEIGHT", 0.5)
+    assert sorted(top(5)) == ["a1", "a2", "a3", "a4", "a5"], top(5)
+    assert top(NEIGHBOURS)[:5] == top(5)  # the same first five, whatever the limit
+
+
+def test_the_order_by_neighbourhood_moves_only_known_neighbourhoods_within_the_window(monkeypatch) -> None:
+    monkeypatch.setattr(related, "NEIGHBOURHOOD_WEIGHT", 0.5)
+    monkeypatch.setattr(related, "RERANK_DEPTH", 4)
+    hits = [Hit("lone", 0.9, shared_neighbours=0.0),   # 0.90
+            Hit("unknown", 0.8),                        # no neighbourhood: keeps its place
+            Hit("copy", 0.6, copy_distance=1),          # a near copy counts as all of it: 1.10
+            Hit("shared", 0.5, shared_neighbours=0.9),  # 0.95
+            Hit("late", 0.2, shared_neighbours=1.0)]    # beyond the window: stays last
+    ranked = [h.score for h in hits]
+    assert [hits[i].story_id for i in related._by_neighbourhood(hits, ranked)] == ["copy", "unknown", "shared", "lone", "late"]
+    monkeypatch.setattr(related, "NEIGHBOURHOOD_WEIGHT", 0.0)
+    assert related._by_neighbourhood(hits, ranked) == [0, 1, 2, 3, 4]
 
 
 def test_all_hits_neighbourhoods_at_once_match_one_first_pass_per_hit() -> None:

@@ -66,13 +66,23 @@ def ecb_eval(features_path: str, weights: dict | None = None, data: Path = DATA)
 
 
 def make_features(out: str, data: Path = DATA) -> int:
-    """Write the ECB+ features file: each article's entities, keyphrases and embedding as the
-    pipeline's analyzer computes them (no title: the evaluation sends text only)."""
+    """Write the ECB+ features file (:func:`analyze_rows` of every article)."""
     from backstory.pipeline import Models
+
+    models = Models.load()
+    try:
+        feats = analyze_rows([json.loads(line) for line in data.open()], models)
+    finally:
+        models.close()
+    Path(out).write_text(json.dumps(feats))
+    return len(feats)
+
+
+def analyze_rows(rows: list[dict], models) -> list[dict]:
+    """Each article's entities, keyphrases and embedding as the pipeline's analyzer computes them
+    with ``models`` (no title: the evaluation sends text only), in the features file's form."""
     from backstory.pipeline.analyzer import Analyzer
 
-    rows = [json.loads(line) for line in data.open()]
-    models = Models.load()
     analyzer = Analyzer(models)
     try:
         feats = []
@@ -83,9 +93,7 @@ def make_features(out: str, data: Path = DATA) -> int:
                           "embedding": a.embedding})
     finally:
         analyzer.close()
-        models.close()
-    Path(out).write_text(json.dumps(feats))
-    return len(feats)
+    return feats
 
 
 def ecb_archive_eval(features_path: str, data: Path = DATA) -> dict:

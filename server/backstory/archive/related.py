@@ -21,7 +21,9 @@ share every word but the date). Stories that name no date are left as they are. 
 likewise: a candidate naming the query's counts or amounts (a toll, a magnitude, a sum) gains a
 little. Each hit carries what decides its relation to the
 query (same event or background, :mod:`backstory.archive.relation`): its SimHash distance, and
-how much of the query's neighbourhood it shares (:mod:`backstory.archive.neighbours`).
+how much of the query's neighbourhood it shares (:mod:`backstory.archive.neighbours`). That share
+also orders the first hits (:data:`NEIGHBOURHOOD_WEIGHT`): a same-topic story of another event has
+its own event's reports around it, not the query's, and drops behind the query's event.
 
 ``python -m backstory_tools.related_bench`` measures it on ECB+ dev; the figures of each signal
 are in ``docs/quality.md`` and ``docs/benchmarks.md``.
@@ -41,6 +43,7 @@ from ..duplicates import hamming, popcount64
 from ..story import EMBEDDING_DIM, OPERATOR, Viewer
 from .features import MAX_DAYS, MAX_NUMBERS, Features, calendar_mask, day_row, number_row, quantize, year_mask
 from .neighbours import Limits, shared_neighbours
+from .relation import needs_neighbourhood
 from .postings import Postings
 
 # Fusion weights, tuned on ECB+ (see backstory_tools.related_bench).
@@ -53,6 +56,13 @@ MAX_DF_FRACTION = 0.05  # words in more stories than this are skipped when the a
 POSTINGS_BUDGET = 20_000  # postings read per lookup pass at most
 MIN_SCORE = 0.04        # weaker matches are not shown
 NEIGHBOURS = 10         # the nearest stories compared by Hit.shared_neighbours (whatever the limit)
+# Reports of one event are each other's nearest stories, a same-topic story of another event is
+# not (see neighbours.py): the first RERANK_DEPTH hits are ordered by their ranking score plus
+# NEIGHBOURHOOD_WEIGHT x the share of the query's neighbourhood they share (chosen on topic folds
+# of ECB+ dev, docs/quality.md). A deeper window gained nothing there and costs a neighbourhood
+# per hit.
+RERANK_DEPTH = 10
+NEIGHBOURHOOD_WEIGHT = 0.5
 # Dates (see ``features.dates_in``): stories that name the same year, month or calendar day are more
 # likely to report the same event; two stories that both name years (months, weekdays) but not
 # one in common are likely to report two events of the same kind. Added to the fused score of
@@ -79,6 +89,18 @@ class Hit:
 
 
 _SPARSE = ("terms", "ents", "kps")
+
+
+def _by_neighbourhood(hits: list[Hit], ranked: list[float]) -> list[int]:
+    """The hits' positions in their final order: the first RERANK_DEPTH by ranking score
+    (``ranked``) plus NEIGHBOURHOOD_WEIGHT x their shared neighbourhood; a near copy counts as
+    sharing all of it (the same event by definition; its neighbourhood is not looked up). A hit
+    whose neighbourhood is unknown (a small archive) keeps its place; the rest follow as ranked."""
+    window = range(min(RERANK_DEPTH, len(hits)))
+    known = [i for i in window if hits[i].shared_neighbours is not None or not needs_neighbourhood(hits[i])]
+    share = {i: 1.0 if hits[i].shared_neighbours is None else hits[i].shared_neighbours for i in known}
+    moved = iter(sorted(known, key=lambda i: -(ranked[i] + NEIGHBOURHOOD_WEIGHT * share[i])))
+    return [next(moved) if i in share else i for i in window] + list(range(len(window), len(hits)))
 
 
 class RelatedIndex:
@@ -367,7 +389,10 @@ class RelatedIndex:
                     cand, total = self._score(queries, qe, n, limit, exclude)
             total = total + self._dates(cand, features) + self._numbers(cand, features)
             order = np.argsort(-total)
-            hits, nearest = [], []
+            # with feedback (the stored features) the first RERANK_DEPTH hits are reordered by
+            # their neighbourhoods, so that many are looked at even when fewer are asked for
+            pool = max(limit, RERANK_DEPTH) if features_of is not None and NEIGHBOURHOOD_WEIGHT else limit
+            hits, ranked, nearest = [], [], []
             for j in order:
                 slot = int(cand[j])
                 shown = first.get(slot)
@@ -375,17 +400,21 @@ class RelatedIndex:
                     continue
                 if len(nearest) < NEIGHBOURS:
                     nearest.append((slot, max(float(total[j]), 0.0)))
-                if len(hits) >= limit:
+                if len(hits) >= pool:
                     if len(nearest) >= NEIGHBOURS:
                         break
                     continue
                 copy = hamming(int(self.simhash[slot]), simhash) if simhash is not None and self.has_simhash[slot] else None
                 hits.append(Hit(story_id=self.ids[slot], score=round(float(shown), 4), copy_distance=copy))
+                ranked.append(float(total[j]))
             if hits:
                 stored = features_of([h.story_id for h in hits]) if features_of is not None else None
-                self._explain(hits, features, stored, base)
                 if stored is not None:
                     shared_neighbours(self, hits, stored, nearest, n, exclude)
+                    keep = _by_neighbourhood(hits, ranked)[:limit]
+                    stored = [stored[i] for i in keep]
+                    hits = [hits[i] for i in keep]
+                self._explain(hits, features, stored, base)
             return hits
 
     def _dates(self, cand: np.ndarray, features: Features) -> np.ndarray:

@@ -12,7 +12,9 @@ for every held-back fold, each rule is kept only when switching it off lowers th
 held-back folds together give the cross-validated figure; each rule's effect on the folds it
 was judged on and on the held-back ones is reported beside it. Keyphrases, entities and related
 stories have no switchable choices here: their per-fold figures show how much a figure moves
-from one part of the set to another.
+from one part of the set to another. (The related ranking's constants are chosen on topic folds
+by :mod:`backstory_tools.related_folds`, over one index of precomputed features rather than
+through the archive; the quality gate checks its cross-validated figure.)
 """
 
 from __future__ import annotations
