@@ -1,4 +1,4 @@
-/* Backstory panel: the related stories, as two views of the server's list (kept in its score order
+/* Backstory panel: the related stories, as two views of the server's list (kept in its ranking order
  * there): "Same story elsewhere" (each related story whose relation is same_event, its sources side by
  * side) and "Backstory" (the others, a timeline oldest first). Uses $(), el(), formatDate(), hostOf(),
  * safeHttpUrl() and joinParts() of panel.js, which calls renderRelated(). */
