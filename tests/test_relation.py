@@ -134,7 +134,7 @@ def test_the_order_by_neighbourhood_moves_only_known_neighbourhoods_within_the_w
             Hit("unknown", 0.8),                        # no neighbourhood: keeps its place
             Hit("copy", 0.6, copy_distance=1),          # a near copy counts as all of it: 1.10
             Hit("shared", 0.5, shared_neighbours=0.9),  # 0.95
-            Hit("late", 0.2, shared_neighbours=1.0)]    # beyond the window: stays last
+            Hit("late", 0.48, shared_neighbours=1.0)]   # 0.98, but beyond the window: stays last
     ranked = [h.score for h in hits]
     assert [hits[i].story_id for i in related._by_neighbourhood(hits, ranked)] == ["copy", "unknown", "shared", "lone", "late"]
     monkeypatch.setattr(related, "NEIGHBOURHOOD_WEIGHT", 0.0)
